@@ -1,0 +1,64 @@
+"""Shared fixtures: real cargo builds of real crates, made in tmp folders."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from toolchain import REPO_ROOT
+from toolchain.build import BuildOptions, BuildReport, build
+
+HELLO_MAIN = 'fn main() { println!("hello {}", env!("CARGO_PKG_VERSION")); }\n'
+
+
+def make_crate(
+    root: Path,
+    name: str,
+    *,
+    main_rs: str | None = HELLO_MAIN,
+    lib_rs: str | None = None,
+    manifest_extra: str = "",
+    bins: dict[str, str] | None = None,
+) -> Path:
+    """Write a small zero-dependency crate and return its Cargo.toml."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "src").mkdir(exist_ok=True)
+    manifest = f'[package]\nname = "{name}"\nversion = "0.3.1"\nedition = "2021"\n\n[dependencies]\n{manifest_extra}\n'
+    if main_rs is not None:
+        (root / "src" / "main.rs").write_text(main_rs)
+    if lib_rs is not None:
+        (root / "src" / "lib.rs").write_text(lib_rs)
+    for bin_name, source in (bins or {}).items():
+        (root / "src" / "bin").mkdir(exist_ok=True)
+        (root / "src" / "bin" / f"{bin_name}.rs").write_text(source)
+    (root / "Cargo.toml").write_text(manifest)
+    return root / "Cargo.toml"
+
+
+def run_invoke(
+    *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI, the way a user does."""
+    import os
+
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuildReport]:
+    """The bundled demo built once per test session with the dist profile."""
+    out_dir = tmp_path_factory.mktemp("dist")
+    yield build(BuildOptions(out_dir=out_dir))

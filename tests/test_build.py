@@ -1,0 +1,162 @@
+"""The pipeline end to end on the host target, with real cargo builds."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import HELLO_MAIN, make_crate
+
+from toolchain.build import BuildOptions, BuildReport, build, check_binaries, package_target
+from toolchain.cargo import load_project, select
+from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
+from toolchain.settings import load_settings
+from toolchain.targets import get_target
+
+HOST = "x86_64-unknown-linux-gnu"
+
+
+def test_demo_build_writes_archive_checksum_and_record(demo_build: BuildReport) -> None:
+    (result,) = demo_build.results
+    assert result.ok and result.triple == HOST and result.runner == "native"
+    (artifact,) = result.artifacts
+    assert artifact.path.name == "tally-x86_64-unknown-linux-gnu.tar.xz"
+    digest = hashlib.sha256(artifact.path.read_bytes()).hexdigest()
+    assert artifact.checksum_path.read_text() == f"{digest}  {artifact.path.name}\n"
+    # sha256sum itself accepts the checksum file.
+    check = subprocess.run(["sha256sum", "-c", artifact.checksum_path.name], cwd=artifact.path.parent, check=False)
+    assert check.returncode == 0
+    record = json.loads((demo_build.out_dir / "build-record.json").read_text())
+    entry = record["targets"][HOST]
+    assert entry["profile"] == "dist" and entry["runner"] == "native"
+    assert entry["toolchain"]["rustc"].startswith("rustc ")
+    assert entry["binaries"][0]["sha256"] == result.binaries[0].sha256
+
+
+def test_archive_holds_one_top_folder_with_binary_and_docs(demo_build: BuildReport, tmp_path: Path) -> None:
+    artifact = demo_build.results[0].artifacts[0]
+    with tarfile.open(artifact.path) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        top = "tally-x86_64-unknown-linux-gnu"
+        assert set(members) == {top, *(f"{top}/{n}" for n in ("tally", "README.md", "LICENSE", "CHANGELOG.md"))}
+        binary = members[f"{top}/tally"]
+        assert binary.mode == 0o755 and binary.uid == 0 and binary.gid == 0 and binary.uname == ""
+        assert len({m.mtime for m in members.values()}) == 1
+        tar.extractall(tmp_path, filter="data")
+    run = subprocess.run([tmp_path / top / "tally", "--version"], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "tally 0.1.0"
+    assert subprocess.run([tmp_path / top / "tally", "doctor"], capture_output=True, check=False).returncode == 0
+
+
+def test_dist_binary_is_stripped_and_matches_target(demo_build: BuildReport) -> None:
+    binary = demo_build.results[0].binaries[0]
+    assert binary.info.stripped and binary.info.format == "elf" and binary.info.machine == "x86_64"
+    assert all(v.ok for v in binary.verdicts)
+
+
+def test_noop_rebuild_reuses_the_archive(demo_build: BuildReport) -> None:
+    again = build(BuildOptions(out_dir=demo_build.out_dir))
+    assert again.results[0].artifacts[0].reused
+    assert again.results[0].artifacts[0].sha256 == demo_build.results[0].artifacts[0].sha256
+
+
+def test_packaging_is_byte_for_byte_reproducible(demo_build: BuildReport, tmp_path: Path) -> None:
+    first = demo_build.results[0].artifacts[0].path.read_bytes()
+    again = build(BuildOptions(out_dir=tmp_path))
+    assert again.results[0].artifacts[0].path.read_bytes() == first
+
+
+def test_any_crate_by_manifest_path(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "hello", "hello-tool")
+    report = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "out", profile="fast"))
+    artifact = report.results[0].artifacts[0]
+    assert artifact.path.name == "hello-tool-x86_64-unknown-linux-gnu.tar.xz"
+    out = subprocess.run([report.results[0].binaries[0].path], capture_output=True, text=True, check=True)
+    assert out.stdout == "hello 0.3.1\n"
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("workspace")
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["alpha", "beta", "shared"]\nresolver = "2"\n')
+    make_crate(root / "alpha", "alpha", bins={"alpha-extra": HELLO_MAIN})
+    make_crate(root / "beta", "beta")
+    make_crate(root / "shared", "shared", main_rs=None, lib_rs="pub fn x() {}\n")
+    return root / "Cargo.toml"
+
+
+def test_workspace_binaries_come_from_cargo_metadata(workspace: Path) -> None:
+    project = load_project(workspace)
+    assert [(p.name, sorted(p.binaries)) for p in project.packages] == [
+        ("alpha", ["alpha", "alpha-extra"]),
+        ("beta", ["beta"]),
+    ]
+    assert [s.package.name for s in select(project, "beta", [])] == ["beta"]
+    assert [(s.package.name, s.binaries) for s in select(project, None, ["alpha-extra"])] == [
+        ("alpha", ("alpha-extra",))
+    ]
+    with pytest.raises(UsageError, match="did you mean 'alpha'"):
+        select(project, "alpah", [])
+    with pytest.raises(UsageError, match="no binary named 'gamma'"):
+        select(project, None, ["gamma"])
+
+
+def test_workspace_build_one_package(workspace: Path, tmp_path: Path) -> None:
+    report = build(BuildOptions(manifest_path=workspace, package="alpha", out_dir=tmp_path, profile="fast"))
+    assert sorted(b.name for b in report.results[0].binaries) == ["alpha", "alpha-extra"]
+    (artifact,) = report.results[0].artifacts
+    with tarfile.open(artifact.path) as tar:
+        names = sorted(tar.getnames())
+    assert names == ["alpha-x86_64-unknown-linux-gnu", "alpha-x86_64-unknown-linux-gnu/alpha",
+                     "alpha-x86_64-unknown-linux-gnu/alpha-extra"]  # fmt: skip
+
+
+def test_library_only_crate_is_refused(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "lib", "justalib", main_rs=None, lib_rs="pub fn f() {}\n")
+    with pytest.raises(ProjectError, match="has no binary target"):
+        build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_manifest_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ProjectError, match=r"no Cargo.toml at"):
+        build(BuildOptions(manifest_path=tmp_path / "nope" / "Cargo.toml", out_dir=tmp_path / "out"))
+
+
+def test_cargo_failure_shows_cargos_error_and_writes_nothing(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "broken", "broken", main_rs='fn main() { let x: u32 = "no"; }\n')
+    with pytest.raises(BuildError) as caught:
+        build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "out"))
+    assert "cargo build for x86_64-unknown-linux-gnu failed" in str(caught.value)
+    assert "error[E0308]: mismatched types" in str(caught.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_wrong_architecture_binary_is_refused_before_packaging(demo_build: BuildReport, tmp_path: Path) -> None:
+    # A real x86_64 binary presented as the aarch64 build: verification must
+    # stop it before an archive is written.
+    project = load_project(load_settings().manifest_path)
+    binary = demo_build.results[0].binaries[0]
+    aarch64 = get_target("aarch64-unknown-linux-gnu")
+    with pytest.raises(VerificationError, match="machine is x86_64, expected aarch64"):
+        built = check_binaries({"tally": binary.path}, aarch64, project, select(project, None, []))
+        package_target(project, select(project, None, []), aarch64, built, load_settings(), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_user_profile_wins_unless_forced(tmp_path: Path) -> None:
+    # The crate defines its own [profile.dist] that keeps symbols.
+    manifest = make_crate(
+        tmp_path / "own", "ownprofile", manifest_extra='\n[profile.dist]\ninherits = "release"\nstrip = false\n'
+    )
+    kept = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "a", package_artifacts=False))
+    assert not kept.results[0].binaries[0].info.stripped
+    assert "Cargo.toml" in (kept.results[0].profile_source or "")
+    forced = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "b", force_profile=True))
+    assert forced.results[0].binaries[0].info.stripped
+    assert forced.results[0].profile_source.endswith("profiles/dist.toml")  # type: ignore[union-attr]
+    assert "strip = false" in manifest.read_text(), "the user's Cargo.toml is never edited"

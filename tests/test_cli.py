@@ -1,0 +1,127 @@
+"""The invoke tasks as a user runs them: help, JSON, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from conftest import make_crate, run_invoke
+
+from toolchain.build import BuildReport
+
+
+def test_list_shows_every_task_with_one_line_help() -> None:
+    listing = run_invoke("--list")
+    assert listing.returncode == 0
+    for name in ("build", "doctor", "inspect"):
+        assert re.search(rf"^\s+{name}\s+\S", listing.stdout, re.M), listing.stdout
+
+
+def test_every_argument_has_help_text() -> None:
+    for name in ("build", "doctor", "inspect"):
+        helptext = run_invoke(name, "--help").stdout
+        options = re.findall(r"^\s+(?:-\w, )?(--[\w-]+)(?:=\w+)?\s*(.*)$", helptext, re.M)
+        assert options, helptext
+        for option, text in options:
+            assert text.strip(), f"{name} {option} has no help text"
+
+
+def test_unknown_target_is_one_line_and_exit_2() -> None:
+    result = run_invoke("build", "--target", "aarch64-unknown-linux-gnux")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "error: unknown target 'aarch64-unknown-linux-gnux'; did you mean 'aarch64-unknown-linux-gnu'?; "
+        "`invoke doctor` lists the known targets"
+    ]
+
+
+def test_unknown_profile_is_refused() -> None:
+    result = run_invoke("build", "--profile", "dits")
+    assert result.returncode == 2
+    assert "unknown profile 'dits'; did you mean 'dist'?" in result.stderr
+
+
+def test_bad_manifest_path_exit_code(tmp_path: Path) -> None:
+    result = run_invoke("build", "--manifest-path", str(tmp_path / "Cargo.toml"), "--out-dir", str(tmp_path / "o"))
+    assert result.returncode == 4
+    assert "no Cargo.toml at" in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_build_json_on_stdout_only(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "c", "jsontool")
+    result = run_invoke(
+        "build", "--manifest-path", str(manifest), "--profile", "fast", "--out-dir", str(tmp_path / "o"), "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "toolchain.build/v1" and document["ok"] is True
+    assert document["targets"][0]["artifacts"][0]["path"].endswith("jsontool-x86_64-unknown-linux-gnu.tar.xz")
+    assert "+ cargo build" in result.stderr  # the command trace goes to stderr
+
+
+def test_plain_progress_and_github_groups(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "c", "grouped")
+    args = ("build", "--manifest-path", str(manifest), "--profile", "fast", "--out-dir", str(tmp_path / "o"))
+    result = run_invoke(*args, env={"GITHUB_ACTIONS": "true", "CI": "true"})
+    assert result.returncode == 0, result.stderr
+    assert "::group::build x86_64-unknown-linux-gnu (fast profile)" in result.stderr
+    assert "::endgroup::" in result.stderr
+    assert "\x1b[" not in result.stderr + result.stdout  # no colour codes in CI
+    assert "Build summary" in result.stdout
+
+
+def test_inspect_path_json(demo_build: BuildReport) -> None:
+    binary = demo_build.results[0].binaries[0]
+    result = run_invoke("inspect", str(binary.path), "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "toolchain.inspect/v1"
+    (entry,) = document["binaries"]
+    assert (entry["format"], entry["machine"], entry["stripped"]) == ("elf", "x86_64", True)
+    assert entry["size"] == binary.path.stat().st_size
+    assert entry["sections"][0]["size"] >= entry["sections"][-1]["size"]
+
+
+def test_inspect_last_build_of_a_target(demo_build: BuildReport) -> None:
+    result = run_invoke("inspect", "--target", "x86_64-unknown-linux-gnu", "--out-dir", str(demo_build.out_dir))
+    assert result.returncode == 0, result.stderr
+    assert "largest sections" in result.stdout and ".text" in result.stdout
+    assert re.search(r"machine\s+ok\s+x86_64\s+x86_64", result.stdout)
+    missing = run_invoke("inspect", "--target", "aarch64-apple-darwin", "--out-dir", str(demo_build.out_dir))
+    assert missing.returncode == 2
+    assert "aarch64-apple-darwin has not been built" in missing.stderr
+
+
+def test_inspect_refuses_a_non_executable(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    result = run_invoke("inspect", str(empty))
+    assert result.returncode == 8 and "is empty" in result.stderr
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    result = run_invoke("inspect", str(text))
+    assert result.returncode == 8 and "not an executable" in result.stderr
+
+
+def test_doctor_reports_tools_and_targets_json() -> None:
+    result = run_invoke("doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["schema"] == "toolchain.doctor/v1"
+    tools = {t["name"]: t for t in document["tools"]}
+    assert tools["cargo"]["ok"] and tools["rustc"]["ok"]
+    for tool in tools.values():
+        assert tool["ok"] or tool["fix"], f"{tool['name']} is missing but has no fix"
+    targets = {t["triple"]: t for t in document["targets"]}
+    assert targets["x86_64-unknown-linux-gnu"]["buildable"]
+    assert len(targets) == 6
+
+
+def test_doctor_exit_code_for_a_target_this_host_cannot_build() -> None:
+    result = run_invoke("doctor", "--target", "x86_64-pc-windows-msvc")
+    assert result.returncode == 5
+    assert "from Linux build x86_64-pc-windows-gnu" in result.stdout
+    assert run_invoke("doctor", "--target", "x86_64-unknown-linux-gnu").returncode == 0

@@ -1,0 +1,49 @@
+"""The subprocess helper and the logger."""
+
+from __future__ import annotations
+
+import pytest
+
+from toolchain import proc
+from toolchain.errors import BuildError, MissingToolError
+from toolchain.log import log
+
+
+def test_run_logs_the_command_and_returns_output(capsys: pytest.CaptureFixture[str]) -> None:
+    result = proc.run(["echo", "hello world"])
+    assert result.stdout == "hello world\n"
+    assert "+ echo 'hello world'" in capsys.readouterr().err
+
+
+def test_run_refuses_a_shell_string() -> None:
+    with pytest.raises(TypeError, match="argument list"):
+        proc.run("echo hi")
+
+
+def test_failure_raises_the_given_error_with_the_tools_first_error_line() -> None:
+    with pytest.raises(BuildError, match=r"demo failed with exit code 3: error: it broke"):
+        proc.run(["sh", "-c", "echo noise >&2; echo 'error: it broke' >&2; exit 3"], error=BuildError, what="demo")
+
+
+def test_missing_program_points_to_doctor() -> None:
+    with pytest.raises(MissingToolError, match=r"'no-such-tool-xyz' is not installed.*invoke doctor"):
+        proc.run(["no-such-tool-xyz"])
+
+
+def test_tee_keeps_stderr_and_shows_it(capsys: pytest.CaptureFixture[str]) -> None:
+    result = proc.run(["sh", "-c", "echo out; echo progress >&2"], tee_stderr=True)
+    assert result.stdout == "out\n" and result.stderr == "progress\n"
+    assert "progress" in capsys.readouterr().err
+
+
+def test_plain_table_when_not_a_tty(capsys: pytest.CaptureFixture[str]) -> None:
+    log.table("Title", ["a", "long column"], [["x", 1], ["yy", None]])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["Title", "a   long column", "--  -----------", "x   1", "yy"]
+
+
+def test_github_group_markers(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    with log.group("step one"):
+        log.info("inside")
+    assert capsys.readouterr().err.splitlines() == ["::group::step one", "inside", "::endgroup::"]

@@ -1,0 +1,360 @@
+"""The build pipeline for one or more targets: cargo → inspect → verify →
+package, ending in one summary and a build record in the output folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolchain import __version__, proc
+from toolchain.cache import inspect_cached
+from toolchain.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.digest import sha256_file
+from toolchain.errors import BuildError, ToolchainError
+from toolchain.inspection import BinaryInfo
+from toolchain.log import log
+from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
+from toolchain.profiles import Profile, get_profile
+from toolchain.routes import Route, resolve_route, rustc_version
+from toolchain.runners import BuildJob, choose_runner
+from toolchain.settings import Settings, load_settings
+from toolchain.targets import Target, all_targets, get_target, host_platform, host_triple
+from toolchain.verify import Verdict, require_target_match
+
+RECORD_NAME = "build-record.json"
+RECORD_SCHEMA = "toolchain.build-record/v1"
+REPORT_SCHEMA = "toolchain.build/v1"
+EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    targets: tuple[str, ...] = ()  # empty: settings, else this host's target
+    all_targets: bool = False
+    profile: str | None = None
+    manifest_path: Path | None = None
+    package: str | None = None
+    binaries: tuple[str, ...] = ()
+    runner: str | None = None
+    force_profile: bool = False
+    out_dir: Path | None = None
+    keep_going: bool = False
+    package_artifacts: bool = True
+
+
+@dataclass(frozen=True)
+class BuiltBinary:
+    package: str
+    name: str
+    path: Path
+    sha256: str
+    info: BinaryInfo
+    verdicts: tuple[Verdict, ...]
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    triple: str
+    ok: bool
+    seconds: float
+    runner: str | None = None
+    runner_reason: str | None = None
+    route: str | None = None
+    profile_source: str | None = None
+    toolchain: dict[str, str | None] = field(default_factory=dict)
+    binaries: tuple[BuiltBinary, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.triple,
+            "ok": self.ok,
+            "seconds": round(self.seconds, 3),
+            "runner": self.runner,
+            "runner_reason": self.runner_reason,
+            "route": self.route,
+            "profile_source": self.profile_source,
+            "toolchain": self.toolchain,
+            "error": self.error,
+            "binaries": [
+                {
+                    "package": b.package,
+                    "name": b.name,
+                    "path": str(b.path),
+                    "sha256": b.sha256,
+                    "size": b.info.size,
+                    "format": b.info.format,
+                    "machine": b.info.machine,
+                    "stripped": b.info.stripped,
+                    "verdicts": [v.__dict__ for v in b.verdicts],
+                }
+                for b in self.binaries
+            ],
+            "artifacts": [
+                {
+                    "package": a.package,
+                    "path": str(a.path),
+                    "sha256": a.sha256,
+                    "size": a.size,
+                    "checksum": str(a.checksum_path),
+                }
+                for a in self.artifacts
+            ],
+        }
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    profile: str
+    out_dir: Path
+    results: tuple[TargetResult, ...]
+    record_path: Path | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "ok": self.ok,
+            "profile": self.profile,
+            "out_dir": str(self.out_dir),
+            "record": str(self.record_path) if self.record_path else None,
+            "targets": [r.to_dict() for r in self.results],
+        }
+
+
+def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
+    if options.all_targets:
+        host = host_platform()
+        return [t for t in all_targets().values() if t.release and t.runner_preference(host)]
+    triples = [t for spec in options.targets for t in spec.split(",") if t.strip()]
+    triples = [t.strip() for t in triples] or list(settings.targets) or [host_triple()]
+    return [get_target(t) for t in triples]
+
+
+def build(options: BuildOptions) -> BuildReport:
+    """Build, verify and package every requested target."""
+    settings = load_settings()
+    profile = get_profile(options.profile or settings.profile)
+    targets = resolve_targets(options, settings)
+    project = load_project(options.manifest_path or settings.manifest_path)
+    selections = select(project, options.package, list(options.binaries))
+    out_dir = (options.out_dir or settings.out_dir).resolve()
+    runner_name = options.runner or settings.runner
+    results = []
+    for target in targets:
+        started = time.monotonic()
+        try:
+            result = build_target(project, selections, target, profile, runner_name, options, settings, out_dir)
+        except ToolchainError as exc:
+            if not options.keep_going or len(targets) == 1:
+                raise
+            log.error(f"{target.triple}: {exc}")
+            result = TargetResult(target.triple, False, time.monotonic() - started, error=str(exc))
+        results.append(result)
+    record_path = write_record(out_dir, project, profile, results) if any(r.ok for r in results) else None
+    return BuildReport(profile.name, out_dir, tuple(results), record_path)
+
+
+def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: bool) -> tuple[bool, str]:
+    """Whether to pass the profile on cargo's command line, and where it comes from."""
+    if profile.builtin:
+        return False, f"cargo's built-in {profile.name} profile"
+    if profile.name in project.manifest_profiles and not force:
+        return False, f"[profile.{profile.name}] in {project.workspace_root / 'Cargo.toml'}"
+    return True, str(profile.source)
+
+
+def build_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    runner_name: str,
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+) -> TargetResult:
+    started = time.monotonic()
+    host = host_platform()
+    with log.group(f"build {target.triple} ({profile.name} profile)"):
+        choice = choose_runner(runner_name, target, host)
+        log.info(f"runner: {choice.runner.name} ({choice.reason})")
+        route = resolve_route(target)
+        log.info(f"toolchain route: {route.name} ({route.detail})")
+        define, profile_source = profile_is_defined_by_toolkit(profile, project, options.force_profile)
+        if not define and not profile.builtin:
+            log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
+        log.info(f"profile: {profile.name} from {profile_source}")
+        job = BuildJob(project, tuple(selections), target, profile, define, route)
+        invocation = choice.runner.invocation(job)
+        result = proc.run(
+            invocation.argv,
+            env=invocation.env,
+            cwd=project.workspace_root,
+            tee_stderr=True,
+            error=BuildError,
+            what=f"cargo build for {target.triple}",
+        )
+        executables = parse_executables(result.stdout)
+    binaries = check_binaries(executables, target, project, selections)
+    artifacts: list[Artifact] = []
+    if options.package_artifacts:
+        artifacts = package_target(project, selections, target, binaries, settings, out_dir)
+    return TargetResult(
+        triple=target.triple,
+        ok=True,
+        seconds=time.monotonic() - started,
+        runner=choice.runner.name,
+        runner_reason=choice.reason,
+        route=route.name,
+        profile_source=profile_source,
+        toolchain=toolchain_versions(route),
+        binaries=tuple(binaries),
+        artifacts=tuple(artifacts),
+    )
+
+
+def parse_executables(stdout: str) -> dict[str, Path]:
+    """Binary name → path, from cargo's JSON messages (not from guessing)."""
+    found = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
+        if is_artifact and "bin" in message["target"]["kind"]:
+            found[message["target"]["name"]] = Path(message["executable"])
+    if not found:
+        raise BuildError("cargo reported no executable", hint="check --package/--bin")
+    return found
+
+
+def check_binaries(
+    executables: dict[str, Path], target: Target, project: Project, selections: list[Selection]
+) -> list[BuiltBinary]:
+    """Inspect each binary (cached by digest) and require it to fit the target."""
+    cache_dir = project.target_directory / ".toolchain"
+    owner = {b: s.package.name for s in selections for b in s.binaries}
+    built = []
+    with log.group(f"inspect {target.triple}"):
+        for name, path in sorted(executables.items()):
+            digest = sha256_file(path)
+            info = inspect_cached(path, digest, cache_dir)
+            verdicts = require_target_match(info, target, path)
+            log.info(
+                f"{path.name}: {info.format} {info.machine} {info.bits}-bit, "
+                f"{'stripped' if info.stripped else 'not stripped'}, {info.size} bytes"
+            )
+            built.append(BuiltBinary(owner.get(name, name), name, path, digest, info, verdicts))
+    return built
+
+
+def archive_entries(
+    selection: Selection, binaries: list[BuiltBinary], target: Target, project: Project, settings: Settings
+) -> list[ArchiveEntry]:
+    package = selection.package
+    entries = [ArchiveEntry(b.path.name, b.path, executable=True) for b in binaries if b.package == package.name]
+    docs: list[Path] = [*package.license_files]
+    if package.readme:
+        docs.append(package.readme)
+    for root in (package.root, project.workspace_root):
+        for name in EXTRA_DOC_NAMES:
+            if (root / name).is_file():
+                docs.append(root / name)
+                break
+        else:
+            continue
+        break
+    for extra in settings.include:
+        path = package.root / extra
+        if not path.is_file():
+            raise BuildError(f"include file {path} does not exist", hint="fix [package] include in toolchain.toml")
+        docs.append(path)
+    seen = {e.name for e in entries}
+    for doc in docs:
+        if doc.name not in seen and doc.is_file():
+            entries.append(ArchiveEntry(doc.name, doc, executable=False))
+            seen.add(doc.name)
+    return entries
+
+
+def package_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    binaries: list[BuiltBinary],
+    settings: Settings,
+    out_dir: Path,
+) -> list[Artifact]:
+    mtime = source_date_epoch(project.workspace_root)
+    artifacts = []
+    with log.group(f"package {target.triple}"):
+        for selection in selections:
+            name = archive_name(selection.package.name, target.triple, target.archive_format)
+            entries = archive_entries(selection, binaries, target, project, settings)
+            artifact = write_archive(selection.package.name, entries, out_dir, name, mtime)
+            log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
+            artifacts.append(artifact)
+    return artifacts
+
+
+def toolchain_versions(route: Route) -> dict[str, str | None]:
+    cargo = proc.run([cargo_program(), "--version"], check=False, quiet=True)
+    return {
+        "cargo": cargo.stdout.strip() or None,
+        "rustc": rustc_version(route.rustc),
+        "route": route.name,
+        "route_detail": route.detail,
+        "toolkit": __version__,
+    }
+
+
+def write_record(out_dir: Path, project: Project, profile: Profile, results: list[TargetResult]) -> Path:
+    """Merge this build's targets into out_dir/build-record.json (atomically)."""
+    path = out_dir / RECORD_NAME
+    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "targets": {}}
+    try:
+        existing = json.loads(path.read_text())
+        if existing.get("schema") == RECORD_SCHEMA:
+            record = existing
+    except (OSError, ValueError):
+        pass  # no record yet, or an unreadable one: start afresh
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    lock_digest = sha256_file(project.lockfile) if project.lockfile.is_file() else None
+    for result in results:
+        if not result.ok:
+            continue
+        entry = result.to_dict()
+        entry.update(
+            {
+                "finished": now,
+                "profile": profile.name,
+                "manifest_path": str(project.manifest_path),
+                "cargo_lock_sha256": lock_digest,
+            }
+        )
+        record["targets"][result.triple] = entry
+    out_dir.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def read_record(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / RECORD_NAME
+    try:
+        record: dict[str, Any] = json.loads(path.read_text())
+    except OSError as exc:
+        raise BuildError(f"no build record at {path}", hint="run `invoke build` first") from exc
+    return record

@@ -1,0 +1,30 @@
+"""Inspection results cached by the binary's SHA-256.
+
+A no-op rebuild then never imports LIEF: the digest is needed for the
+checksum anyway, and a hit costs one small JSON read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from toolchain.inspection import SCHEMA_VERSION, BinaryInfo, inspect_binary
+
+
+def inspect_cached(path: Path, sha256: str, cache_dir: Path) -> BinaryInfo:
+    entry = cache_dir / f"inspect-v{SCHEMA_VERSION}" / f"{sha256}.json"
+    try:
+        return BinaryInfo.from_dict(json.loads(entry.read_text()))
+    except (OSError, ValueError, TypeError, KeyError):
+        pass  # a miss or an unreadable entry: inspect afresh
+    info = inspect_binary(path)
+    try:
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        partial = entry.with_name(f".{entry.name}.{os.getpid()}")
+        partial.write_text(json.dumps(info.to_dict()))
+        os.replace(partial, entry)
+    except OSError:
+        pass  # the cache is an optimisation; a read-only target dir is fine
+    return info

@@ -1,0 +1,138 @@
+"""What this machine has for each target, and the command that fixes each gap."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain import proc
+from toolchain.cargo import cargo_program
+from toolchain.errors import ToolchainError
+from toolchain.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
+from toolchain.runners import choose_runner
+from toolchain.targets import Target, all_targets, host_platform
+
+DOCTOR_SCHEMA = "toolchain.doctor/v1"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    triple: str
+    buildable: bool
+    runner: str | None
+    route: str | None
+    runs_here: str
+    problem: str | None
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    host: str
+    tools: tuple[Check, ...]
+    targets: tuple[TargetStatus, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": DOCTOR_SCHEMA,
+            "host": self.host,
+            "tools": [c.__dict__ for c in self.tools],
+            "targets": [t.__dict__ for t in self.targets],
+        }
+
+
+def _version(argv: list[str]) -> str | None:
+    if shutil.which(argv[0]) is None and not Path(argv[0]).is_file():
+        return None
+    result = proc.run(argv, check=False, quiet=True, timeout=30)
+    text = (result.stdout or result.stderr).strip().splitlines()
+    return text[0] if result.returncode == 0 and text else None
+
+
+def _tool(name: str, argv: list[str], fix: str) -> Check:
+    version = _version(argv)
+    return Check(name, version is not None, version or "not found", None if version else fix)
+
+
+def _zig() -> Check:
+    version = _version(["zig", "version"])
+    if version is None:
+        result = proc.run([sys.executable, "-m", "ziglang", "version"], check=False, quiet=True, timeout=30)
+        version = f"{result.stdout.strip()} (python -m ziglang)" if result.returncode == 0 else None
+    return Check("zig", version is not None, version or "not found", None if version else "pip install ziglang")
+
+
+def _docker_engine() -> Check:
+    if shutil.which("docker") is None:
+        return Check("docker engine", False, "no docker client", "apt-get install docker.io")
+    result = proc.run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, quiet=True, timeout=20)
+    if result.returncode == 0 and result.stdout.strip():
+        return Check("docker engine", True, f"server {result.stdout.strip()}")
+    return Check(
+        "docker engine",
+        False,
+        "not running",
+        "dockerd --storage-driver=vfs --iptables=false --bridge=none & (as root)",
+    )
+
+
+def tool_checks() -> list[Check]:
+    checks = [
+        _tool("cargo", [cargo_program(), "--version"], "install rustup, or `apt-get install cargo-web`"),
+        _tool("rustc", [default_rustc(), "--version"], "install rustup, or `apt-get install rustc-web`"),
+        _tool("rustup", ["rustup", "--version"], "install rustup (needs network); offline use the distro route"),
+        Check(
+            "distro rustc",
+            DISTRO_RUSTC.is_file(),
+            rustc_version(str(DISTRO_RUSTC)) or "not found" if DISTRO_RUSTC.is_file() else "not found",
+            None if DISTRO_RUSTC.is_file() else "apt-get install rustc-web cargo-web rust-web-src",
+        ),
+        _zig(),
+        _tool("cargo-zigbuild", ["cargo-zigbuild", "--version"], "pip install cargo-zigbuild"),
+        _tool("cross", ["cross", "--version"], "cargo install cross (needs network)"),
+        _tool("docker", ["docker", "--version"], "apt-get install docker.io"),
+        _docker_engine(),
+        _tool("qemu-aarch64", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
+        _tool("wine64", ["/usr/lib/wine/wine64", "--version"], "apt-get install wine64"),
+    ]
+    seen = set()
+    for target in all_targets().values():
+        linker = target.linker
+        if linker and linker not in seen and f"{target.os}-{target.arch}" != host_platform():
+            seen.add(linker)
+            fix = f"apt-get install {target.linker_package}" if target.linker_package else None
+            checks.append(_tool(f"linker {linker}", [linker, "--version"], fix or f"install {linker}"))
+    return checks
+
+
+def target_status(target: Target, host: str) -> TargetStatus:
+    runs = target.run.get(host, "none")
+    routes = candidate_routes(target)
+    try:
+        choice = choose_runner("auto", target, host)
+    except ToolchainError as exc:
+        return TargetStatus(target.triple, False, None, routes[0].name if routes else None, runs, str(exc))
+    if not routes:
+        return TargetStatus(
+            target.triple, False, choice.runner.name, None, runs, f"no std for {target.triple}: {route_fix(target)}"
+        )
+    return TargetStatus(target.triple, True, choice.runner.name, routes[0].name, runs, None)
+
+
+def diagnose(triples: list[str] | None = None) -> DoctorReport:
+    host = host_platform()
+    targets = all_targets()
+    chosen = [targets[t] for t in triples] if triples else list(targets.values())
+    os.environ.setdefault("DOCKER_CLI_HINTS", "false")
+    return DoctorReport(host, tuple(tool_checks()), tuple(target_status(t, host) for t in chosen))

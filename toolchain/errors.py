@@ -1,0 +1,71 @@
+"""One exception root. Each subclass carries the exit code of its kind.
+
+Every message is one line that names the bad thing and says what to do; the
+task boundary (toolchain.tasks.entry) is the one place that catches them.
+"""
+
+from __future__ import annotations
+
+
+class ToolchainError(Exception):
+    """Root of every error the toolkit reports to a user."""
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}; {self.hint}"
+        return self.message
+
+
+class UsageError(ToolchainError):
+    """A bad argument on the command line (unknown target, profile, ...)."""
+
+    exit_code = 2
+
+
+class ConfigError(ToolchainError):
+    """A data or config file is malformed or has unknown or wrong-typed keys."""
+
+    exit_code = 3
+
+
+class ProjectError(ToolchainError):
+    """The Rust project cannot be used (no manifest, no binary target...)."""
+
+    exit_code = 4
+
+
+class MissingToolError(ToolchainError):
+    """A tool a step needs is not installed; the hint says how to get it."""
+
+    exit_code = 5
+
+
+class BuildError(ToolchainError):
+    """cargo (or the runner around it) failed."""
+
+    exit_code = 6
+
+
+class VerificationError(ToolchainError):
+    """A built binary breaks the target's rules (wrong architecture...)."""
+
+    exit_code = 7
+
+
+class InspectionError(ToolchainError):
+    """A file could not be parsed as an executable."""
+
+    exit_code = 8
+
+
+class PackagingError(ToolchainError):
+    """An archive or checksum could not be written."""
+
+    exit_code = 9

@@ -1,0 +1,44 @@
+"""The `inspect` result as a versioned JSON document."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from toolchain.build import read_record
+from toolchain.digest import sha256_file
+from toolchain.errors import UsageError
+from toolchain.inspection import inspect_binary
+from toolchain.targets import get_target
+from toolchain.verify import target_verdicts
+
+INSPECT_SCHEMA = "toolchain.inspect/v1"
+
+
+def paths_from_last_build(out_dir: Path, triple: str) -> list[Path]:
+    if not triple:
+        raise UsageError("nothing to inspect", hint="pass a PATH or --target T (a target built before)")
+    target = get_target(triple)
+    record = read_record(out_dir)
+    entry = record.get("targets", {}).get(target.triple)
+    if not entry:
+        built = ", ".join(sorted(record.get("targets", {}))) or "none"
+        raise UsageError(
+            f"{target.triple} has not been built into {out_dir} (built: {built})",
+            hint=f"run `invoke build --target {target.triple}` first",
+        )
+    return [Path(b["path"]) for b in entry["binaries"]]
+
+
+def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
+    target = get_target(triple) if triple else None
+    binaries = []
+    for path in paths:
+        info = inspect_binary(path)
+        document = info.to_dict()
+        document["path"] = str(path)
+        document["sha256"] = sha256_file(path)
+        if target is not None:
+            document["verdicts"] = [v.__dict__ for v in target_verdicts(info, target, path)]
+        binaries.append(document)
+    return {"schema": INSPECT_SCHEMA, "target": target.triple if target else None, "binaries": binaries}

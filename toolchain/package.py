@@ -1,0 +1,162 @@
+"""Reproducible archives and their SHA-256 checksums.
+
+Same inputs, same bytes: entries sorted, one fixed mtime (SOURCE_DATE_EPOCH,
+else the last commit's time), uid/gid 0 with no user names, fixed modes.
+Archives are written to a temporary name and renamed into place, so a
+failure never leaves a half-written archive behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import lzma
+import os
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain import __version__, proc
+from toolchain.digest import sha256_file
+from toolchain.errors import PackagingError
+
+ZIP_EPOCH_FLOOR = 315532800  # 1980-01-01: the earliest time a zip can hold
+EXEC_MODE = 0o755
+FILE_MODE = 0o644
+
+
+@dataclass(frozen=True)
+class ArchiveEntry:
+    """A file to put in an archive, under `name` inside the top folder."""
+
+    name: str
+    source: Path
+    executable: bool
+
+
+@dataclass(frozen=True)
+class Artifact:
+    package: str
+    path: Path
+    checksum_path: Path
+    sha256: str
+    size: int
+    reused: bool  # inputs unchanged: the existing archive was kept
+
+
+def source_date_epoch(repo: Path) -> int:
+    """SOURCE_DATE_EPOCH, else the last commit's time, else the zip floor."""
+    value = os.environ.get("SOURCE_DATE_EPOCH")
+    if value:
+        try:
+            return max(int(value), ZIP_EPOCH_FLOOR)
+        except ValueError as exc:
+            raise PackagingError(
+                f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds", hint="unset or fix it"
+            ) from exc
+    result = proc.run(["git", "-C", repo, "log", "-1", "--format=%ct"], check=False, quiet=True)
+    if result.returncode == 0 and result.stdout.strip().isdigit():
+        return max(int(result.stdout.strip()), ZIP_EPOCH_FLOOR)
+    return ZIP_EPOCH_FLOOR
+
+
+def archive_name(app: str, triple: str, archive_format: str) -> str:
+    return f"{app}-{triple}.{archive_format}"
+
+
+def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
+    def info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
+        item = tarfile.TarInfo(name)
+        item.size, item.mode, item.mtime, item.type = size, mode, mtime, kind
+        item.uid = item.gid = 0
+        item.uname = item.gname = ""
+        return item
+
+    # PAX headers would carry host-specific atime/ctime; GNU format does not.
+    with (
+        out.open("wb") as raw,
+        lzma.open(raw, "wb", preset=9 | lzma.PRESET_EXTREME) as xz,
+        tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        tar.addfile(info(top + "/", 0, EXEC_MODE, tarfile.DIRTYPE))
+        for entry in entries:
+            data = entry.source.read_bytes()
+            mode = EXEC_MODE if entry.executable else FILE_MODE
+            tar.addfile(info(f"{top}/{entry.name}", len(data), mode), io.BytesIO(data))
+
+
+def _zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
+    import time
+
+    stamp = time.gmtime(mtime)[:6]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for entry in entries:
+            item = zipfile.ZipInfo(f"{top}/{entry.name}", date_time=stamp)
+            item.create_system = 3  # unix, so the mode bits below are honoured
+            item.external_attr = ((EXEC_MODE if entry.executable else FILE_MODE) | 0o100000) << 16
+            item.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(item, entry.source.read_bytes())
+
+
+def _stamp(entries: list[ArchiveEntry], mtime: int, digests: dict[str, str]) -> str:
+    return json.dumps(
+        {
+            "toolkit": __version__,
+            "mtime": mtime,
+            "entries": [[e.name, e.executable, digests[e.name]] for e in entries],
+        },
+        sort_keys=True,
+    )
+
+
+def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name: str, mtime: int) -> Artifact:
+    """Write `name` (tar.xz or zip) into out_dir, plus `name.sha256`.
+
+    Skipped when the same inputs already produced the archive on disk.
+    """
+    entries = sorted(entries, key=lambda e: e.name)
+    top = name.removesuffix(".tar.xz").removesuffix(".zip")
+    out = out_dir / name
+    checksum_path = out_dir / f"{name}.sha256"
+    stamp_path = out_dir / ".stamps" / f"{name}.json"
+    digests = {e.name: sha256_file(e.source) for e in entries}
+    stamp = _stamp(entries, mtime, digests)
+    if out.is_file() and checksum_path.is_file() and stamp_path.is_file():
+        recorded = checksum_path.read_text().split()[0] if checksum_path.read_text().strip() else ""
+        if stamp_path.read_text() == stamp and recorded == sha256_file(out):
+            return Artifact(package, out, checksum_path, recorded, out.stat().st_size, reused=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        stamp_path.parent.mkdir(exist_ok=True)
+    except OSError as exc:
+        raise PackagingError(f"cannot create {out_dir}: {exc.strerror}", hint="choose a writable --out-dir") from exc
+    partial = out.with_name(f".{name}.partial")
+    try:
+        if name.endswith(".zip"):
+            _zip(entries, top, mtime, partial)
+        else:
+            _tar_xz(entries, top, mtime, partial)
+        digest = sha256_file(partial)
+        os.replace(partial, out)
+        _write_text_atomic(checksum_path, f"{digest}  {name}\n")
+        _write_text_atomic(stamp_path, stamp)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise PackagingError(f"cannot write {out}: {exc.strerror}", hint="check the disk and --out-dir") from exc
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Artifact(package, out, checksum_path, digest, out.stat().st_size, reused=False)
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
+def remove_artifact(out_dir: Path, name: str) -> None:
+    """Remove an archive and its checksum (used when a later check fails)."""
+    for path in (out_dir / name, out_dir / f"{name}.sha256", out_dir / ".stamps" / f"{name}.json"):
+        path.unlink(missing_ok=True)

@@ -1,0 +1,143 @@
+"""The one way the toolkit runs a subprocess.
+
+Argument lists only (never a shell string), every call logged as `+ cmd`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain.errors import MissingToolError, ToolchainError
+from toolchain.log import log
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(
+    argv: Sequence[str | Path],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    capture: bool = True,
+    tee_stderr: bool = False,
+    check: bool = True,
+    error: type[ToolchainError] = ToolchainError,
+    what: str | None = None,
+    quiet: bool = False,
+    timeout: float | None = None,
+) -> Result:
+    """Run argv; return its output.
+
+    capture: keep stdout (and stderr) instead of letting them reach the user.
+    tee_stderr: show stderr live (cargo's progress and errors) and also keep
+        it, so a failure can quote the tool's own first error line.
+    env: variables added to (not replacing) the current environment.
+    check: on a non-zero exit raise `error` naming `what` failed.
+    """
+    if isinstance(argv, str):
+        raise TypeError("proc.run takes an argument list, never a shell string")
+    args = [str(a) for a in argv]
+    if not quiet:
+        log.command(args, dict(env) if env else None)
+    full_env = None
+    if env:
+        full_env = dict(os.environ)
+        full_env.update(env)
+    try:
+        if tee_stderr:
+            proc = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=full_env,
+                stdout=subprocess.PIPE if capture else None,
+                stderr=subprocess.PIPE,
+                text=True,
+                errors="replace",
+            )
+            stdout, stderr_text = _tee(proc)
+            returncode = proc.returncode
+        else:
+            completed = subprocess.run(
+                args,
+                cwd=cwd,
+                env=full_env,
+                capture_output=capture,
+                text=True,
+                errors="replace",
+                timeout=timeout,
+                check=False,
+            )
+            stdout, stderr_text, returncode = (
+                completed.stdout or "",
+                completed.stderr or "",
+                completed.returncode,
+            )
+    except FileNotFoundError as exc:
+        raise MissingToolError(
+            f"'{args[0]}' is not installed or not on PATH",
+            hint="run `invoke doctor` to see what is missing and how to install it",
+        ) from exc
+    except subprocess.TimeoutExpired as exc:
+        raise error(f"{what or args[0]} did not finish within {timeout} s") from exc
+    result = Result(tuple(args), returncode, stdout, stderr_text)
+    if check and returncode != 0:
+        first = first_error_line(stderr_text) or first_error_line(stdout)
+        detail = f": {first}" if first else ""
+        raise error(
+            f"{what or args[0]} failed with exit code {returncode}{detail}",
+            hint="see its output above" if tee_stderr else None,
+        )
+    return result
+
+
+def _tee(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """Echo the child's stderr line by line while collecting both streams."""
+    import threading
+
+    stdout_parts: list[str] = []
+
+    def read_stdout() -> None:
+        assert proc.stdout is not None
+        stdout_parts.append(proc.stdout.read())
+
+    reader = None
+    if proc.stdout is not None:
+        reader = threading.Thread(target=read_stdout, daemon=True)
+        reader.start()
+    stderr_lines: list[str] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        stderr_lines.append(line)
+        if not log.quiet:
+            sys.stderr.write(line)
+            sys.stderr.flush()
+    proc.wait()
+    if reader is not None:
+        reader.join()
+    return "".join(stdout_parts), "".join(stderr_lines)
+
+
+def first_error_line(text: str) -> str | None:
+    """The tool's own first `error...` line, for a one-line summary."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("error"):
+            return stripped[:300]
+    return None
+
+
+def which(name: str) -> str | None:
+    import shutil
+
+    return shutil.which(name)

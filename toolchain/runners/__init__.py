@@ -1,0 +1,126 @@
+"""Runners: how cargo is invoked for a target (natively, through zig, in a
+container...). One module per runner behind the Runner protocol, registered
+in RUNNERS; `choose_runner` picks one from the target's preference list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from toolchain.cargo import Project, Selection
+from toolchain.errors import MissingToolError, UsageError
+from toolchain.profiles import Profile
+from toolchain.routes import Route
+from toolchain.schema import did_you_mean
+from toolchain.targets import RUNNER_NAMES, Target
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """Everything a runner needs to build one target."""
+
+    project: Project
+    selections: tuple[Selection, ...]
+    target: Target
+    profile: Profile
+    define_profile: bool  # False when the user's Cargo.toml defines it and wins
+    route: Route
+
+
+@dataclass(frozen=True)
+class CargoInvocation:
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    name: str
+
+    def problem(self, target: Target, host: str) -> str | None:
+        """Why this runner cannot build `target` on `host` (with the fix), or None."""
+        ...
+
+    def invocation(self, job: BuildJob) -> CargoInvocation:
+        """The cargo command line (argument list and extra environment)."""
+        ...
+
+
+def cargo_build_args(job: BuildJob) -> list[str]:
+    """The arguments every runner passes after its own build command."""
+    args = [
+        "--manifest-path",
+        str(job.project.manifest_path),
+        "--target",
+        job.target.triple,
+        "--profile",
+        job.profile.name,
+        "--message-format",
+        "json-render-diagnostics",
+    ]
+    if job.define_profile:
+        args += job.profile.config_args()
+    for selection in job.selections:
+        args += ["--package", selection.package.name]
+        for binary in selection.binaries:
+            args += ["--bin", binary]
+    args += job.route.cargo_args
+    return args
+
+
+def _registry() -> dict[str, Runner]:
+    from toolchain.runners.native import NativeRunner
+
+    return {"native": NativeRunner()}
+
+
+RUNNERS: dict[str, Runner] = _registry()
+
+
+@dataclass(frozen=True)
+class RunnerChoice:
+    runner: Runner
+    reason: str
+
+
+def choose_runner(requested: str, target: Target, host: str) -> RunnerChoice:
+    """The runner to use: the one asked for, or the first usable preference."""
+    if requested != "auto":
+        if requested not in RUNNER_NAMES:
+            raise UsageError(
+                f"unknown runner '{requested}'; {did_you_mean(requested, ['auto', *RUNNER_NAMES])}",
+                hint="pass --runner auto, native, zig or cross",
+            )
+        runner = RUNNERS.get(requested)
+        if runner is None:
+            raise MissingToolError(
+                f"the {requested} runner is not available in this version of the toolkit",
+                hint="use --runner native",
+            )
+        problem = runner.problem(target, host)
+        if problem:
+            raise MissingToolError(f"the {requested} runner cannot build {target.triple} here: {problem}")
+        return RunnerChoice(runner, "asked for with --runner")
+    preference = target.runner_preference(host)
+    if not preference:
+        raise UsageError(
+            f"{target.triple} cannot be built on a {host} host ({target.source.name} lists no runner for it)",
+            hint=_other_host_hint(target),
+        )
+    problems = []
+    for name in preference:
+        runner = RUNNERS.get(name)
+        if runner is None:
+            problems.append(f"{name}: not available in this version")
+            continue
+        problem = runner.problem(target, host)
+        if problem is None:
+            return RunnerChoice(runner, f"first usable of {', '.join(preference)} for a {host} host")
+        problems.append(f"{name}: {problem}")
+    raise MissingToolError(f"no runner can build {target.triple} here ({'; '.join(problems)})")
+
+
+def _other_host_hint(target: Target) -> str:
+    hosts = ", ".join(target.runners)
+    if target.triple.endswith("windows-msvc"):
+        return f"build it on a Windows host ({hosts}); from Linux build x86_64-pc-windows-gnu instead"
+    return f"build it on one of: {hosts}"

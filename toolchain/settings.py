@@ -1,0 +1,69 @@
+"""Settings: defaults from toolchain/defaults.toml, overridden by a project's
+toolchain.toml. Both are checked against one schema."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain import REPO_ROOT
+from toolchain.schema import Key, Table, load_toml, validate
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+PROJECT_FILE_NAME = "toolchain.toml"
+DEMO_MANIFEST = REPO_ROOT / "demo" / "Cargo.toml"
+
+SETTINGS_SCHEMA = Table(
+    keys={
+        "build": Table(
+            keys={
+                "manifest-path": Key((str,)),
+                "profile": Key((str,)),
+                "runner": Key((str,), choices=("auto", "native", "zig", "cross")),
+                "out-dir": Key((str,)),
+                "targets": Key((list,), item_types=(str,)),
+            }
+        ),
+        "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    manifest_path: Path
+    profile: str
+    runner: str
+    out_dir: Path
+    targets: tuple[str, ...]
+    include: tuple[str, ...]
+    sources: tuple[Path, ...]  # files the values came from, lowest first
+
+
+def load_settings(cwd: Path | None = None) -> Settings:
+    cwd = cwd or Path.cwd()
+    defaults = load_toml(DEFAULTS_FILE)
+    validate(defaults, SETTINGS_SCHEMA, DEFAULTS_FILE)
+    sources = [DEFAULTS_FILE]
+    merged = {table: dict(values) for table, values in defaults.items()}
+    override_path = Path(os.environ.get("TOOLCHAIN_CONFIG", cwd / PROJECT_FILE_NAME))
+    base = cwd
+    if override_path.is_file():
+        override = load_toml(override_path)
+        validate(override, SETTINGS_SCHEMA, override_path)
+        for table, values in override.items():
+            merged.setdefault(table, {}).update(values)
+        sources.append(override_path)
+        base = override_path.parent
+    build, package = merged["build"], merged["package"]
+    manifest = build["manifest-path"]
+    return Settings(
+        manifest_path=(base / manifest).resolve() if manifest else DEMO_MANIFEST,
+        profile=build["profile"],
+        runner=build["runner"],
+        out_dir=(base / build["out-dir"]),
+        targets=tuple(build["targets"]),
+        include=tuple(package["include"]),
+        sources=tuple(sources),
+    )

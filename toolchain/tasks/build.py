@@ -1,0 +1,112 @@
+"""invoke build"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.log import log
+from toolchain.tasks import entry
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024 or unit == "MiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def print_summary(report: BuildReport) -> None:
+    rows = []
+    for result in report.results:
+        if not result.ok:
+            row = [result.triple, result.runner or "-", result.route or "-", "-", "-", "-"]
+            rows.append([*row, f"{result.seconds:.1f}", "FAILED"])
+            continue
+        archives = {a.package: a for a in result.artifacts}
+        for binary in result.binaries:
+            archive = archives.get(binary.package)
+            rows.append(
+                [
+                    result.triple,
+                    result.runner or "-",
+                    result.route or "-",
+                    binary.path.name,
+                    _human(binary.info.size),
+                    f"{archive.path.name} ({_human(archive.size)})" if archive else "-",
+                    f"{result.seconds:.1f}",
+                    "ok" if all(v.ok for v in binary.verdicts) else "FAILED",
+                ]
+            )
+    log.table(
+        f"Build summary ({report.profile} profile, artifacts in {report.out_dir})",
+        ["target", "runner", "route", "binary", "size", "archive", "seconds", "verdict"],
+        rows,
+    )
+
+
+@task(
+    help={
+        "target": "target triple(s), comma-separated; default: this host's target",
+        "all": "build every release target this host can build",
+        "profile": "build profile from profiles/ (dist, size, fast) or cargo's release/dev; default: dist",
+        "manifest-path": "Cargo.toml of the crate or workspace; default: the bundled demo app",
+        "package": "only this workspace package",
+        "bin": "only this binary (repeatable)",
+        "runner": "auto, native, zig or cross; default: auto (chosen from the target data)",
+        "force-profile": "use the toolkit's profile even if Cargo.toml defines one of that name",
+        "out-dir": "where archives and checksums go; default: dist",
+        "keep-going": "with several targets, go on past a failing one",
+        "no-package": "build and verify only; write no archive",
+        "json": "print the result as a JSON document on stdout",
+    },
+    iterable=["bin"],
+    name="build",
+)
+@entry
+def build_task(
+    c: Context,
+    target: str = "",
+    all: bool = False,  # noqa: A002 - the flag users type is --all
+    profile: str = "",
+    manifest_path: str = "",
+    package: str = "",
+    bin: list[str] | None = None,  # noqa: A002 - the flag users type is --bin
+    runner: str = "",
+    force_profile: bool = False,
+    out_dir: str = "",
+    keep_going: bool = False,
+    no_package: bool = False,
+    json: bool = False,
+) -> None:
+    """Build, inspect and package the project for one or more targets."""
+    report = build(
+        BuildOptions(
+            targets=tuple(target.split(",")) if target else (),
+            all_targets=all,
+            profile=profile or None,
+            manifest_path=Path(manifest_path) if manifest_path else None,
+            package=package or None,
+            binaries=tuple(bin or ()),
+            runner=runner or None,
+            force_profile=force_profile,
+            out_dir=Path(out_dir) if out_dir else None,
+            keep_going=keep_going,
+            package_artifacts=not no_package,
+        )
+    )
+    if json:
+        log.json(report.to_dict())
+    else:
+        print_summary(report)
+    if not report.ok:
+        raise Exit(code=1)
+
+
+TASK = build_task

@@ -1,0 +1,58 @@
+"""invoke doctor"""
+
+from __future__ import annotations
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from toolchain.doctor import diagnose
+from toolchain.log import log
+from toolchain.targets import get_target, host_triple
+from toolchain.tasks import entry
+
+
+@task(
+    help={
+        "target": "only these target triple(s), comma-separated; exit non-zero if one cannot be built",
+        "json": "print the report as a JSON document on stdout",
+    },
+    name="doctor",
+)
+@entry
+def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
+    """Show what this machine has for each target, and how to fix what is missing."""
+    requested = [get_target(t.strip()).triple for t in target.split(",") if t.strip()]
+    report = diagnose(requested or None)
+    if json:
+        log.json(report.to_dict())
+    else:
+        log.table(
+            f"Tools on this {report.host} host",
+            ["tool", "status", "found", "fix"],
+            [[c.name, "ok" if c.ok else "missing", c.detail, c.fix or ""] for c in report.tools],
+        )
+        log.table(
+            "Targets",
+            ["target", "buildable", "runner", "route", "runs here", "problem / fix"],
+            [
+                [
+                    t.triple,
+                    "yes" if t.buildable else "no",
+                    t.runner or "-",
+                    t.route or "-",
+                    t.runs_here,
+                    t.problem or "",
+                ]
+                for t in report.targets
+            ],
+        )
+    # Without --target, what must work is the host's own target.
+    required = set(requested) if requested else {host_triple()}
+    failing = [t.triple for t in report.targets if t.triple in required and not t.buildable]
+    if failing:
+        log.error(f"cannot build {', '.join(failing)} on this machine; see the fix column above")
+        raise Exit(code=5)
+
+
+TASK = doctor_task

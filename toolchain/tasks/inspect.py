@@ -1,0 +1,61 @@
+"""invoke inspect"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from toolchain.inspect_report import inspect_paths, paths_from_last_build
+from toolchain.log import log
+from toolchain.settings import load_settings
+from toolchain.tasks import ToolkitTask, entry
+
+
+@task(
+    help={
+        "path": "the executable to inspect (ELF, Mach-O or PE)",
+        "target": "inspect the binaries of the last build of this target (and check them against it)",
+        "out-dir": "where the last build wrote its record; default: dist",
+        "json": "print a versioned JSON document on stdout",
+    },
+    name="inspect",
+    positional=["path"],
+    klass=ToolkitTask,
+)
+@entry
+def inspect_task(c: Context, path: str | None = None, target: str = "", out_dir: str = "", json: bool = False) -> None:
+    """Show format, architecture, stripping, size and largest sections of a binary."""
+    if path:
+        paths = [Path(path)]
+    else:
+        paths = paths_from_last_build(Path(out_dir) if out_dir else load_settings().out_dir, target)
+    report = inspect_paths(paths, target or None)
+    if json:
+        log.json(report)
+        return
+    for binary in report["binaries"]:
+        log.table(
+            f"{binary['path']}",
+            ["property", "value"],
+            [
+                ["format", binary["format"]],
+                ["architecture", ", ".join(binary["architectures"]) or binary["machine"]],
+                ["bits", binary["bits"]],
+                ["stripped", "yes" if binary["stripped"] else f"no ({', '.join(binary['leftover_symbols'])})"],
+                ["size", f"{binary['size']} bytes"],
+                ["sha256", binary["sha256"]],
+            ]
+            + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem") if binary.get(k)],
+        )
+        log.table("largest sections", ["section", "bytes"], [[s["name"], s["size"]] for s in binary["sections"]])
+        if binary.get("verdicts"):
+            log.table(
+                f"checks against {report['target']}",
+                ["rule", "verdict", "found", "expected"],
+                [[v["rule"], "ok" if v["ok"] else "FAIL", v["found"], v["expected"]] for v in binary["verdicts"]],
+            )
+
+
+TASK = inspect_task
