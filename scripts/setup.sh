@@ -11,7 +11,7 @@ fi
 apt-get update -qq
 # Distribution Rust with std for aarch64 and rust-src (for build-std), the
 # cross linkers, emulators for smoke runs, and script checkers.
-apt-get install -y -qq --no-install-recommends \
+apt-get install -y -qq \
     rustc-web cargo-web rust-web-src libstd-rust-web-dev:arm64 \
     gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64 qemu-user wine64 \
     shellcheck minisign git xz-utils >/dev/null

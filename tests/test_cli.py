@@ -117,7 +117,7 @@ def test_doctor_reports_tools_and_targets_json() -> None:
         assert tool["ok"] or tool["fix"], f"{tool['name']} is missing but has no fix"
     targets = {t["triple"]: t for t in document["targets"]}
     assert targets["x86_64-unknown-linux-gnu"]["buildable"]
-    assert len(targets) == 6
+    assert len(targets) == 7  # five release targets, windows-gnu, universal2
 
 
 def test_doctor_exit_code_for_a_target_this_host_cannot_build() -> None:

@@ -15,7 +15,8 @@ from toolchain import __version__, proc
 from toolchain.cache import inspect_cached
 from toolchain.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.digest import sha256_file
-from toolchain.errors import BuildError, ToolchainError
+from toolchain.errors import BuildError, MissingToolError, ToolchainError
+from toolchain.fat import join_fat
 from toolchain.inspection import BinaryInfo
 from toolchain.log import log
 from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
@@ -50,6 +51,7 @@ class BuildOptions:
 @dataclass(frozen=True)
 class BuiltBinary:
     package: str
+    version: str
     name: str
     path: Path
     sha256: str
@@ -85,6 +87,7 @@ class TargetResult:
             "binaries": [
                 {
                     "package": b.package,
+                    "version": b.version,
                     "name": b.name,
                     "path": str(b.path),
                     "sha256": b.sha256,
@@ -135,7 +138,13 @@ class BuildReport:
 def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
     if options.all_targets:
         host = host_platform()
-        return [t for t in all_targets().values() if t.release and t.runner_preference(host)]
+        known = all_targets().values()
+        chosen = [t for t in known if t.release and t.runner_preference(host)]
+        # A release target this host cannot build is replaced by its stand-in
+        # (windows-msvc by windows-gnu on Linux), if the data names one.
+        for missing in (t for t in known if t.release and not t.runner_preference(host)):
+            chosen += [t for t in known if t.substitutes == missing.triple and t.runner_preference(host)]
+        return chosen
     triples = [t for spec in options.targets for t in spec.split(",") if t.strip()]
     triples = [t.strip() for t in triples] or list(settings.targets) or [host_triple()]
     return [get_target(t) for t in triples]
@@ -174,24 +183,42 @@ def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: boo
     return True, str(profile.source)
 
 
-def build_target(
+@dataclass(frozen=True)
+class Compiled:
+    """What cargo produced for one target, and how."""
+
+    executables: dict[str, Path]
+    runner: str
+    runner_reason: str
+    route: Route
+    profile_source: str
+
+
+def compile_target(
     project: Project,
     selections: list[Selection],
     target: Target,
     profile: Profile,
     runner_name: str,
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-) -> TargetResult:
-    started = time.monotonic()
+    force_profile: bool,
+) -> Compiled:
+    if target.components:
+        return compile_universal(project, selections, target, profile, runner_name, force_profile)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(runner_name, target, host)
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
         route = resolve_route(target)
         log.info(f"toolchain route: {route.name} ({route.detail})")
-        define, profile_source = profile_is_defined_by_toolkit(profile, project, options.force_profile)
+        if route.name == "build-std" and project.registry_dependencies:
+            # The offline route points crates.io at std's vendored sources.
+            raise MissingToolError(
+                f"{target.triple} needs std built from source here, which cannot fetch this project's "
+                f"dependencies ({', '.join(project.registry_dependencies[:5])})",
+                hint=f"on a machine with network run `rustup target add {target.triple}`, or vendor the "
+                "dependencies and build there",
+            )
+        define, profile_source = profile_is_defined_by_toolkit(profile, project, force_profile)
         if not define and not profile.builtin:
             log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
         log.info(f"profile: {profile.name} from {profile_source}")
@@ -206,7 +233,48 @@ def build_target(
             what=f"cargo build for {target.triple}",
         )
         executables = parse_executables(result.stdout)
-    binaries = check_binaries(executables, target, project, selections)
+    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source)
+
+
+def compile_universal(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    runner_name: str,
+    force_profile: bool,
+) -> Compiled:
+    """Build every component target, then join each binary's slices."""
+    parts = [
+        compile_target(project, selections, get_target(c), profile, runner_name, force_profile)
+        for c in target.components
+    ]
+    out_dir = project.target_directory / target.triple / profile.dir_name()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joined = {}
+    with log.group(f"join {target.triple}"):
+        for name in sorted(parts[0].executables):
+            slices = [part.executables[name] for part in parts]
+            joined[name] = join_fat(slices, out_dir / slices[0].name)
+            log.info(f"joined {', '.join(str(p) for p in slices)} into {joined[name]}")
+    first = parts[0]
+    reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
+    return Compiled(joined, first.runner, reason, first.route, first.profile_source)
+
+
+def build_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    runner_name: str,
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+) -> TargetResult:
+    started = time.monotonic()
+    compiled = compile_target(project, selections, target, profile, runner_name, options.force_profile)
+    binaries = check_binaries(compiled.executables, target, project, selections)
     artifacts: list[Artifact] = []
     if options.package_artifacts:
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
@@ -214,11 +282,11 @@ def build_target(
         triple=target.triple,
         ok=True,
         seconds=time.monotonic() - started,
-        runner=choice.runner.name,
-        runner_reason=choice.reason,
-        route=route.name,
-        profile_source=profile_source,
-        toolchain=toolchain_versions(route),
+        runner=compiled.runner,
+        runner_reason=compiled.runner_reason,
+        route=compiled.route.name,
+        profile_source=compiled.profile_source,
+        toolchain=toolchain_versions(compiled.route),
         binaries=tuple(binaries),
         artifacts=tuple(artifacts),
     )
@@ -244,7 +312,7 @@ def check_binaries(
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and require it to fit the target."""
     cache_dir = project.target_directory / ".toolchain"
-    owner = {b: s.package.name for s in selections for b in s.binaries}
+    owner = {b: s.package for s in selections for b in s.binaries}
     built = []
     with log.group(f"inspect {target.triple}"):
         for name, path in sorted(executables.items()):
@@ -252,10 +320,11 @@ def check_binaries(
             info = inspect_cached(path, digest, cache_dir)
             verdicts = require_target_match(info, target, path)
             log.info(
-                f"{path.name}: {info.format} {info.machine} {info.bits}-bit, "
+                f"{path.name}: {info.format} {'+'.join(info.architectures) or info.machine} {info.bits}-bit, "
                 f"{'stripped' if info.stripped else 'not stripped'}, {info.size} bytes"
             )
-            built.append(BuiltBinary(owner.get(name, name), name, path, digest, info, verdicts))
+            package = owner[name]
+            built.append(BuiltBinary(package.name, package.version, name, path, digest, info, verdicts))
     return built
 
 

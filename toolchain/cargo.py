@@ -38,6 +38,7 @@ class Project:
     target_directory: Path
     packages: tuple[Package, ...]  # workspace members that have binaries
     manifest_profiles: frozenset[str]  # [profile.*] defined in the workspace's Cargo.toml
+    registry_dependencies: tuple[str, ...] = ()  # crates.io (or other registry) deps of members
 
     @property
     def lockfile(self) -> Path:
@@ -68,9 +69,13 @@ def load_project(manifest_path: Path) -> Project:
     metadata = json.loads(result.stdout)
     members = set(metadata["workspace_members"])
     packages = []
+    registry_dependencies = set()
     for raw in metadata["packages"]:
         if raw["id"] not in members:
             continue
+        registry_dependencies |= {
+            d["name"] for d in raw["dependencies"] if (d.get("source") or "").startswith(("registry+", "sparse+"))
+        }
         binaries = tuple(t["name"] for t in raw["targets"] if "bin" in t["kind"])
         if not binaries:
             continue
@@ -98,6 +103,7 @@ def load_project(manifest_path: Path) -> Project:
         target_directory=Path(metadata["target_directory"]),
         packages=tuple(sorted(packages, key=lambda p: p.name)),
         manifest_profiles=frozenset(root_manifest.get("profile", {})),
+        registry_dependencies=tuple(sorted(registry_dependencies)),
     )
 
 

@@ -18,6 +18,11 @@ INSPECT_SCHEMA = "toolchain.inspect/v1"
 def paths_from_last_build(out_dir: Path, triple: str) -> list[Path]:
     if not triple:
         raise UsageError("nothing to inspect", hint="pass a PATH or --target T (a target built before)")
+    return [path for path, _ in built_binaries(out_dir, triple)]
+
+
+def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
+    """(path, crate version) of each binary the last build of `triple` made."""
     target = get_target(triple)
     record = read_record(out_dir)
     entry = record.get("targets", {}).get(target.triple)
@@ -27,7 +32,7 @@ def paths_from_last_build(out_dir: Path, triple: str) -> list[Path]:
             f"{target.triple} has not been built into {out_dir} (built: {built})",
             hint=f"run `invoke build --target {target.triple}` first",
         )
-    return [Path(b["path"]) for b in entry["binaries"]]
+    return [(Path(b["path"]), b.get("version", "")) for b in entry["binaries"]]
 
 
 def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:

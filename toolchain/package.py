@@ -76,7 +76,7 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
     # PAX headers would carry host-specific atime/ctime; GNU format does not.
     with (
         out.open("wb") as raw,
-        lzma.open(raw, "wb", preset=9 | lzma.PRESET_EXTREME) as xz,
+        lzma.open(raw, "wb", preset=6) as xz,
         tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar,
     ):
         tar.addfile(info(top + "/", 0, EXEC_MODE, tarfile.DIRTYPE))

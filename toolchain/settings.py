@@ -26,6 +26,15 @@ SETTINGS_SCHEMA = Table(
             }
         ),
         "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+        "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
+        "cross": Table(
+            keys={
+                "images": Table(
+                    values=Key((str,)),
+                    doc="container image per target triple for the cross runner",
+                ),
+            }
+        ),
     }
 )
 
@@ -38,6 +47,8 @@ class Settings:
     out_dir: Path
     targets: tuple[str, ...]
     include: tuple[str, ...]
+    cross_images: dict[str, str]
+    smoke_checks: list[list[str]]
     sources: tuple[Path, ...]  # files the values came from, lowest first
 
 
@@ -65,5 +76,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         out_dir=(base / build["out-dir"]),
         targets=tuple(build["targets"]),
         include=tuple(package["include"]),
+        cross_images=dict(merged.get("cross", {}).get("images", {})),
+        smoke_checks=[[str(a) for a in check] for check in merged["smoke"]["checks"]],
         sources=tuple(sources),
     )

@@ -24,13 +24,15 @@ TARGET_SCHEMA = Table(
         "triple": Key((str,), required=True, pattern=r"[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?"),
         "description": Key((str,), required=True),
         "os": Key((str,), required=True, choices=("linux", "macos", "windows")),
-        "arch": Key((str,), required=True, choices=("x86_64", "aarch64")),
+        "arch": Key((str,), required=True, choices=("x86_64", "aarch64", "universal")),
         "release": Key((bool,), doc="one of the release targets built by --all"),
+        "substitutes": Key((str,), doc="built by --all in place of this release target where that cannot be built"),
+        "components": Key((list,), item_types=(str,), doc="targets whose binaries are joined into this one"),
         "binary": Table(
             required=True,
             keys={
                 "format": Key((str,), required=True, choices=("elf", "macho", "pe")),
-                "machine": Key((str,), required=True, choices=("x86_64", "aarch64")),
+                "machine": Key((str,), required=True, choices=("x86_64", "aarch64", "universal")),
                 "bits": Key((int,), required=True, choices=(32, 64)),
                 "endianness": Key((str,), required=True, choices=("little", "big")),
                 "exe-suffix": Key((str,), required=True, choices=("", ".exe")),
@@ -98,6 +100,8 @@ class Target:
     build_std: bool
     run: dict[str, str]
     source: Path
+    substitutes: str | None = None
+    components: tuple[str, ...] = ()
 
     def runner_preference(self, host: str) -> tuple[str, ...]:
         return self.runners.get(host, ())
@@ -142,6 +146,8 @@ def _build(document: dict[str, Any], path: Path) -> Target:
         build_std=tools.get("build-std", False),
         run=dict(document.get("run", {})),
         source=path,
+        substitutes=document.get("substitutes"),
+        components=tuple(document.get("components", ())),
     )
 
 
@@ -157,6 +163,13 @@ def all_targets(directory: Path = TARGETS_DIR) -> dict[str, Target]:
     for path in sorted(directory.glob("*.toml")):
         target = load_target_file(path)
         targets[target.triple] = target
+    for target in targets.values():
+        for other in (*target.components, *([target.substitutes] if target.substitutes else [])):
+            if other not in targets:
+                raise ConfigError(
+                    f"{target.source}: names unknown target '{other}'; {did_you_mean(other, list(targets))}",
+                    hint="fix components/substitutes",
+                )
     return targets
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from toolchain.errors import VerificationError
 from toolchain.inspection import BinaryInfo
-from toolchain.targets import Target
+from toolchain.targets import Target, all_targets
 
 
 @dataclass(frozen=True)
@@ -22,9 +22,15 @@ def target_verdicts(info: BinaryInfo, target: Target, path: Path) -> tuple[Verdi
     """Format, machine, word size, byte order and file suffix against the triple."""
     expected = target.binary
     machines = info.architectures or (info.machine,)
+    if target.components:
+        # A universal binary holds exactly one slice per component target.
+        wanted = sorted(all_targets()[c].binary.machine for c in target.components)
+        machine_ok, expected_machine = sorted(machines) == wanted, ",".join(wanted)
+    else:
+        machine_ok, expected_machine = all(m == expected.machine for m in machines), expected.machine
     return (
         Verdict("format", info.format == expected.format, info.format, expected.format),
-        Verdict("machine", all(m == expected.machine for m in machines), ",".join(machines), expected.machine),
+        Verdict("machine", machine_ok, ",".join(machines), expected_machine),
         Verdict("bits", info.bits == expected.bits, str(info.bits), str(expected.bits)),
         Verdict("endianness", info.endianness == expected.endianness, info.endianness, expected.endianness),
         Verdict(

@@ -68,9 +68,11 @@ def cargo_build_args(job: BuildJob) -> list[str]:
 
 
 def _registry() -> dict[str, Runner]:
+    from toolchain.runners.cross import CrossRunner
     from toolchain.runners.native import NativeRunner
+    from toolchain.runners.zig import ZigRunner
 
-    return {"native": NativeRunner()}
+    return {"native": NativeRunner(), "zig": ZigRunner(), "cross": CrossRunner()}
 
 
 RUNNERS: dict[str, Runner] = _registry()

@@ -1,0 +1,40 @@
+"""invoke toolchain.install"""
+
+from __future__ import annotations
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+
+from toolchain.log import log
+from toolchain.provision import install
+from toolchain.targets import get_target
+from toolchain.tasks import entry
+
+
+@task(
+    help={
+        "target": "target triple(s) to provision, comma-separated",
+        "offline": "skip rustup; use the distribution's Rust packages",
+        "force": "provision even if the target can already be built",
+        "json": "print the result as JSON on stdout",
+    },
+    name="install",
+)
+@entry
+def install_task(c: Context, target: str, offline: bool = False, force: bool = False, json: bool = False) -> None:
+    """Provision the std library and linker a target needs (rustup, else offline)."""
+    done = [install(get_target(t.strip()), offline=offline, force=force) for t in target.split(",") if t.strip()]
+    if json:
+        log.json(
+            [{"target": d.triple, "route": d.route.name, "detail": d.route.detail, "action": d.action} for d in done]
+        )
+        return
+    log.table(
+        "Toolchains",
+        ["target", "route", "detail", "action"],
+        [[d.triple, d.route.name, d.route.detail, d.action] for d in done],
+    )
+
+
+COLLECTION = Collection("toolchain", install_task)
