@@ -22,7 +22,7 @@ HOST = "x86_64-unknown-linux-gnu"
 
 def test_demo_build_writes_archive_checksum_and_record(demo_build: BuildReport) -> None:
     (result,) = demo_build.results
-    assert result.ok and result.triple == HOST and result.runner == "native"
+    assert result.ok and result.triple == HOST and result.runner == "zig"
     (artifact,) = result.artifacts
     assert artifact.path.name == "tally-x86_64-unknown-linux-gnu.tar.xz"
     digest = hashlib.sha256(artifact.path.read_bytes()).hexdigest()
@@ -32,7 +32,7 @@ def test_demo_build_writes_archive_checksum_and_record(demo_build: BuildReport) 
     assert check.returncode == 0
     record = json.loads((demo_build.out_dir / "build-record.json").read_text())
     entry = record["targets"][HOST]
-    assert entry["profile"] == "dist" and entry["runner"] == "native"
+    assert entry["profile"] == "dist" and entry["runner"] == "zig"
     assert entry["toolchain"]["rustc"].startswith("rustc ")
     assert entry["binaries"][0]["sha256"] == result.binaries[0].sha256
 
@@ -55,7 +55,7 @@ def test_archive_holds_one_top_folder_with_binary_and_docs(demo_build: BuildRepo
 def test_dist_binary_is_stripped_and_matches_target(demo_build: BuildReport) -> None:
     binary = demo_build.results[0].binaries[0]
     assert binary.info.stripped and binary.info.format == "elf" and binary.info.machine == "x86_64"
-    assert all(v.ok for v in binary.verdicts)
+    assert not [v for v in binary.verdicts if v.blocking]
 
 
 def test_noop_rebuild_reuses_the_archive(demo_build: BuildReport) -> None:
@@ -142,7 +142,9 @@ def test_wrong_architecture_binary_is_refused_before_packaging(demo_build: Build
     project = load_project(load_settings().manifest_path)
     binary = demo_build.results[0].binaries[0]
     aarch64 = get_target("aarch64-unknown-linux-gnu")
-    with pytest.raises(VerificationError, match="machine is x86_64, expected aarch64"):
+    with pytest.raises(
+        VerificationError, match=r"breaks rule 'machine' of linux\.toml: found x86_64, expected aarch64"
+    ):
         built = check_binaries({"tally": binary.path}, aarch64, project, select(project, None, []))
         package_target(project, select(project, None, []), aarch64, built, load_settings(), tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -153,7 +155,9 @@ def test_user_profile_wins_unless_forced(tmp_path: Path) -> None:
     manifest = make_crate(
         tmp_path / "own", "ownprofile", manifest_extra='\n[profile.dist]\ninherits = "release"\nstrip = false\n'
     )
-    kept = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "a", package_artifacts=False))
+    kept = build(
+        BuildOptions(manifest_path=manifest, out_dir=tmp_path / "a", package_artifacts=False, allow=("stripped",))
+    )
     assert not kept.results[0].binaries[0].info.stripped
     assert "Cargo.toml" in (kept.results[0].profile_source or "")
     forced = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "b", force_profile=True))

@@ -59,7 +59,7 @@ def test_build_json_on_stdout_only(tmp_path: Path) -> None:
     document = json.loads(result.stdout)
     assert document["schema"] == "toolchain.build/v1" and document["ok"] is True
     assert document["targets"][0]["artifacts"][0]["path"].endswith("jsontool-x86_64-unknown-linux-gnu.tar.xz")
-    assert "+ cargo build" in result.stderr  # the command trace goes to stderr
+    assert "+ cargo-zigbuild zigbuild" in result.stderr  # the command trace goes to stderr
 
 
 def test_plain_progress_and_github_groups(tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_inspect_last_build_of_a_target(demo_build: BuildReport) -> None:
     result = run_invoke("inspect", "--target", "x86_64-unknown-linux-gnu", "--out-dir", str(demo_build.out_dir))
     assert result.returncode == 0, result.stderr
     assert "largest sections" in result.stdout and ".text" in result.stdout
-    assert re.search(r"machine\s+ok\s+x86_64\s+x86_64", result.stdout)
+    assert re.search(r"machine\s+ok\s+error\s+x86_64\s+x86_64", result.stdout)
     missing = run_invoke("inspect", "--target", "aarch64-apple-darwin", "--out-dir", str(demo_build.out_dir))
     assert missing.returncode == 2
     assert "aarch64-apple-darwin has not been built" in missing.stderr

@@ -71,7 +71,7 @@ def test_cross_refusals_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_auto_choice_follows_the_target_data_per_host() -> None:
     assert choose_runner("auto", get_target("aarch64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
-    assert choose_runner("auto", get_target("x86_64-unknown-linux-gnu"), "linux-x86_64").runner.name == "native"
+    assert choose_runner("auto", get_target("x86_64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
     assert choose_runner("auto", get_target("x86_64-pc-windows-gnu"), "linux-x86_64").runner.name == "native"
     choice = choose_runner("auto", get_target("x86_64-apple-darwin"), "linux-x86_64")
     assert choice.runner.name == "zig" and "linux-x86_64" in choice.reason

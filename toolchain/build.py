@@ -20,12 +20,13 @@ from toolchain.fat import join_fat
 from toolchain.inspection import BinaryInfo
 from toolchain.log import log
 from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
-from toolchain.profiles import Profile, get_profile
+from toolchain.policy import RuleVerdict, check_allow, evaluate, policy_for, require
+from toolchain.profiles import Profile, SettingSource, effective_settings, get_profile
 from toolchain.routes import Route, resolve_route, rustc_version
 from toolchain.runners import BuildJob, choose_runner
 from toolchain.settings import Settings, load_settings
+from toolchain.size import append_history
 from toolchain.targets import Target, all_targets, get_target, host_platform, host_triple
-from toolchain.verify import Verdict, require_target_match
 
 RECORD_NAME = "build-record.json"
 RECORD_SCHEMA = "toolchain.build-record/v1"
@@ -46,6 +47,7 @@ class BuildOptions:
     out_dir: Path | None = None
     keep_going: bool = False
     package_artifacts: bool = True
+    allow: tuple[str, ...] = ()  # policy rules overridden on purpose (recorded)
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class BuiltBinary:
     path: Path
     sha256: str
     info: BinaryInfo
-    verdicts: tuple[Verdict, ...]
+    verdicts: tuple[RuleVerdict, ...]
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,12 @@ class TargetResult:
     runner_reason: str | None = None
     route: str | None = None
     profile_source: str | None = None
+    profile_settings: tuple[SettingSource, ...] = ()
     toolchain: dict[str, str | None] = field(default_factory=dict)
     binaries: tuple[BuiltBinary, ...] = ()
     artifacts: tuple[Artifact, ...] = ()
     error: str | None = None
+    allowed: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,8 +86,10 @@ class TargetResult:
             "runner_reason": self.runner_reason,
             "route": self.route,
             "profile_source": self.profile_source,
+            "profile_settings": [s.__dict__ for s in self.profile_settings],
             "toolchain": self.toolchain,
             "error": self.error,
+            "allowed_rules": list(self.allowed),
             "binaries": [
                 {
                     "package": b.package,
@@ -95,6 +101,7 @@ class TargetResult:
                     "format": b.info.format,
                     "machine": b.info.machine,
                     "stripped": b.info.stripped,
+                    "sections": {sec.name: sec.size for sec in b.info.sections},
                     "verdicts": [v.__dict__ for v in b.verdicts],
                 }
                 for b in self.binaries
@@ -153,6 +160,7 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
 def build(options: BuildOptions) -> BuildReport:
     """Build, verify and package every requested target."""
     settings = load_settings()
+    check_allow(options.allow)
     profile = get_profile(options.profile or settings.profile)
     targets = resolve_targets(options, settings)
     project = load_project(options.manifest_path or settings.manifest_path)
@@ -170,7 +178,10 @@ def build(options: BuildOptions) -> BuildReport:
             log.error(f"{target.triple}: {exc}")
             result = TargetResult(target.triple, False, time.monotonic() - started, error=str(exc))
         results.append(result)
-    record_path = write_record(out_dir, project, profile, results) if any(r.ok for r in results) else None
+    record_path = None
+    if any(r.ok for r in results):
+        record_path = write_record(out_dir, project, profile, results)
+        append_history(out_dir, project.workspace_root, profile.name, [r.to_dict() for r in results if r.ok])
     return BuildReport(profile.name, out_dir, tuple(results), record_path)
 
 
@@ -192,6 +203,7 @@ class Compiled:
     runner_reason: str
     route: Route
     profile_source: str
+    profile_settings: tuple[SettingSource, ...] = ()
 
 
 def compile_target(
@@ -222,7 +234,15 @@ def compile_target(
         if not define and not profile.builtin:
             log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
         log.info(f"profile: {profile.name} from {profile_source}")
-        job = BuildJob(project, tuple(selections), target, profile, define, route)
+        skip: frozenset[str] = frozenset()
+        settings: tuple[SettingSource, ...] = ()
+        if define:
+            manifest = project.workspace_root / "Cargo.toml"
+            release = project.manifest_profiles.get("release", {})
+            skip, settings = effective_settings(profile, release, manifest, force_profile)
+            for key in sorted(skip):
+                log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
+        job = BuildJob(project, tuple(selections), target, profile, define, route, skip)
         invocation = choice.runner.invocation(job)
         result = proc.run(
             invocation.argv,
@@ -233,7 +253,7 @@ def compile_target(
             what=f"cargo build for {target.triple}",
         )
         executables = parse_executables(result.stdout)
-    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source)
+    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, settings)
 
 
 def compile_universal(
@@ -259,7 +279,7 @@ def compile_universal(
             log.info(f"joined {', '.join(str(p) for p in slices)} into {joined[name]}")
     first = parts[0]
     reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
-    return Compiled(joined, first.runner, reason, first.route, first.profile_source)
+    return Compiled(joined, first.runner, reason, first.route, first.profile_source, first.profile_settings)
 
 
 def build_target(
@@ -274,7 +294,7 @@ def build_target(
 ) -> TargetResult:
     started = time.monotonic()
     compiled = compile_target(project, selections, target, profile, runner_name, options.force_profile)
-    binaries = check_binaries(compiled.executables, target, project, selections)
+    binaries = check_binaries(compiled.executables, target, project, selections, options.allow)
     artifacts: list[Artifact] = []
     if options.package_artifacts:
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
@@ -286,9 +306,11 @@ def build_target(
         runner_reason=compiled.runner_reason,
         route=compiled.route.name,
         profile_source=compiled.profile_source,
+        profile_settings=compiled.profile_settings,
         toolchain=toolchain_versions(compiled.route),
         binaries=tuple(binaries),
         artifacts=tuple(artifacts),
+        allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
     )
 
 
@@ -308,17 +330,26 @@ def parse_executables(stdout: str) -> dict[str, Path]:
 
 
 def check_binaries(
-    executables: dict[str, Path], target: Target, project: Project, selections: list[Selection]
+    executables: dict[str, Path],
+    target: Target,
+    project: Project,
+    selections: list[Selection],
+    allow: tuple[str, ...] = (),
 ) -> list[BuiltBinary]:
-    """Inspect each binary (cached by digest) and require it to fit the target."""
+    """Inspect each binary (cached by digest) and hold it to the target's policy."""
     cache_dir = project.target_directory / ".toolchain"
     owner = {b: s.package for s in selections for b in s.binaries}
     built = []
-    with log.group(f"inspect {target.triple}"):
+    with log.group(f"verify {target.triple} ({policy_for(target).source.name})"):
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
             info = inspect_cached(path, digest, cache_dir)
-            verdicts = require_target_match(info, target, path)
+            verdicts = evaluate(info, target, path, allow)
+            for verdict in verdicts:
+                if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
+                    why = "allowed with --allow" if verdict.allowed else "warning"
+                    log.warn(f"{path.name}: rule '{verdict.rule}' ({why}): found {verdict.found}")
+            require(verdicts, target, path)
             log.info(
                 f"{path.name}: {info.format} {'+'.join(info.architectures) or info.machine} {info.bits}-bit, "
                 f"{'stripped' if info.stripped else 'not stripped'}, {info.size} bytes"

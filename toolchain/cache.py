@@ -6,6 +6,8 @@ checksum anyway, and a hit costs one small JSON read.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -13,8 +15,14 @@ from pathlib import Path
 from toolchain.inspection import SCHEMA_VERSION, BinaryInfo, inspect_binary
 
 
+def _layout() -> str:
+    """A short digest of BinaryInfo's fields: a new field means a new cache."""
+    names = ",".join(f.name for f in dataclasses.fields(BinaryInfo))
+    return hashlib.sha256(names.encode()).hexdigest()[:8]
+
+
 def inspect_cached(path: Path, sha256: str, cache_dir: Path) -> BinaryInfo:
-    entry = cache_dir / f"inspect-v{SCHEMA_VERSION}" / f"{sha256}.json"
+    entry = cache_dir / f"inspect-v{SCHEMA_VERSION}-{_layout()}" / f"{sha256}.json"
     try:
         return BinaryInfo.from_dict(json.loads(entry.read_text()))
     except (OSError, ValueError, TypeError, KeyError):

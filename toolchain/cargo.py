@@ -7,6 +7,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from toolchain import proc
 from toolchain.errors import ProjectError, UsageError
@@ -37,7 +38,7 @@ class Project:
     workspace_root: Path
     target_directory: Path
     packages: tuple[Package, ...]  # workspace members that have binaries
-    manifest_profiles: frozenset[str]  # [profile.*] defined in the workspace's Cargo.toml
+    manifest_profiles: dict[str, dict[str, Any]]  # [profile.*] tables of the workspace's Cargo.toml
     registry_dependencies: tuple[str, ...] = ()  # crates.io (or other registry) deps of members
 
     @property
@@ -102,7 +103,7 @@ def load_project(manifest_path: Path) -> Project:
         workspace_root=workspace_root,
         target_directory=Path(metadata["target_directory"]),
         packages=tuple(sorted(packages, key=lambda p: p.name)),
-        manifest_profiles=frozenset(root_manifest.get("profile", {})),
+        manifest_profiles={k: dict(v) for k, v in root_manifest.get("profile", {}).items() if isinstance(v, dict)},
         registry_dependencies=tuple(sorted(registry_dependencies)),
     )
 

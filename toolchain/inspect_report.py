@@ -9,8 +9,8 @@ from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import UsageError
 from toolchain.inspection import inspect_binary
+from toolchain.policy import evaluate, policy_for, verdicts_to_dicts
 from toolchain.targets import get_target
-from toolchain.verify import target_verdicts
 
 INSPECT_SCHEMA = "toolchain.inspect/v1"
 
@@ -44,6 +44,7 @@ def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
         document["path"] = str(path)
         document["sha256"] = sha256_file(path)
         if target is not None:
-            document["verdicts"] = [v.__dict__ for v in target_verdicts(info, target, path)]
+            document["policy"] = policy_for(target).source.name
+            document["verdicts"] = verdicts_to_dicts(evaluate(info, target, path))
         binaries.append(document)
     return {"schema": INSPECT_SCHEMA, "target": target.triple if target else None, "binaries": binaries}

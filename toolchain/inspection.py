@@ -25,6 +25,20 @@ class Section:
 
 
 @dataclass(frozen=True)
+class MachOSlice:
+    machine: str
+    macos_min: str | None
+    code_signature: bool
+
+
+@dataclass(frozen=True)
+class CrateSize:
+    crate: str
+    size: int
+    symbols: int
+
+
+@dataclass(frozen=True)
 class BinaryInfo:
     """What one executable is. Fields that do not apply to a format are None."""
 
@@ -42,12 +56,17 @@ class BinaryInfo:
     needed_libraries: tuple[str, ...] = ()
     pie: bool | None = None
     nx: bool | None = None
+    relro: str | None = None  # full | partial | none
+    stack_protector: bool | None = None
     # Mach-O
     macos_min: str | None = None
     code_signature: bool | None = None
+    slices: tuple[MachOSlice, ...] = ()
     # PE
     subsystem: str | None = None
     imports: tuple[str, ...] = field(default_factory=tuple)
+    aslr: bool | None = None
+    high_entropy_va: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,6 +75,7 @@ class BinaryInfo:
     def from_dict(cls, data: dict[str, Any]) -> BinaryInfo:
         values = dict(data)
         values["sections"] = tuple(Section(**s) for s in data["sections"])
+        values["slices"] = tuple(MachOSlice(**s) for s in data.get("slices", ()))
         for key in ("leftover_symbols", "architectures", "needed_libraries", "imports"):
             values[key] = tuple(data.get(key, ()))
         return cls(**values)
@@ -152,6 +172,10 @@ def _elf(binary: Any, size: int) -> BinaryInfo:
             if match:
                 version = tuple(int(p) for p in match.group(1).split("."))
                 glibc = max(glibc, version) if glibc else version
+    relro = "none"
+    if binary.has(lief.ELF.Segment.TYPE.GNU_RELRO):
+        relro = "full" if _elf_bind_now(binary) else "partial"
+    imported = {sym.name for sym in binary.imported_symbols}
     return BinaryInfo(
         format="elf",
         machine=_machine(header.machine_type),
@@ -165,7 +189,25 @@ def _elf(binary: Any, size: int) -> BinaryInfo:
         needed_libraries=tuple(binary.libraries),
         pie=bool(binary.is_pie),
         nx=bool(binary.has_nx),
+        relro=relro,
+        stack_protector="__stack_chk_fail" in imported,
     )
+
+
+DF_BIND_NOW = 0x8
+DF_1_NOW = 0x1
+
+
+def _elf_bind_now(binary: Any) -> bool:
+    for entry in binary.dynamic_entries:
+        tag = str(entry.tag).rsplit(".", 1)[-1]
+        if tag == "BIND_NOW":
+            return True
+        if tag == "FLAGS" and entry.value & DF_BIND_NOW:
+            return True
+        if tag == "FLAGS_1" and entry.value & DF_1_NOW:
+            return True
+    return False
 
 
 def _macho_slice(binary: Any) -> tuple[str, int, list[str], str | None]:
@@ -202,11 +244,14 @@ def _macho(fat: Any, size: int) -> BinaryInfo:
         leftover_symbols=tuple(leftovers),
         sections=_largest(sections),
         architectures=tuple(_machine(s.header.cpu_type) for s in slices),
-        needed_libraries=tuple(lib.name for lib in first.libraries),
-        pie=bool(first.is_pie),
-        nx=bool(first.has_nx),
+        needed_libraries=tuple(sorted({lib.name for s in slices for lib in s.libraries})),
+        pie=all(bool(s.is_pie) for s in slices),
+        nx=all(bool(s.has_nx) for s in slices),
         macos_min=minos,
         code_signature=all(bool(s.has_code_signature) for s in slices),
+        slices=tuple(
+            MachOSlice(_machine(s.header.cpu_type), _macho_slice(s)[3], bool(s.has_code_signature)) for s in slices
+        ),
     )
 
 
@@ -233,4 +278,60 @@ def _pe(binary: Any, size: int) -> BinaryInfo:
         subsystem=str(optional.subsystem).rsplit(".", 1)[-1].lower(),
         imports=tuple(sorted(i.name.lower() for i in binary.imports)),
         nx=bool(binary.has_nx),
+        aslr=bool(optional.has(lief.PE.OptionalHeader.DLL_CHARACTERISTICS.DYNAMIC_BASE)),
+        high_entropy_va=bool(optional.has(lief.PE.OptionalHeader.DLL_CHARACTERISTICS.HIGH_ENTROPY_VA)),
     )
+
+
+_LEGACY_PART = re.compile(r"(\d+)")
+_V0_CRATE = re.compile(r"C(?:s[0-9A-Za-z]*_)?(\d+)([A-Za-z_][0-9A-Za-z_]*)")
+
+
+def crate_of_symbol(name: str) -> str | None:
+    """The crate a Rust symbol belongs to, from its mangled name."""
+    name = name.lstrip("_") if name.startswith("__Z") or name.startswith("__R") else name
+    if name.startswith("_ZN"):
+        # Legacy mangling: _ZN <len><ident> <len><ident> ... E
+        match = _LEGACY_PART.match(name, 3)
+        if match:
+            length = int(match.group(1))
+            ident = name[match.end() : match.end() + length]
+            if "$LT$" in ident[:6] or ident.startswith("_<"):
+                return "<generic impls>"
+            return ident
+        return None
+    if name.startswith("_R"):
+        match = _V0_CRATE.search(name)
+        if match:
+            return match.group(2)[: int(match.group(1))]
+    return None
+
+
+def code_size_by_crate(path: Path) -> tuple[CrateSize, ...]:
+    """Which crates contribute most code, from an unstripped binary's symbols
+    (as cargo-bloat does). Symbols that are not Rust count as "[C/other]"."""
+    import lief
+
+    lief.logging.disable()
+    binary = lief.parse(str(path))
+    if binary is None:
+        raise InspectionError(f"{path} cannot be parsed", hint="pass an executable")
+    sizes: dict[str, list[int]] = {}
+    seen: set[tuple[int, str]] = set()
+    for symbol in binary.symbols:
+        size = int(getattr(symbol, "size", 0) or 0)
+        if size <= 0 or not symbol.name:
+            continue
+        name = str(symbol.name)
+        key = (int(symbol.value), name)
+        if key in seen:
+            continue
+        seen.add(key)
+        crate = crate_of_symbol(name) or "[C/other]"
+        totals = sizes.setdefault(crate, [0, 0])
+        totals[0] += size
+        totals[1] += 1
+    if not sizes:
+        raise InspectionError(f"{path} has no symbols to attribute", hint="build it without stripping")
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1][0], item[0]))
+    return tuple(CrateSize(crate, total, count) for crate, (total, count) in ranked)

@@ -60,12 +60,17 @@ class Profile:
     def builtin(self) -> bool:
         return self.source is None
 
-    def config_args(self) -> list[str]:
+    def config_args(self, skip: frozenset[str] = frozenset()) -> list[str]:
         """cargo arguments that define this profile on the command line."""
         args: list[str] = []
         for key, value in self.settings:
-            args += ["--config", f"profile.{self.name}.{key}={_toml_value(value)}"]
+            if key not in skip:
+                args += ["--config", f"profile.{self.name}.{key}={_toml_value(value)}"]
         return args
+
+    @property
+    def inherits_release(self) -> bool:
+        return dict(self.settings).get("inherits") == "release"
 
     def dir_name(self) -> str:
         """The folder cargo writes this profile's output into."""
@@ -108,3 +113,59 @@ def get_profile(name: str) -> Profile:
         f"unknown profile '{name}'; {did_you_mean(name, list(profiles))}",
         hint=f"profiles live in {PROFILES_DIR}",
     )
+
+
+# How much each value shrinks a binary, per key, higher = tighter. Keys not
+# here (incremental, overflow-checks...) do not affect size: ours win.
+# TOML booleans are spelled "true"/"false" here: in Python True == 1.
+_TIGHTNESS: dict[str, dict[Any, int]] = {
+    "lto": {"false": 0, "off": 0, "thin": 1, "true": 2, "fat": 2},
+    "strip": {"false": 0, "none": 0, "debuginfo": 1, "true": 2, "symbols": 2},
+    "panic": {"unwind": 0, "abort": 1},
+    "opt-level": {0: 0, 1: 1, 2: 2, 3: 2, "s": 3, "z": 4},
+    "debug": {"true": 0, 2: 0, "full": 0, 1: 1, "limited": 1, "line-tables-only": 2, "false": 3, 0: 3, "none": 3},
+}
+
+
+def _rank_key(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def _tighter(key: str, theirs: Any, ours: Any) -> bool:
+    if key == "codegen-units":
+        return isinstance(theirs, int) and isinstance(ours, int) and theirs < ours
+    ranks = _TIGHTNESS.get(key, {})
+    theirs_rank, ours_rank = ranks.get(_rank_key(theirs)), ranks.get(_rank_key(ours))
+    return theirs_rank is not None and ours_rank is not None and theirs_rank > ours_rank
+
+
+@dataclass(frozen=True)
+class SettingSource:
+    key: str
+    value: Any
+    source: str
+
+
+def effective_settings(
+    profile: Profile, user_release: dict[str, Any], manifest: Path, force: bool = False
+) -> tuple[frozenset[str], tuple[SettingSource, ...]]:
+    """Which of our keys to leave out because the project's own
+    [profile.release] is already tighter (it then applies through
+    `inherits`), and where every effective setting comes from."""
+    skipped = set()
+    sources = []
+    ours = dict(profile.settings)
+    for key, value in profile.settings:
+        if key == "inherits":
+            continue
+        theirs = user_release.get(key)
+        if not force and profile.inherits_release and theirs is not None and _tighter(key, theirs, value):
+            skipped.add(key)
+            sources.append(SettingSource(key, theirs, f"[profile.release] in {manifest} (tighter than ours)"))
+        else:
+            sources.append(SettingSource(key, value, str(profile.source)))
+    if profile.inherits_release:
+        for key, value in user_release.items():
+            if key not in ours and key != "inherits":
+                sources.append(SettingSource(key, value, f"[profile.release] in {manifest} (inherited)"))
+    return frozenset(skipped), tuple(sorted(sources, key=lambda s: s.key))

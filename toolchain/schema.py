@@ -100,7 +100,7 @@ def find_line(text: str, key: str) -> int | None:
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {str: "a string", int: "an integer", bool: "true/false", list: "a list", dict: "a table"}
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list", dict: "a table"}
     return " or ".join(names.get(t, t.__name__) for t in types)
 
 

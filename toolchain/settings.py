@@ -26,6 +26,13 @@ SETTINGS_SCHEMA = Table(
             }
         ),
         "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+        "size": Table(
+            keys={
+                "baseline": Key((str,)),
+                "max-growth-percent": Key((float, int)),
+                "max-growth-bytes": Key((int,)),
+            }
+        ),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
         "cross": Table(
             keys={
@@ -49,6 +56,9 @@ class Settings:
     include: tuple[str, ...]
     cross_images: dict[str, str]
     smoke_checks: list[list[str]]
+    size_baseline: Path
+    max_growth_percent: float
+    max_growth_bytes: int
     sources: tuple[Path, ...]  # files the values came from, lowest first
 
 
@@ -78,5 +88,8 @@ def load_settings(cwd: Path | None = None) -> Settings:
         include=tuple(package["include"]),
         cross_images=dict(merged.get("cross", {}).get("images", {})),
         smoke_checks=[[str(a) for a in check] for check in merged["smoke"]["checks"]],
+        size_baseline=base / merged["size"]["baseline"],
+        max_growth_percent=float(merged["size"]["max-growth-percent"]),
+        max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
         sources=tuple(sources),
     )

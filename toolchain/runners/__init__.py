@@ -25,6 +25,7 @@ class BuildJob:
     profile: Profile
     define_profile: bool  # False when the user's Cargo.toml defines it and wins
     route: Route
+    skip_keys: frozenset[str] = frozenset()  # ours, left out: the project's release is tighter
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ def cargo_build_args(job: BuildJob) -> list[str]:
         "json-render-diagnostics",
     ]
     if job.define_profile:
-        args += job.profile.config_args()
+        args += job.profile.config_args(job.skip_keys)
     for selection in job.selections:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:

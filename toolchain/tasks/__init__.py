@@ -90,10 +90,10 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, doctor, inspect, smoke, toolchain
+    from toolchain.tasks import build, doctor, inspect, size, smoke, toolchain
 
     namespace = Collection()
-    for module in (build, doctor, inspect, smoke):
+    for module in (build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
     namespace.add_collection(toolchain.COLLECTION)
     return namespace

@@ -10,6 +10,7 @@ from invoke.tasks import task
 
 from toolchain.build import BuildOptions, BuildReport, build
 from toolchain.log import log
+from toolchain.policy import RuleVerdict
 from toolchain.tasks import entry
 
 
@@ -20,6 +21,14 @@ def _human(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+def _verdict(verdicts: tuple[RuleVerdict, ...]) -> str:
+    if any(v.blocking for v in verdicts):
+        return "FAILED"
+    notes = [f"allowed {v.rule}" for v in verdicts if v.allowed]
+    notes += [f"warn {v.rule}" for v in verdicts if not v.ok and not v.allowed and v.severity == "warn"]
+    return "ok" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def print_summary(report: BuildReport) -> None:
@@ -41,7 +50,7 @@ def print_summary(report: BuildReport) -> None:
                     _human(binary.info.size),
                     f"{archive.path.name} ({_human(archive.size)})" if archive else "-",
                     f"{result.seconds:.1f}",
-                    "ok" if all(v.ok for v in binary.verdicts) else "FAILED",
+                    _verdict(binary.verdicts),
                 ]
             )
     log.table(
@@ -64,9 +73,10 @@ def print_summary(report: BuildReport) -> None:
         "out-dir": "where archives and checksums go; default: dist",
         "keep-going": "with several targets, go on past a failing one",
         "no-package": "build and verify only; write no archive",
+        "allow": "let this policy rule fail without failing the build (repeatable; recorded)",
         "json": "print the result as a JSON document on stdout",
     },
-    iterable=["bin"],
+    iterable=["bin", "allow"],
     name="build",
 )
 @entry
@@ -83,6 +93,7 @@ def build_task(
     out_dir: str = "",
     keep_going: bool = False,
     no_package: bool = False,
+    allow: list[str] | None = None,
     json: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
@@ -99,6 +110,7 @@ def build_task(
             out_dir=Path(out_dir) if out_dir else None,
             keep_going=keep_going,
             package_artifacts=not no_package,
+            allow=tuple(allow or ()),
         )
     )
     if json:

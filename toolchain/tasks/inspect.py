@@ -47,14 +47,17 @@ def inspect_task(c: Context, path: str | None = None, target: str = "", out_dir:
                 ["size", f"{binary['size']} bytes"],
                 ["sha256", binary["sha256"]],
             ]
-            + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem") if binary.get(k)],
+            + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem", "relro") if binary.get(k)],
         )
         log.table("largest sections", ["section", "bytes"], [[s["name"], s["size"]] for s in binary["sections"]])
         if binary.get("verdicts"):
             log.table(
-                f"checks against {report['target']}",
-                ["rule", "verdict", "found", "expected"],
-                [[v["rule"], "ok" if v["ok"] else "FAIL", v["found"], v["expected"]] for v in binary["verdicts"]],
+                f"rules of {binary['policy']} for {report['target']}",
+                ["rule", "verdict", "severity", "found", "expected"],
+                [
+                    [v["rule"], "ok" if v["ok"] else "FAIL", v["severity"], v["found"], v["expected"]]
+                    for v in binary["verdicts"]
+                ],
             )
 
 

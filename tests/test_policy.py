@@ -1,0 +1,174 @@
+"""Verification policy: every rule made to fail by a real binary built here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_crate, run_invoke
+
+from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.errors import UsageError, VerificationError
+from toolchain.inspection import crate_of_symbol, inspect_binary
+from toolchain.policy import POLICIES_DIR, RULES, evaluate, load_policy_file, require
+from toolchain.targets import get_target
+
+LINUX = get_target("x86_64-unknown-linux-gnu")
+HELLO_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
+
+
+def cc(tmp_path: Path, name: str, *args: str, source: str = HELLO_C, compiler: str = "gcc") -> Path:
+    src = tmp_path / f"{name}.c"
+    src.write_text(source)
+    out = tmp_path / name
+    subprocess.run([compiler, "-o", out, src, *args], check=True, capture_output=True)
+    return out
+
+
+def failing(path: Path, triple: str, allow: tuple[str, ...] = ()) -> dict[str, str]:
+    target = get_target(triple)
+    return {v.rule: v.found for v in evaluate(inspect_binary(path), target, path, allow) if not v.ok}
+
+
+@pytest.mark.parametrize("path", sorted(POLICIES_DIR.glob("*.toml")), ids=lambda p: p.name)
+def test_every_policy_file_is_valid(path: Path) -> None:
+    policy = load_policy_file(path)
+    assert set(policy.rules) <= set(RULES)
+    assert {"format", "machine", "stripped", "libraries"} <= set(policy.rules)
+
+
+def test_the_release_build_passes_every_error_rule(demo_build: BuildReport) -> None:
+    binary = demo_build.results[0].binaries[0]
+    assert not [v for v in binary.verdicts if v.blocking]
+    rules = {v.rule for v in binary.verdicts}
+    assert {"glibc-floor", "stripped", "libraries", "pie", "nx", "relro", "stack-protector"} <= rules
+
+
+def test_inspect_json_has_every_rules_verdict(demo_build: BuildReport) -> None:
+    path = demo_build.results[0].binaries[0].path
+    result = run_invoke("inspect", str(path), "--target", "x86_64-unknown-linux-gnu", "--json")
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["binaries"]
+    assert entry["policy"] == "linux.toml"
+    verdicts = {v["rule"]: v for v in entry["verdicts"]}
+    assert verdicts["glibc-floor"]["ok"] and verdicts["glibc-floor"]["severity"] == "error"
+    assert verdicts["stack-protector"]["severity"] == "report"
+
+
+def test_unstripped_binary_says_what_is_left(tmp_path: Path) -> None:
+    found = failing(cc(tmp_path, "debug", "-g"), LINUX.triple)
+    assert "stripped" in found and ".symtab" in found["stripped"] and ".debug_info" in found["stripped"]
+
+
+def test_newer_glibc_than_the_floor(tmp_path: Path) -> None:
+    # Debian 12's gcc links __libc_start_main@GLIBC_2.34: far above 2.17.
+    binary = cc(tmp_path, "newglibc", "-s")
+    found = failing(binary, LINUX.triple)
+    assert found["glibc-floor"] == "GLIBC_2.34"
+    target = get_target(LINUX.triple)
+    with pytest.raises(VerificationError) as caught:
+        require(evaluate(inspect_binary(binary), target, binary), target, binary)
+    message = str(caught.value)
+    assert "breaks rule 'glibc-floor' of linux.toml: found GLIBC_2.34, expected at most GLIBC_2.17" in message
+    assert "--runner zig" in message
+
+
+def test_wrong_architecture(tmp_path: Path) -> None:
+    binary = cc(tmp_path, "arm", "-s", compiler="aarch64-linux-gnu-gcc")
+    assert failing(binary, LINUX.triple)["machine"] == "aarch64"
+    assert "machine" not in failing(binary, "aarch64-unknown-linux-gnu")
+
+
+def test_unexpected_library(tmp_path: Path) -> None:
+    lib = tmp_path / "libextra.so"
+    (tmp_path / "extra.c").write_text("int extra(void) { return 1; }\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", lib, tmp_path / "extra.c"], check=True)
+    source = "int extra(void);\nint main(void) { return extra(); }\n"
+    binary = cc(tmp_path, "linked", "-s", f"-L{tmp_path}", "-lextra", source=source)
+    assert failing(binary, LINUX.triple)["libraries"] == "libextra.so"
+
+
+def test_executable_stack_and_partial_relro(tmp_path: Path) -> None:
+    binary = cc(tmp_path, "weak", "-s", "-z", "execstack", "-z", "norelro", "-no-pie")
+    found = failing(binary, LINUX.triple)
+    assert found["nx"] == "executable stack" and found["pie"] == "not PIE" and found["relro"] == "none RELRO"
+
+
+def zig_cc(tmp_path: Path, name: str, target: str) -> Path:
+    src = tmp_path / f"{name}.c"
+    src.write_text("int main(void) { return 0; }\n")
+    out = tmp_path / name
+    command = [sys.executable, "-m", "ziglang", "cc", "-target", target, "-s", "-o", str(out), str(src)]
+    subprocess.run(command, check=True, capture_output=True)
+    return out
+
+
+def test_macos_minimum_too_new(tmp_path: Path) -> None:
+    binary = zig_cc(tmp_path, "mac13", "x86_64-macos.13.0")
+    assert failing(binary, "x86_64-apple-darwin")["macos-min"] == "x86_64 13.0"
+    assert "macos-min" not in failing(zig_cc(tmp_path, "mac1012", "x86_64-macos.10.12"), "x86_64-apple-darwin")
+
+
+def test_arm64_macho_without_a_signature(tmp_path: Path) -> None:
+    signed = zig_cc(tmp_path, "arm", "aarch64-macos.11.0")
+    assert "code-signature" not in failing(signed, "aarch64-apple-darwin")
+    # Remove the signature (tests may use LIEF directly to make a bad input).
+    import lief
+
+    fat = lief.MachO.parse(str(signed))
+    assert fat is not None
+    binary = fat.at(0)
+    assert binary is not None
+    binary.remove_signature()
+    unsigned = tmp_path / "arm-unsigned"
+    binary.write(str(unsigned))
+    assert failing(unsigned, "aarch64-apple-darwin")["code-signature"] == "unsigned aarch64 slice"
+
+
+def test_windows_gui_subsystem_and_unexpected_dll(tmp_path: Path) -> None:
+    source = '#include <windows.h>\nint main(void) { MessageBoxA(0, "x", "y", 0); return 0; }\n'
+    gui = tmp_path / "gui.exe"
+    (tmp_path / "gui.c").write_text(source)
+    subprocess.run(["x86_64-w64-mingw32-gcc", "-s", "-mwindows", "-o", gui, tmp_path / "gui.c"], check=True)
+    found = failing(gui, "x86_64-pc-windows-gnu")
+    assert found["subsystem"] == "windows_gui"
+    assert "user32.dll" in found["libraries"]
+
+
+def test_allow_overrides_one_rule_and_is_recorded(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "c", "nativeglibc")
+    options = BuildOptions(manifest_path=manifest, runner="native", out_dir=tmp_path / "out")
+    with pytest.raises(VerificationError, match="breaks rule 'glibc-floor'"):
+        build(options)
+    assert not list((tmp_path / "out").glob("*.tar.xz")), "nothing is packaged after a violation"
+    report = build(
+        BuildOptions(manifest_path=manifest, runner="native", out_dir=tmp_path / "out", allow=("glibc-floor",))
+    )
+    assert report.results[0].allowed == ("glibc-floor",)
+    record = json.loads((tmp_path / "out" / "build-record.json").read_text())
+    assert record["targets"]["x86_64-unknown-linux-gnu"]["allowed_rules"] == ["glibc-floor"]
+
+
+def test_violation_on_the_command_line_is_one_line_exit_7(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "c", "cliglibc")
+    result = run_invoke(
+        "build", "--manifest-path", str(manifest), "--runner", "native", "--out-dir", str(tmp_path / "o")
+    )
+    assert result.returncode == 7
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "breaks rule 'glibc-floor' of linux.toml" in line and "--allow glibc-floor" in line
+
+
+def test_unknown_allow_rule() -> None:
+    with pytest.raises(UsageError, match="did you mean 'glibc-floor'"):
+        build(BuildOptions(allow=("glibc-flor",)))
+
+
+def test_crate_of_symbol() -> None:
+    assert crate_of_symbol("_ZN4core3fmt5write17h0123456789abcdefE") == "core"
+    assert crate_of_symbol("_ZN5tally6doctor17h0123456789abcdefE") == "tally"
+    assert crate_of_symbol("_RNvCs1234_5tally4main") == "tally"
+    assert crate_of_symbol("memcpy") is None

@@ -1,0 +1,50 @@
+"""Which crates contribute most code: build once more without stripping
+(same profile otherwise, its own output folder) and attribute symbol sizes
+to crates, as cargo-bloat does."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolchain.build import compile_target
+from toolchain.cargo import load_project, select
+from toolchain.inspection import CrateSize, code_size_by_crate
+from toolchain.log import log
+from toolchain.profiles import Profile, get_profile
+from toolchain.settings import load_settings
+from toolchain.targets import get_target, host_triple
+
+
+@dataclass(frozen=True)
+class Attribution:
+    target: str
+    binary: Path
+    crates: tuple[CrateSize, ...]
+
+
+def unstripped(profile: Profile) -> Profile:
+    settings = [(k, v) for k, v in profile.settings if k not in ("strip", "inherits")]
+    inherits = dict(profile.settings).get("inherits", profile.name if profile.builtin else "release")
+    return Profile(
+        name=f"{profile.name}-unstripped",
+        description=f"{profile.name} with symbols kept, for size attribution",
+        settings=(("inherits", inherits), *settings, ("strip", "none")),
+        source=profile.source or Path(f"<cargo {profile.name}>"),
+    )
+
+
+def attribute(
+    triple: str | None = None, profile_name: str | None = None, manifest_path: Path | None = None
+) -> list[Attribution]:
+    settings = load_settings()
+    target = get_target(triple or host_triple())
+    profile = unstripped(get_profile(profile_name or settings.profile))
+    project = load_project(manifest_path or settings.manifest_path)
+    selections = select(project, None, [])
+    compiled = compile_target(project, selections, target, profile, settings.runner, force_profile=True)
+    results = []
+    for name, path in sorted(compiled.executables.items()):
+        with log.status(f"attributing {name}'s symbols to crates"):
+            results.append(Attribution(target.triple, path, code_size_by_crate(path)))
+    return results

@@ -1,0 +1,139 @@
+"""invoke size"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+from invoke.tasks import task
+
+from toolchain.build import read_record
+from toolchain.log import log
+from toolchain.settings import load_settings
+from toolchain.size import (
+    REPORT_NAME,
+    SizeRegressionError,
+    load_baseline,
+    read_history,
+    regressions,
+    render_report,
+    rows_from_record,
+    write_baseline,
+)
+from toolchain.tasks import entry
+
+
+def _change(current: int | None, base: int | None) -> str:
+    if current is None or not base:
+        return "new" if current is not None else "-"
+    delta = current - base
+    return f"{delta:+,} ({100.0 * delta / base:+.1f}%)"
+
+
+@task(
+    help={
+        "target": "only these target triple(s), comma-separated; default: every target in the last build",
+        "out-dir": "where the last build wrote its record; default: dist",
+        "update-baseline": "write the current sizes into the baseline file (on purpose)",
+        "report": "render the size history as a self-contained HTML chart in the output folder",
+        "crates": "build once more without stripping and show which crates contribute most code",
+        "json": "print the result as JSON on stdout",
+    },
+    name="size",
+)
+@entry
+def size_task(
+    c: Context,
+    target: str = "",
+    out_dir: str = "",
+    update_baseline: bool = False,
+    report: bool = False,
+    crates: bool = False,
+    json: bool = False,
+) -> None:
+    """Binary and archive sizes against the baseline; fail on growth past the threshold."""
+    settings = load_settings()
+    folder = Path(out_dir) if out_dir else settings.out_dir
+    triples = [t.strip() for t in target.split(",") if t.strip()]
+    if crates:
+        from toolchain.bloat import attribute
+
+        results = attribute(triples[0] if triples else None)
+        if json:
+            log.json(
+                {
+                    "schema": "toolchain.crate-sizes/v1",
+                    "binaries": [
+                        {"target": a.target, "binary": str(a.binary), "crates": [c.__dict__ for c in a.crates]}
+                        for a in results
+                    ],
+                }
+            )
+            return
+        for attribution in results:
+            total = sum(c.size for c in attribution.crates)
+            log.table(
+                f"Code size by crate: {attribution.binary.name} ({attribution.target}, unstripped build)",
+                ["crate", "bytes", "share", "symbols"],
+                [
+                    [c.crate, f"{c.size:,}", f"{100.0 * c.size / total:.1f}%", c.symbols]
+                    for c in attribution.crates[:15]
+                ],
+            )
+        return
+    if report:
+        page = render_report(read_history(folder), folder / REPORT_NAME)
+        log.info(f"wrote {page}")
+        if json:
+            log.json({"schema": "toolchain.size-report/v1", "path": str(page)})
+        return
+    record = read_record(folder)
+    rows = rows_from_record(record, load_baseline(settings.size_baseline), triples)
+    problems = regressions(rows, settings.max_growth_percent, settings.max_growth_bytes)
+    if update_baseline:
+        write_baseline(settings.size_baseline, rows)
+        log.info(f"wrote {settings.size_baseline}")
+        problems = []
+    if json:
+        log.json(
+            {
+                "schema": "toolchain.size/v1",
+                "baseline": str(settings.size_baseline),
+                "rows": [r.to_dict() for r in rows],
+                "regressions": problems,
+                "profile_settings": {t: e.get("profile_settings", []) for t, e in record.get("targets", {}).items()},
+            }
+        )
+    else:
+        log.table(
+            f"Sizes against {settings.size_baseline.name} (fail above {settings.max_growth_percent}% "
+            f"and {settings.max_growth_bytes:,} bytes)",
+            ["target", "binary", "size", "change", "archive", "change", "largest sections"],
+            [
+                [
+                    r.target,
+                    r.binary,
+                    f"{r.size:,}",
+                    _change(r.size, r.baseline_size),
+                    f"{r.archive_size:,}" if r.archive_size else "-",
+                    _change(r.archive_size, r.baseline_archive),
+                    ", ".join(f"{n} {s:,}" for n, s in list(r.sections.items())[:3]),
+                ]
+                for r in rows
+            ],
+        )
+        for triple, entry in sorted(record.get("targets", {}).items()):
+            if entry.get("profile_settings") and (not triples or triple in triples):
+                log.table(
+                    f"Profile settings for {triple} ({entry.get('profile')})",
+                    ["setting", "value", "from"],
+                    [[s["key"], s["value"], s["source"]] for s in entry["profile_settings"]],
+                )
+    if problems:
+        raise SizeRegressionError(
+            "size regression: " + "; ".join(problems),
+            hint="shrink it, or accept the new size with `invoke size --update-baseline`",
+        )
+
+
+TASK = size_task
