@@ -76,6 +76,7 @@ class TargetResult:
     artifacts: tuple[Artifact, ...] = ()
     error: str | None = None
     allowed: tuple[str, ...] = ()
+    started: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +91,7 @@ class TargetResult:
             "toolchain": self.toolchain,
             "error": self.error,
             "allowed_rules": list(self.allowed),
+            "started": self.started,
             "binaries": [
                 {
                     "package": b.package,
@@ -182,6 +184,12 @@ def build(options: BuildOptions) -> BuildReport:
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results)
         append_history(out_dir, project.workspace_root, profile.name, [r.to_dict() for r in results if r.ok])
+        if options.package_artifacts:
+            from toolchain.release import package_release
+            from toolchain.signing import configured_secret_key
+
+            key = configured_secret_key(settings.secret_key_file)
+            package_release(out_dir, key, settings.download_url, project.workspace_root)
     return BuildReport(profile.name, out_dir, tuple(results), record_path)
 
 
@@ -293,6 +301,7 @@ def build_target(
     out_dir: Path,
 ) -> TargetResult:
     started = time.monotonic()
+    started_on = datetime.now(UTC).isoformat(timespec="seconds")
     compiled = compile_target(project, selections, target, profile, runner_name, options.force_profile)
     binaries = check_binaries(compiled.executables, target, project, selections, options.allow)
     artifacts: list[Artifact] = []
@@ -311,6 +320,7 @@ def build_target(
         binaries=tuple(binaries),
         artifacts=tuple(artifacts),
         allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
+        started=started_on,
     )
 
 

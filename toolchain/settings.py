@@ -33,6 +33,8 @@ SETTINGS_SCHEMA = Table(
                 "max-growth-bytes": Key((int,)),
             }
         ),
+        "release": Table(keys={"download-url": Key((str,))}),
+        "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
         "cross": Table(
             keys={
@@ -59,6 +61,9 @@ class Settings:
     size_baseline: Path
     max_growth_percent: float
     max_growth_bytes: int
+    download_url: str
+    secret_key_file: Path | None
+    public_key_file: Path | None
     sources: tuple[Path, ...]  # files the values came from, lowest first
 
 
@@ -91,5 +96,8 @@ def load_settings(cwd: Path | None = None) -> Settings:
         size_baseline=base / merged["size"]["baseline"],
         max_growth_percent=float(merged["size"]["max-growth-percent"]),
         max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
+        download_url=merged["release"]["download-url"],
+        secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
+        public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),
     )

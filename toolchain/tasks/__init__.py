@@ -90,10 +90,12 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, doctor, inspect, size, smoke, toolchain
+    from toolchain.tasks import build, doctor, inspect, release, size, smoke, toolchain
 
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
+    for release_task in release.TASKS:
+        namespace.add_task(release_task)
     namespace.add_collection(toolchain.COLLECTION)
     return namespace

@@ -1,0 +1,293 @@
+"""The release folder: checksums, manifest, provenance, signatures and
+installers around the verified archives, and the check that proves a
+folder is complete and untampered (`invoke verify`, and publish's guardrail)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from toolchain import __version__, proc
+from toolchain.build import read_record
+from toolchain.digest import sha256_file
+from toolchain.errors import PackagingError, ToolchainError
+from toolchain.log import log
+from toolchain.signing import SecretKey, parse_public_key, sign_file, verify_file
+from toolchain.targets import get_target
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = "toolchain.manifest/v1"
+PROVENANCE_NAME = "provenance.intoto.json"
+SUMS_NAME = "sha256.sum"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "urn:toolchain:rust-release:v1"
+
+
+class ReleaseCheckError(ToolchainError):
+    """A release folder is incomplete or a file does not match its record."""
+
+    exit_code = 12
+
+
+@dataclass(frozen=True)
+class ReleaseFile:
+    name: str
+    kind: str  # archive | installer | provenance
+    app: str | None
+    target: str | None
+    size: int
+    sha256: str
+    binaries: tuple[str, ...] = ()
+    verdicts: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "app": self.app,
+            "target": self.target,
+            "size": self.size,
+            "sha256": self.sha256,
+            "binaries": list(self.binaries),
+            "verdicts": list(self.verdicts),
+        }
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    folder: Path
+    files: tuple[ReleaseFile, ...]
+    signed: bool
+
+
+def _describe(path: Path, kind: str, app: str | None, target: str | None, **extra: Any) -> ReleaseFile:
+    return ReleaseFile(path.name, kind, app, target, path.stat().st_size, sha256_file(path), **extra)
+
+
+def _write(path: Path, text: str, mode: int = 0o644) -> Path:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.chmod(mode)
+    os.replace(partial, path)
+    return path
+
+
+def _env_prefix(app: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", app.upper())
+
+
+def _template(name: str) -> str:
+    return resources.files("toolchain").joinpath("templates", name).read_text(encoding="utf-8")
+
+
+def render_installers(app: str, version: str, archives: list[ReleaseFile], base_url: str) -> dict[str, str]:
+    """The shell and PowerShell installers for one app, with digests baked in."""
+    unix_lines, ps_lines = [], []
+    for archive in sorted(archives, key=lambda a: a.target or ""):
+        target = get_target(archive.target or "")
+        if target.os == "windows":
+            binaries = ", ".join(f"'{b}'" for b in archive.binaries)
+            ps_lines.append(
+                f"    [pscustomobject]@{{ Target = '{target.triple}'; Archive = '{archive.name}'; "
+                f"Sha256 = '{archive.sha256}'; Binaries = @({binaries}) }}"
+            )
+        else:
+            floor = target.glibc if target.os == "linux" and target.glibc else "-"
+            unix_lines.append(f"{target.triple} {archive.name} {archive.sha256} {floor} {','.join(archive.binaries)}")
+    values = {"@APP@": app, "@VERSION@": version, "@BASE_URL@": base_url, "@ENV@": _env_prefix(app)}
+    out = {}
+    for name, template, table_key, table in (
+        (f"{app}-installer.sh", "installer.sh.in", "@ARTIFACTS@", "\n".join(unix_lines)),
+        (f"{app}-installer.ps1", "installer.ps1.in", "@PS_ARTIFACTS@", ",\n".join(ps_lines)),
+    ):
+        text = _template(template).replace(table_key, table)
+        for key, value in values.items():
+            if "'" in value:
+                raise PackagingError(f"{key.strip('@').lower()} {value!r} contains a quote", hint="change it")
+            text = text.replace(key, value)
+        out[name] = text
+    return out
+
+
+def _git(repo: Path, *args: str) -> str | None:
+    result = proc.run(["git", "-C", repo, *args], check=False, quiet=True)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def provenance(record: dict[str, Any], subjects: list[ReleaseFile], started: str, repo: Path) -> dict[str, Any]:
+    """An in-toto Statement v1 with a SLSA provenance v1 predicate."""
+    targets = record.get("targets", {})
+    commit = _git(repo, "rev-parse", "HEAD")
+    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
+    remote = _git(repo, "config", "--get", "remote.origin.url")
+    locks = {e.get("cargo_lock_sha256") for e in targets.values() if e.get("cargo_lock_sha256")}
+    dependencies: list[dict[str, Any]] = []
+    if commit:
+        dependencies.append({"uri": f"git+{remote or repo}", "digest": {"gitCommit": commit}})
+    dependencies += [{"name": "Cargo.lock", "digest": {"sha256": lock}} for lock in sorted(locks)]
+    builder = os.environ.get("TOOLCHAIN_BUILDER_ID")
+    if not builder and os.environ.get("GITHUB_ACTIONS") == "true":
+        builder = (
+            f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
+            f"/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+        )
+    finished = [e.get("finished") for e in targets.values() if e.get("finished")]
+    built_started = [e.get("started") for e in targets.values() if e.get("started")]
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [{"name": s.name, "digest": {"sha256": s.sha256}} for s in subjects],
+        "predicateType": SLSA_PREDICATE,
+        "predicate": {
+            "buildDefinition": {
+                "buildType": BUILD_TYPE,
+                "externalParameters": {
+                    "profiles": sorted({e.get("profile") for e in targets.values() if e.get("profile")}),
+                    "targets": sorted(targets),
+                    "source": {"commit": commit, "dirty": dirty},
+                },
+                "internalParameters": {
+                    triple: {
+                        "runner": e.get("runner"),
+                        "route": e.get("route"),
+                        "toolchain": e.get("toolchain", {}),
+                        "allowed_rules": e.get("allowed_rules", []),
+                        "profile_settings": e.get("profile_settings", []),
+                    }
+                    for triple, e in sorted(targets.items())
+                },
+                "resolvedDependencies": dependencies,
+            },
+            "runDetails": {
+                "builder": {"id": builder or f"urn:toolchain:builder:{socket.gethostname()}"},
+                "metadata": {
+                    "invocationId": f"toolchain-{__version__}-{started}",
+                    "startedOn": min(built_started, default=started),
+                    "finishedOn": max(finished, default=started),
+                },
+            },
+        },
+    }
+
+
+def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: Path) -> ReleaseReport:
+    """Write installers, manifest, provenance, sha256.sum (and signatures)."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    record = read_record(out_dir)
+    archives: list[ReleaseFile] = []
+    versions: dict[str, str] = {}
+    for triple, entry in sorted(record.get("targets", {}).items()):
+        for artifact in entry.get("artifacts", []):
+            path = out_dir / Path(artifact["path"]).name
+            if not path.is_file():
+                raise PackagingError(f"{path.name} is in the build record but not in {out_dir}", hint="rebuild it")
+            if sha256_file(path) != artifact["sha256"]:
+                raise PackagingError(f"{path.name} changed since it was built", hint=f"rebuild {triple}")
+            app = artifact["package"]
+            binaries = [b for b in entry["binaries"] if b["package"] == app]
+            versions[app] = binaries[0].get("version", "") if binaries else ""
+            verdicts = tuple(
+                {k: v[k] for k in ("rule", "ok", "severity", "allowed", "found", "expected")} | {"binary": b["name"]}
+                for b in binaries
+                for v in b["verdicts"]
+            )
+            names = tuple(Path(b["path"]).name for b in binaries)
+            archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts))
+    if not archives:
+        raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
+    installers = []
+    with log.group(f"release folder {out_dir}"):
+        for app, version in sorted(versions.items()):
+            app_archives = [a for a in archives if a.app == app]
+            for name, text in render_installers(app, version, app_archives, base_url).items():
+                path = _write(out_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)
+                installer = _describe(path, "installer", app, None)
+                _write(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
+                installers.append(installer)
+                log.info(f"wrote {path}")
+        subjects = archives + installers
+        statement = provenance(record, subjects, started, repo)
+        prov = _describe(
+            _write(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
+            "provenance",
+            None,
+            None,
+        )
+        files = [*archives, *installers, prov]
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "apps": [{"name": a, "version": v} for a, v in sorted(versions.items())],
+            "artifacts": [f.to_dict() for f in files],
+        }
+        _write(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        listed = sorted([f.name for f in files] + [MANIFEST_NAME])
+        sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in listed)
+        _write(out_dir / SUMS_NAME, sums)
+        log.info(f"wrote {out_dir / MANIFEST_NAME}, {out_dir / PROVENANCE_NAME}, {out_dir / SUMS_NAME}")
+        if key is not None:
+            for name in [*listed, SUMS_NAME]:
+                sign_file(out_dir / name, key, f"file:{name}")
+            log.info(f"signed {len(listed) + 1} files with key {key.key_id[::-1].hex().upper()}")
+        else:
+            log.warn("no signing key: the release folder is unsigned (see `invoke keygen`); publish will refuse it")
+    return ReleaseReport(out_dir, tuple(files), key is not None)
+
+
+def parse_sums(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ReleaseCheckError(f"{path} is missing", hint="run `invoke package`")
+    entries = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *]([^/\\]+)", line)
+        if not match:
+            raise ReleaseCheckError(f"{path.name}:{number} is not a sha256sum line", hint="regenerate it")
+        entries[match.group(2)] = match.group(1)
+    return entries
+
+
+def verify_release(folder: Path, public_key_text: str) -> list[str]:
+    """Check a release folder; return the names checked. Raises on the first bad file."""
+    public = parse_public_key(public_key_text)
+    sums = parse_sums(folder / SUMS_NAME)
+    for required in (MANIFEST_NAME, PROVENANCE_NAME):
+        if required not in sums:
+            raise ReleaseCheckError(f"{required} is not listed in {SUMS_NAME}", hint="run `invoke package`")
+    releasable = {p.name for p in folder.iterdir() if p.is_file() and re.search(r"\.(tar\.xz|zip|sh|ps1)$", p.name)}
+    for name in sorted(releasable - set(sums)):
+        raise ReleaseCheckError(f"{name} is in the release folder but not in {SUMS_NAME}", hint="run `invoke package`")
+    for name, digest in sorted(sums.items()):
+        path = folder / name
+        if not path.is_file():
+            raise ReleaseCheckError(f"{name} is listed in {SUMS_NAME} but missing", hint="rebuild or re-download it")
+        if sha256_file(path) != digest:
+            raise ReleaseCheckError(f"{name}: SHA-256 does not match {SUMS_NAME}", hint="the file was changed")
+        single = folder / f"{name}.sha256"
+        if single.is_file() and single.read_text().split()[0] != digest:
+            raise ReleaseCheckError(f"{single.name} disagrees with {SUMS_NAME}", hint="run `invoke package`")
+    for name in [*sorted(sums), SUMS_NAME]:
+        try:
+            verify_file(folder / name, folder / f"{name}.minisig", public)
+        except ToolchainError as exc:
+            raise ReleaseCheckError(f"{name}: {exc.message}", hint=exc.hint) from exc
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ReleaseCheckError(f"{MANIFEST_NAME} is not a {MANIFEST_SCHEMA} document", hint="run `invoke package`")
+    for artifact in manifest["artifacts"]:
+        if sums.get(artifact["name"]) != artifact["sha256"]:
+            raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
+    statement = json.loads((folder / PROVENANCE_NAME).read_text())
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
+    expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}
+    for name in sorted(set(subjects) | set(expected)):
+        if subjects.get(name) != expected.get(name):
+            raise ReleaseCheckError(
+                f"{name}: provenance subject does not match the release", hint="run `invoke package`"
+            )
+    return [*sorted(sums), SUMS_NAME]
