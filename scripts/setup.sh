@@ -14,6 +14,6 @@ apt-get update -qq
 apt-get install -y -qq \
     rustc-web cargo-web rust-web-src libstd-rust-web-dev:arm64 \
     gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64 qemu-user wine64 \
-    shellcheck minisign git xz-utils >/dev/null
+    shellcheck minisign busybox curl git xz-utils >/dev/null
 
 python3 -m pip install --quiet --disable-pip-version-check -e '.[dev]'

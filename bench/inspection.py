@@ -1,7 +1,10 @@
 """Inspection speed on a 100 MB executable, against `readelf -a` on the
 same file in the same run. Goal: under a second.
 
-    python3 bench/inspect.py [--megabytes 100] [--runs 5]
+    python3 bench/inspection.py [--megabytes 100] [--runs 5]
+
+(Not bench/inspect.py: that name would shadow the standard library's
+`inspect` module for every script in this folder.)
 """
 
 from __future__ import annotations
@@ -14,11 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-# This file's name shadows the standard library's `inspect`: take its folder
-# off the import path and put the repository there instead.
-sys.path[0] = str(Path(__file__).resolve().parent.parent)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.inspection import inspect_binary  # noqa: E402
+from toolchain.inspection import inspect_binary
 
 
 def make_binary(folder: Path, megabytes: int) -> Path:
