@@ -33,6 +33,7 @@ SETTINGS_SCHEMA = Table(
                 "max-growth-bytes": Key((int,)),
             }
         ),
+        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,))}),
         "release": Table(keys={"download-url": Key((str,))}),
         "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
@@ -62,6 +63,8 @@ class Settings:
     max_growth_percent: float
     max_growth_bytes: int
     download_url: str
+    update_data_files: tuple[Path, ...]
+    update_keep: int
     secret_key_file: Path | None
     public_key_file: Path | None
     sources: tuple[Path, ...]  # files the values came from, lowest first
@@ -97,6 +100,8 @@ def load_settings(cwd: Path | None = None) -> Settings:
         max_growth_percent=float(merged["size"]["max-growth-percent"]),
         max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
         download_url=merged["release"]["download-url"],
+        update_data_files=tuple(base / f for f in merged["update"]["data-files"]),
+        update_keep=int(merged["update"]["keep"]),
         secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),

@@ -90,12 +90,12 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, doctor, inspect, release, size, smoke, toolchain
+    from toolchain.tasks import build, doctor, inspect, release, size, smoke, toolchain, update
 
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
-    for release_task in release.TASKS:
-        namespace.add_task(release_task)
+    for task in (*release.TASKS, *update.TASKS):
+        namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     return namespace
