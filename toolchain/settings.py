@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from toolchain import REPO_ROOT
 from toolchain.schema import Key, Table, load_toml, validate
@@ -31,6 +32,25 @@ SETTINGS_SCHEMA = Table(
                 "baseline": Key((str,)),
                 "max-growth-percent": Key((float, int)),
                 "max-growth-bytes": Key((int,)),
+            }
+        ),
+        "github": Table(
+            keys={
+                "repository": Key((str,)),
+                "api-url": Key((str,), pattern=r"https?://\S+"),
+                "uploads-url": Key((str,), pattern=r"https?://\S+"),
+                "token-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+                "tag-template": Key((str,)),
+            }
+        ),
+        "s3": Table(
+            keys={
+                "bucket": Key((str,)),
+                "prefix": Key((str,)),
+                "endpoint-url": Key((str,)),
+                "region": Key((str,)),
+                "multipart-threshold": Key((int,)),
+                "multipart-chunk": Key((int,)),
             }
         ),
         "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,))}),
@@ -64,6 +84,8 @@ class Settings:
     max_growth_bytes: int
     download_url: str
     update_data_files: tuple[Path, ...]
+    github: dict[str, str]
+    s3: dict[str, Any]
     update_keep: int
     secret_key_file: Path | None
     public_key_file: Path | None
@@ -101,6 +123,8 @@ def load_settings(cwd: Path | None = None) -> Settings:
         max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
         download_url=merged["release"]["download-url"],
         update_data_files=tuple(base / f for f in merged["update"]["data-files"]),
+        github=dict(merged["github"]),
+        s3=dict(merged["s3"]),
         update_keep=int(merged["update"]["keep"]),
         secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,

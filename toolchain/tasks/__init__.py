@@ -90,12 +90,12 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, doctor, inspect, release, size, smoke, toolchain, update
+    from toolchain.tasks import build, doctor, inspect, publish, release, size, smoke, toolchain, update
 
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
-    for task in (*release.TASKS, *update.TASKS):
+    for task in (*release.TASKS, *update.TASKS, *publish.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     return namespace

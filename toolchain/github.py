@@ -1,0 +1,124 @@
+"""A small GitHub Releases client (REST API v3 over urllib): the endpoints
+publishing needs, with GitHub Enterprise base URLs configurable."""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from toolchain.errors import ToolchainError
+
+API_VERSION = "2022-11-28"
+
+
+class GitHubError(ToolchainError):
+    """GitHub refused a request or could not be reached."""
+
+    exit_code = 14
+
+
+class GitHubClient:
+    def __init__(self, api_url: str, uploads_url: str, repository: str, token: str) -> None:
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repository):
+            raise GitHubError(f"repository {repository!r} is not OWNER/NAME", hint="set [github] repository")
+        self.api = api_url.rstrip("/")
+        self.uploads = uploads_url.rstrip("/")
+        self.repo = repository
+        self._token = token  # never logged
+
+    def _request(
+        self, method: str, url: str, body: bytes | None = None, content_type: str = "application/json"
+    ) -> tuple[int, Any, dict[str, str]]:
+        request = urllib.request.Request(url, data=body, method=method)
+        request.add_header("Authorization", f"Bearer {self._token}")
+        request.add_header("Accept", "application/vnd.github+json")
+        request.add_header("X-GitHub-Api-Version", API_VERSION)
+        request.add_header("User-Agent", "toolchain-release")
+        if body is not None:
+            request.add_header("Content-Type", content_type)
+        try:
+            with urllib.request.urlopen(request, timeout=300) as response:
+                raw = response.read()
+                headers = {k.lower(): v for k, v in response.headers.items()}
+                return response.status, (json.loads(raw) if raw else None), headers
+        except urllib.error.HTTPError as exc:
+            raw = exc.read()
+            try:
+                payload = json.loads(raw) if raw else {}
+            except ValueError:
+                payload = {"message": raw.decode(errors="replace")[:200]}
+            return exc.code, payload, {k.lower(): v for k, v in exc.headers.items()}
+        except (urllib.error.URLError, OSError) as exc:
+            raise GitHubError(
+                f"cannot reach {urllib.parse.urlsplit(url).netloc}: {exc}",
+                hint="check the network and [github] api-url",
+            ) from exc
+
+    def _expect(self, what: str, result: tuple[int, Any, dict[str, str]], *ok: int) -> Any:
+        status, payload, _ = result
+        if status in ok:
+            return payload
+        message = payload.get("message", "") if isinstance(payload, dict) else ""
+        codes = [e.get("code") for e in payload.get("errors", [])] if isinstance(payload, dict) else []
+        hint = (
+            "check GITHUB_TOKEN and its permissions (contents: write)"
+            if status in (401, 403, 404)
+            else "see GitHub's message"
+        )
+        detail = f" ({', '.join(c for c in codes if c)})" if any(codes) else ""
+        raise GitHubError(f"GitHub refused to {what}: {status} {message}{detail}", hint=hint)
+
+    def find_release(self, tag: str) -> dict[str, Any] | None:
+        """The release for a tag, drafts included (the by-tag endpoint hides drafts)."""
+        url: str | None = f"{self.api}/repos/{self.repo}/releases?per_page=100"
+        while url:
+            result = self._request("GET", url)
+            releases = self._expect("list releases", result, 200)
+            for release in releases:
+                if release.get("tag_name") == tag:
+                    return dict(release)
+            url = _next_link(result[2].get("link", ""))
+        return None
+
+    def create_release(self, tag: str, name: str, body: str, prerelease: bool) -> dict[str, Any]:
+        data = json.dumps({"tag_name": tag, "name": name, "body": body, "draft": True, "prerelease": prerelease})
+        result = self._request("POST", f"{self.api}/repos/{self.repo}/releases", data.encode())
+        return dict(self._expect(f"create the release for {tag}", result, 201))
+
+    def update_release(self, release_id: int, **fields: Any) -> dict[str, Any]:
+        result = self._request(
+            "PATCH", f"{self.api}/repos/{self.repo}/releases/{release_id}", json.dumps(fields).encode()
+        )
+        return dict(self._expect("update the release", result, 200))
+
+    def list_assets(self, release_id: int) -> list[dict[str, Any]]:
+        assets: list[dict[str, Any]] = []
+        url: str | None = f"{self.api}/repos/{self.repo}/releases/{release_id}/assets?per_page=100"
+        while url:
+            result = self._request("GET", url)
+            assets += self._expect("list release assets", result, 200)
+            url = _next_link(result[2].get("link", ""))
+        return assets
+
+    def upload_asset(self, release_id: int, path: Path, content_type: str) -> dict[str, Any]:
+        query = urllib.parse.urlencode({"name": path.name})
+        url = f"{self.uploads}/repos/{self.repo}/releases/{release_id}/assets?{query}"
+        result = self._request("POST", url, path.read_bytes(), content_type)
+        return dict(self._expect(f"upload {path.name}", result, 201))
+
+    def delete_asset(self, asset_id: int) -> None:
+        result = self._request("DELETE", f"{self.api}/repos/{self.repo}/releases/assets/{asset_id}")
+        self._expect("delete an asset", result, 204)
+
+
+def _next_link(header: str) -> str | None:
+    for part in header.split(","):
+        match = re.search(r'<([^>]+)>;\s*rel="next"', part)
+        if match:
+            return match.group(1)
+    return None
