@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -238,6 +239,32 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
         else:
             log.warn("no signing key: the release folder is unsigned (see `invoke keygen`); publish will refuse it")
     return ReleaseReport(out_dir, tuple(files), key is not None)
+
+
+def merge_parts(parts: Path, out_dir: Path) -> list[str]:
+    """Gather per-target build folders (one CI job each) into one release folder."""
+    from toolchain.build import RECORD_NAME, RECORD_SCHEMA
+
+    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "targets": {}}
+    records = sorted(parts.glob(f"*/{RECORD_NAME}"))
+    if not records:
+        raise PackagingError(f"no {RECORD_NAME} under {parts}/*/", hint="download the build jobs' folders there")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for record_path in records:
+        part = json.loads(record_path.read_text())
+        for triple, entry in part.get("targets", {}).items():
+            if triple in record["targets"]:
+                raise PackagingError(f"{triple} was built twice ({record_path})", hint="keep one build per target")
+            for artifact in entry.get("artifacts", []):
+                name = Path(artifact["path"]).name
+                source = record_path.parent / name
+                if not source.is_file() or sha256_file(source) != artifact["sha256"]:
+                    raise PackagingError(f"{source} is missing or changed since its build", hint="rebuild that target")
+                shutil.copyfile(source, out_dir / name)
+                _write(out_dir / f"{name}.sha256", f"{artifact['sha256']}  {name}\n")
+            record["targets"][triple] = entry
+    _write(out_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    return sorted(record["targets"])
 
 
 def parse_sums(path: Path) -> dict[str, str]:

@@ -13,7 +13,6 @@ is fully old or fully new, never a mix.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -186,9 +185,9 @@ def exclusive_lock(state_dir: Path, wait: float) -> Iterator[None]:
     try:
         while True:
             try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(handle)
                 break
-            except BlockingIOError:
+            except (BlockingIOError, PermissionError):
                 if time.monotonic() >= deadline:
                     handle.seek(0)
                     holder = handle.read().strip() or "unknown"
@@ -204,6 +203,19 @@ def exclusive_lock(state_dir: Path, wait: float) -> Iterator[None]:
         yield
     finally:
         handle.close()  # closing drops the flock
+
+
+def _try_lock(handle: Any) -> None:
+    """Take an exclusive lock without waiting (flock on Unix, msvcrt on Windows)."""
+    if os.name == "nt":
+        import msvcrt
+
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
+    else:
+        import fcntl
+
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 class Journal:

@@ -90,7 +90,7 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, doctor, inspect, publish, release, size, smoke, toolchain, update
+    from toolchain.tasks import build, ci, doctor, inspect, publish, release, size, smoke, toolchain, update, version
 
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
@@ -98,4 +98,6 @@ def build_namespace() -> Collection:
     for task in (*release.TASKS, *update.TASKS, *publish.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
+    namespace.add_collection(ci.COLLECTION)
+    namespace.add_collection(version.COLLECTION)
     return namespace

@@ -26,17 +26,22 @@ def _folder(out_dir: str) -> Path:
         "out-dir": "the release folder (where `invoke build` wrote the archives); default: dist",
         "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
         "download-url": "base URL the installers download from (else [release] download-url)",
+        "merge": "first gather per-target build folders (DIR/*/build-record.json, one per CI job) here",
         "json": "print the result as JSON on stdout",
     },
     name="package",
 )
 @entry
 def package_task(
-    c: Context, out_dir: str = "", secret_key: str = "", download_url: str = "", json: bool = False
+    c: Context, out_dir: str = "", secret_key: str = "", download_url: str = "", merge: str = "", json: bool = False
 ) -> None:
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
     settings = load_settings()
     folder = _folder(out_dir)
+    if merge:
+        from toolchain.release import merge_parts
+
+        log.info(f"merged {', '.join(merge_parts(Path(merge), folder))} into {folder}")
     key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
     record = read_record(folder)
     repo = Path(next(iter(record["targets"].values()))["manifest_path"]).parent if record.get("targets") else folder

@@ -1,0 +1,43 @@
+"""invoke ci.matrix, ci.workflow"""
+
+from __future__ import annotations
+
+import json as json_lib
+from pathlib import Path
+
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.tasks import task
+
+from toolchain.ci import WORKFLOW, matrix
+from toolchain.log import log
+from toolchain.tasks import entry
+
+
+@task(
+    help={"json": "print the matrix as a JSON list on stdout", "compact": "one line of JSON (for $GITHUB_OUTPUT)"},
+    name="matrix",
+)
+@entry
+def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
+    """The CI build matrix: one entry per release target, with its runner OS and runner."""
+    entries = [e.to_dict() for e in matrix()]
+    if compact:
+        print(json_lib.dumps(entries, separators=(",", ":")))
+    elif json:
+        log.json(entries)
+    else:
+        log.table("CI build matrix", ["target", "host", "GitHub runner", "runner"], [list(e.values()) for e in entries])
+
+
+@task(help={"path": "where to write the workflow; default: .github/workflows/release.yml"}, name="workflow")
+@entry
+def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> None:
+    """Write a GitHub Actions release workflow (build matrix, sign, publish on tags)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(WORKFLOW)
+    log.info(f"wrote {out}")
+
+
+COLLECTION = Collection("ci", matrix_task, workflow_task)
