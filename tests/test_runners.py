@@ -15,7 +15,9 @@ from toolchain.cargo import load_project, select
 from toolchain.profiles import get_profile
 from toolchain.routes import Route
 from toolchain.runners import RUNNERS, BuildJob, choose_runner
-from toolchain.runners.cross import image_variable
+from toolchain.runners.cross import CrossRunner, image_variable
+from toolchain.runners.native import NativeRunner
+from toolchain.runners.zig import ZigRunner
 from toolchain.settings import load_settings
 from toolchain.targets import get_target
 
@@ -29,25 +31,25 @@ def job_for(triple: str, route: Route | None = None) -> BuildJob:
 
 
 def test_zig_pins_glibc_and_macos_minimum() -> None:
-    linux = RUNNERS["zig"].invocation(job_for("aarch64-unknown-linux-gnu"))
+    linux = ZigRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
     assert linux.argv[:2] == ("cargo-zigbuild", "zigbuild")
     assert linux.argv[linux.argv.index("--target") + 1] == "aarch64-unknown-linux-gnu.2.17"
     assert linux.env == {"RUSTC": "/usr/bin/rustc"}
-    mac = RUNNERS["zig"].invocation(job_for("x86_64-apple-darwin"))
+    mac = ZigRunner().invocation(job_for("x86_64-apple-darwin"))
     assert mac.argv[mac.argv.index("--target") + 1] == "x86_64-apple-darwin"
     assert mac.env["MACOSX_DEPLOYMENT_TARGET"] == "10.12"
 
 
 def test_native_adds_the_cross_linker_only_for_foreign_targets() -> None:
-    foreign = RUNNERS["native"].invocation(job_for("aarch64-unknown-linux-gnu"))
+    foreign = NativeRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
     assert 'target.aarch64-unknown-linux-gnu.linker="aarch64-linux-gnu-gcc"' in foreign.argv
-    host = RUNNERS["native"].invocation(job_for("x86_64-unknown-linux-gnu"))
+    host = NativeRunner().invocation(job_for("x86_64-unknown-linux-gnu"))
     assert not any(a.startswith("target.") for a in host.argv)
 
 
 def test_build_std_route_arguments_reach_cargo() -> None:
     route = Route("build-std", "/usr/bin/rustc", {"RUSTC_BOOTSTRAP": "1"}, ("-Zbuild-std=std,panic_abort",))
-    invocation = RUNNERS["native"].invocation(job_for("x86_64-pc-windows-gnu", route))
+    invocation = NativeRunner().invocation(job_for("x86_64-pc-windows-gnu", route))
     assert "-Zbuild-std=std,panic_abort" in invocation.argv
     assert invocation.env["RUSTC_BOOTSTRAP"] == "1"
 
@@ -56,7 +58,7 @@ def test_cross_passes_the_image_override(tmp_path: Path, monkeypatch: pytest.Mon
     config = tmp_path / "toolchain.toml"
     config.write_text('[cross.images]\n"aarch64-unknown-linux-gnu" = "registry.example/cross:aarch64"\n')
     monkeypatch.setenv("TOOLCHAIN_CONFIG", str(config))
-    invocation = RUNNERS["cross"].invocation(job_for("aarch64-unknown-linux-gnu"))
+    invocation = CrossRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
     assert invocation.argv[:2] == ("cross", "build")
     assert invocation.env == {"CROSS_TARGET_AARCH64_UNKNOWN_LINUX_GNU_IMAGE": "registry.example/cross:aarch64"}
     assert image_variable("x86_64-pc-windows-gnu") == "CROSS_TARGET_X86_64_PC_WINDOWS_GNU_IMAGE"

@@ -297,7 +297,7 @@ def test_rollback_by_hand_and_snapshot_list(release: Release, install: Install) 
 def test_update_cli_needs_a_public_key(install: Install, release: Release) -> None:
     result = run_invoke("update", "--artifact", str(release.archive), "--binary", str(install.binary),
                         env={"TOOLCHAIN_CONFIG": str(install.data / "none.toml")})  # fmt: skip
-    assert result.returncode == 2 and "no public key to verify the artifact" in result.stderr
+    assert result.returncode == 2 and "no public key to check signatures with" in result.stderr
 
 
 def test_update_cli_end_to_end(install: Install, release: Release) -> None:

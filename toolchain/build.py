@@ -22,7 +22,7 @@ from toolchain.log import log
 from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.policy import RuleVerdict, check_allow, evaluate, policy_for, require
 from toolchain.profiles import Profile, SettingSource, effective_settings, get_profile
-from toolchain.routes import Route, resolve_route, rustc_version
+from toolchain.routes import Route, rustc_version
 from toolchain.runners import BuildJob, choose_runner
 from toolchain.settings import Settings, load_settings
 from toolchain.size import append_history
@@ -228,7 +228,7 @@ def compile_target(
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(runner_name, target, host)
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
-        route = resolve_route(target)
+        route = choice.runner.route(target)
         log.info(f"toolchain route: {route.name} ({route.detail})")
         if route.name == "build-std" and project.registry_dependencies:
             # The offline route points crates.io at std's vendored sources.
@@ -251,16 +251,7 @@ def compile_target(
             for key in sorted(skip):
                 log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
         job = BuildJob(project, tuple(selections), target, profile, define, route, skip)
-        invocation = choice.runner.invocation(job)
-        result = proc.run(
-            invocation.argv,
-            env=invocation.env,
-            cwd=project.workspace_root,
-            tee_stderr=True,
-            error=BuildError,
-            what=f"cargo build for {target.triple}",
-        )
-        executables = parse_executables(result.stdout)
+        executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, settings)
 
 
@@ -322,21 +313,6 @@ def build_target(
         allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=started_on,
     )
-
-
-def parse_executables(stdout: str) -> dict[str, Path]:
-    """Binary name → path, from cargo's JSON messages (not from guessing)."""
-    found = {}
-    for line in stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        message = json.loads(line)
-        is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
-        if is_artifact and "bin" in message["target"]["kind"]:
-            found[message["target"]["name"]] = Path(message["executable"])
-    if not found:
-        raise BuildError("cargo reported no executable", hint="check --package/--bin")
-    return found
 
 
 def check_binaries(
@@ -419,6 +395,8 @@ def package_target(
 
 
 def toolchain_versions(route: Route) -> dict[str, str | None]:
+    if route.versions:
+        return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
     cargo = proc.run([cargo_program(), "--version"], check=False, quiet=True)
     return {
         "cargo": cargo.stdout.strip() or None,

@@ -32,6 +32,8 @@ class Route:
     env: dict[str, str] = field(default_factory=dict)
     cargo_args: tuple[str, ...] = ()
     detail: str = ""
+    # Versions known without asking the host's rustc (a container's toolchain).
+    versions: tuple[tuple[str, str], ...] = ()
 
 
 @functools.cache
@@ -77,17 +79,21 @@ def candidate_routes(target: Target) -> list[Route]:
                     str(DISTRO_RUSTC),
                     # Stable rustc accepts -Z flags only with RUSTC_BOOTSTRAP.
                     {**distro_env, "RUSTC_BOOTSTRAP": "1"},
-                    (
-                        "-Zbuild-std=std,panic_abort",
-                        "--config",
-                        'source.crates-io.replace-with="vendored-std"',
-                        "--config",
-                        f'source.vendored-std.directory="{VENDORED_STD_SOURCES}"',
-                    ),
+                    build_std_args(),
                     detail=f"std built from {VENDORED_STD_SOURCES.parent}",
                 )
             )
     return routes
+
+
+def build_std_args(vendor: Path = VENDORED_STD_SOURCES) -> tuple[str, ...]:
+    return (
+        "-Zbuild-std=std,panic_abort",
+        "--config",
+        'source.crates-io.replace-with="vendored-std"',
+        "--config",
+        f'source.vendored-std.directory="{vendor}"',
+    )
 
 
 def resolve_route(target: Target) -> Route:

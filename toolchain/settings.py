@@ -21,7 +21,7 @@ SETTINGS_SCHEMA = Table(
             keys={
                 "manifest-path": Key((str,)),
                 "profile": Key((str,)),
-                "runner": Key((str,), choices=("auto", "native", "zig", "cross")),
+                "runner": Key((str,), choices=("auto", "native", "zig", "cross", "container")),
                 "out-dir": Key((str,)),
                 "targets": Key((list,), item_types=(str,)),
             }
@@ -51,6 +51,16 @@ SETTINGS_SCHEMA = Table(
                 "region": Key((str,)),
                 "multipart-threshold": Key((int,)),
                 "multipart-chunk": Key((int,)),
+            }
+        ),
+        "container": Table(
+            keys={
+                "image": Key((str,)),
+                "base-image": Key((str,)),
+                "env": Key((list,), item_types=(str,)),
+                "user": Key((str,), pattern=r"(\d+:\d+)?"),
+                "network": Key((str,), choices=("host", "none", "bridge")),
+                "ca-bundle": Key((str,)),
             }
         ),
         "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,))}),
@@ -85,6 +95,7 @@ class Settings:
     download_url: str
     update_data_files: tuple[Path, ...]
     github: dict[str, str]
+    container: dict[str, Any]
     s3: dict[str, Any]
     update_keep: int
     secret_key_file: Path | None
@@ -124,6 +135,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         download_url=merged["release"]["download-url"],
         update_data_files=tuple(base / f for f in merged["update"]["data-files"]),
         github=dict(merged["github"]),
+        container=dict(merged["container"]),
         s3=dict(merged["s3"]),
         update_keep=int(merged["update"]["keep"]),
         secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,

@@ -116,6 +116,19 @@ def load_secret_key(path: Path | None) -> SecretKey:
         raise UsageError(f"cannot read secret key {path}: {exc.strerror}", hint="check the path") from exc
 
 
+def public_key_text(given: str, configured: Path | None) -> str:
+    """The trusted public key's text: from the command line, else the config."""
+    path = Path(given) if given else configured
+    if path is None:
+        raise UsageError(
+            "no public key to check signatures with", hint="pass --public-key or set [sign] public-key-file"
+        )
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read public key {path}: {exc.strerror}", hint="check the path") from exc
+
+
 def configured_secret_key(path: Path | None) -> SecretKey | None:
     """The signing key if one is configured (file or environment), else None."""
     if path is None and not os.environ.get(SECRET_ENV) and not os.environ.get(SECRET_FILE_ENV):

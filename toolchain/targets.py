@@ -15,7 +15,7 @@ from toolchain.schema import Key, Table, did_you_mean, load_toml, validate
 TARGETS_DIR = REPO_ROOT / "targets"
 
 HOSTS = ("linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-aarch64", "windows-x86_64")
-RUNNER_NAMES = ("native", "zig", "cross")
+RUNNER_NAMES = ("native", "zig", "cross", "container")
 GLIBC_PATTERN = r"\d+\.\d+"
 MACOS_PATTERN = r"\d+\.\d+"
 

@@ -4,13 +4,17 @@ in RUNNERS; `choose_runner` picks one from the target's preference list."""
 
 from __future__ import annotations
 
+import json
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
+from toolchain import proc
 from toolchain.cargo import Project, Selection
-from toolchain.errors import MissingToolError, UsageError
+from toolchain.errors import BuildError, MissingToolError, UsageError
 from toolchain.profiles import Profile
-from toolchain.routes import Route
+from toolchain.routes import Route, resolve_route
 from toolchain.schema import did_you_mean
 from toolchain.targets import RUNNER_NAMES, Target
 
@@ -41,9 +45,53 @@ class Runner(Protocol):
         """Why this runner cannot build `target` on `host` (with the fix), or None."""
         ...
 
-    def invocation(self, job: BuildJob) -> CargoInvocation:
-        """The cargo command line (argument list and extra environment)."""
+    def route(self, target: Target) -> Route:
+        """Where std for the target comes from when this runner builds it."""
         ...
+
+    def build(self, job: BuildJob) -> dict[str, Path]:
+        """Build; return binary name -> path of the executable on this host."""
+        ...
+
+
+class CommandRunner(ABC):
+    """A runner that is one cargo-like command on this host."""
+
+    name = "command"
+
+    @abstractmethod
+    def invocation(self, job: BuildJob) -> CargoInvocation:
+        """The command line (argument list and extra environment)."""
+
+    def route(self, target: Target) -> Route:
+        return resolve_route(target)
+
+    def build(self, job: BuildJob) -> dict[str, Path]:
+        invocation = self.invocation(job)
+        result = proc.run(
+            invocation.argv,
+            env=invocation.env,
+            cwd=job.project.workspace_root,
+            tee_stderr=True,
+            error=BuildError,
+            what=f"cargo build for {job.target.triple}",
+        )
+        return parse_executables(result.stdout)
+
+
+def parse_executables(stdout: str) -> dict[str, Path]:
+    """Binary name -> path, from cargo's JSON messages (not from guessing)."""
+    found = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
+        if is_artifact and "bin" in message["target"]["kind"]:
+            found[message["target"]["name"]] = Path(message["executable"])
+    if not found:
+        raise BuildError("cargo reported no executable", hint="check --package/--bin")
+    return found
 
 
 def cargo_build_args(job: BuildJob) -> list[str]:
@@ -69,11 +117,12 @@ def cargo_build_args(job: BuildJob) -> list[str]:
 
 
 def _registry() -> dict[str, Runner]:
+    from toolchain.runners.container import ContainerRunner
     from toolchain.runners.cross import CrossRunner
     from toolchain.runners.native import NativeRunner
     from toolchain.runners.zig import ZigRunner
 
-    return {"native": NativeRunner(), "zig": ZigRunner(), "cross": CrossRunner()}
+    return {"native": NativeRunner(), "zig": ZigRunner(), "cross": CrossRunner(), "container": ContainerRunner()}
 
 
 RUNNERS: dict[str, Runner] = _registry()
@@ -91,7 +140,7 @@ def choose_runner(requested: str, target: Target, host: str) -> RunnerChoice:
         if requested not in RUNNER_NAMES:
             raise UsageError(
                 f"unknown runner '{requested}'; {did_you_mean(requested, ['auto', *RUNNER_NAMES])}",
-                hint="pass --runner auto, native, zig or cross",
+                hint="pass --runner auto, native, zig, cross or container",
             )
         runner = RUNNERS.get(requested)
         if runner is None:

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import shutil
 
-from toolchain.runners import BuildJob, CargoInvocation, cargo_build_args
+from toolchain.routes import Route
+from toolchain.runners import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.settings import load_settings
 from toolchain.targets import Target
 
@@ -17,7 +18,7 @@ def image_variable(triple: str) -> str:
     return f"CROSS_TARGET_{triple.upper().replace('-', '_')}_IMAGE"
 
 
-class CrossRunner:
+class CrossRunner(CommandRunner):
     name = "cross"
 
     def problem(self, target: Target, host: str) -> str | None:
@@ -30,6 +31,9 @@ class CrossRunner:
         if shutil.which("docker") is None and shutil.which("podman") is None:
             return "cross needs a container engine (`apt-get install docker.io`)"
         return None
+
+    def route(self, target: Target) -> Route:
+        return Route("cross-image", "rustc", detail="the toolchain inside the cross image")
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
         args = ["cross", "build", *cargo_build_args(job)]

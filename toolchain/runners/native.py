@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from toolchain.cargo import cargo_program
-from toolchain.runners import BuildJob, CargoInvocation, cargo_build_args
+from toolchain.runners import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.targets import Target, host_platform
 
 
@@ -14,7 +14,7 @@ def _linker_needed(target: Target, host: str) -> bool:
     return f"{target.os}-{target.arch}" != host and target.linker is not None
 
 
-class NativeRunner:
+class NativeRunner(CommandRunner):
     name = "native"
 
     def problem(self, target: Target, host: str) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.util
 import shutil
 
-from toolchain.runners import BuildJob, CargoInvocation, cargo_build_args
+from toolchain.runners import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.targets import Target
 
 
@@ -16,7 +16,7 @@ def zig_available() -> bool:
     return shutil.which("zig") is not None or importlib.util.find_spec("ziglang") is not None
 
 
-class ZigRunner:
+class ZigRunner(CommandRunner):
     name = "zig"
 
     def problem(self, target: Target, host: str) -> str | None:

@@ -90,7 +90,20 @@ class ToolkitTask(Task[Any]):
 
 
 def build_namespace() -> Collection:
-    from toolchain.tasks import build, ci, doctor, inspect, publish, release, size, smoke, toolchain, update, version
+    from toolchain.tasks import (
+        build,
+        ci,
+        doctor,
+        image,
+        inspect,
+        publish,
+        release,
+        size,
+        smoke,
+        toolchain,
+        update,
+        version,
+    )
 
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
@@ -100,4 +113,5 @@ def build_namespace() -> Collection:
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)
     namespace.add_collection(version.COLLECTION)
+    namespace.add_collection(image.COLLECTION)
     return namespace

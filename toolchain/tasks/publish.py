@@ -12,17 +12,8 @@ from toolchain.errors import UsageError
 from toolchain.log import log
 from toolchain.publish import Action, plan, publish, release_info
 from toolchain.settings import Settings, load_settings
+from toolchain.signing import public_key_text
 from toolchain.tasks import entry
-
-
-def _public_key(settings: Settings, public_key: str) -> str:
-    path = Path(public_key) if public_key else settings.public_key_file
-    if path is None:
-        raise UsageError("no public key to verify the release with", hint="pass --public-key or set [sign]")
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read public key {path}: {exc.strerror}", hint="check the path") from exc
 
 
 def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
@@ -70,7 +61,7 @@ def publish_task(
     """Publish a verified release folder (refuses anything unverified)."""
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
-    key = _public_key(settings, public_key)
+    key = public_key_text(public_key, settings.public_key_file)
     github_settings, s3_settings = _destinations(settings, github, s3)
     if dry_run:
         _show(plan(release_info(folder, key), github_settings, s3_settings), "Publish plan (dry run)", json)
@@ -101,7 +92,7 @@ def release_task(
         raise UsageError("a release must be signed", hint="set [sign] secret-key-file or $TOOLCHAIN_SECRET_KEY")
     folder = Path(out_dir) if out_dir else settings.out_dir
     build(BuildOptions(all_targets=True, out_dir=folder))
-    key = _public_key(settings, public_key)
+    key = public_key_text(public_key, settings.public_key_file)
     github = settings.github if settings.github.get("repository") or dry_run else None
     s3 = settings.s3 if settings.s3.get("bucket") or dry_run else None
     if dry_run:

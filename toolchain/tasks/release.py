@@ -13,7 +13,7 @@ from toolchain.errors import UsageError
 from toolchain.log import log
 from toolchain.release import SUMS_NAME, package_release, verify_release
 from toolchain.settings import load_settings
-from toolchain.signing import configured_secret_key, generate, load_secret_key, sign_file
+from toolchain.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
 from toolchain.tasks import ToolkitTask, entry
 
 
@@ -134,15 +134,7 @@ def verify_task(c: Context, path: str | None = None, public_key: str = "", json:
     """Check a release folder: every file listed, every digest and signature right."""
     settings = load_settings()
     folder = Path(path) if path else settings.out_dir
-    key_path = Path(public_key) if public_key else settings.public_key_file
-    if key_path is None:
-        raise UsageError(
-            "no public key to check signatures with", hint="pass --public-key or set [sign] public-key-file"
-        )
-    try:
-        key_text = key_path.read_text()
-    except OSError as exc:
-        raise UsageError(f"cannot read public key {key_path}: {exc.strerror}", hint="check the path") from exc
+    key_text = public_key_text(public_key, settings.public_key_file)
     checked = verify_release(folder, key_text)
     if json:
         log.json({"schema": "toolchain.verify/v1", "ok": True, "folder": str(folder), "files": checked})

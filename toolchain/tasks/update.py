@@ -11,6 +11,7 @@ from invoke.tasks import task
 from toolchain.errors import UsageError
 from toolchain.log import log
 from toolchain.settings import load_settings
+from toolchain.signing import public_key_text
 from toolchain.tasks import entry
 from toolchain.update import default_state_dir, list_snapshots, recover, rollback, update
 
@@ -66,15 +67,13 @@ def update_task(
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
     settings = load_settings()
-    key_path = Path(public_key) if public_key else settings.public_key_file
-    if key_path is None:
-        raise UsageError("no public key to verify the artifact", hint="pass --public-key or set [sign] public-key-file")
+    key_text = public_key_text(public_key, settings.public_key_file)
     data_files = [*settings.update_data_files, *(Path(d) for d in data or [])]
     target = _binary(binary, receipt)
     result = update(
         target,
         artifact,
-        key_path.read_text(),
+        key_text,
         [p.resolve() for p in data_files],
         state_dir=Path(state_dir) if state_dir else None,
         keep=keep if keep >= 0 else settings.update_keep,
