@@ -30,9 +30,8 @@ from toolchain import REPO_ROOT
 from toolchain.cargo import load_project, select
 from toolchain.profiles import get_profile
 from toolchain.routes import resolve_route
-from toolchain.runners import BuildJob
-from toolchain.runners.native import NativeRunner
-from toolchain.targets import get_target, host_triple
+from toolchain.runners import BuildJob, CommandRunner, choose_runner
+from toolchain.targets import get_target, host_platform, host_triple
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -55,11 +54,14 @@ def main() -> None:
         target = get_target(host_triple())
         selections = tuple(select(project, None, []))
         job = BuildJob(project, selections, target, get_profile("dist"), True, resolve_route(target))
-        invocation = NativeRunner().invocation(job)
+        # The same runner `invoke build` picks (zig on Linux: it pins glibc).
+        runner = choose_runner("auto", target, host_platform()).runner
+        assert isinstance(runner, CommandRunner)
+        invocation = runner.invocation(job)
         bare = list(invocation.argv)
         env = {**os.environ, **invocation.env, "CI": "true"}
-        toolkit = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "build",
-                   "--manifest-path", str(manifest), "--out-dir", str(work / "dist")]  # fmt: skip
+        toolkit = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "build", "--runner", runner.name]
+        toolkit += ["--manifest-path", str(manifest), "--out-dir", str(work / "dist")]
 
         def clean() -> None:
             shutil.rmtree(project.target_directory, ignore_errors=True)
