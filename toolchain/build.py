@@ -4,7 +4,6 @@ package, ending in one summary and a build record in the output folder."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
+from toolchain.atomic import write_atomic
 from toolchain.cache import inspect_cached
 from toolchain.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.digest import sha256_file
@@ -433,9 +433,7 @@ def write_record(out_dir: Path, project: Project, profile: Profile, results: lis
         )
         record["targets"][result.triple] = entry
     out_dir.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return path
 
 

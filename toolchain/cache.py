@@ -9,9 +9,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
+from toolchain.atomic import write_atomic
 from toolchain.inspection import SCHEMA_VERSION, BinaryInfo, inspect_binary
 
 
@@ -30,9 +30,7 @@ def inspect_cached(path: Path, sha256: str, cache_dir: Path) -> BinaryInfo:
     info = inspect_binary(path)
     try:
         entry.parent.mkdir(parents=True, exist_ok=True)
-        partial = entry.with_name(f".{entry.name}.{os.getpid()}")
-        partial.write_text(json.dumps(info.to_dict()))
-        os.replace(partial, entry)
+        write_atomic(entry, json.dumps(info.to_dict()))
     except OSError:
         pass  # the cache is an optimisation; a read-only target dir is fine
     return info

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import REPO_ROOT
+from toolchain.atomic import write_atomic
 from toolchain.errors import BuildError, MissingToolError
 from toolchain.log import log
 
@@ -195,8 +196,5 @@ def copy_out(box: Any, path: str, destination: Path) -> Path:
         if handle is None:
             raise BuildError(f"{path} in the build container is not a file", hint="check the build output")
         destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(f".{destination.name}.partial")
-        partial.write_bytes(handle.read())
-        partial.chmod(0o755)
-        os.replace(partial, destination)
+        write_atomic(destination, handle.read(), 0o755)
     return destination

@@ -7,10 +7,10 @@ slice at its aligned offset.
 
 from __future__ import annotations
 
-import os
 import struct
 from pathlib import Path
 
+from toolchain.atomic import write_atomic
 from toolchain.errors import PackagingError
 
 FAT_MAGIC = 0xCAFEBABE
@@ -41,14 +41,10 @@ def join_fat(slices: list[Path], out: Path) -> Path:
         offset = (offset + (1 << align) - 1) & ~((1 << align) - 1)
         records.append((cputype, cpusubtype, offset, len(blob), align))
         offset += len(blob)
-    partial = out.with_name(f".{out.name}.partial")
-    with partial.open("wb") as handle:
-        handle.write(struct.pack(">II", FAT_MAGIC, len(records)))
-        for cputype, cpusubtype, start, size, align in records:
-            handle.write(struct.pack(">iIIII", cputype, cpusubtype, start, size, align))
-        for blob, (_, _, start, _, _) in zip(blobs, records, strict=True):
-            handle.write(b"\0" * (start - handle.tell()))
-            handle.write(blob)
-    partial.chmod(0o755)
-    os.replace(partial, out)
-    return out
+    fat = bytearray(struct.pack(">II", FAT_MAGIC, len(records)))
+    for cputype, cpusubtype, start, size, align in records:
+        fat += struct.pack(">iIIII", cputype, cpusubtype, start, size, align)
+    for blob, (_, _, start, _, _) in zip(blobs, records, strict=True):
+        fat += b"\0" * (start - len(fat))
+        fat += blob
+    return write_atomic(out, bytes(fat), 0o755)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain import __version__, proc
+from toolchain.atomic import write_atomic
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError
 
@@ -139,8 +140,8 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
             _tar_xz(entries, top, mtime, partial)
         digest = sha256_file(partial)
         os.replace(partial, out)
-        _write_text_atomic(checksum_path, f"{digest}  {name}\n")
-        _write_text_atomic(stamp_path, stamp)
+        write_atomic(checksum_path, f"{digest}  {name}\n")
+        write_atomic(stamp_path, stamp)
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise PackagingError(f"cannot write {out}: {exc.strerror}", hint="check the disk and --out-dir") from exc
@@ -148,12 +149,6 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
         partial.unlink(missing_ok=True)
         raise
     return Artifact(package, out, checksum_path, digest, out.stat().st_size, reused=False)
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, path)
 
 
 def remove_artifact(out_dir: Path, name: str) -> None:

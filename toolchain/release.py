@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
+from toolchain.atomic import write_atomic
 from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ToolchainError
@@ -71,14 +72,6 @@ class ReleaseReport:
 
 def _describe(path: Path, kind: str, app: str | None, target: str | None, **extra: Any) -> ReleaseFile:
     return ReleaseFile(path.name, kind, app, target, path.stat().st_size, sha256_file(path), **extra)
-
-
-def _write(path: Path, text: str, mode: int = 0o644) -> Path:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text, encoding="utf-8")
-    partial.chmod(mode)
-    os.replace(partial, path)
-    return path
 
 
 def _env_prefix(app: str) -> str:
@@ -208,15 +201,15 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
         for app, version in sorted(versions.items()):
             app_archives = [a for a in archives if a.app == app]
             for name, text in render_installers(app, version, app_archives, base_url).items():
-                path = _write(out_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)
+                path = write_atomic(out_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)
                 installer = _describe(path, "installer", app, None)
-                _write(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
+                write_atomic(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
                 installers.append(installer)
                 log.info(f"wrote {path}")
         subjects = archives + installers
         statement = provenance(record, subjects, started, repo)
         prov = _describe(
-            _write(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
+            write_atomic(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
             "provenance",
             None,
             None,
@@ -227,10 +220,10 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
             "apps": [{"name": a, "version": v} for a, v in sorted(versions.items())],
             "artifacts": [f.to_dict() for f in files],
         }
-        _write(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
         sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in listed)
-        _write(out_dir / SUMS_NAME, sums)
+        write_atomic(out_dir / SUMS_NAME, sums)
         log.info(f"wrote {out_dir / MANIFEST_NAME}, {out_dir / PROVENANCE_NAME}, {out_dir / SUMS_NAME}")
         if key is not None:
             for name in [*listed, SUMS_NAME]:
@@ -261,9 +254,9 @@ def merge_parts(parts: Path, out_dir: Path) -> list[str]:
                 if not source.is_file() or sha256_file(source) != artifact["sha256"]:
                     raise PackagingError(f"{source} is missing or changed since its build", hint="rebuild that target")
                 shutil.copyfile(source, out_dir / name)
-                _write(out_dir / f"{name}.sha256", f"{artifact['sha256']}  {name}\n")
+                write_atomic(out_dir / f"{name}.sha256", f"{artifact['sha256']}  {name}\n")
             record["targets"][triple] = entry
-    _write(out_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    write_atomic(out_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return sorted(record["targets"])
 
 

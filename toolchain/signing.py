@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolchain.atomic import write_atomic
 from toolchain.errors import ToolchainError, UsageError
 
 SIG_ALG = b"Ed"
@@ -158,11 +159,7 @@ def sign_file(path: Path, key: SecretKey, trusted_comment: str | None = None) ->
         f"trusted comment: {comment}\n"
         f"{base64.b64encode(global_signature).decode()}\n"
     )
-    out = path.with_name(path.name + ".minisig")
-    partial = out.with_name(f".{out.name}.partial")
-    partial.write_text(text)
-    os.replace(partial, out)
-    return out
+    return write_atomic(path.with_name(path.name + ".minisig"), text)
 
 
 def verify_file(path: Path, signature_path: Path, public: PublicKey) -> str:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import html
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from toolchain import proc
+from toolchain.atomic import write_atomic
 from toolchain.errors import ToolchainError, UsageError
 
 HISTORY_NAME = "size-history.jsonl"
@@ -166,10 +166,7 @@ def write_baseline(path: Path, rows: list[SizeRow]) -> Path:
             "archive_size": row.archive_size,
             "sections": row.sections,
         }
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
-    return path
+    return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
 def render_report(records: list[dict[str, Any]], out: Path) -> Path:

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toolchain.atomic import fsync_dir, write_atomic
 from toolchain.digest import sha256_file
 from toolchain.errors import ToolchainError
 from toolchain.log import log
@@ -82,28 +83,8 @@ def default_state_dir(binary: Path) -> Path:
     return binary.parent / f".{binary.name}-update"
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_durably(path: Path, data: bytes, mode: int = 0o644) -> None:
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with partial.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    partial.chmod(mode)
-    os.replace(partial, path)
-    _fsync_dir(path.parent)
-
-
 def _copy_durably(source: Path, destination: Path) -> None:
-    _write_durably(destination, source.read_bytes(), source.stat().st_mode & 0o7777)
+    write_atomic(destination, source.read_bytes(), source.stat().st_mode & 0o7777, durable=True)
 
 
 # --- fetching and verifying the artifact -------------------------------------------------
@@ -171,7 +152,7 @@ def extract_binary(artifact: Artifact, name: str, destination: Path) -> None:
             if handle is None:
                 raise UpdateError(f"{artifact.archive.name} has no {member}", hint="check the archive")
             data = handle.read()
-    _write_durably(destination, data, 0o755)
+    write_atomic(destination, data, 0o755, durable=True)
 
 
 # --- lock and journal ----------------------------------------------------------------------
@@ -239,7 +220,7 @@ class Journal:
         self.record.update(details)
         self.record["state"] = state
         self.record.setdefault("steps", []).append([state, datetime.now(UTC).isoformat(timespec="seconds")])
-        _write_durably(self.path, (json.dumps(self.record, indent=2, sort_keys=True) + "\n").encode())
+        write_atomic(self.path, json.dumps(self.record, indent=2, sort_keys=True) + "\n", durable=True)
         if os.environ.get(CRASH_ENV) == state:
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -284,7 +265,9 @@ def snapshot(binary: Path, data_files: list[Path], folder: Path) -> dict[str, An
         },
         "data": entries,
     }
-    _write_durably(folder / "snapshot.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_atomic(
+        folder / "snapshot.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode(), durable=True
+    )
     return manifest
 
 
@@ -292,9 +275,7 @@ def restore(folder: Path) -> None:
     """Put back the binary and data of a snapshot, then prove it by digest."""
     manifest = json.loads((folder / "snapshot.json").read_text())
     binary = Path(manifest["binary"]["path"])
-    staged = binary.with_name(f".{binary.name}.restore.{os.getpid()}")
-    _write_durably(staged, (folder / "binary").read_bytes(), manifest["binary"]["mode"])
-    os.replace(staged, binary)
+    write_atomic(binary, (folder / "binary").read_bytes(), manifest["binary"]["mode"], durable=True)
     for entry in manifest["data"]:
         database = Path(entry["path"])
         for sidecar in _sidecars(database):
@@ -302,14 +283,11 @@ def restore(folder: Path) -> None:
         if not entry["existed"]:
             database.unlink(missing_ok=True)
             continue
-        staged = database.with_name(f".{database.name}.restore.{os.getpid()}")
-        _write_durably(staged, (folder / "data" / entry["copy"]).read_bytes())
-        os.replace(staged, database)
+        write_atomic(database, (folder / "data" / entry["copy"]).read_bytes(), durable=True)
         if sha256_file(database) != entry["sha256"]:
             raise UpdateError(f"restored {database} does not match its snapshot", hint=f"copy it from {folder} by hand")
     if sha256_file(binary) != manifest["binary"]["sha256"]:
         raise UpdateError(f"restored {binary} does not match its snapshot", hint=f"copy it from {folder} by hand")
-    _fsync_dir(binary.parent)
 
 
 def list_snapshots(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
@@ -425,7 +403,7 @@ def update(
                 if os.name == "nt":  # a running exe can be renamed, not replaced
                     os.replace(binary, binary.with_name(binary.name + ".old"))
                 os.replace(staged, binary)
-                _fsync_dir(binary.parent)
+                fsync_dir(binary.parent)
                 journal.advance("swapped")
                 journal.advance("migrating")
                 code, output = _run(binary, ["migrate"], env)

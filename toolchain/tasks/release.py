@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from invoke.context import Context
 from invoke.tasks import task
 
+from toolchain.atomic import write_atomic
 from toolchain.build import read_record
 from toolchain.errors import UsageError
 from toolchain.log import log
@@ -81,11 +81,7 @@ def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
         )
     folder.mkdir(parents=True, exist_ok=True)
     key = generate()
-    partial = folder / ".minisign.key.partial"
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(key.render())
-    os.replace(partial, secret)
+    write_atomic(secret, key.render(), 0o600)
     public.write_text(key.public_key().render())
     log.info(f"wrote {secret} (keep it secret: a CI secret, never the release folder) and {public}")
     print(public.read_text().splitlines()[1])
