@@ -1,5 +1,3 @@
 """invoke wiring only: every task lives in toolchain/tasks/."""
 
-from toolchain.tasks import build_namespace
-
-namespace = build_namespace()
+from toolchain.tasks import namespace  # noqa: F401

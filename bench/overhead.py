@@ -28,10 +28,11 @@ from synthetic import write_crate
 
 from toolchain import REPO_ROOT
 from toolchain.cargo import load_project, select
-from toolchain.profiles import get_profile
+from toolchain.catalog import load_catalog
 from toolchain.routes import resolve_route
 from toolchain.runners import BuildJob, CommandRunner, choose_runner
-from toolchain.targets import get_target, host_platform, host_triple
+from toolchain.settings import load_settings
+from toolchain.targets import host_platform
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -51,9 +52,10 @@ def main() -> None:
     try:
         manifest = write_crate(work / "crate", options.modules)
         project = load_project(manifest)
-        target = get_target(host_triple())
+        target = load_catalog().target(load_catalog().host_triple())
         selections = tuple(select(project, None, []))
-        job = BuildJob(project, selections, target, get_profile("dist"), True, resolve_route(target))
+        route = resolve_route(target, project.sources)
+        job = BuildJob(project, selections, target, load_catalog().profile("dist"), True, route, load_settings())
         # The same runner `invoke build` picks (zig on Linux: it pins glibc).
         runner = choose_runner("auto", target, host_platform()).runner
         assert isinstance(runner, CommandRunner)

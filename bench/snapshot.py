@@ -27,6 +27,7 @@ from toolchain.log import log
 from toolchain.release import package_release
 from toolchain.signing import generate
 from toolchain.update import snapshot, update
+from toolchain.version import set_version
 
 
 def make_database(path: Path, megabytes: int) -> None:
@@ -45,7 +46,7 @@ def build_demo(work: Path, version: str, level: str) -> Path:
     crate = work / f"tally-{version}"
     shutil.copytree(REPO_ROOT / "demo", crate, ignore=shutil.ignore_patterns("target"))
     manifest = crate / "Cargo.toml"
-    manifest.write_text(manifest.read_text().replace('version = "0.1.0"', f'version = "{version}"', 1))
+    set_version(manifest, "tally", "0.1.0", version)
     os.environ["TALLY_SCHEMA_LEVEL"] = level
     report = build(BuildOptions(manifest_path=manifest, out_dir=work / f"dist-{version}"))
     del os.environ["TALLY_SCHEMA_LEVEL"]

@@ -13,9 +13,9 @@ from conftest import HELLO_MAIN, make_crate
 
 from toolchain.build import BuildOptions, BuildReport, build, check_binaries, package_target
 from toolchain.cargo import load_project, select
+from toolchain.catalog import load_catalog
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
 from toolchain.settings import load_settings
-from toolchain.targets import get_target
 
 HOST = "x86_64-unknown-linux-gnu"
 
@@ -139,13 +139,13 @@ def test_cargo_failure_shows_cargos_error_and_writes_nothing(tmp_path: Path) -> 
 def test_wrong_architecture_binary_is_refused_before_packaging(demo_build: BuildReport, tmp_path: Path) -> None:
     # A real x86_64 binary presented as the aarch64 build: verification must
     # stop it before an archive is written.
-    project = load_project(load_settings().manifest_path)
+    project = load_project(load_settings().manifest())
     binary = demo_build.results[0].binaries[0]
-    aarch64 = get_target("aarch64-unknown-linux-gnu")
+    aarch64 = load_catalog().target("aarch64-unknown-linux-gnu")
     with pytest.raises(
         VerificationError, match=r"breaks rule 'machine' of linux\.toml: found x86_64, expected aarch64"
     ):
-        built = check_binaries({"tally": binary.path}, aarch64, project, select(project, None, []))
+        built = check_binaries({"tally": binary.path}, aarch64, project, select(project, None, []), load_settings())
         package_target(project, select(project, None, []), aarch64, built, load_settings(), tmp_path)
     assert list(tmp_path.iterdir()) == []
 

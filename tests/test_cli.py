@@ -33,7 +33,7 @@ def test_unknown_target_is_one_line_and_exit_2() -> None:
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "error: unknown target 'aarch64-unknown-linux-gnux'; did you mean 'aarch64-unknown-linux-gnu'?; "
-        "`invoke doctor` lists the known targets"
+        "`invoke doctor` lists the known targets; a project adds its own in targets/TRIPLE.toml"
     ]
 
 

@@ -12,10 +12,10 @@ import pytest
 from conftest import run_invoke
 
 from toolchain.build import BuildOptions, BuildReport, TargetResult, build
+from toolchain.catalog import load_catalog
 from toolchain.errors import MissingToolError, UsageError
 from toolchain.settings import load_settings
 from toolchain.smoke import smoke_binary
-from toolchain.targets import get_target
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ def test_all_builds_every_target_this_host_can_build(matrix: BuildReport) -> Non
     assert matrix.ok
     for result in matrix.results:
         (binary,) = result.binaries
-        target = get_target(result.triple)
+        target = load_catalog().target(result.triple)
         assert binary.info.format == target.binary.format
         assert binary.info.machine == target.binary.machine
         assert binary.info.stripped, f"{result.triple}: {binary.info.leftover_symbols}"
@@ -74,7 +74,7 @@ def test_aarch64_linux_keeps_the_glibc_floor(matrix: BuildReport) -> None:
 @pytest.mark.parametrize("triple", ["x86_64-apple-darwin", "aarch64-apple-darwin"])
 def test_macos_minimum_comes_from_the_target_file(matrix: BuildReport, triple: str) -> None:
     info = result_for(matrix, triple).binaries[0].info
-    assert info.macos_min == get_target(triple).macos
+    assert info.macos_min == load_catalog().target(triple).macos
 
 
 def test_arm64_macos_binary_is_signed(matrix: BuildReport) -> None:
@@ -92,7 +92,7 @@ def test_windows_binary_is_a_console_pe(matrix: BuildReport) -> None:
 )
 def test_smoke_runs_where_it_can(matrix: BuildReport, triple: str, how: str) -> None:
     binary = result_for(matrix, triple).binaries[0]
-    result = smoke_binary(get_target(triple), binary.path, binary.version, load_settings().smoke_checks)
+    result = smoke_binary(load_catalog().target(triple), binary.path, binary.version, load_settings().smoke_checks)
     assert result.how == how and result.ran
     assert [c.args for c in result.checks] == [("--version",), ("doctor",)]
     assert result.ok, result.checks
@@ -101,13 +101,13 @@ def test_smoke_runs_where_it_can(matrix: BuildReport, triple: str, how: str) -> 
 
 def test_macos_binaries_are_not_run_here(matrix: BuildReport) -> None:
     binary = result_for(matrix, "aarch64-apple-darwin").binaries[0]
-    result = smoke_binary(get_target("aarch64-apple-darwin"), binary.path, binary.version, [["doctor"]])
+    result = smoke_binary(load_catalog().target("aarch64-apple-darwin"), binary.path, binary.version, [["doctor"]])
     assert not result.ran and result.checks == ()
 
 
 def test_smoke_catches_a_wrong_version(matrix: BuildReport) -> None:
     binary = result_for(matrix, "aarch64-unknown-linux-gnu").binaries[0]
-    result = smoke_binary(get_target("aarch64-unknown-linux-gnu"), binary.path, "9.9.9", [])
+    result = smoke_binary(load_catalog().target("aarch64-unknown-linux-gnu"), binary.path, "9.9.9", [])
     assert not result.ok and result.checks[0].exit_code == 0
 
 
@@ -125,7 +125,7 @@ def test_universal2_joins_both_slices(matrix: BuildReport, tmp_path: Path) -> No
 
 
 def test_std_is_not_rebuilt_when_only_the_app_changes(matrix: BuildReport, tmp_path: Path) -> None:
-    main_rs = load_settings().manifest_path.parent / "src" / "main.rs"
+    main_rs = load_settings().manifest().parent / "src" / "main.rs"
     main_rs.touch()
     result = run_invoke("build", "--target", "x86_64-apple-darwin", "--out-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from toolchain.catalog import load_catalog, packaged
 from toolchain.errors import ConfigError, UsageError
-from toolchain.profiles import PROFILES_DIR, get_profile, load_profile_file
+from toolchain.profiles import load_profile_file
 from toolchain.schema import load_toml
 from toolchain.settings import DEFAULTS_FILE, load_settings
-from toolchain.targets import TARGETS_DIR, all_targets, get_target, load_target_file
+from toolchain.targets import load_target_file
+
+TARGETS_DIR = packaged("targets")
+PROFILES_DIR = packaged("profiles")
 
 RELEASE_TARGETS = {
     "x86_64-unknown-linux-gnu",
@@ -49,25 +53,25 @@ def test_every_profile_file_is_valid(path: Path) -> None:
 
 
 def test_the_release_targets_and_windows_gnu_are_all_there() -> None:
-    targets = all_targets()
+    targets = load_catalog().targets
     assert set(targets) >= RELEASE_TARGETS
     assert {t for t, v in targets.items() if v.release} == RELEASE_TARGETS
     assert "x86_64-pc-windows-gnu" in targets
 
 
 def test_required_profiles_have_the_settings_the_design_names() -> None:
-    dist = dict(get_profile("dist").settings)
+    dist = dict(load_catalog().profile("dist").settings)
     assert dist == {"inherits": "release", "lto": "thin", "strip": "symbols", "codegen-units": 1}
-    size = dict(get_profile("size").settings)
+    size = dict(load_catalog().profile("size").settings)
     assert size["opt-level"] == "z" and size["lto"] == "fat" and size["panic"] == "abort"
-    assert dict(get_profile("fast").settings)["lto"] is False
+    assert dict(load_catalog().profile("fast").settings)["lto"] is False
     # No UPX anywhere: no data file mentions it.
     for path in [*PROFILES_DIR.glob("*.toml"), *TARGETS_DIR.glob("*.toml"), DEFAULTS_FILE]:
         assert "upx" not in path.read_text().lower()
 
 
 def test_profile_config_args_are_valid_cargo_config() -> None:
-    args = get_profile("dist").config_args()
+    args = load_catalog().profile("dist").config_args()
     assert args == [
         "--config", 'profile.dist.inherits="release"',
         "--config", 'profile.dist.lto="thin"',
@@ -134,9 +138,9 @@ def test_missing_required_key(tmp_path: Path) -> None:
 
 def test_unknown_target_and_profile_suggest_the_nearest() -> None:
     with pytest.raises(UsageError, match="did you mean 'aarch64-apple-darwin'"):
-        get_target("aarch64-apple-darwn")
+        load_catalog().target("aarch64-apple-darwn")
     with pytest.raises(UsageError, match="did you mean 'size'"):
-        get_profile("sise")
+        load_catalog().profile("sise")
 
 
 def test_project_settings_override_defaults_and_are_validated(tmp_path: Path) -> None:

@@ -11,12 +11,12 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.catalog import load_catalog, packaged
 from toolchain.errors import UsageError, VerificationError
 from toolchain.inspection import crate_of_symbol, inspect_binary
-from toolchain.policy import POLICIES_DIR, RULES, evaluate, load_policy_file, require
-from toolchain.targets import get_target
+from toolchain.policy import RULES, evaluate, load_policy_file, require
 
-LINUX = get_target("x86_64-unknown-linux-gnu")
+LINUX = load_catalog().target("x86_64-unknown-linux-gnu")
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'
 
 
@@ -29,11 +29,12 @@ def cc(tmp_path: Path, name: str, *args: str, source: str = HELLO_C, compiler: s
 
 
 def failing(path: Path, triple: str, allow: tuple[str, ...] = ()) -> dict[str, str]:
-    target = get_target(triple)
-    return {v.rule: v.found for v in evaluate(inspect_binary(path), target, path, allow) if not v.ok}
+    target = load_catalog().target(triple)
+    policy = load_catalog().policy_for(target)
+    return {v.rule: v.found for v in evaluate(inspect_binary(path), target, path, policy, allow) if not v.ok}
 
 
-@pytest.mark.parametrize("path", sorted(POLICIES_DIR.glob("*.toml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(packaged("policies").glob("*.toml")), ids=lambda p: p.name)
 def test_every_policy_file_is_valid(path: Path) -> None:
     policy = load_policy_file(path)
     assert set(policy.rules) <= set(RULES)
@@ -68,11 +69,13 @@ def test_newer_glibc_than_the_floor(tmp_path: Path) -> None:
     binary = cc(tmp_path, "newglibc", "-s")
     found = failing(binary, LINUX.triple)
     assert found["glibc-floor"] == "GLIBC_2.34"
-    target = get_target(LINUX.triple)
+    target = load_catalog().target(LINUX.triple)
     with pytest.raises(VerificationError) as caught:
-        require(evaluate(inspect_binary(binary), target, binary), target, binary)
+        policy = load_catalog().policy_for(target)
+        require(evaluate(inspect_binary(binary), target, binary, policy), target, binary, policy)
     message = str(caught.value)
-    assert "breaks rule 'glibc-floor' of linux.toml: found GLIBC_2.34, expected at most GLIBC_2.17" in message
+    policy_file = packaged("policies", "linux.toml")
+    assert f"breaks rule 'glibc-floor' of {policy_file}: found GLIBC_2.34, expected at most GLIBC_2.17" in message
     assert "--runner zig" in message
 
 
@@ -159,7 +162,8 @@ def test_violation_on_the_command_line_is_one_line_exit_7(tmp_path: Path) -> Non
     )
     assert result.returncode == 7
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-    assert "breaks rule 'glibc-floor' of linux.toml" in line and "--allow glibc-floor" in line
+    assert f"breaks rule 'glibc-floor' of {packaged('policies', 'linux.toml')}" in line
+    assert "--allow glibc-floor" in line
 
 
 def test_unknown_allow_rule() -> None:

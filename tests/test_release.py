@@ -16,6 +16,7 @@ from conftest import run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build import BuildOptions, build
+from toolchain.catalog import packaged
 from toolchain.release import ReleaseCheckError, package_release, verify_release
 from toolchain.signing import SignatureError, generate, parse_secret_key
 
@@ -70,7 +71,7 @@ def test_real_minisign_verifies_every_signature(release: Path, keys: Path) -> No
 
 def test_manifest_matches_its_schema_and_the_files(release: Path) -> None:
     manifest = json.loads((release / "manifest.json").read_text())
-    schema = json.loads((REPO_ROOT / "schemas" / "manifest.schema.json").read_text())
+    schema = json.loads((packaged("schemas", "manifest.schema.json")).read_text())
     jsonschema.validate(manifest, schema)
     assert manifest["apps"] == [{"name": "tally", "version": "0.1.0"}]
     archive = next(a for a in manifest["artifacts"] if a["target"] == HOST)

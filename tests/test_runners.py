@@ -7,26 +7,30 @@ test_cross_targets.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from toolchain.cargo import load_project, select
-from toolchain.profiles import get_profile
-from toolchain.routes import Route
+from toolchain.catalog import load_catalog
+from toolchain.errors import ProjectError
+from toolchain.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
 from toolchain.runners import RUNNERS, BuildJob, choose_runner
 from toolchain.runners.cross import CrossRunner, image_variable
 from toolchain.runners.native import NativeRunner
 from toolchain.runners.zig import ZigRunner
 from toolchain.settings import load_settings
-from toolchain.targets import get_target
+from toolchain.vendor import merge_sources, project_sources
+
+TARGETS = load_catalog()
 
 
 def job_for(triple: str, route: Route | None = None) -> BuildJob:
-    project = load_project(load_settings().manifest_path)
+    project = load_project(load_settings().manifest())
     return BuildJob(
-        project, tuple(select(project, None, [])), get_target(triple), get_profile("dist"), True,
-        route or Route("distro", "/usr/bin/rustc", {"RUSTC": "/usr/bin/rustc"}),
+        project, tuple(select(project, None, [])), load_catalog().target(triple), load_catalog().profile("dist"), True,
+        route or Route("distro", "/usr/bin/rustc", {"RUSTC": "/usr/bin/rustc"}), load_settings(),
     )  # fmt: skip
 
 
@@ -66,33 +70,90 @@ def test_cross_passes_the_image_override(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_cross_refusals_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     cross = RUNNERS["cross"]
-    assert "no macOS images" in (cross.problem(get_target("aarch64-apple-darwin"), "linux-x86_64") or "")
+    assert "no macOS images" in (cross.problem(TARGETS.target("aarch64-apple-darwin"), "linux-x86_64") or "")
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert "cargo install cross" in (cross.problem(get_target("aarch64-unknown-linux-gnu"), "linux-x86_64") or "")
+    assert "cargo install cross" in (cross.problem(TARGETS.target("aarch64-unknown-linux-gnu"), "linux-x86_64") or "")
 
 
 def test_auto_choice_follows_the_target_data_per_host() -> None:
-    assert choose_runner("auto", get_target("aarch64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
-    assert choose_runner("auto", get_target("x86_64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
-    assert choose_runner("auto", get_target("x86_64-pc-windows-gnu"), "linux-x86_64").runner.name == "native"
-    choice = choose_runner("auto", get_target("x86_64-apple-darwin"), "linux-x86_64")
+    assert choose_runner("auto", TARGETS.target("aarch64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
+    assert choose_runner("auto", TARGETS.target("x86_64-unknown-linux-gnu"), "linux-x86_64").runner.name == "zig"
+    assert choose_runner("auto", TARGETS.target("x86_64-pc-windows-gnu"), "linux-x86_64").runner.name == "native"
+    choice = choose_runner("auto", TARGETS.target("x86_64-apple-darwin"), "linux-x86_64")
     assert choice.runner.name == "zig" and "linux-x86_64" in choice.reason
 
 
 def test_missing_zig_falls_through_to_the_next_runner(monkeypatch: pytest.MonkeyPatch) -> None:
     # With no cargo-zigbuild on PATH, aarch64 falls back to native + GNU linker.
     monkeypatch.setenv("PATH", "/usr/bin:/bin:" + str(Path.home() / ".cargo" / "bin"))
-    choice = choose_runner("auto", get_target("aarch64-unknown-linux-gnu"), "linux-x86_64")
+    choice = choose_runner("auto", TARGETS.target("aarch64-unknown-linux-gnu"), "linux-x86_64")
     assert choice.runner.name == "native"
 
 
-def test_build_std_route_refuses_crates_with_registry_dependencies(tmp_path: Path) -> None:
-    from conftest import make_crate
+def _vendored_crate(root: Path, name: str, version: str, digest: str) -> Path:
+    folder = root / f"{name}-{version}"
+    folder.mkdir(parents=True)
+    (folder / "Cargo.toml").write_text(f'[package]\nname = "{name}"\nversion = "{version}"\n')
+    (folder / ".cargo-checksum.json").write_text(json.dumps({"files": {}, "package": digest}))
+    return folder
 
-    from toolchain.build import BuildOptions, build
-    from toolchain.errors import MissingToolError
 
-    manifest = make_crate(tmp_path / "withdeps", "withdeps", manifest_extra='serde = "1"\n')
-    with pytest.raises(MissingToolError, match=r"cannot fetch this project's dependencies \(serde\)"):
-        build(BuildOptions(manifest_path=manifest, targets=("x86_64-apple-darwin",), out_dir=tmp_path / "out"))
-    assert not (tmp_path / "out").exists()
+ENV = {"RUSTC": "/usr/bin/rustc", "RUSTC_BOOTSTRAP": "1"}
+
+
+def test_build_std_route_without_registry_crates_uses_std_vendored_crates() -> None:
+    route = build_std_route(ENV, ProjectSources())
+    assert route.cargo_args[0] == "-Zbuild-std=std,panic_abort"
+    assert 'source.crates-io.replace-with="vendored-std"' in route.cargo_args
+    assert route.merge is None
+
+
+def test_build_std_route_with_registry_crates_online_resolves_from_the_registry() -> None:
+    route = build_std_route(ENV, ProjectSources(registry_dependencies=("serde",)))
+    assert route.cargo_args == ("-Zbuild-std=std,panic_abort",)
+    assert "registry" in route.detail
+
+
+def test_build_std_route_for_a_vendored_project_merges_both_sources(tmp_path: Path) -> None:
+    sources = ProjectSources(("serde",), vendor_dir=tmp_path / "vendor", offline=True, merge_dir=tmp_path / "m")
+    route = build_std_route(ENV, sources)
+    assert route.merge == (VENDORED_STD_SOURCES, tmp_path / "vendor", tmp_path / "m")
+    assert f'source.toolchain-merged.directory="{tmp_path / "m"}"' in route.cargo_args
+
+
+def test_project_sources_reads_cargo_vendor_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARGO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CARGO_NET_OFFLINE", "true")
+    (tmp_path / "app" / ".cargo").mkdir(parents=True)
+    (tmp_path / "app" / ".cargo" / "config.toml").write_text(
+        '[source.crates-io]\nreplace-with = "vendored-sources"\n\n[source.vendored-sources]\ndirectory = "vendor"\n'
+    )
+    sources = project_sources(tmp_path / "app", ("serde",), tmp_path / "app" / "target")
+    assert sources.vendor_dir == tmp_path / "app" / "vendor"
+    assert sources.offline
+    monkeypatch.delenv("CARGO_NET_OFFLINE")
+    assert not project_sources(tmp_path / "app", ("serde",), tmp_path / "t").offline
+
+
+def test_merged_source_links_both_and_keeps_identical_duplicates_once(tmp_path: Path) -> None:
+    std, app = tmp_path / "std", tmp_path / "app"
+    _vendored_crate(std, "cfg-if", "1.0.0", "aa")
+    _vendored_crate(std, "libc", "0.2.1", "bb")
+    _vendored_crate(app, "libc", "0.2.1", "bb")  # the same release: kept once
+    _vendored_crate(app, "serde", "1.0.0", "cc")
+    assert merge_sources(std, app, tmp_path / "merged") == 3
+    linked = sorted(p.name for p in (tmp_path / "merged").iterdir())
+    assert linked == ["app-serde-1.0.0", "std-cfg-if-1.0.0", "std-libc-0.2.1"]
+    assert all((tmp_path / "merged" / name).is_symlink() for name in linked)
+
+
+def test_merged_source_conflict_names_both_folders_and_exits_4(tmp_path: Path) -> None:
+    std, app = tmp_path / "std", tmp_path / "app"
+    first = _vendored_crate(std, "libc", "0.2.1", "bb")
+    second = _vendored_crate(app, "libc", "0.2.1", "patched")
+    with pytest.raises(ProjectError) as caught:
+        merge_sources(std, app, tmp_path / "merged")
+    assert caught.value.exit_code == 4
+    assert str(first) in str(caught.value) and str(second) in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not (tmp_path / "merged").exists()

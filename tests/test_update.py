@@ -26,6 +26,7 @@ from toolchain.build import BuildOptions, build
 from toolchain.release import package_release
 from toolchain.signing import generate
 from toolchain.update import CRASH_ENV, UpdateError, UpdateResult, exclusive_lock, snapshot, update
+from toolchain.version import set_version
 
 DEMO = REPO_ROOT / "demo"
 
@@ -44,7 +45,7 @@ def build_version(root: Path, version: str, level: str, targets: tuple[str, ...]
     crate = root / f"tally-{version}"
     shutil.copytree(DEMO, crate, ignore=shutil.ignore_patterns("target"))
     manifest = crate / "Cargo.toml"
-    manifest.write_text(manifest.read_text().replace('version = "0.1.0"', f'version = "{version}"', 1))
+    set_version(manifest, "tally", "0.1.0", version)
     os.environ["TALLY_SCHEMA_LEVEL"] = level
     try:
         build(BuildOptions(manifest_path=manifest, targets=targets, out_dir=root / f"dist-{version}"))

@@ -11,9 +11,8 @@ from toolchain.build import compile_target
 from toolchain.cargo import load_project, select
 from toolchain.inspection import CrateSize, code_size_by_crate
 from toolchain.log import log
-from toolchain.profiles import Profile, get_profile
+from toolchain.profiles import Profile
 from toolchain.settings import load_settings
-from toolchain.targets import get_target, host_triple
 
 
 @dataclass(frozen=True)
@@ -38,11 +37,11 @@ def attribute(
     triple: str | None = None, profile_name: str | None = None, manifest_path: Path | None = None
 ) -> list[Attribution]:
     settings = load_settings()
-    target = get_target(triple or host_triple())
-    profile = unstripped(get_profile(profile_name or settings.profile))
-    project = load_project(manifest_path or settings.manifest_path)
+    target = settings.catalog.target(triple or settings.catalog.host_triple())
+    profile = unstripped(settings.catalog.profile(profile_name or settings.profile))
+    project = load_project(manifest_path or settings.manifest())
     selections = select(project, None, [])
-    compiled = compile_target(project, selections, target, profile, settings.runner, force_profile=True)
+    compiled = compile_target(project, selections, target, profile, settings, force_profile=True)
     results = []
     for name, path in sorted(compiled.executables.items()):
         with log.status(f"attributing {name}'s symbols to crates"):

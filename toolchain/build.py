@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,18 +15,20 @@ from toolchain.atomic import write_atomic
 from toolchain.cache import inspect_cached
 from toolchain.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.digest import sha256_file
-from toolchain.errors import BuildError, MissingToolError, ToolchainError
+from toolchain.errors import BuildError, ToolchainError
 from toolchain.fat import join_fat
 from toolchain.inspection import BinaryInfo
 from toolchain.log import log
 from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
-from toolchain.policy import RuleVerdict, check_allow, evaluate, policy_for, require
-from toolchain.profiles import Profile, SettingSource, effective_settings, get_profile
+from toolchain.policy import RuleVerdict, check_allow, evaluate, require
+from toolchain.profiles import Profile, SettingSource, effective_settings
 from toolchain.routes import Route, rustc_version
 from toolchain.runners import BuildJob, choose_runner
+from toolchain.sdk import require_sdk
 from toolchain.settings import Settings, load_settings
 from toolchain.size import append_history
-from toolchain.targets import Target, all_targets, get_target, host_platform, host_triple
+from toolchain.targets import Target, host_platform
+from toolchain.vendor import merge_sources
 
 RECORD_NAME = "build-record.json"
 RECORD_SCHEMA = "toolchain.build-record/v1"
@@ -48,6 +50,11 @@ class BuildOptions:
     keep_going: bool = False
     package_artifacts: bool = True
     allow: tuple[str, ...] = ()  # policy rules overridden on purpose (recorded)
+    features: tuple[str, ...] = ()  # added to [build] features
+    all_features: bool | None = None  # None: [build] all-features
+    no_default_features: bool | None = None  # None: [build] no-default-features
+    locked: bool | None = None  # None: [build] locked
+    demo: bool = False  # build the bundled demo (a source checkout only)
 
 
 @dataclass(frozen=True)
@@ -145,9 +152,10 @@ class BuildReport:
 
 
 def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
+    catalog = settings.catalog
     if options.all_targets:
         host = host_platform()
-        known = all_targets().values()
+        known = catalog.targets.values()
         chosen = [t for t in known if t.release and t.runner_preference(host)]
         # A release target this host cannot build is replaced by its stand-in
         # (windows-msvc by windows-gnu on Linux), if the data names one.
@@ -155,25 +163,35 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
             chosen += [t for t in known if t.substitutes == missing.triple and t.runner_preference(host)]
         return chosen
     triples = [t for spec in options.targets for t in spec.split(",") if t.strip()]
-    triples = [t.strip() for t in triples] or list(settings.targets) or [host_triple()]
-    return [get_target(t) for t in triples]
+    triples = [t.strip() for t in triples] or list(settings.targets) or [catalog.host_triple()]
+    return [catalog.target(t) for t in triples]
 
 
-def build(options: BuildOptions) -> BuildReport:
+def build(options: BuildOptions, settings: Settings | None = None) -> BuildReport:
     """Build, verify and package every requested target."""
-    settings = load_settings()
+    settings = settings or load_settings()
+    if options.runner:
+        settings = replace(settings, runner=options.runner)
+    settings = replace(
+        settings,
+        features=(*settings.features, *options.features),
+        all_features=settings.all_features if options.all_features is None else options.all_features,
+        no_default_features=(
+            settings.no_default_features if options.no_default_features is None else options.no_default_features
+        ),
+        locked=settings.locked if options.locked is None else options.locked,
+    )
     check_allow(options.allow)
-    profile = get_profile(options.profile or settings.profile)
+    profile = settings.catalog.profile(options.profile or settings.profile)
     targets = resolve_targets(options, settings)
-    project = load_project(options.manifest_path or settings.manifest_path)
+    project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
     out_dir = (options.out_dir or settings.out_dir).resolve()
-    runner_name = options.runner or settings.runner
     results = []
     for target in targets:
         started = time.monotonic()
         try:
-            result = build_target(project, selections, target, profile, runner_name, options, settings, out_dir)
+            result = build_target(project, selections, target, profile, options, settings, out_dir)
         except ToolchainError as exc:
             if not options.keep_going or len(targets) == 1:
                 raise
@@ -219,40 +237,49 @@ def compile_target(
     selections: list[Selection],
     target: Target,
     profile: Profile,
-    runner_name: str,
+    settings: Settings,
     force_profile: bool,
 ) -> Compiled:
     if target.components:
-        return compile_universal(project, selections, target, profile, runner_name, force_profile)
+        return compile_universal(project, selections, target, profile, settings, force_profile)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
-        choice = choose_runner(runner_name, target, host)
+        choice = choose_runner(settings.runner, target, host)
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
-        route = choice.runner.route(target)
+        require_sdk(target, project, selections, settings)
+        route = choice.runner.route(target, project)
         log.info(f"toolchain route: {route.name} ({route.detail})")
-        if route.name == "build-std" and project.registry_dependencies:
-            # The offline route points crates.io at std's vendored sources.
-            raise MissingToolError(
-                f"{target.triple} needs std built from source here, which cannot fetch this project's "
-                f"dependencies ({', '.join(project.registry_dependencies[:5])})",
-                hint=f"on a machine with network run `rustup target add {target.triple}`, or vendor the "
-                "dependencies and build there",
-            )
+        if route.merge is not None:
+            count = merge_sources(*route.merge)
+            log.info(f"merged {count} vendored crates (std's and the project's) into {route.merge[2]}")
         define, profile_source = profile_is_defined_by_toolkit(profile, project, force_profile)
         if not define and not profile.builtin:
             log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
         log.info(f"profile: {profile.name} from {profile_source}")
         skip: frozenset[str] = frozenset()
-        settings: tuple[SettingSource, ...] = ()
+        profile_settings: tuple[SettingSource, ...] = ()
         if define:
             manifest = project.workspace_root / "Cargo.toml"
             release = project.manifest_profiles.get("release", {})
-            skip, settings = effective_settings(profile, release, manifest, force_profile)
+            skip, profile_settings = effective_settings(profile, release, manifest, force_profile)
             for key in sorted(skip):
                 log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
-        job = BuildJob(project, tuple(selections), target, profile, define, route, skip)
+        job = BuildJob(
+            project,
+            tuple(selections),
+            target,
+            profile,
+            define,
+            route,
+            settings,
+            skip,
+            features=settings.features,
+            all_features=settings.all_features,
+            no_default_features=settings.no_default_features,
+            locked=settings.locked,
+        )
         executables = choice.runner.build(job)
-    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, settings)
+    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
 
 
 def compile_universal(
@@ -260,12 +287,12 @@ def compile_universal(
     selections: list[Selection],
     target: Target,
     profile: Profile,
-    runner_name: str,
+    settings: Settings,
     force_profile: bool,
 ) -> Compiled:
     """Build every component target, then join each binary's slices."""
     parts = [
-        compile_target(project, selections, get_target(c), profile, runner_name, force_profile)
+        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile)
         for c in target.components
     ]
     out_dir = project.target_directory / target.triple / profile.dir_name()
@@ -286,15 +313,14 @@ def build_target(
     selections: list[Selection],
     target: Target,
     profile: Profile,
-    runner_name: str,
     options: BuildOptions,
     settings: Settings,
     out_dir: Path,
 ) -> TargetResult:
     started = time.monotonic()
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
-    compiled = compile_target(project, selections, target, profile, runner_name, options.force_profile)
-    binaries = check_binaries(compiled.executables, target, project, selections, options.allow)
+    compiled = compile_target(project, selections, target, profile, settings, options.force_profile)
+    binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     artifacts: list[Artifact] = []
     if options.package_artifacts:
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
@@ -320,22 +346,25 @@ def check_binaries(
     target: Target,
     project: Project,
     selections: list[Selection],
+    settings: Settings,
     allow: tuple[str, ...] = (),
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
     cache_dir = project.target_directory / ".toolchain"
     owner = {b: s.package for s in selections for b in s.binaries}
     built = []
-    with log.group(f"verify {target.triple} ({policy_for(target).source.name})"):
+    policy = settings.catalog.policy_for(target)
+    machines = settings.catalog.component_machines(target)
+    with log.group(f"verify {target.triple} ({policy.source.name})"):
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
             info = inspect_cached(path, digest, cache_dir)
-            verdicts = evaluate(info, target, path, allow)
+            verdicts = evaluate(info, target, path, policy, allow, machines)
             for verdict in verdicts:
                 if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
                     why = "allowed with --allow" if verdict.allowed else "warning"
                     log.warn(f"{path.name}: rule '{verdict.rule}' ({why}): found {verdict.found}")
-            require(verdicts, target, path)
+            require(verdicts, target, path, policy)
             log.info(
                 f"{path.name}: {info.format} {'+'.join(info.architectures) or info.machine} {info.bits}-bit, "
                 f"{'stripped' if info.stripped else 'not stripped'}, {info.size} bytes"

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolchain import proc
 from toolchain.errors import ProjectError, UsageError
+from toolchain.routes import ProjectSources
 from toolchain.schema import did_you_mean, load_toml
+from toolchain.vendor import project_sources
 
 
 def cargo_program() -> str:
@@ -40,6 +42,7 @@ class Project:
     packages: tuple[Package, ...]  # workspace members that have binaries
     manifest_profiles: dict[str, dict[str, Any]]  # [profile.*] tables of the workspace's Cargo.toml
     registry_dependencies: tuple[str, ...] = ()  # crates.io (or other registry) deps of members
+    sources: ProjectSources = field(default_factory=ProjectSources)  # offline? vendored? (what build-std needs to know)
 
     @property
     def lockfile(self) -> Path:
@@ -98,13 +101,16 @@ def load_project(manifest_path: Path) -> Project:
         )
     workspace_root = Path(metadata["workspace_root"])
     root_manifest = load_toml(workspace_root / "Cargo.toml")
+    target_directory = Path(metadata["target_directory"])
+    dependencies = tuple(sorted(registry_dependencies))
     return Project(
         manifest_path=manifest_path,
         workspace_root=workspace_root,
-        target_directory=Path(metadata["target_directory"]),
+        target_directory=target_directory,
         packages=tuple(sorted(packages, key=lambda p: p.name)),
         manifest_profiles={k: dict(v) for k, v in root_manifest.get("profile", {}).items() if isinstance(v, dict)},
-        registry_dependencies=tuple(sorted(registry_dependencies)),
+        registry_dependencies=dependencies,
+        sources=project_sources(workspace_root, dependencies, target_directory),
     )
 
 

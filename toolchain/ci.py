@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from toolchain.targets import Target, all_targets
+from toolchain import catalog
+from toolchain.targets import Target
 
 GITHUB_RUNNER_LABELS = {
     "linux-x86_64": "ubuntu-24.04",
@@ -42,7 +43,7 @@ def build_host(target: Target) -> str:
 
 def matrix() -> list[MatrixEntry]:
     entries = []
-    for target in sorted(all_targets().values(), key=lambda t: t.triple):
+    for target in sorted(catalog.current().targets.values(), key=lambda t: t.triple):
         if not target.release:
             continue
         host = build_host(target)

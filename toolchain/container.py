@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from toolchain import REPO_ROOT
 from toolchain.atomic import write_atomic
+from toolchain.catalog import packaged
 from toolchain.errors import BuildError, MissingToolError
 from toolchain.log import log
 
-DOCKERFILE = REPO_ROOT / "Dockerfile.build"
+DOCKERFILE = packaged("Dockerfile.build")
 IMAGE_REPOSITORY = "toolchain-build"
 LABEL = "org.toolchain.run"
 ENGINE_FIX = (

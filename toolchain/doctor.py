@@ -11,10 +11,11 @@ from typing import Any
 
 from toolchain import proc
 from toolchain.cargo import cargo_program
+from toolchain.catalog import Catalog
 from toolchain.errors import ToolchainError
 from toolchain.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
 from toolchain.runners import choose_runner
-from toolchain.targets import Target, all_targets, host_platform
+from toolchain.targets import Target, host_platform
 
 DOCTOR_SCHEMA = "toolchain.doctor/v1"
 
@@ -38,10 +39,18 @@ class TargetStatus:
 
 
 @dataclass(frozen=True)
+class DataOrigin:
+    kind: str  # target, profile or policy
+    name: str
+    origins: tuple[str, ...]  # packaged file first, then the project's overrides
+
+
+@dataclass(frozen=True)
 class DoctorReport:
     host: str
     tools: tuple[Check, ...]
     targets: tuple[TargetStatus, ...]
+    data: tuple[DataOrigin, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -49,7 +58,15 @@ class DoctorReport:
             "host": self.host,
             "tools": [c.__dict__ for c in self.tools],
             "targets": [t.__dict__ for t in self.targets],
+            "data": [{"kind": d.kind, "name": d.name, "origins": list(d.origins)} for d in self.data],
         }
+
+
+def data_origins(known: Catalog) -> list[DataOrigin]:
+    found = [DataOrigin("target", t.triple, t.origins) for t in known.targets.values()]
+    found += [DataOrigin("profile", p.name, p.origins or ("cargo (built in)",)) for p in known.profiles.values()]
+    found += [DataOrigin("policy", p.name, p.origins) for p in known.policies.values()]
+    return found
 
 
 def _version(argv: list[str]) -> str | None:
@@ -87,7 +104,7 @@ def _docker_engine() -> Check:
     )
 
 
-def tool_checks() -> list[Check]:
+def tool_checks(known: Catalog) -> list[Check]:
     checks = [
         _tool("cargo", [cargo_program(), "--version"], "install rustup, or `apt-get install cargo-web`"),
         _tool("rustc", [default_rustc(), "--version"], "install rustup, or `apt-get install rustc-web`"),
@@ -107,7 +124,7 @@ def tool_checks() -> list[Check]:
         _tool("wine64", ["/usr/lib/wine/wine64", "--version"], "apt-get install wine64"),
     ]
     seen = set()
-    for target in all_targets().values():
+    for target in known.targets.values():
         linker = target.linker
         if linker and linker not in seen and f"{target.os}-{target.arch}" != host_platform():
             seen.add(linker)
@@ -130,9 +147,9 @@ def target_status(target: Target, host: str) -> TargetStatus:
     return TargetStatus(target.triple, True, choice.runner.name, routes[0].name, runs, None)
 
 
-def diagnose(triples: list[str] | None = None) -> DoctorReport:
+def diagnose(known: Catalog, triples: list[str] | None = None) -> DoctorReport:
     host = host_platform()
-    targets = all_targets()
-    chosen = [targets[t] for t in triples] if triples else list(targets.values())
+    chosen = [known.targets[t] for t in triples] if triples else list(known.targets.values())
     os.environ.setdefault("DOCKER_CLI_HINTS", "false")
-    return DoctorReport(host, tuple(tool_checks()), tuple(target_status(t, host) for t in chosen))
+    statuses = tuple(target_status(t, host) for t in chosen)
+    return DoctorReport(host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)))

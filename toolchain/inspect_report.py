@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from toolchain import catalog
 from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import UsageError
 from toolchain.inspection import inspect_binary
-from toolchain.policy import evaluate, policy_for, verdicts_to_dicts
-from toolchain.targets import get_target
+from toolchain.policy import evaluate, verdicts_to_dicts
 
 INSPECT_SCHEMA = "toolchain.inspect/v1"
 
@@ -23,7 +23,7 @@ def paths_from_last_build(out_dir: Path, triple: str) -> list[Path]:
 
 def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
     """(path, crate version) of each binary the last build of `triple` made."""
-    target = get_target(triple)
+    target = catalog.current().target(triple)
     record = read_record(out_dir)
     entry = record.get("targets", {}).get(target.triple)
     if not entry:
@@ -36,7 +36,8 @@ def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
 
 
 def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
-    target = get_target(triple) if triple else None
+    known = catalog.current()
+    target = known.target(triple) if triple else None
     binaries = []
     for path in paths:
         info = inspect_binary(path)
@@ -44,7 +45,9 @@ def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
         document["path"] = str(path)
         document["sha256"] = sha256_file(path)
         if target is not None:
-            document["policy"] = policy_for(target).source.name
-            document["verdicts"] = verdicts_to_dicts(evaluate(info, target, path))
+            policy = known.policy_for(target)
+            document["policy"] = policy.source.name
+            verdicts = evaluate(info, target, path, policy, component_machines=known.component_machines(target))
+            document["verdicts"] = verdicts_to_dicts(verdicts)
         binaries.append(document)
     return {"schema": INSPECT_SCHEMA, "target": target.triple if target else None, "binaries": binaries}

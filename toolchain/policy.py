@@ -4,18 +4,15 @@ auditwheel's manylinux policies) applied to an inspected binary."""
 from __future__ import annotations
 
 import fnmatch
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain import REPO_ROOT
 from toolchain.errors import UsageError, VerificationError
 from toolchain.inspection import BinaryInfo
 from toolchain.schema import Key, Table, did_you_mean, load_toml, validate
-from toolchain.targets import Target, all_targets
+from toolchain.targets import Target
 
-POLICIES_DIR = REPO_ROOT / "policies"
 SEVERITIES = ("error", "warn", "report")
 RULES = (
     "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
@@ -42,6 +39,7 @@ class Policy:
     allowed_libraries: tuple[str, ...]
     subsystem: str | None
     source: Path
+    origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
 
 
 @dataclass(frozen=True)
@@ -59,29 +57,23 @@ class RuleVerdict:
         return not self.ok and self.severity == "error" and not self.allowed
 
 
-def load_policy_file(path: Path) -> Policy:
-    document = load_toml(path)
-    validate(document, POLICY_SCHEMA, path)
+def policy_from_document(name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()) -> Policy:
     return Policy(
-        name=path.stem,
+        name=name,
         os=document["os"],
         rules=dict(document["rules"]),
         allowed_libraries=tuple(document.get("libraries", {}).get("allowed", ())),
         subsystem=document.get("windows", {}).get("subsystem"),
         source=path,
+        origins=origins or (str(path),),
     )
 
 
-@functools.cache
-def all_policies(directory: Path = POLICIES_DIR) -> dict[str, Policy]:
-    return {p.stem: load_policy_file(p) for p in sorted(directory.glob("*.toml"))}
-
-
-def policy_for(target: Target) -> Policy:
-    for policy in all_policies().values():
-        if policy.os == target.os:
-            return policy
-    raise UsageError(f"no policy in {POLICIES_DIR} for {target.os}", hint=f"add policies/{target.os}.toml")
+def load_policy_file(path: Path) -> Policy:
+    """One policy file on its own (tests and tools; builds use the catalog)."""
+    document = load_toml(path)
+    validate(document, POLICY_SCHEMA, path)
+    return policy_from_document(path.stem, document, path)
 
 
 def check_allow(rules: tuple[str, ...]) -> None:
@@ -94,19 +86,21 @@ def _version(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")) if text else ()
 
 
-def _machine_verdict(info: BinaryInfo, target: Target) -> tuple[bool, str, str]:
+def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
     machines = info.architectures or (info.machine,)
     if target.components:
-        wanted = sorted(all_targets()[c].binary.machine for c in target.components)
+        wanted = sorted(component_machines)
         return sorted(machines) == wanted, ",".join(machines), ",".join(wanted)
     return all(m == target.binary.machine for m in machines), ",".join(machines), target.binary.machine
 
 
-def _findings(info: BinaryInfo, target: Target, path: Path, policy: Policy) -> dict[str, tuple[bool, str, str, str]]:
+def _findings(
+    info: BinaryInfo, target: Target, path: Path, policy: Policy, component_machines: tuple[str, ...]
+) -> dict[str, tuple[bool, str, str, str]]:
     """rule -> (ok, found, expected, fix) for every rule that applies to this format."""
     expected = target.binary
     where = target.source.name
-    machine_ok, machine_found, machine_expected = _machine_verdict(info, target)
+    machine_ok, machine_found, machine_expected = _machine_verdict(info, target, component_machines)
     retarget = f"check --target and the runner ({where})"
     suffix_ok = path.name.endswith(expected.exe_suffix) if expected.exe_suffix else "." not in path.name
     found: dict[str, tuple[bool, str, str, str]] = {
@@ -191,12 +185,16 @@ def _findings(info: BinaryInfo, target: Target, path: Path, policy: Policy) -> d
 
 
 def evaluate(
-    info: BinaryInfo, target: Target, path: Path, allow: tuple[str, ...] = (), policy: Policy | None = None
+    info: BinaryInfo,
+    target: Target,
+    path: Path,
+    policy: Policy,
+    allow: tuple[str, ...] = (),
+    component_machines: tuple[str, ...] = (),
 ) -> tuple[RuleVerdict, ...]:
     """Every rule of the target's policy that applies to this binary's format."""
-    policy = policy or policy_for(target)
     verdicts = []
-    for rule, (ok, found, expected, fix) in _findings(info, target, path, policy).items():
+    for rule, (ok, found, expected, fix) in _findings(info, target, path, policy, component_machines).items():
         severity = policy.rules.get(rule)
         if severity is None:
             continue
@@ -204,13 +202,12 @@ def evaluate(
     return tuple(verdicts)
 
 
-def require(verdicts: tuple[RuleVerdict, ...], target: Target, path: Path) -> None:
+def require(verdicts: tuple[RuleVerdict, ...], target: Target, path: Path, policy: Policy) -> None:
     """Fail on the first blocking verdict, naming policy, rule, finding and fix."""
-    policy = policy_for(target)
     for verdict in verdicts:
         if verdict.blocking:
             raise VerificationError(
-                f"{path.name} ({target.triple}) breaks rule '{verdict.rule}' of {policy.source.name}: "
+                f"{path.name} ({target.triple}) breaks rule '{verdict.rule}' of {policy.source}: "
                 f"found {verdict.found}, expected {verdict.expected}",
                 hint=f"{verdict.fix}; or pass --allow {verdict.rule}; nothing was packaged",
             )

@@ -1,4 +1,5 @@
-"""Build profiles, loaded from profiles/*.toml and applied with `--config`.
+"""Build profiles (data in profiles/*.toml, see toolchain.catalog), applied
+with `--config`.
 
 The user's Cargo.toml is never edited: a profile is defined on cargo's
 command line (`--config profile.NAME.KEY=VALUE`), which cargo supports for
@@ -8,17 +9,12 @@ wins unless forced.
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain import REPO_ROOT
-from toolchain.errors import UsageError
-from toolchain.schema import Key, Table, did_you_mean, load_toml, validate
-
-PROFILES_DIR = REPO_ROOT / "profiles"
+from toolchain.schema import Key, Table, load_toml, validate
 
 # Cargo's own profiles need no data file: they are passed through as-is.
 CARGO_BUILTIN_PROFILES = ("release", "dev")
@@ -55,6 +51,7 @@ class Profile:
     description: str
     settings: tuple[tuple[str, Any], ...]  # cargo profile keys, in file order
     source: Path | None  # None for cargo's built-in profiles
+    origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
 
     @property
     def builtin(self) -> bool:
@@ -85,34 +82,21 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # a TOML basic string is a JSON string here
 
 
-def load_profile_file(path: Path) -> Profile:
-    document = load_toml(path)
-    validate(document, PROFILE_SCHEMA, path)
+def profile_from_document(name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()) -> Profile:
     return Profile(
-        name=path.stem,
+        name=name,
         description=document["description"],
         settings=tuple(document["cargo"].items()),
         source=path,
+        origins=origins or (str(path),),
     )
 
 
-@functools.cache
-def all_profiles(directory: Path = PROFILES_DIR) -> dict[str, Profile]:
-    profiles = {name: Profile(name, f"cargo's built-in {name} profile", (), None) for name in CARGO_BUILTIN_PROFILES}
-    for path in sorted(directory.glob("*.toml")):
-        profile = load_profile_file(path)
-        profiles[profile.name] = profile
-    return profiles
-
-
-def get_profile(name: str) -> Profile:
-    profiles = all_profiles()
-    if name in profiles:
-        return profiles[name]
-    raise UsageError(
-        f"unknown profile '{name}'; {did_you_mean(name, list(profiles))}",
-        hint=f"profiles live in {PROFILES_DIR}",
-    )
+def load_profile_file(path: Path) -> Profile:
+    """One profile file on its own (tests and tools; builds use the catalog)."""
+    document = load_toml(path)
+    validate(document, PROFILE_SCHEMA, path)
+    return profile_from_document(path.stem, document, path)
 
 
 # How much each value shrinks a binary, per key, higher = tighter. Keys not

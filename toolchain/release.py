@@ -15,14 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from toolchain import __version__, proc
+from toolchain import __version__, catalog, proc
 from toolchain.atomic import write_atomic
 from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ToolchainError
 from toolchain.log import log
 from toolchain.signing import SecretKey, parse_public_key, sign_file, verify_file
-from toolchain.targets import get_target
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "toolchain.manifest/v1"
@@ -79,14 +78,14 @@ def _env_prefix(app: str) -> str:
 
 
 def _template(name: str) -> str:
-    return resources.files("toolchain").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("toolchain").joinpath("data", "templates", name).read_text(encoding="utf-8")
 
 
 def render_installers(app: str, version: str, archives: list[ReleaseFile], base_url: str) -> dict[str, str]:
     """The shell and PowerShell installers for one app, with digests baked in."""
     unix_lines, ps_lines = [], []
     for archive in sorted(archives, key=lambda a: a.target or ""):
-        target = get_target(archive.target or "")
+        target = catalog.current().target(archive.target or "")
         if target.os == "windows":
             binaries = ", ".join(f"'{b}'" for b in archive.binaries)
             ps_lines.append(

@@ -3,8 +3,10 @@
 - rustup:    the rustup toolchain has the target's std (`rustup target add`).
 - distro:    the distribution's rustc (/usr/bin/rustc) has a prebuilt std for
              the target (Debian's libstd-rust-*-dev:ARCH multiarch packages).
-- build-std: std is built from the distribution's rust sources, whose crate
-             dependencies are vendored, so it works with no network.
+- build-std: std is built from the distribution's rust sources. std's own
+             crates come from its vendored folder (no network), from the
+             registry when the project needs registry crates too, or from
+             one merged directory source when the project is vendored.
 Online machines take the first; air-gapped ones fall back to the others.
 """
 
@@ -34,6 +36,8 @@ class Route:
     detail: str = ""
     # Versions known without asking the host's rustc (a container's toolchain).
     versions: tuple[tuple[str, str], ...] = ()
+    # (std's vendor dir, the project's vendor dir, merged dir): made before cargo runs.
+    merge: tuple[Path, Path, Path] | None = None
 
 
 @functools.cache
@@ -60,7 +64,7 @@ def is_rustup_toolchain(sysroot: Path | None) -> bool:
     return sysroot is not None and ".rustup" in sysroot.parts
 
 
-def candidate_routes(target: Target) -> list[Route]:
+def candidate_routes(target: Target, sources: ProjectSources | None = None) -> list[Route]:
     """Every route that can build this target on this machine, best first."""
     routes = []
     rustc = default_rustc()
@@ -73,31 +77,78 @@ def candidate_routes(target: Target) -> list[Route]:
         if str(DISTRO_RUSTC) != rustc and has_std(DISTRO_SYSROOT, target.triple):
             routes.append(Route("distro", str(DISTRO_RUSTC), distro_env, detail="prebuilt std from /usr/lib/rustlib"))
         if target.build_std and VENDORED_STD_SOURCES.is_dir():
-            routes.append(
-                Route(
-                    "build-std",
-                    str(DISTRO_RUSTC),
-                    # Stable rustc accepts -Z flags only with RUSTC_BOOTSTRAP.
-                    {**distro_env, "RUSTC_BOOTSTRAP": "1"},
-                    build_std_args(),
-                    detail=f"std built from {VENDORED_STD_SOURCES.parent}",
-                )
-            )
+            routes.append(build_std_route({**distro_env, "RUSTC_BOOTSTRAP": "1"}, sources or ProjectSources()))
     return routes
 
 
-def build_std_args(vendor: Path = VENDORED_STD_SOURCES) -> tuple[str, ...]:
-    return (
-        "-Zbuild-std=std,panic_abort",
-        "--config",
-        'source.crates-io.replace-with="vendored-std"',
-        "--config",
-        f'source.vendored-std.directory="{vendor}"',
+@dataclass(frozen=True)
+class ProjectSources:
+    """Where a project's registry dependencies come from, as far as build-std cares."""
+
+    registry_dependencies: tuple[str, ...] = ()
+    vendor_dir: Path | None = None  # a directory source that replaces crates-io (`cargo vendor`)
+    offline: bool = False
+    merge_dir: Path | None = None  # where the merged std + project source is made
+
+
+def build_std_route(env: dict[str, str], sources: ProjectSources) -> Route:
+    """std built from source. Its own dependencies come from std's vendored
+    crates when nothing else is needed (works offline), from a merged
+    directory source when the project is vendored, else from the registry."""
+    # Stable rustc accepts -Z flags only with RUSTC_BOOTSTRAP.
+    if sources.vendor_dir is not None:
+        merged = sources.merge_dir or sources.vendor_dir.parent / ".toolchain-merged-source"
+        return Route(
+            "build-std",
+            env["RUSTC"],
+            env,
+            (*BUILD_STD, *replace_crates_io("toolchain-merged", merged)),
+            detail=f"std built from {VENDORED_STD_SOURCES.parent}; crates from std's and {sources.vendor_dir} merged",
+            merge=(VENDORED_STD_SOURCES, sources.vendor_dir, merged),
+        )
+    if not sources.registry_dependencies:
+        return Route(
+            "build-std",
+            env["RUSTC"],
+            env,
+            build_std_args(),
+            detail=f"std built from {VENDORED_STD_SOURCES.parent} (its crates vendored: no network)",
+        )
+    if sources.offline:
+        return Route(
+            "build-std",
+            env["RUSTC"],
+            env,
+            BUILD_STD,
+            detail=f"std built from {VENDORED_STD_SOURCES.parent}; crates from cargo's offline cache",
+        )
+    return Route(
+        "build-std",
+        env["RUSTC"],
+        env,
+        BUILD_STD,
+        detail=f"std built from {VENDORED_STD_SOURCES.parent}; std's and the project's crates from the registry",
     )
 
 
-def resolve_route(target: Target) -> Route:
-    routes = candidate_routes(target)
+BUILD_STD = ("-Zbuild-std=std,panic_abort",)
+
+
+def replace_crates_io(name: str, directory: Path) -> tuple[str, ...]:
+    return (
+        "--config",
+        f'source.crates-io.replace-with="{name}"',
+        "--config",
+        f'source.{name}.directory="{directory}"',
+    )
+
+
+def build_std_args(vendor: Path = VENDORED_STD_SOURCES) -> tuple[str, ...]:
+    return (*BUILD_STD, *replace_crates_io("vendored-std", vendor))
+
+
+def resolve_route(target: Target, sources: ProjectSources | None = None) -> Route:
+    routes = candidate_routes(target, sources)
     if routes:
         return routes[0]
     raise MissingToolError(

@@ -48,7 +48,9 @@ def load_toml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        raise ConfigError(f"cannot read {path}: {exc.strerror}", hint="check the path and its permissions") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.start})", hint="save it as UTF-8") from exc
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -78,10 +80,15 @@ def did_you_mean(word: str, candidates: list[str] | tuple[str, ...]) -> str:
     return "expected one of: " + ", ".join(sorted(candidates))
 
 
-def validate(document: Mapping[str, Any], schema: Table, path: Path) -> None:
-    """Check a parsed document against its schema; raise on the first fault."""
+def validate(
+    document: Mapping[str, Any], schema: Table, path: Path, *, prefix: str = "", partial: bool = False
+) -> None:
+    """Check a parsed document against its schema; raise on the first fault.
+
+    `partial` checks an override layer: every key it sets must be known and
+    well-typed, but required keys may come from the layer below it."""
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
-    _validate_table(document, schema, path, text, prefix="")
+    _validate_table(document, schema, path, text, prefix=prefix, partial=partial)
 
 
 def _where(path: Path, text: str, key: str) -> str:
@@ -132,7 +139,9 @@ def _check_value(value: Any, spec: Key, path: Path, text: str, dotted: str) -> N
                 )
 
 
-def _validate_table(document: Mapping[str, Any], schema: Table, path: Path, text: str, prefix: str) -> None:
+def _validate_table(
+    document: Mapping[str, Any], schema: Table, path: Path, text: str, prefix: str, partial: bool = False
+) -> None:
     for name, value in document.items():
         dotted = f"{prefix}{name}"
         if schema.values is not None:
@@ -155,9 +164,9 @@ def _validate_table(document: Mapping[str, Any], schema: Table, path: Path, text
                     f"{_where(path, text, dotted)}: '{dotted}' must be a table",
                     hint=f"write it as [{dotted}]",
                 )
-            _validate_table(value, spec, path, text, prefix=f"{dotted}.")
+            _validate_table(value, spec, path, text, prefix=f"{dotted}.", partial=partial)
         else:
             _check_value(value, spec, path, text, dotted)
     for name, spec in schema.keys.items():
-        if spec.required and name not in document:
+        if spec.required and name not in document and not partial:
             raise ConfigError(f"{path}: required key '{prefix}{name}' is missing", hint="add it")

@@ -1,18 +1,16 @@
-"""Release targets, loaded from targets/*.toml and validated."""
+"""Release targets: the schema of a target document and the record built
+from it. The documents come from toolchain.catalog (packaged data merged
+with a project's own)."""
 
 from __future__ import annotations
 
-import functools
 import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain import REPO_ROOT
-from toolchain.errors import ConfigError, UsageError
+from toolchain.errors import ConfigError
 from toolchain.schema import Key, Table, did_you_mean, load_toml, validate
-
-TARGETS_DIR = REPO_ROOT / "targets"
 
 HOSTS = ("linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-aarch64", "windows-x86_64")
 RUNNER_NAMES = ("native", "zig", "cross", "container")
@@ -62,6 +60,10 @@ TARGET_SCHEMA = Table(
                 "std-package": Key((str,), doc="Debian package with a prebuilt std for the target"),
                 "build-std": Key((bool,), doc="offline route builds std from rust-src"),
                 "abi": Key((str,), choices=("gnu", "msvc"), doc="which C runtime ABI"),
+                "sdk": Key((str,), choices=("macos",), doc="platform SDK that framework-linking crates need"),
+                "sdk-crates": Key(
+                    (list,), item_types=(str,), doc="crates that link the SDK's frameworks (checked before cargo)"
+                ),
             }
         ),
         "run": Table(
@@ -102,12 +104,17 @@ class Target:
     source: Path
     substitutes: str | None = None
     components: tuple[str, ...] = ()
+    sdk: str | None = None
+    sdk_crates: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
 
     def runner_preference(self, host: str) -> tuple[str, ...]:
         return self.runners.get(host, ())
 
 
-def _build(document: dict[str, Any], path: Path) -> Target:
+def target_from_document(
+    record_name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()
+) -> Target:
     binary = document["binary"]
     compat = document.get("compat", {})
     tools = document.get("toolchain", {})
@@ -118,10 +125,10 @@ def _build(document: dict[str, Any], path: Path) -> Target:
                     f"{path}: unknown runner '{name}' for host {host}; {did_you_mean(name, RUNNER_NAMES)}",
                     hint="fix the runners table",
                 )
-    if path.stem != document["triple"]:
+    if record_name != document["triple"]:
         raise ConfigError(
-            f"{path}: file name does not match triple '{document['triple']}'",
-            hint=f"rename it to {document['triple']}.toml",
+            f"{path}: '{record_name}' does not match its triple '{document['triple']}'",
+            hint=f"name it {document['triple']}",
         )
     return Target(
         triple=document["triple"],
@@ -148,39 +155,17 @@ def _build(document: dict[str, Any], path: Path) -> Target:
         source=path,
         substitutes=document.get("substitutes"),
         components=tuple(document.get("components", ())),
+        sdk=tools.get("sdk"),
+        sdk_crates=tuple(tools.get("sdk-crates", ())),
+        origins=origins or (str(path),),
     )
 
 
 def load_target_file(path: Path) -> Target:
+    """One target file on its own (tests and tools; builds use the catalog)."""
     document = load_toml(path)
     validate(document, TARGET_SCHEMA, path)
-    return _build(document, path)
-
-
-@functools.cache
-def all_targets(directory: Path = TARGETS_DIR) -> dict[str, Target]:
-    targets = {}
-    for path in sorted(directory.glob("*.toml")):
-        target = load_target_file(path)
-        targets[target.triple] = target
-    for target in targets.values():
-        for other in (*target.components, *([target.substitutes] if target.substitutes else [])):
-            if other not in targets:
-                raise ConfigError(
-                    f"{target.source}: names unknown target '{other}'; {did_you_mean(other, list(targets))}",
-                    hint="fix components/substitutes",
-                )
-    return targets
-
-
-def get_target(triple: str) -> Target:
-    targets = all_targets()
-    if triple in targets:
-        return targets[triple]
-    raise UsageError(
-        f"unknown target '{triple}'; {did_you_mean(triple, list(targets))}",
-        hint="`invoke doctor` lists the known targets",
-    )
+    return target_from_document(path.stem, document, path)
 
 
 def host_platform() -> str:
@@ -189,12 +174,3 @@ def host_platform() -> str:
     machine = platform.machine().lower()
     arch = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}.get(machine, machine)
     return f"{system}-{arch}"
-
-
-def host_triple() -> str:
-    """The release target that matches this machine."""
-    host = host_platform()
-    for target in all_targets().values():
-        if f"{target.os}-{target.arch}" == host and target.run.get(host) == "native" and target.release:
-            return target.triple
-    raise UsageError(f"this host ({host}) is not one of the release targets", hint="pass --target")

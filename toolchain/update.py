@@ -31,12 +31,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toolchain import catalog
 from toolchain.atomic import fsync_dir, write_atomic
 from toolchain.digest import sha256_file
 from toolchain.errors import ToolchainError
 from toolchain.log import log
 from toolchain.signing import parse_public_key, verify_file
-from toolchain.targets import get_target, host_platform, host_triple
+from toolchain.targets import host_platform
 
 JOURNAL = "journal.json"
 LOCK = "update.lock"
@@ -130,7 +131,10 @@ def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
         raise UpdateError(f"{name} is not in the signed manifest with this digest", hint="use the release's own files")
     target = entry.get("target") or ""
     host = host_platform()
-    runnable = {t for t in (host_triple(), target) if get_target(t).run.get(host) == "native"}
+    known = catalog.current()
+    runnable = {
+        t for t in (known.host_triple(), target) if t in known.targets and known.target(t).run.get(host) == "native"
+    }
     if target not in runnable:
         raise UpdateError(
             f"{name} is built for {target}, which does not run on this {host} machine",

@@ -84,6 +84,12 @@ def _set_lock_version(lock: Path, name: str, old: str, new: str) -> None:
         lock.write_text(re.sub(pattern, rf'\g<1>"{new}"', text, count=1))
 
 
+def set_version(manifest: Path, name: str, old: str, new: str) -> None:
+    """Set a single crate's version in its Cargo.toml and Cargo.lock (so --locked builds still work)."""
+    _set_manifest_version(manifest, old, new)
+    _set_lock_version(manifest.parent / "Cargo.lock", name, old, new)
+
+
 def bump(manifest: Path, *, dry_run: bool = False) -> Bump:
     from toolchain.cargo import load_project
 
@@ -107,7 +113,7 @@ def bump(manifest: Path, *, dry_run: bool = False) -> Bump:
     cliff = shutil.which("git-cliff")
     if cliff is None:
         raise MissingToolError("git-cliff is not installed", hint="pip install git-cliff")
-    config = resources.files("toolchain").joinpath("templates", "cliff.toml")
+    config = resources.files("toolchain").joinpath("data", "templates", "cliff.toml")
     with resources.as_file(config) as config_path:
         args = [cliff, "--config", str(config_path), "--repository", str(repo), "--tag", f"v{new}", "--unreleased"]
         if changelog.is_file():

@@ -16,6 +16,7 @@ from toolchain.errors import BuildError, MissingToolError, UsageError
 from toolchain.profiles import Profile
 from toolchain.routes import Route, resolve_route
 from toolchain.schema import did_you_mean
+from toolchain.settings import Settings
 from toolchain.targets import RUNNER_NAMES, Target
 
 
@@ -29,7 +30,12 @@ class BuildJob:
     profile: Profile
     define_profile: bool  # False when the user's Cargo.toml defines it and wins
     route: Route
+    settings: Settings
     skip_keys: frozenset[str] = frozenset()  # ours, left out: the project's release is tighter
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
+    locked: bool = True
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,7 @@ class Runner(Protocol):
         """Why this runner cannot build `target` on `host` (with the fix), or None."""
         ...
 
-    def route(self, target: Target) -> Route:
+    def route(self, target: Target, project: Project) -> Route:
         """Where std for the target comes from when this runner builds it."""
         ...
 
@@ -63,8 +69,8 @@ class CommandRunner(ABC):
     def invocation(self, job: BuildJob) -> CargoInvocation:
         """The command line (argument list and extra environment)."""
 
-    def route(self, target: Target) -> Route:
-        return resolve_route(target)
+    def route(self, target: Target, project: Project) -> Route:
+        return resolve_route(target, project.sources)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
@@ -112,6 +118,15 @@ def cargo_build_args(job: BuildJob) -> list[str]:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:
             args += ["--bin", binary]
+    if job.features:
+        args += ["--features", ",".join(job.features)]
+    if job.all_features:
+        args.append("--all-features")
+    if job.no_default_features:
+        args.append("--no-default-features")
+    if job.locked and job.project.lockfile.is_file():
+        # A release is built from the committed lock file, never a fresh resolve.
+        args.append("--locked")
     args += job.route.cargo_args
     return args
 

@@ -14,12 +14,13 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from toolchain import container
+from toolchain.cargo import Project
 from toolchain.errors import BuildError, MissingToolError
 from toolchain.log import log
 from toolchain.proc import first_error_line
 from toolchain.routes import Route, build_std_args
 from toolchain.runners import BuildJob, cargo_build_args, parse_executables
-from toolchain.settings import load_settings
+from toolchain.settings import Settings, load_settings
 from toolchain.targets import Target
 
 PROJECT = PurePosixPath("/project")
@@ -28,16 +29,17 @@ TARGET_DIR = "/target"
 VENDORED_STD = Path("/usr/lib/rustlib/src/rust/library/vendor")
 
 
-def _tag() -> str:
-    settings = load_settings().container
+def _tag(configured: Settings | None = None) -> str:
+    # problem() and route() are asked before a job exists: they read the settings in force.
+    settings = (configured or load_settings()).container
     if settings.get("image"):
         return str(settings["image"])
     certificates = container.extra_ca_certificates(str(settings.get("ca-bundle", "")))
     return container.image_tag(str(settings.get("base-image", "")), certificates)
 
 
-def _user() -> str:
-    configured = str(load_settings().container.get("user") or "")
+def _user(settings: Settings) -> str:
+    configured = str(settings.container.get("user") or "")
     if configured:
         return configured
     return f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else "1000:1000"
@@ -57,7 +59,7 @@ class ContainerRunner:
             return f"the build image {tag} is missing (run `invoke image.build`)"
         return None
 
-    def route(self, target: Target) -> Route:
+    def route(self, target: Target, project: Project) -> Route:
         facts = dict(container.image_facts(_tag()))
         versions = tuple((k, v) for k, v in facts.items() if k != "route")
         if facts.get("route") == "rustup":
@@ -86,7 +88,7 @@ class ContainerRunner:
         return ["cargo-zigbuild", "zigbuild", *args]
 
     def environment(self, job: BuildJob) -> dict[str, str]:
-        settings = load_settings().container
+        settings = job.settings.container
         env = {name: os.environ[name] for name in settings.get("env", []) if name in os.environ}
         env.update(job.route.env)
         # zig's and cargo-zigbuild's caches go into the cargo volume too: warm on the next run.
@@ -104,8 +106,8 @@ class ContainerRunner:
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         engine = container.client()
-        tag = _tag()
-        settings = load_settings().container
+        tag = _tag(job.settings)
+        settings = job.settings.container
         root = job.project.workspace_root
         volume_key = hashlib.sha256(str(root).encode()).hexdigest()[:12]
         volumes = {
@@ -113,7 +115,7 @@ class ContainerRunner:
             "toolchain-cargo-home": {"bind": CARGO_HOME, "mode": "rw"},
             f"toolchain-target-{volume_key}": {"bind": TARGET_DIR, "mode": "rw"},
         }
-        user = _user()
+        user = _user(job.settings)
         # A new named volume starts as a copy of the image's folder (mode 1777),
         # so any build user can write to it without a chown step.
         command = self.command(job)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import shutil
 
+from toolchain.cargo import Project
 from toolchain.routes import Route
 from toolchain.runners import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
-from toolchain.settings import load_settings
 from toolchain.targets import Target
 
 
@@ -32,13 +32,13 @@ class CrossRunner(CommandRunner):
             return "cross needs a container engine (`apt-get install docker.io`)"
         return None
 
-    def route(self, target: Target) -> Route:
+    def route(self, target: Target, project: Project) -> Route:
         return Route("cross-image", "rustc", detail="the toolchain inside the cross image")
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
         args = ["cross", "build", *cargo_build_args(job)]
         env = {}
-        image = load_settings().cross_images.get(job.target.triple)
+        image = job.settings.cross_images.get(job.target.triple)
         if image:
             env[image_variable(job.target.triple)] = image
         # The image brings its own rustc and std: the host's route does not apply.

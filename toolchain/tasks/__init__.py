@@ -115,3 +115,7 @@ def build_namespace() -> Collection:
     namespace.add_collection(version.COLLECTION)
     namespace.add_collection(image.COLLECTION)
     return namespace
+
+
+# The collection a project's own tasks.py imports (`from toolchain.tasks import namespace`).
+namespace = build_namespace()

@@ -65,7 +65,12 @@ def print_summary(report: BuildReport) -> None:
         "target": "target triple(s), comma-separated; default: this host's target",
         "all": "build every release target this host can build",
         "profile": "build profile from profiles/ (dist, size, fast) or cargo's release/dev; default: dist",
-        "manifest-path": "Cargo.toml of the crate or workspace; default: the bundled demo app",
+        "manifest-path": "Cargo.toml of the crate or workspace; default: the nearest Cargo.toml, as cargo finds it",
+        "demo": "build the bundled demo app (from a source checkout of the toolkit)",
+        "features": "cargo features to turn on, comma-separated (added to [build] features)",
+        "all-features": "turn on every feature of the selected packages",
+        "no-default-features": "turn off the default features",
+        "no-locked": "let cargo update Cargo.lock (default: build --locked, from the lock file as committed)",
         "package": "only this workspace package",
         "bin": "only this binary (repeatable)",
         "runner": "auto, native, zig or cross; default: auto (chosen from the target data)",
@@ -76,7 +81,7 @@ def print_summary(report: BuildReport) -> None:
         "allow": "let this policy rule fail without failing the build (repeatable; recorded)",
         "json": "print the result as a JSON document on stdout",
     },
-    iterable=["bin", "allow"],
+    iterable=["bin", "allow", "features"],
     name="build",
 )
 @entry
@@ -94,6 +99,11 @@ def build_task(
     keep_going: bool = False,
     no_package: bool = False,
     allow: list[str] | None = None,
+    demo: bool = False,
+    features: list[str] | None = None,
+    all_features: bool = False,
+    no_default_features: bool = False,
+    no_locked: bool = False,
     json: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
@@ -111,6 +121,11 @@ def build_task(
             keep_going=keep_going,
             package_artifacts=not no_package,
             allow=tuple(allow or ()),
+            demo=demo,
+            features=tuple(f.strip() for spec in features or () for f in spec.split(",") if f.strip()),
+            all_features=all_features or None,
+            no_default_features=no_default_features or None,
+            locked=False if no_locked else None,
         )
     )
     if json:

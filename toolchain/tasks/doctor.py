@@ -8,7 +8,7 @@ from invoke.tasks import task
 
 from toolchain.doctor import diagnose
 from toolchain.log import log
-from toolchain.targets import get_target, host_triple
+from toolchain.settings import load_settings
 from toolchain.tasks import entry
 
 
@@ -22,8 +22,9 @@ from toolchain.tasks import entry
 @entry
 def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
-    requested = [get_target(t.strip()).triple for t in target.split(",") if t.strip()]
-    report = diagnose(requested or None)
+    settings = load_settings()
+    requested = [settings.catalog.target(t.strip()).triple for t in target.split(",") if t.strip()]
+    report = diagnose(settings.catalog, requested or None)
     if json:
         log.json(report.to_dict())
     else:
@@ -47,8 +48,13 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
                 for t in report.targets
             ],
         )
+        log.table(
+            "Data in force (packaged, then the project's overrides)",
+            ["kind", "name", "from"],
+            [[d.kind, d.name, "\n".join(d.origins)] for d in report.data],
+        )
     # Without --target, what must work is the host's own target.
-    required = set(requested) if requested else {host_triple()}
+    required = set(requested) if requested else {settings.catalog.host_triple()}
     failing = [t.triple for t in report.targets if t.triple in required and not t.buildable]
     if failing:
         log.error(f"cannot build {', '.join(failing)} on this machine; see the fix column above")

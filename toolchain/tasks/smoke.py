@@ -7,11 +7,11 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.tasks import task
 
+from toolchain import catalog
 from toolchain.inspect_report import built_binaries
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.smoke import require_ok, smoke_binary
-from toolchain.targets import get_target, host_triple
 from toolchain.tasks import entry
 
 
@@ -29,8 +29,8 @@ def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = Fal
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
     results = []
-    for triple in [t.strip() for t in target.split(",") if t.strip()] or [host_triple()]:
-        chosen = get_target(triple)
+    for triple in [t.strip() for t in target.split(",") if t.strip()] or [catalog.current().host_triple()]:
+        chosen = catalog.current().target(triple)
         with log.group(f"smoke {chosen.triple}"):
             for path, version in built_binaries(folder, chosen.triple):
                 results.append((chosen.triple, smoke_binary(chosen, path, version, settings.smoke_checks)))

@@ -6,9 +6,9 @@ from invoke.collection import Collection
 from invoke.context import Context
 from invoke.tasks import task
 
+from toolchain import catalog
 from toolchain.log import log
 from toolchain.provision import install
-from toolchain.targets import get_target
 from toolchain.tasks import entry
 
 
@@ -24,7 +24,11 @@ from toolchain.tasks import entry
 @entry
 def install_task(c: Context, target: str, offline: bool = False, force: bool = False, json: bool = False) -> None:
     """Provision the std library and linker a target needs (rustup, else offline)."""
-    done = [install(get_target(t.strip()), offline=offline, force=force) for t in target.split(",") if t.strip()]
+    done = [
+        install(catalog.current().target(t.strip()), offline=offline, force=force)
+        for t in target.split(",")
+        if t.strip()
+    ]
     if json:
         log.json(
             [{"target": d.triple, "route": d.route.name, "detail": d.route.detail, "action": d.action} for d in done]

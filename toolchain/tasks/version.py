@@ -25,7 +25,7 @@ from toolchain.version import bump
 @entry
 def bump_task(c: Context, manifest_path: str = "", dry_run: bool = False, json: bool = False) -> None:
     """Bump the crate version from conventional commits and update CHANGELOG.md (git-cliff)."""
-    result = bump(Path(manifest_path) if manifest_path else load_settings().manifest_path, dry_run=dry_run)
+    result = bump(Path(manifest_path) if manifest_path else load_settings().manifest(), dry_run=dry_run)
     if json:
         log.json({"old": result.old, "new": result.new, "level": result.level, "commits": list(result.commits)})
         return
