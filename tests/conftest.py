@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -55,6 +57,24 @@ def run_invoke(
         env=full_env,
         check=False,
     )
+
+
+# One target folder for the slow cross-target tests (the demo for every target
+# and the real-crate corpus): std built from source for a target is built
+# once for all of them. Only crates with distinct package names go here: two
+# copies of one crate would overwrite each other's binaries.
+SHARED_TARGET = Path(tempfile.gettempdir()) / f"toolchain-tests-{os.getuid()}" / "target"
+
+
+@pytest.fixture(scope="module")
+def shared_target_dir() -> Iterator[Path]:
+    saved = os.environ.get("CARGO_TARGET_DIR")
+    os.environ["CARGO_TARGET_DIR"] = str(SHARED_TARGET)
+    yield SHARED_TARGET
+    if saved is None:
+        os.environ.pop("CARGO_TARGET_DIR", None)
+    else:
+        os.environ["CARGO_TARGET_DIR"] = saved
 
 
 @pytest.fixture(scope="session")

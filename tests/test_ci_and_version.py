@@ -63,7 +63,7 @@ def test_package_merges_per_target_build_folders(tmp_path: Path) -> None:
     result = run_invoke("package", "--merge", str(tmp_path / "parts"), "--out-dir", str(tmp_path / "dist"),
                         "--secret-key", str(tmp_path / "k.key"))  # fmt: skip
     assert result.returncode == 0, result.stderr
-    verified = run_invoke("verify", str(tmp_path / "dist"), "--public-key", str(tmp_path / "k.pub"), "--json")
+    verified = run_invoke("verify", "--path", str(tmp_path / "dist"), "--public-key", str(tmp_path / "k.pub"), "--json")
     assert verified.returncode == 0, verified.stderr
     files = json.loads(verified.stdout)["files"]
     assert "tally-x86_64-unknown-linux-gnu.tar.xz" in files and "tally-aarch64-unknown-linux-gnu.tar.xz" in files

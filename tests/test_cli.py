@@ -18,13 +18,28 @@ def test_list_shows_every_task_with_one_line_help() -> None:
         assert re.search(rf"^\s+{name}\s+\S", listing.stdout, re.M), listing.stdout
 
 
-def test_every_argument_has_help_text() -> None:
-    for name in ("build", "doctor", "inspect"):
-        helptext = run_invoke(name, "--help").stdout
-        options = re.findall(r"^\s+(?:-\w, )?(--[\w-]+)(?:=\w+)?\s*(.*)$", helptext, re.M)
-        assert options, helptext
+def _task_names() -> list[str]:
+    from toolchain.tasks import namespace
+
+    return sorted(namespace.task_names)
+
+
+def test_help_works_on_every_task_and_every_option_has_text() -> None:
+    names = _task_names()
+    assert {"build", "update", "toolchain.install", "publish", "verify", "ci.workflow"} <= set(names)
+    for name in names:
+        result = run_invoke(name, "--help")
+        assert result.returncode == 0, f"{name} --help: {result.stderr}"
+        assert result.stdout.startswith(f"Usage: inv[oke] [--core-opts] {name}"), f"{name} --help ran the task"
+        options = re.findall(r"^\s+(?:-\w, )?(--[\w-]+)(?:=\w+)?\s*(.*)$", result.stdout, re.M)
         for option, text in options:
             assert text.strip(), f"{name} {option} has no help text"
+
+
+def test_a_required_option_left_out_is_one_line_and_exit_2() -> None:
+    result = run_invoke("update", "--binary", "/nonexistent/app")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["error: --artifact is required; pass --artifact (see --help)"]
 
 
 def test_unknown_target_is_one_line_and_exit_2() -> None:
@@ -75,7 +90,7 @@ def test_plain_progress_and_github_groups(tmp_path: Path) -> None:
 
 def test_inspect_path_json(demo_build: BuildReport) -> None:
     binary = demo_build.results[0].binaries[0]
-    result = run_invoke("inspect", str(binary.path), "--json")
+    result = run_invoke("inspect", "--path", str(binary.path), "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["schema"] == "toolchain.inspect/v1"
@@ -98,11 +113,11 @@ def test_inspect_last_build_of_a_target(demo_build: BuildReport) -> None:
 def test_inspect_refuses_a_non_executable(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.write_bytes(b"")
-    result = run_invoke("inspect", str(empty))
+    result = run_invoke("inspect", "--path", str(empty))
     assert result.returncode == 8 and "is empty" in result.stderr
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    result = run_invoke("inspect", str(text))
+    result = run_invoke("inspect", "--path", str(text))
     assert result.returncode == 8 and "not an executable" in result.stderr
 
 
@@ -125,3 +140,32 @@ def test_doctor_exit_code_for_a_target_this_host_cannot_build() -> None:
     assert result.returncode == 5
     assert "from Linux build x86_64-pc-windows-gnu" in result.stdout
     assert run_invoke("doctor", "--target", "x86_64-unknown-linux-gnu").returncode == 0
+
+
+def test_every_exit_code_is_defined_once_in_errors_py() -> None:
+    import ast
+
+    from toolchain import errors
+
+    codes: dict[int, str] = {}
+    for name, value in vars(errors).items():
+        code = value.exit_code if isinstance(value, type) and issubclass(value, errors.ToolchainError) else value
+        if name.startswith("_") or not isinstance(code, int) or isinstance(code, bool):
+            continue
+        if isinstance(value, type) and value is errors.ToolchainError:
+            continue
+        assert code not in codes, f"{name} and {codes[code]} share exit code {code}"
+        codes[code] = name
+    assert set(range(2, 16)) <= set(codes), "2..15 are the documented error codes"
+    # No module defines its own exit code or error class with one.
+    package = Path(errors.__file__).parent
+    for path in package.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "exit_code" for t in node.targets):
+                raise AssertionError(f"{path} sets an exit_code: define the error in errors.py")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Exit":
+                for keyword in node.keywords:
+                    assert not isinstance(keyword.value, ast.Constant), f"{path}: Exit with a bare code"

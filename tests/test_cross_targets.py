@@ -6,6 +6,7 @@ targets (cached in the demo's target dir for the rest of the run)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -29,8 +30,9 @@ ALL_ON_LINUX = {
 
 
 @pytest.fixture(scope="module")
-def matrix(tmp_path_factory: pytest.TempPathFactory) -> BuildReport:
-    return build(BuildOptions(all_targets=True, out_dir=tmp_path_factory.mktemp("matrix")))
+def matrix(tmp_path_factory: pytest.TempPathFactory, shared_target_dir: Path) -> BuildReport:
+    # The fast profile: nothing here measures size (std from source is shared with the corpus tests).
+    return build(BuildOptions(all_targets=True, profile="fast", out_dir=tmp_path_factory.mktemp("matrix")))
 
 
 def result_for(report: BuildReport, triple: str) -> TargetResult:
@@ -112,7 +114,7 @@ def test_smoke_catches_a_wrong_version(matrix: BuildReport) -> None:
 
 
 def test_universal2_joins_both_slices(matrix: BuildReport, tmp_path: Path) -> None:
-    report = build(BuildOptions(targets=("universal2-apple-darwin",), out_dir=tmp_path))
+    report = build(BuildOptions(targets=("universal2-apple-darwin",), profile="fast", out_dir=tmp_path))
     (result,) = report.results
     info = result.binaries[0].info
     assert info.format == "macho" and sorted(info.architectures) == ["aarch64", "x86_64"]
@@ -127,7 +129,10 @@ def test_universal2_joins_both_slices(matrix: BuildReport, tmp_path: Path) -> No
 def test_std_is_not_rebuilt_when_only_the_app_changes(matrix: BuildReport, tmp_path: Path) -> None:
     main_rs = load_settings().manifest().parent / "src" / "main.rs"
     main_rs.touch()
-    result = run_invoke("build", "--target", "x86_64-apple-darwin", "--out-dir", str(tmp_path))
+    result = run_invoke(
+        "build", "--target", "x86_64-apple-darwin", "--profile", "fast", "--out-dir", str(tmp_path),
+        env={"CARGO_TARGET_DIR": os.environ["CARGO_TARGET_DIR"]},
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Compiling tally" in result.stderr
     assert "Compiling std" not in result.stderr and "Compiling core" not in result.stderr

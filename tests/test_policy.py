@@ -50,7 +50,7 @@ def test_the_release_build_passes_every_error_rule(demo_build: BuildReport) -> N
 
 def test_inspect_json_has_every_rules_verdict(demo_build: BuildReport) -> None:
     path = demo_build.results[0].binaries[0].path
-    result = run_invoke("inspect", str(path), "--target", "x86_64-unknown-linux-gnu", "--json")
+    result = run_invoke("inspect", "--path", str(path), "--target", "x86_64-unknown-linux-gnu", "--json")
     assert result.returncode == 0, result.stderr
     (entry,) = json.loads(result.stdout)["binaries"]
     assert entry["policy"] == "linux.toml"

@@ -17,8 +17,9 @@ from conftest import run_invoke
 from toolchain import REPO_ROOT
 from toolchain.build import BuildOptions, build
 from toolchain.catalog import packaged
-from toolchain.release import ReleaseCheckError, package_release, verify_release
-from toolchain.signing import SignatureError, generate, parse_secret_key
+from toolchain.errors import ReleaseCheckError, SignatureError
+from toolchain.release import package_release, verify_release
+from toolchain.signing import generate, parse_secret_key
 
 HOST = "x86_64-unknown-linux-gnu"
 
@@ -111,7 +112,7 @@ def test_secret_key_is_never_in_the_release_folder(release: Path, keys: Path) ->
 
 
 def test_verify_accepts_the_folder(release: Path, keys: Path) -> None:
-    result = run_invoke("verify", str(release), "--public-key", str(keys / "minisign.pub"), "--json")
+    result = run_invoke("verify", "--path", str(release), "--public-key", str(keys / "minisign.pub"), "--json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["ok"] is True
 
@@ -119,7 +120,7 @@ def test_verify_accepts_the_folder(release: Path, keys: Path) -> None:
 def test_verify_names_a_tampered_archive(copy: Path, keys: Path) -> None:
     archive = copy / f"tally-{HOST}.tar.xz"
     archive.write_bytes(archive.read_bytes()[:-1] + b"\0")
-    result = run_invoke("verify", str(copy), "--public-key", str(keys / "minisign.pub"))
+    result = run_invoke("verify", "--path", str(copy), "--public-key", str(keys / "minisign.pub"))
     assert result.returncode == 12
     assert f"error: tally-{HOST}.tar.xz: SHA-256 does not match sha256.sum" in result.stderr
 
@@ -168,7 +169,7 @@ def test_sign_from_the_environment_and_minisign_checks_it(keys: Path, tmp_path: 
     target = tmp_path / "notes.txt"
     target.write_text("release notes\n")
     env = {"TOOLCHAIN_SECRET_KEY": (keys / "minisign.key").read_text()}
-    result = run_invoke("sign", str(target), env=env)
+    result = run_invoke("sign", "--path", str(target), env=env)
     assert result.returncode == 0, result.stderr
     assert env["TOOLCHAIN_SECRET_KEY"].splitlines()[1] not in result.stdout + result.stderr
     check = subprocess.run(["minisign", "-Vm", str(target), "-p", str(keys / "minisign.pub")], capture_output=True)

@@ -23,9 +23,10 @@ from conftest import run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build import BuildOptions, build
+from toolchain.errors import UpdateError
 from toolchain.release import package_release
 from toolchain.signing import generate
-from toolchain.update import CRASH_ENV, UpdateError, UpdateResult, exclusive_lock, snapshot, update
+from toolchain.update import CRASH_ENV, UpdateResult, exclusive_lock, snapshot, update
 from toolchain.version import set_version
 
 DEMO = REPO_ROOT / "demo"
@@ -296,8 +297,10 @@ def test_rollback_by_hand_and_snapshot_list(release: Release, install: Install) 
 
 
 def test_update_cli_needs_a_public_key(install: Install, release: Release) -> None:
+    config = install.data / "empty.toml"  # no [sign] public-key-file
+    config.write_text("")
     result = run_invoke("update", "--artifact", str(release.archive), "--binary", str(install.binary),
-                        env={"TOOLCHAIN_CONFIG": str(install.data / "none.toml")})  # fmt: skip
+                        env={"TOOLCHAIN_CONFIG": str(config)})  # fmt: skip
     assert result.returncode == 2 and "no public key to check signatures with" in result.stderr
 
 

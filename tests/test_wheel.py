@@ -110,7 +110,7 @@ def test_verify_and_the_installer_work_on_the_release(venv: Path, crate: Path, r
     if not (released / "sha256.sum").is_file():
         pytest.skip("needs the build of the test above")
     verified = run(
-        ["toolchain", "verify", released, "--public-key", crate.parent / "keys" / "minisign.pub"], crate, env
+        ["toolchain", "verify", "--path", released, "--public-key", crate.parent / "keys" / "minisign.pub"], crate, env
     )
     assert verified.returncode == 0, verified.stderr
     home = crate.parent / "home"

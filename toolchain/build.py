@@ -162,8 +162,7 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
         for missing in (t for t in known if t.release and not t.runner_preference(host)):
             chosen += [t for t in known if t.substitutes == missing.triple and t.runner_preference(host)]
         return chosen
-    triples = [t for spec in options.targets for t in spec.split(",") if t.strip()]
-    triples = [t.strip() for t in triples] or list(settings.targets) or [catalog.host_triple()]
+    triples = list(options.targets) or list(settings.targets) or [catalog.host_triple()]
     return [catalog.target(t) for t in triples]
 
 

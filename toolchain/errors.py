@@ -69,3 +69,33 @@ class PackagingError(ToolchainError):
     """An archive or checksum could not be written."""
 
     exit_code = 9
+
+
+class SizeRegressionError(ToolchainError):
+    """A binary or archive grew past the configured threshold."""
+
+    exit_code = 10
+
+
+class ReleaseCheckError(ToolchainError):
+    """A release folder is incomplete or a file does not match its record."""
+
+    exit_code = 12
+
+
+class SignatureError(ToolchainError):
+    """A signature or key is wrong, missing or malformed."""
+
+    exit_code = 11
+
+
+class UpdateError(ToolchainError):
+    """The update was refused or failed (and was rolled back)."""
+
+    exit_code = 13
+
+
+# Exit codes that are not an error class of their own.
+SOME_TARGETS_FAILED = 1  # build --keep-going: at least one target failed (the JSON/table says which)
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it
+BROKEN_PIPE = 141  # the reader went away (128 + SIGPIPE), as `cat` exits

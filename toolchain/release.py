@@ -19,7 +19,7 @@ from toolchain import __version__, catalog, proc
 from toolchain.atomic import write_atomic
 from toolchain.build import read_record
 from toolchain.digest import sha256_file
-from toolchain.errors import PackagingError, ToolchainError
+from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
 from toolchain.signing import SecretKey, parse_public_key, sign_file, verify_file
 
@@ -30,12 +30,6 @@ SUMS_NAME = "sha256.sum"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 SLSA_PREDICATE = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "urn:toolchain:rust-release:v1"
-
-
-class ReleaseCheckError(ToolchainError):
-    """A release folder is incomplete or a file does not match its record."""
-
-    exit_code = 12
 
 
 @dataclass(frozen=True)

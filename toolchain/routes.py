@@ -38,6 +38,10 @@ class Route:
     versions: tuple[tuple[str, str], ...] = ()
     # (std's vendor dir, the project's vendor dir, merged dir): made before cargo runs.
     merge: tuple[Path, Path, Path] | None = None
+    # cargo's own path trimming (-Ztrim-paths, unstable: build-std routes run
+    # with RUSTC_BOOTSTRAP already). It leaves RUSTFLAGS alone, so the std
+    # built for a target is shared by every crate built into one target folder.
+    trim_paths: bool = False
 
 
 @functools.cache
@@ -105,6 +109,7 @@ def build_std_route(env: dict[str, str], sources: ProjectSources) -> Route:
             (*BUILD_STD, *replace_crates_io("toolchain-merged", merged)),
             detail=f"std built from {VENDORED_STD_SOURCES.parent}; crates from std's and {sources.vendor_dir} merged",
             merge=(VENDORED_STD_SOURCES, sources.vendor_dir, merged),
+            trim_paths=True,
         )
     if not sources.registry_dependencies:
         return Route(
@@ -113,6 +118,7 @@ def build_std_route(env: dict[str, str], sources: ProjectSources) -> Route:
             env,
             build_std_args(),
             detail=f"std built from {VENDORED_STD_SOURCES.parent} (its crates vendored: no network)",
+            trim_paths=True,
         )
     if sources.offline:
         return Route(
@@ -121,6 +127,7 @@ def build_std_route(env: dict[str, str], sources: ProjectSources) -> Route:
             env,
             BUILD_STD,
             detail=f"std built from {VENDORED_STD_SOURCES.parent}; crates from cargo's offline cache",
+            trim_paths=True,
         )
     return Route(
         "build-std",
@@ -128,6 +135,7 @@ def build_std_route(env: dict[str, str], sources: ProjectSources) -> Route:
         env,
         BUILD_STD,
         detail=f"std built from {VENDORED_STD_SOURCES.parent}; std's and the project's crates from the registry",
+        trim_paths=True,
     )
 
 

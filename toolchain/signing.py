@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.atomic import write_atomic
-from toolchain.errors import ToolchainError, UsageError
+from toolchain.errors import SignatureError, UsageError
 
 SIG_ALG = b"Ed"
 HASHED_SIG_ALG = b"ED"  # signature over BLAKE2b-512 of the file (minisign's default)
@@ -23,12 +23,6 @@ KDF_SCRYPT = b"Sc"
 CHECKSUM_ALG = b"B2"
 SECRET_ENV = "TOOLCHAIN_SECRET_KEY"
 SECRET_FILE_ENV = "TOOLCHAIN_SECRET_KEY_FILE"
-
-
-class SignatureError(ToolchainError):
-    """A signature or key is wrong, missing or malformed."""
-
-    exit_code = 11
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,11 @@ from typing import Any
 
 from toolchain import proc
 from toolchain.atomic import write_atomic
-from toolchain.errors import ToolchainError, UsageError
+from toolchain.errors import UsageError
 
 HISTORY_NAME = "size-history.jsonl"
 BASELINE_SCHEMA = "toolchain.size-baseline/v1"
 REPORT_NAME = "size-report.html"
-
-
-class SizeRegressionError(ToolchainError):
-    """A binary or archive grew past the configured threshold."""
-
-    exit_code = 10
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from typing import Any
 from toolchain import catalog
 from toolchain.atomic import fsync_dir, write_atomic
 from toolchain.digest import sha256_file
-from toolchain.errors import ToolchainError
+from toolchain.errors import ToolchainError, UpdateError
 from toolchain.log import log
 from toolchain.signing import parse_public_key, verify_file
 from toolchain.targets import host_platform
@@ -52,12 +52,6 @@ STATES = (
 # version has passed its checks: in between, recovery restores the snapshot.
 UNTOUCHED = {"verified", "snapshotting"}
 FINISHED = {"done", "rolled-back"}
-
-
-class UpdateError(ToolchainError):
-    """The update was refused or failed (and was rolled back)."""
-
-    exit_code = 13
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ from toolchain import proc
 from toolchain.cargo import Project, Selection
 from toolchain.errors import BuildError, MissingToolError, UsageError
 from toolchain.profiles import Profile
-from toolchain.routes import Route, resolve_route
+from toolchain.routes import VENDORED_STD_SOURCES, Route, resolve_route
+from toolchain.rustflags import encoded_rustflags
 from toolchain.schema import did_you_mean
 from toolchain.settings import Settings
 from toolchain.targets import RUNNER_NAMES, Target
@@ -64,6 +65,8 @@ class CommandRunner(ABC):
     """A runner that is one cargo-like command on this host."""
 
     name = "command"
+    # Whether the build runs on this host's paths (a container sees its own).
+    remaps_host_paths = True
 
     @abstractmethod
     def invocation(self, job: BuildJob) -> CargoInvocation:
@@ -74,9 +77,19 @@ class CommandRunner(ABC):
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
+        env = dict(invocation.env)
+        if self.remaps_host_paths and not job.route.trim_paths:
+            project = job.project
+            env["CARGO_ENCODED_RUSTFLAGS"] = encoded_rustflags(
+                project.workspace_root,
+                project.target_directory,
+                job.target.triple,
+                project.sources.vendor_dir,
+                VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
+            )
         result = proc.run(
             invocation.argv,
-            env=invocation.env,
+            env=env,
             cwd=job.project.workspace_root,
             tee_stderr=True,
             error=BuildError,
@@ -128,6 +141,8 @@ def cargo_build_args(job: BuildJob) -> list[str]:
         # A release is built from the committed lock file, never a fresh resolve.
         args.append("--locked")
     args += job.route.cargo_args
+    if job.route.trim_paths:
+        args += ["-Ztrim-paths", "--config", f'profile.{job.profile.name}.trim-paths="all"']
     return args
 
 

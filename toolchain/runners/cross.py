@@ -20,6 +20,7 @@ def image_variable(triple: str) -> str:
 
 class CrossRunner(CommandRunner):
     name = "cross"
+    remaps_host_paths = False
 
     def problem(self, target: Target, host: str) -> str | None:
         if target.os == "macos":

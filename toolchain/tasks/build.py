@@ -6,12 +6,12 @@ from pathlib import Path
 
 from invoke.context import Context
 from invoke.exceptions import Exit
-from invoke.tasks import task
 
 from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.errors import SOME_TARGETS_FAILED
 from toolchain.log import log
 from toolchain.policy import RuleVerdict
-from toolchain.tasks import entry
+from toolchain.tasks import target_list, task
 
 
 def _human(size: int) -> str:
@@ -84,7 +84,6 @@ def print_summary(report: BuildReport) -> None:
     iterable=["bin", "allow", "features"],
     name="build",
 )
-@entry
 def build_task(
     c: Context,
     target: str = "",
@@ -109,7 +108,7 @@ def build_task(
     """Build, inspect and package the project for one or more targets."""
     report = build(
         BuildOptions(
-            targets=tuple(target.split(",")) if target else (),
+            targets=target_list(target),
             all_targets=all,
             profile=profile or None,
             manifest_path=Path(manifest_path) if manifest_path else None,
@@ -122,7 +121,7 @@ def build_task(
             package_artifacts=not no_package,
             allow=tuple(allow or ()),
             demo=demo,
-            features=tuple(f.strip() for spec in features or () for f in spec.split(",") if f.strip()),
+            features=target_list(*(features or ())),  # the same comma-list syntax
             all_features=all_features or None,
             no_default_features=no_default_features or None,
             locked=False if no_locked else None,
@@ -133,7 +132,7 @@ def build_task(
     else:
         print_summary(report)
     if not report.ok:
-        raise Exit(code=1)
+        raise Exit(code=SOME_TARGETS_FAILED)
 
 
 TASK = build_task

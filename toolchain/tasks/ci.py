@@ -7,18 +7,16 @@ from pathlib import Path
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.ci import WORKFLOW, matrix
 from toolchain.log import log
-from toolchain.tasks import entry
+from toolchain.tasks import task
 
 
 @task(
     help={"json": "print the matrix as a JSON list on stdout", "compact": "one line of JSON (for $GITHUB_OUTPUT)"},
     name="matrix",
 )
-@entry
 def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
     """The CI build matrix: one entry per release target, with its runner OS and runner."""
     entries = [e.to_dict() for e in matrix()]
@@ -31,7 +29,6 @@ def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
 
 
 @task(help={"path": "where to write the workflow; default: .github/workflows/release.yml"}, name="workflow")
-@entry
 def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> None:
     """Write a GitHub Actions release workflow (build matrix, sign, publish on tags)."""
     out = Path(path)

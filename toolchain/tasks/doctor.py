@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from invoke.context import Context
-from invoke.exceptions import Exit
-from invoke.tasks import task
 
 from toolchain.doctor import diagnose
+from toolchain.errors import MissingToolError
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import entry
+from toolchain.tasks import target_list, task
 
 
 @task(
@@ -19,11 +18,10 @@ from toolchain.tasks import entry
     },
     name="doctor",
 )
-@entry
 def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
     settings = load_settings()
-    requested = [settings.catalog.target(t.strip()).triple for t in target.split(",") if t.strip()]
+    requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
     report = diagnose(settings.catalog, requested or None)
     if json:
         log.json(report.to_dict())
@@ -57,8 +55,7 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     required = set(requested) if requested else {settings.catalog.host_triple()}
     failing = [t.triple for t in report.targets if t.triple in required and not t.buildable]
     if failing:
-        log.error(f"cannot build {', '.join(failing)} on this machine; see the fix column above")
-        raise Exit(code=5)
+        raise MissingToolError(f"cannot build {', '.join(failing)} on this machine", hint="see the fix column above")
 
 
 TASK = doctor_task

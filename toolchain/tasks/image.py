@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.container import build_image
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import entry
+from toolchain.tasks import task
 
 
 @task(
@@ -20,7 +19,6 @@ from toolchain.tasks import entry
     },
     name="build",
 )
-@entry
 def image_build_task(c: Context, base_image: str = "", force: bool = False, json: bool = False) -> None:
     """Build the hermetic build image from Dockerfile.build (skipped when unchanged)."""
     settings = load_settings().container

@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.inspect_report import inspect_paths, paths_from_last_build
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import ToolkitTask, entry
+from toolchain.tasks import task
 
 
 @task(
@@ -21,11 +20,8 @@ from toolchain.tasks import ToolkitTask, entry
         "json": "print a versioned JSON document on stdout",
     },
     name="inspect",
-    positional=["path"],
-    klass=ToolkitTask,
 )
-@entry
-def inspect_task(c: Context, path: str | None = None, target: str = "", out_dir: str = "", json: bool = False) -> None:
+def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Show format, architecture, stripping, size and largest sections of a binary."""
     if path:
         paths = [Path(path)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.atomic import write_atomic
 from toolchain.build import read_record
@@ -14,7 +13,7 @@ from toolchain.log import log
 from toolchain.release import SUMS_NAME, package_release, verify_release
 from toolchain.settings import load_settings
 from toolchain.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
-from toolchain.tasks import ToolkitTask, entry
+from toolchain.tasks import task
 
 
 def _folder(out_dir: str) -> Path:
@@ -31,7 +30,6 @@ def _folder(out_dir: str) -> Path:
     },
     name="package",
 )
-@entry
 def package_task(
     c: Context, out_dir: str = "", secret_key: str = "", download_url: str = "", merge: str = "", json: bool = False
 ) -> None:
@@ -65,7 +63,6 @@ def package_task(
     },
     name="keygen",
 )
-@entry
 def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
     """Make a minisign (Ed25519) key pair for signing releases."""
     folder = Path(out_dir)
@@ -94,11 +91,8 @@ def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
         "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
     },
     name="sign",
-    positional=["path"],
-    klass=ToolkitTask,
 )
-@entry
-def sign_task(c: Context, path: str | None = None, out_dir: str = "", secret_key: str = "") -> None:
+def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "") -> None:
     """Sign files with minisign-compatible Ed25519 signatures (.minisig)."""
     settings = load_settings()
     key = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
@@ -122,11 +116,8 @@ def sign_task(c: Context, path: str | None = None, out_dir: str = "", secret_key
         "json": "print the result as JSON on stdout",
     },
     name="verify",
-    positional=["path"],
-    klass=ToolkitTask,
 )
-@entry
-def verify_task(c: Context, path: str | None = None, public_key: str = "", json: bool = False) -> None:
+def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
     """Check a release folder: every file listed, every digest and signature right."""
     settings = load_settings()
     folder = Path(path) if path else settings.out_dir

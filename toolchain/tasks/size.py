@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.build import read_record
+from toolchain.errors import SizeRegressionError
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.size import (
     REPORT_NAME,
-    SizeRegressionError,
     load_baseline,
     read_history,
     regressions,
@@ -20,7 +19,7 @@ from toolchain.size import (
     rows_from_record,
     write_baseline,
 )
-from toolchain.tasks import entry
+from toolchain.tasks import target_list, task
 
 
 def _change(current: int | None, base: int | None) -> str:
@@ -41,7 +40,6 @@ def _change(current: int | None, base: int | None) -> str:
     },
     name="size",
 )
-@entry
 def size_task(
     c: Context,
     target: str = "",
@@ -54,7 +52,7 @@ def size_task(
     """Binary and archive sizes against the baseline; fail on growth past the threshold."""
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
-    triples = [t.strip() for t in target.split(",") if t.strip()]
+    triples = list(target_list(target))
     if crates:
         from toolchain.bloat import attribute
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
-from toolchain import catalog
 from toolchain.inspect_report import built_binaries
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.smoke import require_ok, smoke_binary
-from toolchain.tasks import entry
+from toolchain.tasks import target_list, task
 
 
 @task(
@@ -23,14 +21,13 @@ from toolchain.tasks import entry
     },
     name="smoke",
 )
-@entry
 def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Run the last build's binaries here (native, qemu or wine): --version and doctor."""
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
     results = []
-    for triple in [t.strip() for t in target.split(",") if t.strip()] or [catalog.current().host_triple()]:
-        chosen = catalog.current().target(triple)
+    for triple in target_list(target) or (settings.catalog.host_triple(),):
+        chosen = settings.catalog.target(triple)
         with log.group(f"smoke {chosen.triple}"):
             for path, version in built_binaries(folder, chosen.triple):
                 results.append((chosen.triple, smoke_binary(chosen, path, version, settings.smoke_checks)))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.tasks import task
 
-from toolchain import catalog
 from toolchain.log import log
 from toolchain.provision import install
-from toolchain.tasks import entry
+from toolchain.settings import load_settings
+from toolchain.tasks import required, target_list, task
 
 
 @task(
@@ -21,13 +20,11 @@ from toolchain.tasks import entry
     },
     name="install",
 )
-@entry
-def install_task(c: Context, target: str, offline: bool = False, force: bool = False, json: bool = False) -> None:
+def install_task(c: Context, target: str = "", offline: bool = False, force: bool = False, json: bool = False) -> None:
     """Provision the std library and linker a target needs (rustup, else offline)."""
     done = [
-        install(catalog.current().target(t.strip()), offline=offline, force=force)
-        for t in target.split(",")
-        if t.strip()
+        install(load_settings().catalog.target(triple), offline=offline, force=force)
+        for triple in target_list(required(target, "--target"))
     ]
     if json:
         log.json(

@@ -6,13 +6,12 @@ import json as json_lib
 from pathlib import Path
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.errors import UsageError
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.signing import public_key_text
-from toolchain.tasks import entry
+from toolchain.tasks import required, task
 from toolchain.update import default_state_dir, list_snapshots, recover, rollback, update
 
 
@@ -52,10 +51,9 @@ LOCATION_HELP = {
     iterable=["data"],
     name="update",
 )
-@entry
 def update_task(
     c: Context,
-    artifact: str,
+    artifact: str = "",
     binary: str = "",
     receipt: str = "",
     public_key: str = "",
@@ -66,6 +64,7 @@ def update_task(
     json: bool = False,
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
+    required(artifact, "--artifact")
     settings = load_settings()
     key_text = public_key_text(public_key, settings.public_key_file)
     data_files = [*settings.update_data_files, *(Path(d) for d in data or [])]
@@ -91,7 +90,6 @@ def update_task(
 
 
 @task(help={**LOCATION_HELP, "wait": "seconds to wait for a running update; default: 0"}, name="rollback")
-@entry
 def rollback_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "", wait: float = 0.0) -> None:
     """Restore the binary and data of the newest snapshot."""
     folder = rollback(_state_dir(binary, receipt, state_dir), wait)
@@ -99,7 +97,6 @@ def rollback_task(c: Context, binary: str = "", receipt: str = "", state_dir: st
 
 
 @task(help=LOCATION_HELP, name="recover")
-@entry
 def recover_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "") -> None:
     """Finish or undo an update that was interrupted (fully old or fully new)."""
     from toolchain.update import exclusive_lock
@@ -111,7 +108,6 @@ def recover_task(c: Context, binary: str = "", receipt: str = "", state_dir: str
 
 
 @task(help={**LOCATION_HELP, "json": "print the list as JSON on stdout"}, name="snapshots")
-@entry
 def snapshots_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "", json: bool = False) -> None:
     """List the pre-update snapshots of an installation."""
     found = list_snapshots(_state_dir(binary, receipt, state_dir))

@@ -6,11 +6,10 @@ from pathlib import Path
 
 from invoke.collection import Collection
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import entry
+from toolchain.tasks import task
 from toolchain.version import bump
 
 
@@ -22,7 +21,6 @@ from toolchain.version import bump
     },
     name="bump",
 )
-@entry
 def bump_task(c: Context, manifest_path: str = "", dry_run: bool = False, json: bool = False) -> None:
     """Bump the crate version from conventional commits and update CHANGELOG.md (git-cliff)."""
     result = bump(Path(manifest_path) if manifest_path else load_settings().manifest(), dry_run=dry_run)

@@ -1,0 +1,35 @@
+//! Shared code for the corpus workspace binaries.
+
+/// The greeting for `name`, upper-cased when `loud`.
+pub fn greeting_for(name: &str, loud: bool) -> String {
+    let text = format!("hello from {name}");
+    if loud {
+        text.to_uppercase()
+    } else {
+        text
+    }
+}
+
+/// The default greeting (`hello from shared`), upper-cased when `loud`.
+pub fn greeting(loud: bool) -> String {
+    greeting_for("shared", loud)
+}
+
+/// True when the first command-line argument asks for the version.
+pub fn wants_version() -> bool {
+    matches!(
+        std::env::args().nth(1).as_deref(),
+        Some("--version") | Some("-V")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quiet_and_loud() {
+        assert_eq!(greeting(false), "hello from shared");
+        assert_eq!(greeting_for("alpha", true), "HELLO FROM ALPHA");
+    }
+}
