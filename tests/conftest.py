@@ -1,8 +1,13 @@
-"""Shared fixtures: real cargo builds of real crates, made in tmp folders."""
+"""Shared fixtures: real cargo builds of real crates, made in tmp folders.
+
+Tests write only into temporary folders: each test process works in its own
+copy of the demo app (the current folder, so the toolkit's default manifest
+is that copy's Cargo.toml), never in the repository's demo/."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -13,6 +18,19 @@ import pytest
 
 from toolchain import REPO_ROOT
 from toolchain.build import BuildOptions, BuildReport, build
+
+DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"
+shutil.copytree(REPO_ROOT / "demo", DEMO_COPY, ignore=shutil.ignore_patterns("target"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def in_the_demo_copy() -> Iterator[None]:
+    """Every test runs in the copy (after collection, which needs the repository's folder)."""
+    previous = Path.cwd()
+    os.chdir(DEMO_COPY)
+    yield
+    os.chdir(previous)
+
 
 HELLO_MAIN = 'fn main() { println!("hello {}", env!("CARGO_PKG_VERSION")); }\n'
 
@@ -42,7 +60,7 @@ def make_crate(
 
 
 def run_invoke(
-    *args: str, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+    *args: str, cwd: Path = DEMO_COPY, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Run the real CLI, the way a user does."""
     import os

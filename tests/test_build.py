@@ -9,11 +9,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import HELLO_MAIN, make_crate
+from conftest import HELLO_MAIN, make_crate, run_invoke
 
-from toolchain.build import BuildOptions, BuildReport, build, check_binaries, package_target
+from toolchain.build import BuildOptions, BuildReport, build
 from toolchain.cargo import load_project, select
-from toolchain.catalog import load_catalog
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
 from toolchain.settings import load_settings
 
@@ -136,18 +135,24 @@ def test_cargo_failure_shows_cargos_error_and_writes_nothing(tmp_path: Path) -> 
     assert not (tmp_path / "out").exists()
 
 
-def test_wrong_architecture_binary_is_refused_before_packaging(demo_build: BuildReport, tmp_path: Path) -> None:
-    # A real x86_64 binary presented as the aarch64 build: verification must
-    # stop it before an archive is written.
-    project = load_project(load_settings().manifest())
-    binary = demo_build.results[0].binaries[0]
-    aarch64 = load_catalog().target("aarch64-unknown-linux-gnu")
+def test_wrong_architecture_binary_is_refused_before_packaging(tmp_path: Path) -> None:
+    # The project's own target data says aarch64 Linux binaries are x86_64: the
+    # real aarch64 build then breaks the target's policy, and the pipeline must
+    # stop before an archive is written.
+    manifest = make_crate(tmp_path / "crate", "wrongarch")
+    (tmp_path / "crate" / "toolchain.toml").write_text(
+        '[targets.aarch64-unknown-linux-gnu.binary]\nmachine = "x86_64"\n'
+    )
+    settings = load_settings(tmp_path / "crate")
+    options = BuildOptions(
+        manifest_path=manifest, targets=("aarch64-unknown-linux-gnu",), profile="fast", out_dir=tmp_path / "out"
+    )
     with pytest.raises(
-        VerificationError, match=r"breaks rule 'machine' of linux\.toml: found x86_64, expected aarch64"
+        VerificationError, match=r"breaks rule 'machine' of \S+linux\.toml: found aarch64, expected x86_64"
     ):
-        built = check_binaries({"tally": binary.path}, aarch64, project, select(project, None, []), load_settings())
-        package_target(project, select(project, None, []), aarch64, built, load_settings(), tmp_path)
-    assert list(tmp_path.iterdir()) == []
+        build(options, settings)
+    assert not list((tmp_path / "out").glob("*.tar.xz")) if (tmp_path / "out").exists() else True
+    assert not (tmp_path / "out" / "build-record.json").exists()
 
 
 def test_user_profile_wins_unless_forced(tmp_path: Path) -> None:
@@ -164,3 +169,30 @@ def test_user_profile_wins_unless_forced(tmp_path: Path) -> None:
     assert forced.results[0].binaries[0].info.stripped
     assert forced.results[0].profile_source.endswith("profiles/dist.toml")  # type: ignore[union-attr]
     assert "strip = false" in manifest.read_text(), "the user's Cargo.toml is never edited"
+
+
+def test_files_of_another_build_in_the_folder_are_named_and_cleaned(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    first = make_crate(tmp_path / "first", "firstapp")
+    second = make_crate(tmp_path / "second", "secondapp")
+    for manifest in (first, second):
+        built = run_invoke("build", "--manifest-path", str(manifest), "--profile", "fast", "--out-dir", str(out))
+        assert built.returncode == 0, built.stderr
+    assert "held a build of another project" in built.stderr
+    (warning,) = [line for line in built.stderr.splitlines() if "holds files no build in its record made" in line]
+    assert f"firstapp-{HOST}.tar.xz" in warning and "firstapp-installer.sh" in warning and "secondapp" not in warning
+    record = json.loads((out / "build-record.json").read_text())
+    assert {b["package"] for e in record["targets"].values() for b in e["binaries"]} == {"secondapp"}
+    keys = tmp_path / "keys"
+    assert run_invoke("keygen", "--out-dir", str(keys)).returncode == 0
+    env = {"TOOLCHAIN_SECRET_KEY_FILE": str(keys / "minisign.key")}
+    assert run_invoke("package", "--out-dir", str(out), env=env).returncode == 0
+    verified = run_invoke("verify", "--path", str(out), "--public-key", str(keys / "minisign.pub"))
+    assert verified.returncode == 12
+    assert f"firstapp-{HOST}.tar.xz are in the release folder but not in sha256.sum" in verified.stderr
+    assert "invoke package --clean" in verified.stderr
+    cleaned = run_invoke("package", "--out-dir", str(out), "--clean", env=env)
+    assert cleaned.returncode == 0 and "removed files of other builds" in cleaned.stderr
+    assert not list(out.glob("firstapp*"))
+    verified = run_invoke("verify", "--path", str(out), "--public-key", str(keys / "minisign.pub"))
+    assert verified.returncode == 0, verified.stderr

@@ -29,10 +29,21 @@ def test_matrix_covers_the_release_targets() -> None:
     assert entries["aarch64-unknown-linux-gnu"] == {
         "target": "aarch64-unknown-linux-gnu", "host": "linux-x86_64", "os": "ubuntu-24.04", "runner": "zig",
     }  # fmt: skip
-    assert entries["aarch64-apple-darwin"]["os"] == "macos-14" and entries["aarch64-apple-darwin"]["runner"] == "native"
+    assert entries["aarch64-apple-darwin"]["os"] == "macos-15" and entries["aarch64-apple-darwin"]["runner"] == "native"
+    # macos-13 was retired on 2025-12-04: a job asking for it never gets a runner.
+    assert entries["x86_64-apple-darwin"]["os"] == "macos-15-intel"
     assert entries["x86_64-pc-windows-msvc"]["os"] == "windows-2022"
+    assert "macos-13" not in result.stdout
     compact = run_invoke("ci.matrix", "--compact").stdout
     assert "\n" not in compact.strip() and json.loads(compact) == list(json.loads(result.stdout))
+
+
+def test_runner_labels_are_target_data_a_project_can_change(tmp_path: Path) -> None:
+    (tmp_path / "toolchain.toml").write_text('[targets.x86_64-apple-darwin.ci]\ngithub-runs-on = "macos-16-intel"\n')
+    result = run_invoke("ci.matrix", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    entries = {e["target"]: e for e in json.loads(result.stdout)}
+    assert entries["x86_64-apple-darwin"]["os"] == "macos-16-intel"
 
 
 def test_workflow_jobs_and_actionlint(tmp_path: Path) -> None:

@@ -1,20 +1,30 @@
 """The generated installers, run for real: the shell installer under dash,
 bash and busybox sh against a local HTTP server on 127.0.0.1 serving a
-packaged release; the PowerShell installer parsed with tree-sitter (no
-PowerShell runtime exists here) and checked to mirror the shell one."""
+packaged release (and against a server that stalls, and serving crafted
+archives); the PowerShell installer parsed with tree-sitter (no PowerShell
+runtime exists here) and checked structurally: the calls that make it safe
+are there, in the right order."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
 import http.server
+import io
 import json
+import lzma
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tarfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -23,12 +33,17 @@ from toolchain.build import BuildOptions, build
 from toolchain.release import ReleaseFile, package_release, render_installers
 from toolchain.signing import generate
 
+if TYPE_CHECKING:
+    from tree_sitter import Node
+
 SHELLS = {
     "dash": [shutil.which("dash") or "/bin/dash"],
     "bash": [shutil.which("bash") or "/bin/bash"],
     "busybox": [shutil.which("busybox") or "/bin/busybox", "sh"],
 }
 HOST_ARCHIVE = "tally-x86_64-unknown-linux-gnu.tar.xz"
+HOST_TOP = HOST_ARCHIVE.removesuffix(".tar.xz")
+BUSYBOX = shutil.which("busybox") or "/bin/busybox"
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -71,32 +86,54 @@ def tampered(release: Path, tmp_path: Path) -> Iterator[str]:
 
 
 def run_installer(
-    release: Path, shell: str, home: Path, url: str, *args: str, env: dict[str, str] | None = None
+    release: Path,
+    shell: str,
+    home: Path,
+    url: str,
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    timeout: float = 120,
 ) -> subprocess.CompletedProcess[str]:
+    """Run the release's installer; `env` adds variables, or removes them with None.
+
+    Its temporary folder goes to `installer-tmp` next to `home` (empty again after
+    every run). The whole process group is killed if it runs past `timeout`."""
     full_env = {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
+        "TMPDIR": str(home.parent / "installer-tmp"),
         "TALLY_DOWNLOAD_URL": url,
         "TALLY_INSTALL_DIR": str(home / "bin"),
     }
-    full_env.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     home.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(
-        [*SHELLS[shell], str(release / "tally-installer.sh"), *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    (home.parent / "installer-tmp").mkdir(exist_ok=True)
+    command = [*SHELLS[shell], str(release / "tally-installer.sh"), *args]
+    with subprocess.Popen(
+        command, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    ) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            stdout, stderr = process.communicate()
+            pytest.fail(f"the installer was still running after {timeout}s; stderr: {stderr[-2000:]}")
+    assert not any((home.parent / "installer-tmp").iterdir()), "the installer left its temporary folder behind"
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
-def restricted_path(tmp_path: Path, leave_out: set[str], fakes: dict[str, str] | None = None) -> str:
-    """A PATH of symlinks to the tools the installer uses, minus some, plus fake ones."""
+def restricted_path(
+    tmp_path: Path, leave_out: set[str], fakes: dict[str, str] | None = None, links: dict[str, str] | None = None
+) -> str:
+    """A PATH of symlinks to the tools the installer uses, minus some, plus fake ones and other links."""
     folder = tmp_path / "restricted-bin"
     folder.mkdir()
     needed = "uname awk mktemp curl wget tar xz mkdir cp chmod mv rm tr sed date cat getconf ldd grep head sh"
-    needed += " sha256sum shasum openssl"
+    needed += " sleep wc sha256sum shasum openssl"
     for tool in needed.split():
         found = shutil.which(tool)
         if found and tool not in leave_out:
@@ -104,7 +141,15 @@ def restricted_path(tmp_path: Path, leave_out: set[str], fakes: dict[str, str] |
     for name, script in (fakes or {}).items():
         (folder / name).write_text(f"#!/bin/sh\n{script}\n")
         (folder / name).chmod(0o755)
+    for name, target in (links or {}).items():
+        (folder / name).unlink(missing_ok=True)
+        (folder / name).symlink_to(target)
     return str(folder)
+
+
+def tree(root: Path) -> set[str]:
+    """Every path under root (what a refusal must leave exactly as it was)."""
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
 
 
 @pytest.mark.parametrize("shell", sorted(SHELLS))
@@ -194,6 +239,356 @@ def test_no_url_at_all(release: Path, tmp_path: Path) -> None:
     assert result.returncode == 1 and "ERROR: no download URL: set TALLY_DOWNLOAD_URL" in result.stderr
 
 
+def error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ERROR line a refusal prints, last on stderr."""
+    lines = result.stderr.strip().splitlines()
+    assert lines and lines[-1].startswith("ERROR: "), result.stderr
+    assert sum(line.startswith("ERROR: ") for line in lines) == 1, result.stderr
+    return lines[-1]
+
+
+def fresh_home(tmp_path: Path) -> Path:
+    """The home and temporary folders run_installer uses, made before a `tree` snapshot."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (tmp_path / "installer-tmp").mkdir()
+    return home
+
+
+# --- downloads that stall -------------------------------------------------------------------
+
+DOWNLOADERS = ("curl", "wget", "busybox-wget")
+
+
+def downloader_env(tmp_path: Path, downloader: str) -> dict[str, str | None]:
+    """A PATH where the installer finds that downloader first."""
+    if downloader == "curl":
+        assert shutil.which("curl"), "curl is on this machine's PATH"
+        return {}
+    if downloader == "wget":
+        return {"PATH": restricted_path(tmp_path, {"curl"})}
+    return {"PATH": restricted_path(tmp_path, {"curl", "wget"}, links={"wget": BUSYBOX})}
+
+
+def slow_server(data: bytes, trickle: bool) -> Iterator[str]:
+    """Sends the headers and the first 1 KB of `data`, then nothing (or one byte every 0.2s)."""
+    let_go = threading.Event()
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:1024])
+            self.wfile.flush()
+            for byte in data[1024:] if trickle else b"":
+                if let_go.wait(0.2):
+                    return
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+            let_go.wait(120)
+
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        let_go.set()
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def stalled(release: Path) -> Iterator[str]:
+    yield from slow_server((release / HOST_ARCHIVE).read_bytes(), trickle=False)
+
+
+@pytest.fixture
+def trickling(release: Path) -> Iterator[str]:
+    yield from slow_server((release / HOST_ARCHIVE).read_bytes(), trickle=True)
+
+
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_a_stalled_download_times_out(release: Path, stalled: str, tmp_path: Path, shell: str, downloader: str) -> None:
+    env = {"TALLY_DOWNLOAD_TIMEOUT": "1", **downloader_env(tmp_path, downloader)}
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    result = run_installer(release, shell, home, stalled, env=env, timeout=60)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"ERROR: download failed: {stalled}/{HOST_ARCHIVE} timed out (limit: 1s without progress"), (
+        line
+    )
+    assert "set TALLY_DOWNLOAD_TIMEOUT" in line, line
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
+def test_a_trickling_download_stops_at_ten_times_the_timeout(
+    release: Path, trickling: str, tmp_path: Path, downloader: str
+) -> None:
+    """Never stalled (a byte every 0.2s), so only the cap on the whole download (retries included) ends it."""
+    env = {"TALLY_DOWNLOAD_TIMEOUT": "1", **downloader_env(tmp_path, downloader)}
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    result = run_installer(release, "dash", home, trickling, env=env, timeout=18)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith(
+        f"ERROR: download failed: {trickling}/{HOST_ARCHIVE} timed out (limit: 1s without progress, 10s in all)"
+    )
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("downloader", DOWNLOADERS)
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_installs_with_each_downloader_and_a_short_timeout(
+    release: Path, server: str, tmp_path: Path, shell: str, downloader: str
+) -> None:
+    env = {"TALLY_DOWNLOAD_TIMEOUT": "1", **downloader_env(tmp_path, downloader)}
+    home = tmp_path / "home"
+    result = run_installer(release, shell, home, server, "--no-modify-path", env=env)
+    assert result.returncode == 0, result.stderr
+    version = subprocess.run([home / "bin" / "tally", "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout == "tally 0.1.0\n"
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5", "030", "100000"])
+def test_refuses_a_bad_download_timeout(release: Path, server: str, tmp_path: Path, value: str) -> None:
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    result = run_installer(release, "dash", home, server, env={"TALLY_DOWNLOAD_TIMEOUT": value})
+    assert result.returncode == 1
+    line = error_line(result)
+    assert line.startswith(
+        f"ERROR: TALLY_DOWNLOAD_TIMEOUT must be a whole number of seconds from 1 to 99999, not '{value}'"
+    )
+    assert tree(tmp_path) == before
+
+
+# --- preconditions before the first write ---------------------------------------------------
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_without_home_refuses_before_writing_anything(release: Path, server: str, tmp_path: Path, shell: str) -> None:
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    env = {"HOME": None, "TALLY_INSTALL_DIR": str(tmp_path / "opt" / "bin")}
+    result = run_installer(release, shell, home, server, env=env)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith("ERROR: HOME is not set, so the install receipt has no place: set HOME, or XDG_CONFIG_HOME")
+    assert line.endswith("nothing was installed"), line
+    assert tree(tmp_path) == before, "no binary, no receipt, no profile"
+
+
+def test_without_home_or_install_dir_refuses_before_writing_anything(
+    release: Path, server: str, tmp_path: Path
+) -> None:
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    result = run_installer(release, "dash", home, server, env={"HOME": None, "TALLY_INSTALL_DIR": None})
+    assert result.returncode == 1, result.stderr
+    assert error_line(result).startswith(
+        "ERROR: HOME is not set, so the binaries have no place: set HOME, or TALLY_INSTALL_DIR"
+    )
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_without_home_installs_where_it_is_told(release: Path, server: str, tmp_path: Path, shell: str) -> None:
+    env = {"HOME": None, "TALLY_INSTALL_DIR": str(tmp_path / "opt" / "bin"), "XDG_CONFIG_HOME": str(tmp_path / "conf")}
+    result = run_installer(release, shell, tmp_path / "home", server, "--no-modify-path", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "opt" / "bin" / "tally").read_bytes().startswith(b"\x7fELF")
+    receipt = json.loads((tmp_path / "conf" / "tally" / "install-receipt.json").read_text())
+    assert receipt["install_dir"] == str(tmp_path / "opt" / "bin")
+
+
+def test_without_home_editing_path_is_refused_before_writing(release: Path, server: str, tmp_path: Path) -> None:
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    env = {"HOME": None, "TALLY_INSTALL_DIR": str(tmp_path / "opt" / "bin"), "XDG_CONFIG_HOME": str(tmp_path / "conf")}
+    result = run_installer(release, "dash", home, server, env=env)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith("ERROR: HOME is not set, so no shell profile can put ") and "--no-modify-path" in line
+    assert tree(tmp_path) == before
+
+
+def test_help_documents_what_happens_without_home(release: Path, tmp_path: Path) -> None:
+    helptext = run_installer(release, "dash", tmp_path / "home", "", "--help").stdout
+    assert "Without HOME, set TALLY_INSTALL_DIR and XDG_CONFIG_HOME" in helptext
+    assert "TALLY_DOWNLOAD_TIMEOUT" in helptext and "XDG_CONFIG_HOME" in helptext
+
+
+UNREACHABLE = "http://127.0.0.1:9"  # a refusal that names a folder proves it came before the download
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_an_install_folder_that_cannot_be_made_is_refused_first(release: Path, tmp_path: Path, shell: str) -> None:
+    home = fresh_home(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    before = tree(tmp_path)
+    result = run_installer(
+        release, shell, home, UNREACHABLE, env={"TALLY_INSTALL_DIR": str(tmp_path / "a-file" / "bin")}
+    )
+    assert result.returncode == 1
+    assert error_line(result).startswith(f"ERROR: cannot create {tmp_path / 'a-file' / 'bin'}: ")
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_a_receipt_folder_that_cannot_be_made_is_refused_first(release: Path, tmp_path: Path, shell: str) -> None:
+    home = fresh_home(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    before = tree(tmp_path)
+    result = run_installer(release, shell, home, UNREACHABLE, env={"XDG_CONFIG_HOME": str(tmp_path / "a-file")})
+    assert result.returncode == 1
+    assert error_line(result).startswith(
+        f"ERROR: cannot write the install receipt into {tmp_path / 'a-file' / 'tally'}: "
+    )
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_a_profile_that_cannot_be_written_is_refused_first(release: Path, tmp_path: Path, shell: str) -> None:
+    home = fresh_home(tmp_path)
+    (home / ".profile").mkdir()
+    before = tree(tmp_path)
+    result = run_installer(release, shell, home, UNREACHABLE)
+    assert result.returncode == 1
+    line = error_line(result)
+    assert (
+        line.startswith(f"ERROR: cannot write {home / '.profile'} to put {home / 'bin'} on PATH: ")
+        and "--no-modify-path" in line
+    )
+    assert tree(tmp_path) == before
+
+
+# --- crafted archives -----------------------------------------------------------------------
+
+Member = tuple[tarfile.TarInfo, bytes | None]
+CRAFTED_BINARY = b"#!/bin/sh\necho crafted\n"
+
+
+def member(name: str, kind: str = "file", data: bytes = CRAFTED_BINARY, target: str = "") -> Member:
+    info = tarfile.TarInfo(name)
+    info.mode = 0o755
+    if kind == "dir":
+        info.type = tarfile.DIRTYPE
+        return info, None
+    if kind in ("symlink", "hardlink"):
+        info.type, info.linkname = (tarfile.SYMTYPE if kind == "symlink" else tarfile.LNKTYPE), target
+        return info, None
+    info.size = len(data)
+    return info, data
+
+
+def crafted_release(folder: Path, members: list[Member]) -> Path:
+    """A release folder holding a crafted host archive and an installer with its digest baked in."""
+    folder.mkdir()
+    archive = folder / HOST_ARCHIVE
+    with (
+        archive.open("wb") as raw,
+        lzma.open(raw, "wb") as xz,
+        tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    entry = ReleaseFile(HOST_ARCHIVE, "archive", "tally", "x86_64-unknown-linux-gnu", archive.stat().st_size, digest,
+                        ("tally",))  # fmt: skip
+    (folder / "tally-installer.sh").write_text(render_installers("tally", "0.1.0", [entry], "")["tally-installer.sh"])
+    return folder
+
+
+TOP_DIR = member(f"{HOST_TOP}/", "dir")
+UNSAFE: dict[str, tuple[Callable[[Path], list[Member]], str]] = {
+    # a symlink named like the binary, to a file that must never be installed
+    "symlink": (lambda tmp: [TOP_DIR, member(f"{HOST_TOP}/tally", "symlink", target=str(tmp / "secret"))],
+                "is a link or special file"),
+    "hardlink": (lambda tmp: [TOP_DIR, member(f"{HOST_TOP}/tally", "hardlink", target=str(tmp / "secret"))],
+                 "is a link or special file"),
+    # from the installer's unpack folder, four levels up is tmp_path
+    "dotdot": (lambda tmp: [TOP_DIR, member(f"{HOST_TOP}/tally"), member(f"{HOST_TOP}/../../../../escaped-dotdot")],
+               "unsafe path"),
+    "absolute": (lambda tmp: [TOP_DIR, member(f"{HOST_TOP}/tally"), member(str(tmp / "escaped-absolute"))],
+                 "unsafe path"),
+    "outside": (lambda tmp: [TOP_DIR, member(f"{HOST_TOP}/tally"), member("elsewhere/tally")], "unsafe path"),
+}  # fmt: skip
+# GNU and BusyBox tar, and each wrapped so that it says nothing when it rewrites a name
+# (BusyBox tar even lists "tmp/evil" for "/tmp/evil"): the installer's own name check must hold.
+TARS = ("gnu-tar", "busybox-tar", "gnu-tar-silent", "busybox-tar-silent")
+
+
+def tar_env(tmp_path: Path, tar: str) -> dict[str, str | None]:
+    real = {"gnu": shutil.which("tar") or "/bin/tar", "busybox": f"{BUSYBOX} tar"}[tar.split("-")[0]]
+    if tar == "gnu-tar":
+        return {}
+    if tar == "busybox-tar":
+        return {"PATH": restricted_path(tmp_path, set(), links={"tar": BUSYBOX})}
+    return {"PATH": restricted_path(tmp_path, {"tar"}, {"tar": f'exec {real} "$@" 2>/dev/null'})}
+
+
+@pytest.mark.parametrize("tar", TARS)
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+@pytest.mark.parametrize("kind", sorted(UNSAFE))
+def test_refuses_an_unsafe_archive_member(tmp_path: Path, shell: str, tar: str, kind: str) -> None:
+    make_members, reason = UNSAFE[kind]
+    (tmp_path / "secret").write_text("SECRET\n")
+    folder = crafted_release(tmp_path / "crafted", make_members(tmp_path))
+    env = tar_env(tmp_path, tar)
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    with contextlib.contextmanager(serve)(folder) as url:
+        result = run_installer(folder, shell, home, url, env=env)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"ERROR: refusing {HOST_ARCHIVE}: member ") and reason in line, line
+    assert line.endswith("nothing was installed: report this to the publisher"), line
+    assert tree(tmp_path) == before, "nothing installed, nothing escaped the temporary folder"
+    assert (tmp_path / "secret").read_text() == "SECRET\n"
+
+
+@pytest.mark.parametrize("tar", TARS)
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_installs_a_crafted_archive_of_plain_files(tmp_path: Path, shell: str, tar: str) -> None:
+    """The control for the refusals above: the same crafting, with nothing unsafe in it, installs."""
+    folder = crafted_release(tmp_path / "crafted", [TOP_DIR, member(f"{HOST_TOP}/tally")])
+    home = tmp_path / "home"
+    with contextlib.contextmanager(serve)(folder) as url:
+        result = run_installer(folder, shell, home, url, env=tar_env(tmp_path, tar))
+    assert result.returncode == 0, result.stderr
+    assert (home / "bin" / "tally").read_bytes() == CRAFTED_BINARY
+    assert not (home / "bin" / "tally").is_symlink()
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_refuses_a_binary_that_unpacks_as_a_link(tmp_path: Path, shell: str) -> None:
+    """A tar whose listing and unpacking disagree: the check after unpacking still refuses a symlink."""
+    (tmp_path / "secret").write_text("SECRET\n")
+    plain = crafted_release(tmp_path / "plain", [TOP_DIR, member(f"{HOST_TOP}/tally")])
+    folder = crafted_release(tmp_path / "crafted", UNSAFE["symlink"][0](tmp_path))
+    real_tar = shutil.which("tar")
+    lying_tar = f'case "$1" in -t*) exec {real_tar} "$1" {plain / HOST_ARCHIVE} ;; *) exec {real_tar} "$@" ;; esac'
+    env: dict[str, str | None] = {"PATH": restricted_path(tmp_path, {"tar"}, {"tar": lying_tar})}
+    home = fresh_home(tmp_path)
+    before = tree(tmp_path)
+    with contextlib.contextmanager(serve)(folder) as url:
+        result = run_installer(folder, shell, home, url, env=env)
+    assert result.returncode == 1, result.stderr
+    line = error_line(result)
+    assert line.startswith(f"ERROR: refusing {HOST_ARCHIVE}: tally is not a plain file after unpacking; "), line
+    assert line.endswith("nothing was installed: report this to the publisher"), line
+    assert tree(tmp_path) == before
+
+
 def test_shellcheck_passes(release: Path) -> None:
     result = subprocess.run(
         ["shellcheck", "-s", "sh", str(release / "tally-installer.sh")], capture_output=True, text=True
@@ -203,7 +598,7 @@ def test_shellcheck_passes(release: Path) -> None:
 
 def powershell_errors(source: bytes) -> list[str]:
     import tree_sitter_powershell
-    from tree_sitter import Language, Node, Parser
+    from tree_sitter import Language, Parser
 
     tree = Parser(Language(tree_sitter_powershell.language())).parse(source)
     problems: list[str] = []
@@ -225,12 +620,193 @@ def test_powershell_installer_parses(release: Path) -> None:
     assert powershell_errors(source.replace(b"foreach ($name in $wanted) {", b"foreach ($name in $wanted {"))
 
 
-def test_powershell_installer_mirrors_the_shell_one(release: Path) -> None:
+@dataclass(frozen=True)
+class PsCall:
+    """One command in a PowerShell script: its name, where it is, its -Parameter arguments."""
+
+    name: str  # lower case
+    start: int
+    args: dict[str, str]  # lower-case "-parameter" -> the argument's text ("" for a switch)
+    positional: tuple[str, ...]
+
+
+class PsScript:
+    """A PowerShell script parsed with tree-sitter, with the questions the checks below ask."""
+
+    def __init__(self, source: bytes) -> None:
+        import tree_sitter_powershell
+        from tree_sitter import Language, Parser
+
+        self.source = source
+        self.root = Parser(Language(tree_sitter_powershell.language())).parse(source).root_node
+        self.functions = {
+            self.text(self.child(node, "function_name")).lower(): node
+            for node in self.nodes(self.root)
+            if node.type == "function_statement"
+        }
+
+    def text(self, node: Node | None) -> str:
+        return "" if node is None else self.source[node.start_byte : node.end_byte].decode()
+
+    @staticmethod
+    def child(node: Node, kind: str) -> Node | None:
+        return next((c for c in node.children if c.type == kind), None)
+
+    def nodes(self, node: Node) -> Iterator[Node]:
+        yield node
+        for child in node.children:
+            yield from self.nodes(child)
+
+    def calls(self, node: Node) -> list[PsCall]:
+        found = []
+        for command in (n for n in self.nodes(node) if n.type == "command"):
+            elements = self.child(command, "command_elements")
+            items = [c for c in (elements.children if elements else []) if c.type != "command_argument_sep"]
+            args: dict[str, str] = {}
+            positional: list[str] = []
+            index = 0
+            while index < len(items):
+                item = items[index]
+                if item.type != "command_parameter":
+                    positional.append(self.text(item))
+                elif index + 1 < len(items) and items[index + 1].type != "command_parameter":
+                    args[self.text(item).lower()] = self.text(items[index + 1])
+                    index += 1
+                else:
+                    args[self.text(item).lower()] = ""  # a switch
+                index += 1
+            name = self.text(self.child(command, "command_name")).lower()
+            found.append(PsCall(name, command.start_byte, args, tuple(positional)))
+        return found
+
+    def function_calls(self, function: str) -> list[PsCall]:
+        return self.calls(self.functions[function])
+
+    def has(self, function: str, kind: str, text: str) -> bool:
+        return any(n.type == kind and self.text(n) == text for n in self.nodes(self.functions[function]))
+
+
+PS_CHECKERS = ("install-app", "get-downloadtimeout", "assert-sha256", "assert-safezip", "assert-plainfile")
+PS_WRITES = ("copy-item", "move-item", "set-content", "add-topath", "remove-item")
+
+
+def ps1_safety_problems(source: bytes) -> list[str]:
+    """What keeps the PowerShell installer from being as safe as the shell one ([] when nothing)."""
+    ps = PsScript(source)
+    missing = [name for name in PS_CHECKERS if name not in ps.functions]
+    if missing:
+        return [f"no function {name}" for name in missing]
+    problems = []
+    # The checking functions check, and refuse.
+    for name in PS_CHECKERS[1:]:
+        if not any(c.name == "stop-install" for c in ps.function_calls(name)):
+            problems.append(f"{name} never calls Stop-Install")
+    if not any(
+        c.name == "get-filehash" and c.args.get("-algorithm") == "SHA256" for c in ps.function_calls("assert-sha256")
+    ):
+        problems.append("assert-sha256 does not call Get-FileHash -Algorithm SHA256")
+    mismatch = [
+        n
+        for n in ps.nodes(ps.functions["assert-sha256"])
+        if n.type == "if_statement" and "-ne $Expected" in ps.text(ps.child(n, "pipeline"))
+    ]
+    if not any(c.name == "stop-install" for n in mismatch for c in ps.calls(n)):
+        problems.append("assert-sha256 does not refuse when the digest is not the expected one")
+    if not ps.has("get-downloadtimeout", "variable", "$env:TALLY_DOWNLOAD_TIMEOUT"):
+        problems.append("get-downloadtimeout does not read $env:TALLY_DOWNLOAD_TIMEOUT")
+    for kind, text in (("member_name", "Entries"), ("member_name", "IsPathRooted"), ("string_literal", "'..'")):
+        if not ps.has("assert-safezip", kind, text):
+            problems.append(f"assert-safezip does not look at {text}")
+    for text in ("PSIsContainer", "ReparsePoint"):
+        if not ps.has("assert-plainfile", "member_name", text):
+            problems.append(f"assert-plainfile does not look at {text}")
+
+    # Install-App calls them, in the right order: every check before the first write.
+    calls = ps.function_calls("install-app")
+
+    def first(name: str, **args: str) -> int | None:
+        found = [c.start for c in calls if c.name == name and all(c.args.get(f"-{k}") == v for k, v in args.items())]
+        return min(found) if found else None
+
+    writes = [c.start for c in calls if c.name in PS_WRITES]
+    writes += [c.start for c in calls if c.name == "new-item" and c.args.get("-path") != "$temp"]
+    first_write = min(writes, default=None)
+    download = first("invoke-webrequest", timeoutsec="$timeout", outfile="$download")
+    sha = first("assert-sha256", path="$download")
+    safe_zip = first("assert-safezip", path="$download")
+    expand = first("expand-archive", literalpath="$download")
+    plain = [c.start for c in calls if c.name == "assert-plainfile"]
+    copy = first("copy-item")
+    timeout_from = [
+        n.start_byte
+        for n in ps.nodes(ps.functions["install-app"])
+        if n.type == "assignment_expression"
+        and ps.text(n).split("=")[0].strip() == "$timeout"
+        and any(c.name == "get-downloadtimeout" for c in ps.calls(n))
+    ]
+    if first_write is None or expand is None or copy is None:
+        return [*problems, "install-app writes nothing, or unpacks nothing"]
+    if download is None:
+        problems.append("install-app does not call Invoke-WebRequest -OutFile $download -TimeoutSec $timeout")
+    elif not timeout_from or min(timeout_from) > download:
+        problems.append("install-app does not set $timeout from Get-DownloadTimeout before the download")
+    if sha is None or download is None or not download < sha < min(first_write, expand):
+        problems.append("install-app does not call Assert-Sha256 -Path $download after the download, before unpacking")
+    if safe_zip is None or not safe_zip < expand:
+        problems.append("install-app does not call Assert-SafeZip -Path $download before Expand-Archive")
+    if not plain or not expand < max(plain) < copy:
+        problems.append("install-app does not call Assert-PlainFile between unpacking and copying")
+    checks = [c.start for c in calls if c.name.startswith("assert-") or c.name in ("get-target", "get-downloadtimeout")]
+    if max(checks) > first_write:
+        problems.append("install-app writes before all its checks have passed")
+    localappdata = [
+        n.start_byte
+        for n in ps.nodes(ps.functions["install-app"])
+        if n.type == "if_statement"
+        and "-not $env:LOCALAPPDATA" in ps.text(ps.child(n, "pipeline"))
+        and any(c.name == "stop-install" for c in ps.calls(n))
+    ]
+    if not localappdata or min(localappdata) > first_write:
+        problems.append("install-app does not refuse a missing LOCALAPPDATA before writing")
+    timed_out = [
+        c for c in calls if c.name == "stop-install" and "$url" in str(c.positional) and "timeout" in str(c.positional)
+    ]
+    if not timed_out:
+        problems.append("install-app has no refusal naming the URL and the timeout")
+    return problems
+
+
+def test_powershell_installer_makes_the_same_checks_as_the_shell_one(release: Path) -> None:
+    assert ps1_safety_problems((release / "tally-installer.ps1").read_bytes()) == []
+
+
+PS1_BREAKAGES = {
+    "no checksum check": (
+        "        Assert-Sha256 -Path $download -Expected $artifact.Sha256 -Name $artifact.Archive\n",
+        "",
+    ),
+    "checksum mismatch not refused": ('Stop-Install "checksum mismatch', 'Write-Say "checksum mismatch'),
+    "no download timeout": (" -TimeoutSec $timeout", ""),
+    "timeout not from the environment": ("$timeout = Get-DownloadTimeout", "$timeout = 30"),
+    "no entry check": ("        Assert-SafeZip -Path $download -Top $top -Name $artifact.Archive\n", ""),
+    "no rooted-path check": ("[System.IO.Path]::IsPathRooted($entryName) -or ", ""),
+    "no plain-file check": (
+        "Assert-PlainFile -Path (Join-Path (Join-Path $unpacked $top) $binary)",
+        "Write-Debug2 -Message",
+    ),
+    "no LOCALAPPDATA check": ("if (-not $env:LOCALAPPDATA) { Stop-Install", "if (-not $env:LOCALAPPDATA) { Write-Say"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(PS1_BREAKAGES))
+def test_the_powershell_checks_notice_a_missing_call(release: Path, breakage: str) -> None:
+    """The structural check above fails when any one of the calls it protects is taken out."""
+    old, new = PS1_BREAKAGES[breakage]
     text = (release / "tally-installer.ps1").read_text()
-    needles = ["TALLY_DOWNLOAD_URL", "TALLY_INSTALL_DIR", "TALLY_NO_MODIFY_PATH", "Get-FileHash", "checksum mismatch"]
-    needles += ["unsupported platform", "install-receipt.json", "Move-Item", "ERROR: "]
-    for needle in needles:
-        assert needle in text, needle
+    assert text.count(old) == 1, f"the installer no longer holds {old!r}: update PS1_BREAKAGES"
+    broken = text.replace(old, new).encode()
+    assert powershell_errors(broken) == [], "the broken script still parses: only its structure changed"
+    assert ps1_safety_problems(broken) != []
 
 
 def test_powershell_installer_carries_the_windows_archives() -> None:

@@ -176,3 +176,14 @@ def test_crate_of_symbol() -> None:
     assert crate_of_symbol("_ZN5tally6doctor17h0123456789abcdefE") == "tally"
     assert crate_of_symbol("_RNvCs1234_5tally4main") == "tally"
     assert crate_of_symbol("memcpy") is None
+
+
+def test_inspect_with_target_exits_7_when_the_binary_breaks_the_policy(tmp_path: Path) -> None:
+    binary = cc(tmp_path, "arm", "-s", compiler="aarch64-linux-gnu-gcc")
+    result = run_invoke("inspect", "--path", str(binary), "--target", "x86_64-unknown-linux-gnu", "--json")
+    assert result.returncode == 7, result.stderr
+    assert json.loads(result.stdout)["binaries"][0]["verdicts"], "the report is still printed"
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert "breaks rule 'machine' of linux.toml for x86_64-unknown-linux-gnu: found aarch64" in line
+    plain = run_invoke("inspect", "--path", str(binary))
+    assert plain.returncode == 0, "without --target there is no policy to break"

@@ -88,3 +88,29 @@ def test_no_manifest_outside_a_crate_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ProjectError, match="no Cargo.toml in .* or any folder above it") as caught:
         default_manifest(tmp_path)
     assert caught.value.exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("[size]\nmax-growth-percent = nan\n", "'size.max-growth-percent' is nan"),
+        ("[size]\nmax-growth-percent = inf\n", "'size.max-growth-percent' is inf"),
+        ("[update]\nkeep = -3\n", "'update.keep' is -3, below 0"),
+        ("[build]\nprofile = 3\n", "'build.profile' must be a string"),
+    ],
+)
+def test_settings_out_of_range_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, line: str, message: str
+) -> None:
+    (tmp_path / "toolchain.toml").write_text(line)
+    monkeypatch.delenv("TOOLCHAIN_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_settings(tmp_path)
+
+
+def test_keygen_with_an_empty_out_dir_writes_nothing(tmp_path: Path) -> None:
+    from conftest import run_invoke
+
+    result = run_invoke("keygen", "--out-dir", "", cwd=tmp_path)
+    assert result.returncode == 2 and "--out-dir is required" in result.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -4,9 +4,12 @@ checked with the real sha256sum and minisign."""
 from __future__ import annotations
 
 import base64
+import hashlib
+import io
 import json
 import shutil
 import subprocess
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from toolchain.build import BuildOptions, build
 from toolchain.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
 from toolchain.release import package_release, verify_release
-from toolchain.signing import generate, parse_secret_key
+from toolchain.signing import generate, load_secret_key, parse_secret_key, sign_file
 
 HOST = "x86_64-unknown-linux-gnu"
 
@@ -147,6 +150,78 @@ def test_verify_catches_a_forged_provenance(copy: Path, keys: Path) -> None:
     statement["subject"][0]["digest"]["sha256"] = "0" * 64
     (copy / "provenance.intoto.json").write_text(json.dumps(statement))
     with pytest.raises(ReleaseCheckError, match="provenance.intoto.json: SHA-256 does not match"):
+        verify_release(copy, (keys / "minisign.pub").read_text())
+
+
+def test_verify_catches_a_validly_signed_provenance_that_names_other_files(copy: Path, keys: Path) -> None:
+    # Every digest and signature is right (the forger holds the key, or a bug
+    # wrote it): only the subject check can see that provenance vouches for
+    # something other than the release.
+    provenance = copy / "provenance.intoto.json"
+    statement = json.loads(provenance.read_text())
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    provenance.write_text(json.dumps(statement))
+    resign(copy, keys, [provenance.name])
+    with pytest.raises(ReleaseCheckError, match="provenance subject does not match the release"):
+        verify_release(copy, (keys / "minisign.pub").read_text())
+
+
+def resign(folder: Path, keys: Path, changed: list[str]) -> None:
+    """What a holder of the key would do after changing files: every digest
+    (sha256.sum, .sha256 files, the manifest's entries) and signature redone."""
+    key = load_secret_key(keys / "minisign.key")
+    manifest = folder / "manifest.json"
+    digests = {name: hashlib.sha256((folder / name).read_bytes()).hexdigest() for name in changed}
+    document = json.loads(manifest.read_text())
+    for artifact in document["artifacts"]:
+        artifact["sha256"] = digests.get(artifact["name"], artifact["sha256"])
+    manifest.write_text(json.dumps(document))
+    digests[manifest.name] = hashlib.sha256(manifest.read_bytes()).hexdigest()
+    lines = []
+    for line in (folder / "sha256.sum").read_text().splitlines():
+        name = line.split("  ", 1)[1]
+        lines.append(f"{digests[name]}  {name}" if name in digests else line)
+    (folder / "sha256.sum").write_text("\n".join(lines) + "\n")
+    for name, digest in digests.items():
+        if (folder / f"{name}.sha256").exists():
+            (folder / f"{name}.sha256").write_text(f"{digest}  {name}\n")
+        sign_file(folder / name, key, f"file:{name}")
+    sign_file(folder / "sha256.sum", key, "file:sha256.sum")
+
+
+@pytest.mark.parametrize("member", ["symlink", "escape"])
+def test_verify_opens_archives_and_refuses_unsafe_members(copy: Path, keys: Path, member: str) -> None:
+    archive = copy / f"tally-{HOST}.tar.xz"
+    top = f"tally-{HOST}"
+    with tarfile.open(archive, "w:xz") as crafted:
+        if member == "symlink":
+            link = tarfile.TarInfo(f"{top}/tally")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
+            crafted.addfile(link)
+        else:
+            data = b"#!/bin/sh\n"
+            escape = tarfile.TarInfo(f"{top}/../../evil")
+            escape.size = len(data)
+            crafted.addfile(escape, io.BytesIO(data))
+    resign(copy, keys, [archive.name])
+    with pytest.raises(ReleaseCheckError, match=rf"{archive.name}: unsafe member"):
+        verify_release(copy, (keys / "minisign.pub").read_text())
+
+
+def test_verify_refuses_members_other_than_the_signed_ones(copy: Path, keys: Path) -> None:
+    # A well-formed archive with other bytes for the binary, re-signed: the
+    # manifest's signed member list (sizes, digests) no longer matches.
+    archive = copy / f"tally-{HOST}.tar.xz"
+    with tarfile.open(archive) as original:
+        members = [(m, original.extractfile(m).read() if m.isfile() else None) for m in original.getmembers()]  # type: ignore[union-attr]
+    with tarfile.open(archive, "w:xz") as crafted:
+        for info, data in members:
+            if data is not None and info.name.endswith("/tally"):
+                data = data + b"\0"
+                info.size = len(data)
+            crafted.addfile(info, io.BytesIO(data) if data is not None else None)
+    resign(copy, keys, [archive.name])
+    with pytest.raises(ReleaseCheckError, match="members differ from the signed manifest"):
         verify_release(copy, (keys / "minisign.pub").read_text())
 
 

@@ -1,8 +1,8 @@
 """What each runner would run: the argument lists and environment.
 
-The cross CLI cannot be installed here (it comes from crates.io and pulls
-images from a registry), so the cross runner is checked by the command it
-builds and by its refusals; zig and native are also built for real in
+The cross runner is checked here by the command it builds and by its
+refusals, and built for real (a local image, the docker engine) in
+test_cross_runner.py; zig and native are also built for real in
 test_cross_targets.py."""
 
 from __future__ import annotations
@@ -73,6 +73,23 @@ def test_cross_refusals_name_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "no macOS images" in (cross.problem(TARGETS.target("aarch64-apple-darwin"), "linux-x86_64") or "")
     monkeypatch.setenv("PATH", "/nonexistent")
     assert "cargo install cross" in (cross.problem(TARGETS.target("aarch64-unknown-linux-gnu"), "linux-x86_64") or "")
+
+
+def test_cross_image_route_keeps_cross_away_from_rustup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config = tmp_path / "toolchain.toml"
+    config.write_text('[cross.images]\n"aarch64-unknown-linux-gnu" = "local/cross:aarch64-unknown-linux-gnu"\n')
+    monkeypatch.setenv("TOOLCHAIN_CONFIG", str(config))
+    job = job_for("aarch64-unknown-linux-gnu", Route("cross-image", "/usr/bin/rustc"))
+    invocation = CrossRunner().invocation(job)
+    argv = list(invocation.argv)
+    # cross mounts the workspace at /project: the manifest path is relative.
+    assert not Path(argv[argv.index("--manifest-path") + 1]).is_absolute()
+    assert argv[argv.index("--target-dir") + 1] == str(job.project.target_directory / "cross")
+    env = invocation.env
+    assert env["CROSS_CUSTOM_TOOLCHAIN"] == "1" and env["RUSTC"] == "/usr/bin/rustc"
+    assert env["RUSTUP_HOME"] == str(job.project.target_directory / "cross-host" / "rustup")
+    assert env["RUSTUP_TOOLCHAIN"] == ""
+    assert env["PATH"].startswith(str(job.project.target_directory / "cross-host" / "bin"))
 
 
 def test_auto_choice_follows_the_target_data_per_host() -> None:

@@ -25,7 +25,7 @@ from toolchain import REPO_ROOT
 from toolchain.build import BuildOptions, build
 from toolchain.errors import UpdateError
 from toolchain.release import package_release
-from toolchain.signing import generate
+from toolchain.signing import SecretKey, generate
 from toolchain.update import CRASH_ENV, UpdateResult, exclusive_lock, snapshot, update
 from toolchain.version import set_version
 
@@ -40,6 +40,8 @@ class Release:
     public_key: str
     archive: Path
     foreign_archive: Path
+    key: SecretKey  # signs crafted releases (tests/test_update_hardening.py)
+    foreign_binary: Path  # the aarch64 build of 0.2.0
 
 
 def build_version(root: Path, version: str, level: str, targets: tuple[str, ...]) -> Path:
@@ -55,17 +57,30 @@ def build_version(root: Path, version: str, level: str, targets: tuple[str, ...]
     return root / f"dist-{version}"
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
-    root = tmp_path_factory.mktemp("versions")
-    old = build_version(root, "0.1.0", "1", ("x86_64-unknown-linux-gnu",))
-    new = build_version(root, "0.2.0", "3", ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"))
+_BUILT: dict[str, tuple[Path, Path]] = {}
+
+
+def built_versions(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The two builds, made once per test process for every update test module."""
+    if "versions" not in _BUILT:
+        root = tmp_path_factory.mktemp("versions")
+        old = build_version(root, "0.1.0", "1", ("x86_64-unknown-linux-gnu",))
+        new = build_version(root, "0.2.0", "3", ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"))
+        _BUILT["versions"] = (old, new)
+    return _BUILT["versions"]
+
+
+def make_release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    """A freshly signed copy of the 0.2.0 release (every module gets its own key)."""
+    old, built = built_versions(tmp_path_factory)
+    new = tmp_path_factory.mktemp("release") / built.name
+    shutil.copytree(built, new, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
     key = generate()
     package_release(new, key, "", REPO_ROOT)
 
-    def binary_of(folder: Path) -> Path:
+    def binary_of(folder: Path, target: str = "x86_64-unknown-linux-gnu") -> Path:
         record = json.loads((folder / "build-record.json").read_text())
-        return Path(record["targets"]["x86_64-unknown-linux-gnu"]["binaries"][0]["path"])
+        return Path(record["targets"][target]["binaries"][0]["path"])
 
     return Release(
         old_binary=binary_of(old),
@@ -74,7 +89,14 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
         public_key=key.public_key().render(),
         archive=new / "tally-x86_64-unknown-linux-gnu.tar.xz",
         foreign_archive=new / "tally-aarch64-unknown-linux-gnu.tar.xz",
+        key=key,
+        foreign_binary=binary_of(new, "aarch64-unknown-linux-gnu"),
     )
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
+    return make_release(tmp_path_factory)
 
 
 @dataclass(frozen=True)
@@ -96,8 +118,8 @@ class Install:
         return hashlib.sha256(self.binary.read_bytes()).hexdigest()
 
 
-@pytest.fixture
-def install(release: Release, tmp_path: Path) -> Install:
+def make_install(release: Release, tmp_path: Path) -> Install:
+    """0.1.0 installed in tmp_path/bin with two counters in tmp_path/data/tally.db."""
     (tmp_path / "bin").mkdir()
     binary = tmp_path / "bin" / "tally"
     shutil.copy2(release.old_binary, binary)
@@ -108,6 +130,11 @@ def install(release: Release, tmp_path: Path) -> Install:
     assert installed.run("add", "apples", "5").returncode == 0
     assert installed.run("add", "pears").returncode == 0
     return installed
+
+
+@pytest.fixture
+def install(release: Release, tmp_path: Path) -> Install:
+    return make_install(release, tmp_path)
 
 
 def do_update(release: Release, install: Install, **kwargs: Any) -> UpdateResult:
@@ -179,7 +206,7 @@ def test_foreign_target_is_refused(release: Release, install: Install) -> None:
 
 def test_not_enough_disk_space_refuses_before_the_swap(release: Release, install: Install) -> None:
     before = install.digest()
-    with pytest.raises(UpdateError, match="not enough disk space for the snapshot"):
+    with pytest.raises(UpdateError, match="not enough disk space in .*nothing was changed"):
         do_update(release, install, free_space=lambda _: 4096)
     assert install.digest() == before
     assert not list((install.binary.parent / ".tally-update").glob("snapshots/*"))
@@ -291,7 +318,7 @@ def test_rollback_by_hand_and_snapshot_list(release: Release, install: Install) 
     assert refused.returncode == 3 and "newer than this tally's 1" in refused.stderr
     listing = run_invoke("snapshots", "--binary", str(install.binary), "--json")
     assert listing.returncode == 0 and len(json.loads(listing.stdout)) == 1
-    result = run_invoke("rollback", "--binary", str(install.binary))
+    result = run_invoke("rollback", "--binary", str(install.binary), "--yes")
     assert result.returncode == 0, result.stderr
     assert install.digest() == before_binary and install.dump() == before_dump
 

@@ -3,7 +3,6 @@ package, ending in one summary and a build record in the output folder."""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -11,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
-from toolchain.atomic import write_atomic
 from toolchain.cache import inspect_cached
 from toolchain.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.digest import sha256_file
@@ -22,16 +20,24 @@ from toolchain.log import log
 from toolchain.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.policy import RuleVerdict, check_allow, evaluate, require
 from toolchain.profiles import Profile, SettingSource, effective_settings
+from toolchain.record import (
+    ArtifactEntry,
+    BinaryEntry,
+    BuildRecord,
+    TargetEntry,
+    load_record,
+    load_record_or_empty,
+    save_record,
+)
 from toolchain.routes import Route, rustc_version
 from toolchain.runners import BuildJob, choose_runner
 from toolchain.sdk import require_sdk
 from toolchain.settings import Settings, load_settings
 from toolchain.size import append_history
+from toolchain.stale import report_stale
 from toolchain.targets import Target, host_platform
 from toolchain.vendor import merge_sources
 
-RECORD_NAME = "build-record.json"
-RECORD_SCHEMA = "toolchain.build-record/v1"
 REPORT_SCHEMA = "toolchain.build/v1"
 EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
 
@@ -55,6 +61,7 @@ class BuildOptions:
     no_default_features: bool | None = None  # None: [build] no-default-features
     locked: bool | None = None  # None: [build] locked
     demo: bool = False  # build the bundled demo (a source checkout only)
+    clean: bool = False  # remove release files of the folder that this build record did not make
 
 
 @dataclass(frozen=True)
@@ -85,47 +92,44 @@ class TargetResult:
     allowed: tuple[str, ...] = ()
     started: str = ""
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "target": self.triple,
-            "ok": self.ok,
-            "seconds": round(self.seconds, 3),
-            "runner": self.runner,
-            "runner_reason": self.runner_reason,
-            "route": self.route,
-            "profile_source": self.profile_source,
-            "profile_settings": [s.__dict__ for s in self.profile_settings],
-            "toolchain": self.toolchain,
-            "error": self.error,
-            "allowed_rules": list(self.allowed),
-            "started": self.started,
-            "binaries": [
-                {
-                    "package": b.package,
-                    "version": b.version,
-                    "name": b.name,
-                    "path": str(b.path),
-                    "sha256": b.sha256,
-                    "size": b.info.size,
-                    "format": b.info.format,
-                    "machine": b.info.machine,
-                    "stripped": b.info.stripped,
-                    "sections": {sec.name: sec.size for sec in b.info.sections},
-                    "verdicts": [v.__dict__ for v in b.verdicts],
-                }
+    def entry(self) -> TargetEntry:
+        """This result as the build record keeps it."""
+        return TargetEntry(
+            target=self.triple,
+            ok=self.ok,
+            seconds=self.seconds,
+            runner=self.runner,
+            runner_reason=self.runner_reason,
+            route=self.route,
+            profile_source=self.profile_source,
+            profile_settings=tuple(dict(s.__dict__) for s in self.profile_settings),
+            toolchain=dict(self.toolchain),
+            error=self.error,
+            allowed_rules=self.allowed,
+            started=self.started,
+            binaries=tuple(
+                BinaryEntry(
+                    package=b.package,
+                    version=b.version,
+                    name=b.name,
+                    path=b.path,
+                    sha256=b.sha256,
+                    size=b.info.size,
+                    format=b.info.format,
+                    machine=b.info.machine,
+                    stripped=b.info.stripped,
+                    sections={sec.name: sec.size for sec in b.info.sections},
+                    verdicts=tuple(dict(v.__dict__) for v in b.verdicts),
+                )
                 for b in self.binaries
-            ],
-            "artifacts": [
-                {
-                    "package": a.package,
-                    "path": str(a.path),
-                    "sha256": a.sha256,
-                    "size": a.size,
-                    "checksum": str(a.checksum_path),
-                }
-                for a in self.artifacts
-            ],
-        }
+            ),
+            artifacts=tuple(
+                ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in self.artifacts
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.entry().to_dict()
 
 
 @dataclass(frozen=True)
@@ -134,7 +138,7 @@ class BuildReport:
     out_dir: Path
     results: tuple[TargetResult, ...]
     record_path: Path | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    workspace_root: Path | None = None  # the project's (git information for provenance)
 
     @property
     def ok(self) -> bool:
@@ -185,7 +189,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     targets = resolve_targets(options, settings)
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
-    out_dir = (options.out_dir or settings.out_dir).resolve()
+    out_dir = (options.out_dir or settings.out_dir_for(project.manifest_path)).resolve()
     results = []
     for target in targets:
         started = time.monotonic()
@@ -200,14 +204,9 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     record_path = None
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results)
-        append_history(out_dir, project.workspace_root, profile.name, [r.to_dict() for r in results if r.ok])
-        if options.package_artifacts:
-            from toolchain.release import package_release
-            from toolchain.signing import configured_secret_key
-
-            key = configured_secret_key(settings.secret_key_file)
-            package_release(out_dir, key, settings.download_url, project.workspace_root)
-    return BuildReport(profile.name, out_dir, tuple(results), record_path)
+        report_stale(out_dir, load_record(out_dir), options.clean)
+        append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
+    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
 
 
 def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: bool) -> tuple[bool, str]:
@@ -436,39 +435,24 @@ def toolchain_versions(route: Route) -> dict[str, str | None]:
 
 
 def write_record(out_dir: Path, project: Project, profile: Profile, results: list[TargetResult]) -> Path:
-    """Merge this build's targets into out_dir/build-record.json (atomically)."""
-    path = out_dir / RECORD_NAME
-    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "targets": {}}
-    try:
-        existing = json.loads(path.read_text())
-        if existing.get("schema") == RECORD_SCHEMA:
-            record = existing
-    except (OSError, ValueError):
-        pass  # no record yet, or an unreadable one: start afresh
+    """Merge this build's targets into the output folder's record (atomically).
+    Entries of another project's build are dropped: a folder is one project's release."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     lock_digest = sha256_file(project.lockfile) if project.lockfile.is_file() else None
-    for result in results:
-        if not result.ok:
-            continue
-        entry = result.to_dict()
-        entry.update(
-            {
-                "finished": now,
-                "profile": profile.name,
-                "manifest_path": str(project.manifest_path),
-                "cargo_lock_sha256": lock_digest,
-            }
+    entries = [
+        replace(
+            result.entry(),
+            finished=now,
+            profile=profile.name,
+            manifest_path=project.manifest_path,
+            cargo_lock_sha256=lock_digest,
         )
-        record["targets"][result.triple] = entry
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def read_record(out_dir: Path) -> dict[str, Any]:
-    path = out_dir / RECORD_NAME
-    try:
-        record: dict[str, Any] = json.loads(path.read_text())
-    except OSError as exc:
-        raise BuildError(f"no build record at {path}", hint="run `invoke build` first") from exc
-    return record
+        for result in results
+        if result.ok
+    ]
+    previous = load_record_or_empty(out_dir)
+    foreign = sorted(t for t, e in previous.targets.items() if e.manifest_path != project.manifest_path)
+    if foreign:
+        log.warn(f"{out_dir} held a build of another project ({', '.join(foreign)}): dropped from its record")
+    kept = BuildRecord({t: e for t, e in previous.targets.items() if t not in foreign})
+    return save_record(out_dir, kept.merged(entries))

@@ -7,16 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from toolchain import catalog
+from toolchain.catalog import Catalog
+from toolchain.errors import ConfigError
 from toolchain.targets import Target
-
-GITHUB_RUNNER_LABELS = {
-    "linux-x86_64": "ubuntu-24.04",
-    "linux-aarch64": "ubuntu-24.04-arm",
-    "macos-x86_64": "macos-13",
-    "macos-aarch64": "macos-14",
-    "windows-x86_64": "windows-2022",
-}
 
 
 @dataclass(frozen=True)
@@ -41,13 +34,18 @@ def build_host(target: Target) -> str:
     return next(iter(target.runners))
 
 
-def matrix() -> list[MatrixEntry]:
+def matrix(known: Catalog) -> list[MatrixEntry]:
     entries = []
-    for target in sorted(catalog.current().targets.values(), key=lambda t: t.triple):
+    for target in sorted(known.targets.values(), key=lambda t: t.triple):
         if not target.release:
             continue
         host = build_host(target)
-        entries.append(MatrixEntry(target.triple, host, GITHUB_RUNNER_LABELS[host], target.runners[host][0]))
+        if not target.github_runs_on:
+            raise ConfigError(
+                f"{target.source}: release target {target.triple} names no CI runner",
+                hint='add [ci] github-runs-on = "LABEL" (the GitHub Actions runner that builds it)',
+            )
+        entries.append(MatrixEntry(target.triple, host, target.github_runs_on, target.runners[host][0]))
     return entries
 
 

@@ -1,19 +1,14 @@
-"""SHA-256 of files, streamed."""
+"""SHA-256 of files (hashlib.file_digest streams them) and of bytes."""
 
 from __future__ import annotations
 
 import hashlib
 from pathlib import Path
 
-CHUNK = 1 << 20
-
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -90,18 +90,25 @@ def _zig() -> Check:
     return Check("zig", version is not None, version or "not found", None if version else "pip install ziglang")
 
 
+def _cross() -> Check:
+    # Not `cross --version` in the project: inside a cargo project cross 0.2.5
+    # first checks the active rustup toolchain and re-installs (online: updates) it.
+    from toolchain.runners.cross import cross_version
+
+    version = cross_version()
+    fix = "cargo install cross --locked (from crates.io)"
+    return Check("cross", version is not None, f"cross {version}" if version else "not found", None if version else fix)
+
+
 def _docker_engine() -> Check:
-    if shutil.which("docker") is None:
-        return Check("docker engine", False, "no docker client", "apt-get install docker.io")
-    result = proc.run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, quiet=True, timeout=20)
-    if result.returncode == 0 and result.stdout.strip():
-        return Check("docker engine", True, f"server {result.stdout.strip()}")
-    return Check(
-        "docker engine",
-        False,
-        "not running",
-        "dockerd --storage-driver=vfs --iptables=false --bridge=none & (as root)",
-    )
+    # The same check the container runner makes (the docker SDK), so the two never disagree.
+    from toolchain.container import ENGINE_FIX, client
+
+    try:
+        version = client().version().get("Version", "?")
+    except ToolchainError as exc:
+        return Check("docker engine", False, exc.message, exc.hint or ENGINE_FIX)
+    return Check("docker engine", True, f"server {version}")
 
 
 def tool_checks(known: Catalog) -> list[Check]:
@@ -117,7 +124,7 @@ def tool_checks(known: Catalog) -> list[Check]:
         ),
         _zig(),
         _tool("cargo-zigbuild", ["cargo-zigbuild", "--version"], "pip install cargo-zigbuild"),
-        _tool("cross", ["cross", "--version"], "cargo install cross (needs network)"),
+        _cross(),
         _tool("docker", ["docker", "--version"], "apt-get install docker.io"),
         _docker_engine(),
         _tool("qemu-aarch64", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),

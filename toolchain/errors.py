@@ -95,6 +95,18 @@ class UpdateError(ToolchainError):
     exit_code = 13
 
 
+class GitHubError(ToolchainError):
+    """GitHub refused a request or could not be reached."""
+
+    exit_code = 14
+
+
+class PublishError(ToolchainError):
+    """A publish step failed; re-running finishes the job."""
+
+    exit_code = 15
+
+
 # Exit codes that are not an error class of their own.
 SOME_TARGETS_FAILED = 1  # build --keep-going: at least one target failed (the JSON/table says which)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it

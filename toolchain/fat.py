@@ -1,5 +1,13 @@
 """Join thin Mach-O executables into one fat (universal) Mach-O, as lipo does.
 
+Why not cargo-zigbuild's own `--target universal2-apple-darwin`: it builds
+both slices again in one cargo run under one MACOSX_DEPLOYMENT_TARGET, so
+the x86_64 slice loses its own minimum (10.12) and neither slice reuses the
+thin builds (with std from source, minutes each); and it reports no
+executable in cargo's messages. Joining the thin builds that were already
+verified is fifty lines, and each slice stays byte-identical to its thin
+binary (tested).
+
 The format: a big-endian header (magic, count) and one record per slice
 (cputype, cpusubtype, offset, size, alignment as a power of two), then each
 slice at its aligned offset.

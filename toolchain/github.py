@@ -11,15 +11,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import ToolchainError
+from toolchain.errors import GitHubError
 
 API_VERSION = "2022-11-28"
-
-
-class GitHubError(ToolchainError):
-    """GitHub refused a request or could not be reached."""
-
-    exit_code = 14
 
 
 class GitHubClient:

@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import catalog
-from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import UsageError
 from toolchain.inspection import inspect_binary
 from toolchain.policy import evaluate, verdicts_to_dicts
+from toolchain.record import load_record
 
 INSPECT_SCHEMA = "toolchain.inspect/v1"
 
@@ -24,15 +24,15 @@ def paths_from_last_build(out_dir: Path, triple: str) -> list[Path]:
 def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
     """(path, crate version) of each binary the last build of `triple` made."""
     target = catalog.current().target(triple)
-    record = read_record(out_dir)
-    entry = record.get("targets", {}).get(target.triple)
+    record = load_record(out_dir)
+    entry = record.entry(target.triple)
     if not entry:
-        built = ", ".join(sorted(record.get("targets", {}))) or "none"
+        built = ", ".join(sorted(record.targets)) or "none"
         raise UsageError(
             f"{target.triple} has not been built into {out_dir} (built: {built})",
             hint=f"run `invoke build --target {target.triple}` first",
         )
-    return [(Path(b["path"]), b.get("version", "")) for b in entry["binaries"]]
+    return [(b.path, b.version) for b in entry.binaries]
 
 
 def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ failure never leaves a half-written archive behind.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import lzma
@@ -16,6 +17,7 @@ import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from toolchain import __version__, proc
 from toolchain.atomic import write_atomic
@@ -155,3 +157,60 @@ def remove_artifact(out_dir: Path, name: str) -> None:
     """Remove an archive and its checksum (used when a later check fails)."""
     for path in (out_dir / name, out_dir / f"{name}.sha256", out_dir / ".stamps" / f"{name}.json"):
         path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A regular file inside an archive, as manifest.json lists it."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+def unsafe_member_path(name: str) -> bool:
+    """A path that would land outside the folder an archive is unpacked into."""
+    parts = name.replace("\\", "/").split("/")
+    return name.startswith(("/", "\\")) or ":" in parts[0] or ".." in parts
+
+
+def archive_members(archive: Path) -> list[Member]:
+    """Every regular file of an archive, streamed (no member is held in memory).
+    A member that is a link or device, or whose path leaves the archive's
+    folder, is an error: the toolkit's archives have none, so one found is a
+    tampered or foreign archive."""
+    found = []
+    try:
+        if archive.name.endswith(".zip"):
+            with zipfile.ZipFile(archive) as zipped:
+                for info in zipped.infolist():
+                    kind = (info.external_attr >> 16) & 0o170000
+                    if unsafe_member_path(info.filename) or kind not in (0, 0o100000, 0o040000):
+                        raise PackagingError(f"{archive.name}: unsafe member {info.filename!r}", hint=REFUSED_HINT)
+                    if not info.is_dir():
+                        with zipped.open(info) as member:
+                            found.append(Member(info.filename, info.file_size, _digest(member)))
+        else:
+            with tarfile.open(archive) as tarred:
+                for item in tarred:
+                    if unsafe_member_path(item.name) or not (item.isfile() or item.isdir()):
+                        raise PackagingError(f"{archive.name}: unsafe member {item.name!r}", hint=REFUSED_HINT)
+                    data = tarred.extractfile(item) if item.isfile() else None
+                    if data is not None:
+                        found.append(Member(item.name, item.size, _digest(data)))
+    except (tarfile.TarError, zipfile.BadZipFile, lzma.LZMAError, EOFError, OSError) as exc:
+        raise PackagingError(f"{archive.name} is truncated or corrupt ({exc})", hint=REFUSED_HINT) from exc
+    return sorted(found, key=lambda member: member.path)
+
+
+REFUSED_HINT = "use the release's own files (rebuild the archive if it is yours)"
+
+
+def _digest(handle: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()

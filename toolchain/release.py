@@ -17,10 +17,11 @@ from typing import Any
 
 from toolchain import __version__, catalog, proc
 from toolchain.atomic import write_atomic
-from toolchain.build import read_record
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
+from toolchain.package import archive_members
+from toolchain.record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.signing import SecretKey, parse_public_key, sign_file, verify_file
 
 MANIFEST_NAME = "manifest.json"
@@ -109,13 +110,13 @@ def _git(repo: Path, *args: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
-def provenance(record: dict[str, Any], subjects: list[ReleaseFile], started: str, repo: Path) -> dict[str, Any]:
+def provenance(record: BuildRecord, subjects: list[ReleaseFile], started: str, repo: Path) -> dict[str, Any]:
     """An in-toto Statement v1 with a SLSA provenance v1 predicate."""
-    targets = record.get("targets", {})
+    targets = record.targets
     commit = _git(repo, "rev-parse", "HEAD")
     dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
     remote = _git(repo, "config", "--get", "remote.origin.url")
-    locks = {e.get("cargo_lock_sha256") for e in targets.values() if e.get("cargo_lock_sha256")}
+    locks = {e.cargo_lock_sha256 for e in targets.values() if e.cargo_lock_sha256}
     dependencies: list[dict[str, Any]] = []
     if commit:
         dependencies.append({"uri": f"git+{remote or repo}", "digest": {"gitCommit": commit}})
@@ -126,8 +127,8 @@ def provenance(record: dict[str, Any], subjects: list[ReleaseFile], started: str
             f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
             f"/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
         )
-    finished = [e.get("finished") for e in targets.values() if e.get("finished")]
-    built_started = [e.get("started") for e in targets.values() if e.get("started")]
+    finished = [e.finished for e in targets.values() if e.finished]
+    built_started = [e.started for e in targets.values() if e.started]
     return {
         "_type": STATEMENT_TYPE,
         "subject": [{"name": s.name, "digest": {"sha256": s.sha256}} for s in subjects],
@@ -136,17 +137,17 @@ def provenance(record: dict[str, Any], subjects: list[ReleaseFile], started: str
             "buildDefinition": {
                 "buildType": BUILD_TYPE,
                 "externalParameters": {
-                    "profiles": sorted({e.get("profile") for e in targets.values() if e.get("profile")}),
+                    "profiles": sorted({e.profile for e in targets.values() if e.profile}),
                     "targets": sorted(targets),
                     "source": {"commit": commit, "dirty": dirty},
                 },
                 "internalParameters": {
                     triple: {
-                        "runner": e.get("runner"),
-                        "route": e.get("route"),
-                        "toolchain": e.get("toolchain", {}),
-                        "allowed_rules": e.get("allowed_rules", []),
-                        "profile_settings": e.get("profile_settings", []),
+                        "runner": e.runner,
+                        "route": e.route,
+                        "toolchain": e.toolchain,
+                        "allowed_rules": list(e.allowed_rules),
+                        "profile_settings": list(e.profile_settings),
                     }
                     for triple, e in sorted(targets.items())
                 },
@@ -167,25 +168,25 @@ def provenance(record: dict[str, Any], subjects: list[ReleaseFile], started: str
 def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: Path) -> ReleaseReport:
     """Write installers, manifest, provenance, sha256.sum (and signatures)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    record = read_record(out_dir)
+    record = load_record(out_dir)
     archives: list[ReleaseFile] = []
     versions: dict[str, str] = {}
-    for triple, entry in sorted(record.get("targets", {}).items()):
-        for artifact in entry.get("artifacts", []):
-            path = out_dir / Path(artifact["path"]).name
+    for triple, entry in sorted(record.targets.items()):
+        for artifact in entry.artifacts:
+            path = out_dir / artifact.path.name
             if not path.is_file():
                 raise PackagingError(f"{path.name} is in the build record but not in {out_dir}", hint="rebuild it")
-            if sha256_file(path) != artifact["sha256"]:
+            if sha256_file(path) != artifact.sha256:
                 raise PackagingError(f"{path.name} changed since it was built", hint=f"rebuild {triple}")
-            app = artifact["package"]
-            binaries = [b for b in entry["binaries"] if b["package"] == app]
-            versions[app] = binaries[0].get("version", "") if binaries else ""
+            app = artifact.package
+            binaries = entry.binaries_of(app)
+            versions[app] = binaries[0].version if binaries else ""
             verdicts = tuple(
-                {k: v[k] for k in ("rule", "ok", "severity", "allowed", "found", "expected")} | {"binary": b["name"]}
+                {k: v[k] for k in ("rule", "ok", "severity", "allowed", "found", "expected")} | {"binary": b.name}
                 for b in binaries
-                for v in b["verdicts"]
+                for v in b.verdicts
             )
-            names = tuple(Path(b["path"]).name for b in binaries)
+            names = tuple(b.path.name for b in binaries)
             archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts))
     if not archives:
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
@@ -208,10 +209,15 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
             None,
         )
         files = [*archives, *installers, prov]
+
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "apps": [{"name": a, "version": v} for a, v in sorted(versions.items())],
-            "artifacts": [f.to_dict() for f in files],
+            "artifacts": [
+                f.to_dict()
+                | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})
+                for f in files
+            ],
         }
         write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
@@ -229,28 +235,26 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
 
 def merge_parts(parts: Path, out_dir: Path) -> list[str]:
     """Gather per-target build folders (one CI job each) into one release folder."""
-    from toolchain.build import RECORD_NAME, RECORD_SCHEMA
-
-    record: dict[str, Any] = {"schema": RECORD_SCHEMA, "targets": {}}
+    record = BuildRecord()
     records = sorted(parts.glob(f"*/{RECORD_NAME}"))
     if not records:
         raise PackagingError(f"no {RECORD_NAME} under {parts}/*/", hint="download the build jobs' folders there")
     out_dir.mkdir(parents=True, exist_ok=True)
     for record_path in records:
-        part = json.loads(record_path.read_text())
-        for triple, entry in part.get("targets", {}).items():
-            if triple in record["targets"]:
+        part = load_record(record_path.parent)
+        for triple, entry in part.targets.items():
+            if triple in record.targets:
                 raise PackagingError(f"{triple} was built twice ({record_path})", hint="keep one build per target")
-            for artifact in entry.get("artifacts", []):
-                name = Path(artifact["path"]).name
+            for artifact in entry.artifacts:
+                name = artifact.path.name
                 source = record_path.parent / name
-                if not source.is_file() or sha256_file(source) != artifact["sha256"]:
+                if not source.is_file() or sha256_file(source) != artifact.sha256:
                     raise PackagingError(f"{source} is missing or changed since its build", hint="rebuild that target")
                 shutil.copyfile(source, out_dir / name)
-                write_atomic(out_dir / f"{name}.sha256", f"{artifact['sha256']}  {name}\n")
-            record["targets"][triple] = entry
-    write_atomic(out_dir / RECORD_NAME, json.dumps(record, indent=2, sort_keys=True) + "\n")
-    return sorted(record["targets"])
+                write_atomic(out_dir / f"{name}.sha256", f"{artifact.sha256}  {name}\n")
+            record = record.merged([entry])
+    save_record(out_dir, record)
+    return sorted(record.targets)
 
 
 def parse_sums(path: Path) -> dict[str, str]:
@@ -265,6 +269,21 @@ def parse_sums(path: Path) -> dict[str, str]:
     return entries
 
 
+def _check_members(archive: Path, signed: list[dict[str, Any]] | None) -> None:
+    """The archive holds only safe, regular members, exactly the ones the manifest signed."""
+    try:
+        found = [m.to_dict() for m in archive_members(archive)]
+    except PackagingError as exc:
+        raise ReleaseCheckError(exc.message, hint=exc.hint) from exc
+    if signed is not None and found != signed:
+        listed = {m["path"] for m in signed}
+        odd = sorted({m["path"] for m in found} ^ listed) or [m["path"] for m in found if m not in signed]
+        raise ReleaseCheckError(
+            f"{archive.name}: members differ from the signed manifest ({', '.join(map(str, odd[:3]))})",
+            hint="use the release's own files",
+        )
+
+
 def verify_release(folder: Path, public_key_text: str) -> list[str]:
     """Check a release folder; return the names checked. Raises on the first bad file."""
     public = parse_public_key(public_key_text)
@@ -273,8 +292,13 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
         if required not in sums:
             raise ReleaseCheckError(f"{required} is not listed in {SUMS_NAME}", hint="run `invoke package`")
     releasable = {p.name for p in folder.iterdir() if p.is_file() and re.search(r"\.(tar\.xz|zip|sh|ps1)$", p.name)}
-    for name in sorted(releasable - set(sums)):
-        raise ReleaseCheckError(f"{name} is in the release folder but not in {SUMS_NAME}", hint="run `invoke package`")
+    unlisted = sorted(releasable - set(sums))
+    if unlisted:
+        raise ReleaseCheckError(
+            f"{', '.join(unlisted)} {'is' if len(unlisted) == 1 else 'are'} in the release folder but not in "
+            f"{SUMS_NAME}: no build in this folder's record made {'it' if len(unlisted) == 1 else 'them'}",
+            hint="remove them (`invoke package --clean` does), or rebuild what they belong to",
+        )
     for name, digest in sorted(sums.items()):
         path = folder / name
         if not path.is_file():
@@ -295,6 +319,8 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
     for artifact in manifest["artifacts"]:
         if sums.get(artifact["name"]) != artifact["sha256"]:
             raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
+        if artifact["kind"] == "archive":
+            _check_members(folder / artifact["name"], artifact.get("members"))
     statement = json.loads((folder / PROVENANCE_NAME).read_text())
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}

@@ -8,6 +8,7 @@ reported with its file and line.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ class Key:
     pattern: str | None = None
     item_types: tuple[type, ...] | None = None  # for lists
     doc: str = ""
+    minimum: float | None = None  # for numbers
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,10 @@ def _check_value(value: Any, spec: Key, path: Path, text: str, dotted: str) -> N
             f"{where}: '{dotted}' must be {_type_names(spec.types)}, not {value!r}",
             hint="change the value",
         )
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}: '{dotted}' is {value!r}", hint="use a finite number")
+    if spec.minimum is not None and isinstance(value, int | float) and value < spec.minimum:
+        raise ConfigError(f"{where}: '{dotted}' is {value!r}, below {spec.minimum:g}", hint="use a larger value")
     if spec.choices is not None and value not in spec.choices:
         choices = ", ".join(repr(c) for c in spec.choices)
         near = suggest(str(value), [str(c) for c in spec.choices])

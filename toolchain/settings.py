@@ -40,8 +40,8 @@ SETTINGS_SCHEMA = Table(
         "size": Table(
             keys={
                 "baseline": Key((str,)),
-                "max-growth-percent": Key((float, int)),
-                "max-growth-bytes": Key((int,)),
+                "max-growth-percent": Key((float, int), minimum=0),
+                "max-growth-bytes": Key((int,), minimum=0),
             }
         ),
         "github": Table(
@@ -59,8 +59,8 @@ SETTINGS_SCHEMA = Table(
                 "prefix": Key((str,)),
                 "endpoint-url": Key((str,)),
                 "region": Key((str,)),
-                "multipart-threshold": Key((int,)),
-                "multipart-chunk": Key((int,)),
+                "multipart-threshold": Key((int,), minimum=5 * 1024 * 1024),
+                "multipart-chunk": Key((int,), minimum=5 * 1024 * 1024),
             }
         ),
         "container": Table(
@@ -73,7 +73,7 @@ SETTINGS_SCHEMA = Table(
                 "ca-bundle": Key((str,)),
             }
         ),
-        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,))}),
+        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
         "release": Table(keys={"download-url": Key((str,))}),
         "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
@@ -94,7 +94,7 @@ class Settings:
     manifest_path: Path | None  # None: found from `cwd` when a task needs it (see manifest())
     profile: str
     runner: str
-    out_dir: Path
+    configured_out_dir: Path | None  # [build] out-dir when a project sets it
     targets: tuple[str, ...]
     include: tuple[str, ...]
     cross_images: dict[str, str]
@@ -118,6 +118,20 @@ class Settings:
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
+
+    @property
+    def out_dir(self) -> Path:
+        """The release folder: [build] out-dir, else dist/ beside the project's Cargo.toml."""
+        try:
+            return self.out_dir_for(None)
+        except ProjectError:
+            return self.cwd / "dist"  # a task that needs no crate (verify a downloaded folder...)
+
+    def out_dir_for(self, manifest: Path | None) -> Path:
+        """The release folder of the project whose Cargo.toml is `manifest` (default: this one's)."""
+        if self.configured_out_dir is not None:
+            return self.configured_out_dir
+        return (manifest or self.manifest()).parent / "dist"
 
     def manifest(self, demo: bool = False) -> Path:
         """The Cargo.toml to build: the demo's, the configured one, or cargo's nearest."""
@@ -205,7 +219,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         manifest_path=manifest_path,
         profile=build["profile"],
         runner=build["runner"],
-        out_dir=(base / build["out-dir"]),
+        configured_out_dir=(base / build["out-dir"]) if build["out-dir"] else None,
         targets=tuple(build["targets"]),
         include=tuple(package["include"]),
         cross_images=dict(merged.get("cross", {}).get("images", {})),

@@ -186,7 +186,13 @@ def verify_file(path: Path, signature_path: Path, public: PublicKey) -> str:
     comment = lines[2].removeprefix("trusted comment: ")
     try:
         verifier.verify(blob[10:], message)
-        verifier.verify(global_signature, blob[10:] + comment.encode())
     except InvalidSignature as exc:
         raise SignatureError(f"{path.name}: signature does not match its content", hint="the file was changed") from exc
+    try:
+        verifier.verify(global_signature, blob[10:] + comment.encode())
+    except InvalidSignature as exc:
+        raise SignatureError(
+            f"{signature_path.name}: its trusted comment {comment!r} is not the one that was signed",
+            hint="the .minisig was edited; use the release's own signature file",
+        ) from exc
     return comment

@@ -14,6 +14,7 @@ from typing import Any
 from toolchain import proc
 from toolchain.atomic import write_atomic
 from toolchain.errors import UsageError
+from toolchain.record import BuildRecord, TargetEntry
 
 HISTORY_NAME = "size-history.jsonl"
 BASELINE_SCHEMA = "toolchain.size-baseline/v1"
@@ -55,24 +56,24 @@ def git_commit(repo: Path) -> tuple[str | None, bool]:
     return head.stdout.strip(), bool(status.stdout.strip())
 
 
-def append_history(out_dir: Path, repo: Path, profile: str, targets: list[dict[str, Any]]) -> Path:
+def append_history(out_dir: Path, repo: Path, profile: str, targets: list[TargetEntry]) -> Path:
     """One line per built binary: when, which commit, how big."""
     commit, dirty = git_commit(repo)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     path = out_dir / HISTORY_NAME
     lines = []
     for entry in targets:
-        archives = {a["package"]: a["size"] for a in entry["artifacts"]}
-        for binary in entry["binaries"]:
+        archives = {a.package: a.size for a in entry.artifacts}
+        for binary in entry.binaries:
             record = {
                 "time": now,
                 "commit": commit,
                 "dirty": dirty,
-                "target": entry["target"],
+                "target": entry.target,
                 "profile": profile,
-                "binary": binary["name"],
-                "size": binary["size"],
-                "archive_size": archives.get(binary["package"]),
+                "binary": binary.name,
+                "size": binary.size,
+                "archive_size": archives.get(binary.package),
             }
             lines.append(json.dumps(record, sort_keys=True) + "\n")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -110,21 +111,21 @@ def load_baseline(path: Path) -> dict[str, Any]:
     return targets
 
 
-def rows_from_record(record: dict[str, Any], baseline: dict[str, Any], triples: list[str]) -> list[SizeRow]:
+def rows_from_record(record: BuildRecord, baseline: dict[str, Any], triples: list[str]) -> list[SizeRow]:
     rows = []
-    for triple, entry in sorted(record.get("targets", {}).items()):
+    for triple, entry in sorted(record.targets.items()):
         if triples and triple not in triples:
             continue
-        archives = {a["package"]: a["size"] for a in entry.get("artifacts", [])}
-        for binary in entry["binaries"]:
-            base = baseline.get(triple, {}).get(binary["name"], {})
+        archives = {a.package: a.size for a in entry.artifacts}
+        for binary in entry.binaries:
+            base = baseline.get(triple, {}).get(binary.name, {})
             rows.append(
                 SizeRow(
                     target=triple,
-                    binary=binary["name"],
-                    size=binary["size"],
-                    archive_size=archives.get(binary["package"]),
-                    sections=dict(sorted(binary.get("sections", {}).items(), key=lambda kv: -kv[1])),
+                    binary=binary.name,
+                    size=binary.size,
+                    archive_size=archives.get(binary.package),
+                    sections=dict(sorted(binary.sections.items(), key=lambda kv: -kv[1])),
                     baseline_size=base.get("size"),
                     baseline_archive=base.get("archive_size"),
                 )

@@ -66,6 +66,9 @@ TARGET_SCHEMA = Table(
                 ),
             }
         ),
+        "ci": Table(
+            keys={"github-runs-on": Key((str,), doc="GitHub Actions runner label of the job that builds it")},
+        ),
         "run": Table(
             key_choices=HOSTS,
             values=Key((str,), choices=("native", "qemu", "wine", "none")),
@@ -107,6 +110,7 @@ class Target:
     sdk: str | None = None
     sdk_crates: tuple[str, ...] = ()
     origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
+    github_runs_on: str | None = None
 
     def runner_preference(self, host: str) -> tuple[str, ...]:
         return self.runners.get(host, ())
@@ -158,6 +162,7 @@ def target_from_document(
         sdk=tools.get("sdk"),
         sdk_crates=tuple(tools.get("sdk-crates", ())),
         origins=origins or (str(path),),
+        github_runs_on=document.get("ci", {}).get("github-runs-on"),
     )
 
 

@@ -14,12 +14,14 @@ import sys
 from pathlib import Path, PurePosixPath
 
 from toolchain import container
-from toolchain.cargo import Project
+from toolchain.cargo import Project, cargo_program
 from toolchain.errors import BuildError, MissingToolError
 from toolchain.log import log
 from toolchain.proc import first_error_line
 from toolchain.routes import Route, build_std_args
-from toolchain.runners import BuildJob, cargo_build_args, parse_executables
+from toolchain.runners.base import BuildJob, CargoInvocation, parse_executables
+from toolchain.runners.native import NativeRunner
+from toolchain.runners.zig import ZigRunner
 from toolchain.settings import Settings, load_settings
 from toolchain.targets import Target
 
@@ -74,23 +76,27 @@ class ContainerRunner:
             "container-distro", "/usr/bin/rustc", env, detail=f"distribution std inside {_tag()}", versions=versions
         )
 
-    def command(self, job: BuildJob) -> list[str]:
-        """The build command inside the container (paths as the container sees them)."""
+    def inner_invocation(self, job: BuildJob) -> CargoInvocation:
+        """The zig runner's command (the native one's for Windows: mingw), with
+        paths as the container sees them: the same arguments as on a host."""
         relative = job.project.manifest_path.relative_to(job.project.workspace_root)
         inner = dataclasses.replace(job.project, manifest_path=Path(str(PROJECT / relative.as_posix())))
         inner_job = dataclasses.replace(job, project=inner)
-        args = cargo_build_args(inner_job)
-        target = job.target
-        if target.os == "windows":
-            return ["cargo", "build", *args, "--config", f'target.{target.triple}.linker="{target.linker}"']
-        if target.os == "linux" and target.glibc:
-            args[args.index("--target") + 1] = f"{target.triple}.{target.glibc}"
-        return ["cargo-zigbuild", "zigbuild", *args]
+        runner = NativeRunner() if job.target.os == "windows" else ZigRunner()
+        invocation = runner.invocation(inner_job)
+        argv = list(invocation.argv)
+        if argv[0] == cargo_program():
+            argv[0] = "cargo"  # the image's cargo, whatever CARGO says on the host
+        return CargoInvocation(tuple(argv), invocation.env)
+
+    def command(self, job: BuildJob) -> list[str]:
+        """The build command inside the container."""
+        return list(self.inner_invocation(job).argv)
 
     def environment(self, job: BuildJob) -> dict[str, str]:
         settings = job.settings.container
         env = {name: os.environ[name] for name in settings.get("env", []) if name in os.environ}
-        env.update(job.route.env)
+        env.update(self.inner_invocation(job).env)
         # zig's and cargo-zigbuild's caches go into the cargo volume too: warm on the next run.
         env.update(
             {
@@ -100,8 +106,6 @@ class ContainerRunner:
                 "XDG_CACHE_HOME": f"{CARGO_HOME}/cache",
             }
         )
-        if job.target.os == "macos" and job.target.macos:
-            env["MACOSX_DEPLOYMENT_TARGET"] = job.target.macos
         return env
 
     def build(self, job: BuildJob) -> dict[str, Path]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from toolchain.cargo import cargo_program
-from toolchain.runners import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.targets import Target, host_platform
 
 

@@ -11,7 +11,10 @@ from toolchain.build import BuildOptions, BuildReport, build
 from toolchain.errors import SOME_TARGETS_FAILED
 from toolchain.log import log
 from toolchain.policy import RuleVerdict
-from toolchain.tasks import target_list, task
+from toolchain.release import package_release
+from toolchain.settings import Settings, load_settings
+from toolchain.signing import configured_secret_key
+from toolchain.tasks.base import target_list, task
 
 
 def _human(size: int) -> str:
@@ -60,6 +63,15 @@ def print_summary(report: BuildReport) -> None:
     )
 
 
+def package_built(report: BuildReport, settings: Settings) -> None:
+    """The release folder's files (installers, manifest, provenance, checksums,
+    signatures) for what the build put there: a step of the task, not of build()."""
+    if report.record_path is None:
+        return
+    key = configured_secret_key(settings.secret_key_file)
+    package_release(report.out_dir, key, settings.download_url, report.workspace_root or report.out_dir)
+
+
 @task(
     help={
         "target": "target triple(s), comma-separated; default: this host's target",
@@ -70,6 +82,7 @@ def print_summary(report: BuildReport) -> None:
         "features": "cargo features to turn on, comma-separated (added to [build] features)",
         "all-features": "turn on every feature of the selected packages",
         "no-default-features": "turn off the default features",
+        "clean": "remove release files in the output folder that this build record did not make",
         "no-locked": "let cargo update Cargo.lock (default: build --locked, from the lock file as committed)",
         "package": "only this workspace package",
         "bin": "only this binary (repeatable)",
@@ -103,9 +116,11 @@ def build_task(
     all_features: bool = False,
     no_default_features: bool = False,
     no_locked: bool = False,
+    clean: bool = False,
     json: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
+    settings = load_settings()
     report = build(
         BuildOptions(
             targets=target_list(target),
@@ -125,8 +140,12 @@ def build_task(
             all_features=all_features or None,
             no_default_features=no_default_features or None,
             locked=False if no_locked else None,
-        )
+            clean=clean,
+        ),
+        settings,
     )
+    if not no_package:
+        package_built(report, settings)
     if json:
         log.json(report.to_dict())
     else:

@@ -10,7 +10,8 @@ from invoke.context import Context
 
 from toolchain.ci import WORKFLOW, matrix
 from toolchain.log import log
-from toolchain.tasks import task
+from toolchain.settings import load_settings
+from toolchain.tasks.base import task
 
 
 @task(
@@ -19,7 +20,7 @@ from toolchain.tasks import task
 )
 def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
     """The CI build matrix: one entry per release target, with its runner OS and runner."""
-    entries = [e.to_dict() for e in matrix()]
+    entries = [e.to_dict() for e in matrix(load_settings().catalog)]
     if compact:
         print(json_lib.dumps(entries, separators=(",", ":")))
     elif json:

@@ -8,7 +8,7 @@ from toolchain.doctor import diagnose
 from toolchain.errors import MissingToolError
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import target_list, task
+from toolchain.tasks.base import target_list, task
 
 
 @task(

@@ -8,7 +8,7 @@ from invoke.context import Context
 from toolchain.container import build_image
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import task
+from toolchain.tasks.base import task
 
 
 @task(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from invoke.context import Context
 
+from toolchain.errors import VerificationError
 from toolchain.inspect_report import inspect_paths, paths_from_last_build
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import task
+from toolchain.tasks.base import task
 
 
 @task(
@@ -30,7 +32,24 @@ def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = ""
     report = inspect_paths(paths, target or None)
     if json:
         log.json(report)
-        return
+    else:
+        _print(report)
+    blocking = [
+        (binary["path"], v)
+        for binary in report["binaries"]
+        for v in binary.get("verdicts", [])
+        if not v["ok"] and v["severity"] == "error" and not v["allowed"]
+    ]
+    if blocking:
+        path, verdict = blocking[0]
+        raise VerificationError(
+            f"{Path(path).name} breaks rule '{verdict['rule']}' of {report['binaries'][0]['policy']} for "
+            f"{report['target']}: found {verdict['found']}, expected {verdict['expected']}",
+            hint=f"{verdict['fix']} ({len(blocking)} blocking verdict(s) in all)",
+        )
+
+
+def _print(report: dict[str, Any]) -> None:
     for binary in report["binaries"]:
         log.table(
             f"{binary['path']}",

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from invoke.context import Context
-from invoke.tasks import task
 
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.publish import Action, plan, publish, release_info
+from toolchain.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
 from toolchain.settings import Settings, load_settings
 from toolchain.signing import public_key_text
-from toolchain.tasks import entry
+from toolchain.tasks.base import task
 
 
-def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
+def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[GitHubTarget | None, S3Target | None]:
     if not github and not s3:
         github, s3 = bool(settings.github.get("repository")), bool(settings.s3.get("bucket"))
     if not github and not s3:
         raise UsageError("nowhere to publish", hint="pass --github/--s3 or set [github] repository / [s3] bucket")
-    return (settings.github if github else None), (settings.s3 if s3 else None)
+    return (
+        GitHubTarget.from_settings(settings.github) if github else None,
+        S3Target.from_settings(settings.s3) if s3 else None,
+    )
 
 
 def _show(actions: list[Action], title: str, json: bool) -> None:
@@ -41,13 +42,13 @@ def _show(actions: list[Action], title: str, json: bool) -> None:
         "public-key": "minisign public key the folder must be signed with (else [sign] public-key-file)",
         "github": "publish to GitHub Releases ([github] settings; token from $GITHUB_TOKEN)",
         "s3": "publish to S3 ([s3] settings; the standard AWS credential chain)",
-        "replace": "replace release assets that exist with a different digest",
+        "replace": "replace GitHub release assets and S3 objects that exist with a different digest",
+        "force-latest": "point S3's latest.json at this version even when it names a newer one",
         "dry-run": "verify and print what would be uploaded where; upload nothing",
         "json": "print the actions as JSON on stdout",
     },
     name="publish",
 )
-@entry
 def publish_task(
     c: Context,
     out_dir: str = "",
@@ -55,6 +56,7 @@ def publish_task(
     github: bool = False,
     s3: bool = False,
     replace: bool = False,
+    force_latest: bool = False,
     dry_run: bool = False,
     json: bool = False,
 ) -> None:
@@ -62,11 +64,13 @@ def publish_task(
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
     key = public_key_text(public_key, settings.public_key_file)
-    github_settings, s3_settings = _destinations(settings, github, s3)
+    github_target, s3_target = _destinations(settings, github, s3)
     if dry_run:
-        _show(plan(release_info(folder, key), github_settings, s3_settings), "Publish plan (dry run)", json)
+        _show(plan(release_info(folder, key), github_target, s3_target), "Publish plan (dry run)", json)
         return
-    actions = publish(folder, key, github=github_settings, s3=s3_settings, replace=replace, repo=Path.cwd())
+    actions = publish(
+        folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest, repo=Path.cwd()
+    )
     _show(actions, "Published", json)
 
 
@@ -75,32 +79,39 @@ def publish_task(
         "dry-run": "build, verify, package and sign, then print the publish plan; upload nothing",
         "out-dir": "the release folder; default: dist",
         "public-key": "minisign public key (else [sign] public-key-file)",
+        "force-latest": "point S3's latest.json at this version even when it names a newer one",
         "json": "print the plan or actions as JSON on stdout",
     },
     name="release",
 )
-@entry
 def release_task(
-    c: Context, dry_run: bool = False, out_dir: str = "", public_key: str = "", json: bool = False
+    c: Context,
+    dry_run: bool = False,
+    out_dir: str = "",
+    public_key: str = "",
+    force_latest: bool = False,
+    json: bool = False,
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
     from toolchain.build import BuildOptions, build
     from toolchain.signing import configured_secret_key
+    from toolchain.tasks.build import package_built
 
     settings = load_settings()
     if configured_secret_key(settings.secret_key_file) is None:
         raise UsageError("a release must be signed", hint="set [sign] secret-key-file or $TOOLCHAIN_SECRET_KEY")
     folder = Path(out_dir) if out_dir else settings.out_dir
-    build(BuildOptions(all_targets=True, out_dir=folder))
+    # Settings first: a bad [github]/[s3] value fails before minutes of building.
+    github = GitHubTarget.from_settings(settings.github) if settings.github.get("repository") or dry_run else None
+    s3 = S3Target.from_settings(settings.s3) if settings.s3.get("bucket") or dry_run else None
+    if not dry_run and github is None and s3 is None:
+        raise UsageError("nowhere to publish", hint="set [github] repository and/or [s3] bucket")
+    package_built(build(BuildOptions(all_targets=True, out_dir=folder), settings), settings)
     key = public_key_text(public_key, settings.public_key_file)
-    github = settings.github if settings.github.get("repository") or dry_run else None
-    s3 = settings.s3 if settings.s3.get("bucket") or dry_run else None
     if dry_run:
         _show(plan(release_info(folder, key), github, s3), "Publish plan (dry run: nothing uploaded)", json)
         return
-    if github is None and s3 is None:
-        raise UsageError("nowhere to publish", hint="set [github] repository and/or [s3] bucket")
-    _show(publish(folder, key, github=github, s3=s3, repo=Path.cwd()), "Published", json)
+    _show(publish(folder, key, github=github, s3=s3, force_latest=force_latest, repo=Path.cwd()), "Published", json)
 
 
 TASKS = (publish_task, release_task)

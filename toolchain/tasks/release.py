@@ -7,13 +7,14 @@ from pathlib import Path
 from invoke.context import Context
 
 from toolchain.atomic import write_atomic
-from toolchain.build import read_record
 from toolchain.errors import UsageError
 from toolchain.log import log
+from toolchain.record import load_record
 from toolchain.release import SUMS_NAME, package_release, verify_release
 from toolchain.settings import load_settings
 from toolchain.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
-from toolchain.tasks import task
+from toolchain.stale import report_stale
+from toolchain.tasks.base import required, task
 
 
 def _folder(out_dir: str) -> Path:
@@ -26,12 +27,19 @@ def _folder(out_dir: str) -> Path:
         "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
         "download-url": "base URL the installers download from (else [release] download-url)",
         "merge": "first gather per-target build folders (DIR/*/build-record.json, one per CI job) here",
+        "clean": "remove release files in the folder that no build in its record made (old crates, dropped targets)",
         "json": "print the result as JSON on stdout",
     },
     name="package",
 )
 def package_task(
-    c: Context, out_dir: str = "", secret_key: str = "", download_url: str = "", merge: str = "", json: bool = False
+    c: Context,
+    out_dir: str = "",
+    secret_key: str = "",
+    download_url: str = "",
+    merge: str = "",
+    clean: bool = False,
+    json: bool = False,
 ) -> None:
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
     settings = load_settings()
@@ -41,8 +49,10 @@ def package_task(
 
         log.info(f"merged {', '.join(merge_parts(Path(merge), folder))} into {folder}")
     key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
-    record = read_record(folder)
-    repo = Path(next(iter(record["targets"].values()))["manifest_path"]).parent if record.get("targets") else folder
+    record = load_record(folder)
+    report_stale(folder, record, clean)
+    manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
+    repo = manifests[0].parent if manifests else folder
     report = package_release(folder, key, download_url or settings.download_url, repo)
     if json:
         log.json(
@@ -65,7 +75,7 @@ def package_task(
 )
 def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
     """Make a minisign (Ed25519) key pair for signing releases."""
-    folder = Path(out_dir)
+    folder = Path(required(out_dir, "--out-dir"))
     secret, public = folder / "minisign.key", folder / "minisign.pub"
     if secret.exists() and not force:
         raise UsageError(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.build import read_record
 from toolchain.errors import SizeRegressionError
 from toolchain.log import log
+from toolchain.record import load_record
 from toolchain.settings import load_settings
 from toolchain.size import (
     REPORT_NAME,
@@ -19,7 +19,7 @@ from toolchain.size import (
     rows_from_record,
     write_baseline,
 )
-from toolchain.tasks import target_list, task
+from toolchain.tasks.base import target_list, task
 
 
 def _change(current: int | None, base: int | None) -> str:
@@ -85,7 +85,7 @@ def size_task(
         if json:
             log.json({"schema": "toolchain.size-report/v1", "path": str(page)})
         return
-    record = read_record(folder)
+    record = load_record(folder)
     rows = rows_from_record(record, load_baseline(settings.size_baseline), triples)
     problems = regressions(rows, settings.max_growth_percent, settings.max_growth_bytes)
     if update_baseline:
@@ -99,7 +99,7 @@ def size_task(
                 "baseline": str(settings.size_baseline),
                 "rows": [r.to_dict() for r in rows],
                 "regressions": problems,
-                "profile_settings": {t: e.get("profile_settings", []) for t, e in record.get("targets", {}).items()},
+                "profile_settings": {t: list(e.profile_settings) for t, e in record.targets.items()},
             }
         )
     else:
@@ -120,12 +120,12 @@ def size_task(
                 for r in rows
             ],
         )
-        for triple, entry in sorted(record.get("targets", {}).items()):
-            if entry.get("profile_settings") and (not triples or triple in triples):
+        for triple, entry in sorted(record.targets.items()):
+            if entry.profile_settings and (not triples or triple in triples):
                 log.table(
-                    f"Profile settings for {triple} ({entry.get('profile')})",
+                    f"Profile settings for {triple} ({entry.profile})",
                     ["setting", "value", "from"],
-                    [[s["key"], s["value"], s["source"]] for s in entry["profile_settings"]],
+                    [[s["key"], s["value"], s["source"]] for s in entry.profile_settings],
                 )
     if problems:
         raise SizeRegressionError(

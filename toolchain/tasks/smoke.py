@@ -10,7 +10,7 @@ from toolchain.inspect_report import built_binaries
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.smoke import require_ok, smoke_binary
-from toolchain.tasks import target_list, task
+from toolchain.tasks.base import target_list, task
 
 
 @task(

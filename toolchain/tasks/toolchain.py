@@ -8,7 +8,7 @@ from invoke.context import Context
 from toolchain.log import log
 from toolchain.provision import install
 from toolchain.settings import load_settings
-from toolchain.tasks import required, target_list, task
+from toolchain.tasks.base import required, target_list, task
 
 
 @task(

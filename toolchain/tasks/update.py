@@ -3,32 +3,80 @@
 from __future__ import annotations
 
 import json as json_lib
+import os
 from pathlib import Path
+from typing import Any
 
 from invoke.context import Context
 
-from toolchain.errors import UsageError
+from toolchain.atomic import write_atomic
+from toolchain.errors import UpdateError, UsageError
 from toolchain.log import log
 from toolchain.settings import load_settings
 from toolchain.signing import public_key_text
-from toolchain.tasks import required, task
-from toolchain.update import default_state_dir, list_snapshots, recover, rollback, update
+from toolchain.tasks.base import required, task
+from toolchain.update import UpdateResult, default_state_dir, list_snapshots, recover, rollback, update
+
+
+def _read_receipt(receipt: str) -> dict[str, Any]:
+    try:
+        document: dict[str, Any] = json_lib.loads(Path(receipt).read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{receipt} is not an install receipt", hint="pass --binary PATH instead") from exc
+    binaries = document.get("binaries") if isinstance(document, dict) else None
+    if not isinstance(binaries, list) or not binaries or "install_dir" not in document:
+        raise UsageError(f"{receipt} is not an install receipt", hint="pass --binary PATH instead")
+    return document
 
 
 def _binary(binary: str, receipt: str) -> Path:
+    """The installed executable, which must exist."""
     if binary:
-        return Path(binary)
-    if receipt:
-        try:
-            document = json_lib.loads(Path(receipt).read_text())
-            return Path(str(document["install_dir"])) / str(document["binaries"][0])
-        except (OSError, ValueError, KeyError, IndexError) as exc:
-            raise UsageError(f"{receipt} is not an install receipt", hint="pass --binary PATH instead") from exc
-    raise UsageError("which installation?", hint="pass --binary PATH or --receipt install-receipt.json")
+        path = Path(binary)
+    elif receipt:
+        document = _read_receipt(receipt)
+        path = Path(str(document["install_dir"])) / str(document["binaries"][0])
+    else:
+        raise UsageError("which installation?", hint="pass --binary PATH or --receipt install-receipt.json")
+    if not path.is_file():
+        what = "a folder" if path.is_dir() else "missing"
+        raise UsageError(
+            f"{path} is {what}, not an installed binary",
+            hint="pass the installed executable with --binary (or its install receipt with --receipt)",
+        )
+    return path
 
 
 def _state_dir(binary: str, receipt: str, state_dir: str) -> Path:
-    return Path(state_dir) if state_dir else default_state_dir(_binary(binary, receipt).resolve())
+    if state_dir:
+        if not Path(state_dir).is_dir():
+            raise UsageError(f"--state-dir {state_dir} is not a folder", hint="pass the .NAME-update folder")
+        return Path(state_dir)
+    return default_state_dir(_binary(binary, receipt).resolve())
+
+
+def _keep(keep: str, configured: int) -> int:
+    if not keep:
+        return configured
+    try:
+        return int(keep)
+    except ValueError:
+        raise UsageError(f"--keep {keep} is not a whole number", hint="pass --keep 0 or more") from None
+
+
+def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> None:
+    """The receipt names the version now installed (one atomic rename)."""
+    path = Path(receipt)
+    document = _read_receipt(receipt)
+    source = artifact if "://" in artifact else str(Path(artifact).resolve())
+    document.update(version=result.new_version, source=source, sha256=result.artifact_sha256)
+    try:
+        write_atomic(path, json_lib.dumps(document, indent=2) + "\n", path.stat().st_mode & 0o7777, durable=True)
+    except OSError as exc:
+        raise UpdateError(
+            f"updated to {result.new_version}, but cannot rewrite {path}: {exc.strerror}",
+            hint=f"set its version to {result.new_version} by hand",
+        ) from None
 
 
 LOCATION_HELP = {
@@ -44,7 +92,7 @@ LOCATION_HELP = {
         "artifact": "the new archive: a path or URL with its .sha256, .minisig and manifest.json beside it",
         "public-key": "minisign public key the release is signed with (else [sign] public-key-file)",
         "data": "a SQLite file to snapshot and restore with the binary (repeatable; also [update] data-files)",
-        "keep": "snapshots to keep after success; default: [update] keep",
+        "keep": "snapshots to keep after success (0 or more); default: [update] keep",
         "wait": "seconds to wait for another update to finish; default: 0",
         "json": "print the result as JSON on stdout",
     },
@@ -59,7 +107,7 @@ def update_task(
     public_key: str = "",
     data: list[str] | None = None,
     state_dir: str = "",
-    keep: int = -1,
+    keep: str = "",
     wait: float = 0.0,
     json: bool = False,
 ) -> None:
@@ -69,15 +117,20 @@ def update_task(
     key_text = public_key_text(public_key, settings.public_key_file)
     data_files = [*settings.update_data_files, *(Path(d) for d in data or [])]
     target = _binary(binary, receipt)
+    if receipt and not binary and not os.access(Path(receipt).parent, os.W_OK):
+        raise UsageError(f"cannot rewrite {receipt} after the update (its folder is not writable)",
+                         hint="fix its permissions, or pass --binary instead of --receipt")  # fmt: skip
     result = update(
         target,
         artifact,
         key_text,
         [p.resolve() for p in data_files],
         state_dir=Path(state_dir) if state_dir else None,
-        keep=keep if keep >= 0 else settings.update_keep,
+        keep=_keep(keep, settings.update_keep),
         wait=wait,
     )
+    if receipt and not binary:
+        _record_in_receipt(receipt, result, artifact)
     if json:
         log.json(
             {
@@ -86,33 +139,61 @@ def update_task(
             }
         )
         return
-    log.info(f"updated {target}: {result.old_version} -> {result.new_version} (snapshot {result.snapshot})")
+    kept = f"snapshot {result.snapshot}" if result.snapshot else "no snapshot kept"
+    log.info(f"updated {target}: {result.old_version} -> {result.new_version} ({kept})")
 
 
-@task(help={**LOCATION_HELP, "wait": "seconds to wait for a running update; default: 0"}, name="rollback")
-def rollback_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "", wait: float = 0.0) -> None:
-    """Restore the binary and data of the newest snapshot."""
-    folder = rollback(_state_dir(binary, receipt, state_dir), wait)
+@task(
+    help={
+        **LOCATION_HELP,
+        "wait": "seconds to wait for a running update; default: 0",
+        "yes": "really roll back: everything written to the data since the snapshot is lost",
+    },
+    name="rollback",
+)
+def rollback_task(
+    c: Context, binary: str = "", receipt: str = "", state_dir: str = "", wait: float = 0.0, yes: bool = False
+) -> None:
+    """Restore the binary and data of the newest snapshot (asks for --yes)."""
+    folder = rollback(_state_dir(binary, receipt, state_dir), wait, yes=yes)
     log.info(f"restored binary and data from {folder}")
 
 
-@task(help=LOCATION_HELP, name="recover")
-def recover_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "") -> None:
+@task(
+    help={
+        **LOCATION_HELP,
+        "force": "finish a stuck rollback anyway: restore the snapshot over the current files",
+        "abandon": "close a stuck update's journal and keep the current files (the snapshot stays)",
+    },
+    name="recover",
+)
+def recover_task(
+    c: Context, binary: str = "", receipt: str = "", state_dir: str = "", force: bool = False, abandon: bool = False
+) -> None:
     """Finish or undo an update that was interrupted (fully old or fully new)."""
     from toolchain.update import exclusive_lock
 
     folder = _state_dir(binary, receipt, state_dir)
+    if not folder.is_dir():
+        if force or abandon:
+            raise UsageError(f"no update was ever run here ({folder} does not exist)", hint="nothing to recover")
+        log.info("no interrupted update")
+        return
     with exclusive_lock(folder, 0):
-        outcome = recover(folder)
+        outcome = recover(folder, force=force, abandon=abandon)
     log.info(outcome or "no interrupted update")
 
 
 @task(help={**LOCATION_HELP, "json": "print the list as JSON on stdout"}, name="snapshots")
 def snapshots_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "", json: bool = False) -> None:
     """List the pre-update snapshots of an installation."""
-    found = list_snapshots(_state_dir(binary, receipt, state_dir))
+    folder = _state_dir(binary, receipt, state_dir)
+    found = list_snapshots(folder)
     if json:
         log.json([{"path": str(folder), **manifest} for folder, manifest in found])
+        return
+    if not found:
+        log.info(f"no snapshots in {folder} (they are taken by `invoke update`)")
         return
     log.table(
         "Snapshots (newest last)",

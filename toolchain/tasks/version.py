@@ -9,7 +9,7 @@ from invoke.context import Context
 
 from toolchain.log import log
 from toolchain.settings import load_settings
-from toolchain.tasks import task
+from toolchain.tasks.base import task
 from toolchain.version import bump
 
 

@@ -1,6 +1,6 @@
 fn main() {
     if corpus_shared::wants_version() {
-        println!("{} {}", env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"));
+        println!("{}", corpus_shared::version_line(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")));
         return;
     }
     println!(

@@ -15,6 +15,14 @@ pub fn greeting(loud: bool) -> String {
     greeting_for("shared", loud)
 }
 
+/// The version line, `NAME VERSION`.
+pub fn version_line(name: &str, version: &str) -> String {
+    let mut buffer = itoa::Buffer::new();
+    let major = buffer.format(version.split('.').next().and_then(|m| m.parse::<u32>().ok()).unwrap_or(0));
+    debug_assert!(version.starts_with(major));
+    format!("{name} {version}")
+}
+
 /// True when the first command-line argument asks for the version.
 pub fn wants_version() -> bool {
     matches!(
