@@ -169,3 +169,25 @@ def test_every_exit_code_is_defined_once_in_errors_py() -> None:
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "Exit":
                 for keyword in node.keywords:
                     assert not isinstance(keyword.value, ast.Constant), f"{path}: Exit with a bare code"
+
+
+def test_an_unusable_out_dir_is_one_line_before_cargo_runs(tmp_path: Path) -> None:
+    manifest = make_crate(tmp_path / "crate", "longout")
+    result = run_invoke("build", "--manifest-path", str(manifest), "--out-dir", str(tmp_path / ("x" * 300)))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: the output folder ")
+    assert "File name too long" in result.stderr and "Traceback" not in result.stderr
+    assert "cargo" not in result.stderr, "refused before the build"
+
+
+def test_demo_needs_no_migrate_on_first_use_and_survives_a_closed_pipe(demo_build: BuildReport, tmp_path: Path) -> None:
+    import subprocess
+
+    tally = str(demo_build.results[0].binaries[0].path)
+    env = {"TALLY_HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    added = subprocess.run([tally, "add", "apples", "5"], env=env, capture_output=True, text=True, check=False)
+    assert added.returncode == 0, added.stderr
+    for number in range(300):
+        subprocess.run([tally, "add", f"c{number}"], env=env, capture_output=True, check=True)
+    piped = subprocess.run(f"{tally} list | head -1", shell=True, env=env, capture_output=True, text=True, check=False)
+    assert piped.stdout.count("\n") == 1 and "panicked" not in piped.stderr, piped.stderr

@@ -3,6 +3,7 @@ package, ending in one summary and a build record in the output folder."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -13,7 +14,7 @@ from toolchain import __version__, proc
 from toolchain.cache import inspect_cached
 from toolchain.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.digest import sha256_file
-from toolchain.errors import BuildError, ToolchainError
+from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.fat import join_fat
 from toolchain.inspection import BinaryInfo
 from toolchain.log import log
@@ -189,7 +190,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     targets = resolve_targets(options, settings)
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
-    out_dir = (options.out_dir or settings.out_dir_for(project.manifest_path)).resolve()
+    out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
     results = []
     for target in targets:
         started = time.monotonic()
@@ -207,6 +208,22 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         report_stale(out_dir, load_record(out_dir), options.clean)
         append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
     return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
+
+
+def usable_out_dir(path: Path) -> Path:
+    """The output folder, made now: a name the filesystem refuses is found before cargo runs."""
+    try:
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".toolchain-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+        raise UsageError(
+            f"the output folder {shown} cannot be used: {exc.strerror}", hint="pass a shorter or writable --out-dir"
+        ) from exc
+    return path
 
 
 def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: bool) -> tuple[bool, str]:
