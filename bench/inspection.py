@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.inspection import inspect_binary
+from toolchain.verify.inspection import inspect_binary
 
 
 def make_binary(folder: Path, megabytes: int) -> Path:

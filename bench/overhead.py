@@ -27,12 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import write_crate
 
 from toolchain import REPO_ROOT
-from toolchain.cargo import load_project, select
-from toolchain.catalog import load_catalog
-from toolchain.routes import resolve_route
-from toolchain.runners import BuildJob, CommandRunner, choose_runner
-from toolchain.settings import load_settings
-from toolchain.targets import host_platform
+from toolchain.build.cargo import load_project, select
+from toolchain.build.routes import resolve_route
+from toolchain.build.runners import BuildJob, CommandRunner, choose_runner
+from toolchain.config.catalog import load_catalog
+from toolchain.config.settings import load_settings
+from toolchain.config.targets import host_platform
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.package import ArchiveEntry, write_archive
+from toolchain.release.package import ArchiveEntry, write_archive
 
 
 def make_binary(path: Path, megabytes: int) -> None:

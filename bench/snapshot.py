@@ -22,12 +22,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, build
+from toolchain.build.pipeline import BuildOptions, build
 from toolchain.log import log
-from toolchain.release import package_release
-from toolchain.signing import generate
-from toolchain.update import snapshot, update
-from toolchain.version import set_version
+from toolchain.release.folder import package_release
+from toolchain.release.signing import generate
+from toolchain.release.version import set_version
+from toolchain.update.snapshot import snapshot
+from toolchain.update.updater import update
 
 
 def make_database(path: Path, megabytes: int) -> None:

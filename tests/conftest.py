@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.build.pipeline import BuildOptions, BuildReport, build
 
 DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"
 shutil.copytree(REPO_ROOT / "demo", DEMO_COPY, ignore=shutil.ignore_patterns("target"))

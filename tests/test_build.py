@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from conftest import HELLO_MAIN, make_crate, run_invoke
 
-from toolchain.build import BuildOptions, BuildReport, build
-from toolchain.cargo import load_project, select
+from toolchain.build.cargo import load_project, select
+from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.config.settings import load_settings
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
-from toolchain.settings import load_settings
 
 HOST = "x86_64-unknown-linux-gnu"
 

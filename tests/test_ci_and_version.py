@@ -12,10 +12,10 @@ import pytest
 import yaml
 from conftest import make_crate, run_invoke
 
-from toolchain.build import BuildOptions, build
-from toolchain.publish import release_notes
-from toolchain.signing import generate
-from toolchain.version import commit_level, next_version
+from toolchain.build.pipeline import BuildOptions, build
+from toolchain.release.publish import release_notes
+from toolchain.release.signing import generate
+from toolchain.release.version import commit_level, next_version
 
 
 def test_matrix_covers_the_release_targets() -> None:

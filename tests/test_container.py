@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain import REPO_ROOT, container
+from toolchain import REPO_ROOT
+from toolchain.build import container
 
 BASE = "local/bookworm:base"
 BUILD_USER = "1000:1000"

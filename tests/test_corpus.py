@@ -22,9 +22,9 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT, proc
-from toolchain.build import BuildOptions, BuildReport, TargetResult, build
-from toolchain.catalog import load_catalog
-from toolchain.smoke import smoke_binary
+from toolchain.build.pipeline import BuildOptions, BuildReport, TargetResult, build
+from toolchain.config.catalog import load_catalog
+from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.slow
 

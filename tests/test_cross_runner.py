@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import REPO_ROOT, smoke
-from toolchain.build import BuildOptions, build
-from toolchain.container import engine_problem
-from toolchain.settings import load_settings
+from toolchain import REPO_ROOT
+from toolchain.build.container import engine_problem
+from toolchain.build.pipeline import BuildOptions, build
+from toolchain.config.settings import load_settings
+from toolchain.verify import smoke
 
 TRIPLE = "aarch64-unknown-linux-gnu"
 IMAGE = f"local/cross:{TRIPLE}"

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import run_invoke
 
-from toolchain.build import BuildOptions, BuildReport, TargetResult, build
-from toolchain.catalog import load_catalog
+from toolchain.build.pipeline import BuildOptions, BuildReport, TargetResult, build
+from toolchain.config.catalog import load_catalog
+from toolchain.config.settings import load_settings
 from toolchain.errors import MissingToolError, UsageError
-from toolchain.settings import load_settings
-from toolchain.smoke import smoke_binary
+from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.slow
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.catalog import load_catalog, packaged
+from toolchain.config.catalog import load_catalog, packaged
+from toolchain.config.profiles import load_profile_file
+from toolchain.config.schema import load_toml
+from toolchain.config.settings import DEFAULTS_FILE, load_settings
+from toolchain.config.targets import load_target_file
 from toolchain.errors import ConfigError, UsageError
-from toolchain.profiles import load_profile_file
-from toolchain.schema import load_toml
-from toolchain.settings import DEFAULTS_FILE, load_settings
-from toolchain.targets import load_target_file
 
 TARGETS_DIR = packaged("targets")
 PROFILES_DIR = packaged("profiles")

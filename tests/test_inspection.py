@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.build import BuildReport
-from toolchain.cache import inspect_cached
+from toolchain.build.pipeline import BuildReport
 from toolchain.errors import InspectionError
-from toolchain.inspection import BinaryInfo, inspect_binary
+from toolchain.verify.cache import inspect_cached
+from toolchain.verify.inspection import BinaryInfo, inspect_binary
 
 
 def test_truncated_elf_is_an_inspection_error(demo_build: BuildReport, tmp_path: Path) -> None:
@@ -46,7 +46,7 @@ def test_cache_round_trips_and_spares_lief(demo_build: BuildReport, tmp_path: Pa
     assert BinaryInfo.from_dict(first.to_dict()) == first
     # A second process with a warm cache never imports LIEF.
     code = (
-        "import sys; from pathlib import Path; from toolchain.cache import inspect_cached; "
+        "import sys; from pathlib import Path; from toolchain.verify.cache import inspect_cached; "
         f"inspect_cached(Path({str(copy)!r}), {binary.sha256!r}, Path({str(tmp_path / 'cache')!r})); "
         "print('lief' in sys.modules)"
     )

@@ -29,9 +29,10 @@ from typing import TYPE_CHECKING
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, build
-from toolchain.release import ReleaseFile, package_release, render_installers
-from toolchain.signing import generate
+from toolchain.build.pipeline import BuildOptions, build
+from toolchain.release.folder import package_release
+from toolchain.release.installers import ReleaseFile, render_installers
+from toolchain.release.signing import generate
 
 if TYPE_CHECKING:
     from tree_sitter import Node

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.build import BuildOptions, BuildReport, build
-from toolchain.catalog import load_catalog, packaged
+from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.config.catalog import load_catalog, packaged
 from toolchain.errors import UsageError, VerificationError
-from toolchain.inspection import crate_of_symbol, inspect_binary
-from toolchain.policy import RULES, evaluate, load_policy_file, require
+from toolchain.verify.inspection import crate_of_symbol, inspect_binary
+from toolchain.verify.policy import RULES, evaluate, load_policy_file, require
 
 LINUX = load_catalog().target("x86_64-unknown-linux-gnu")
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.catalog import load_catalog, packaged
+from toolchain.config.catalog import load_catalog, packaged
+from toolchain.config.settings import default_manifest, load_settings
 from toolchain.errors import ConfigError, ProjectError
-from toolchain.settings import default_manifest, load_settings
 
 
 def test_packaged_data_is_read_from_the_package() -> None:

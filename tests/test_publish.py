@@ -22,9 +22,10 @@ from conftest import run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, build
+from toolchain.build.pipeline import BuildOptions, build
 from toolchain.errors import PublishError, ReleaseCheckError
-from toolchain.publish import (
+from toolchain.release.folder import package_release
+from toolchain.release.publish import (
     GitHubTarget,
     S3Target,
     is_prerelease,
@@ -32,8 +33,7 @@ from toolchain.publish import (
     release_info,
     upload_s3_object,
 )
-from toolchain.release import package_release
-from toolchain.signing import generate
+from toolchain.release.signing import generate
 
 TOKEN = "ghp_standin_secret_token_0123456789"
 REPO = "acme/tally"
@@ -228,7 +228,7 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
 
 
 def test_s3_layout_checksums_and_latest_pointer(signed: tuple[Path, str, Path], s3: tuple[Any, S3Target]) -> None:
-    from toolchain import publish as publish_module
+    from toolchain.release import publish as publish_module
 
     folder, key, _ = signed
     client, settings = s3
@@ -312,7 +312,7 @@ def objects(client: Any, bucket: str) -> dict[str, bytes]:
 
 
 def test_semver_order_of_latest() -> None:
-    from toolchain.publish import semver_key
+    from toolchain.release.publish import semver_key
 
     ordered = [
         *("0.1.0", "0.2.0-rc.1", "0.2.0", "0.9.0", "0.10.0"),
@@ -332,7 +332,7 @@ def test_s3_latest_only_moves_forward(
     s3_endpoint: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from toolchain.publish import publish_s3
+    from toolchain.release.publish import publish_s3
 
     folder, _, _ = signed
     client, target = s3
@@ -418,7 +418,7 @@ def test_s3_managed_transfer_uploads_in_parts(s3: tuple[Any, S3Target], tmp_path
 def test_s3_failure_midway_leaves_no_pointer_and_no_incomplete_uploads(
     signed: tuple[Path, str, Path], s3: tuple[Any, S3Target], tmp_path: Path
 ) -> None:
-    from toolchain.publish import publish_s3
+    from toolchain.release.publish import publish_s3
 
     folder, key, _ = signed
     client, target = s3
@@ -449,7 +449,7 @@ def test_s3_failure_midway_leaves_no_pointer_and_no_incomplete_uploads(
 def test_s3_cleanup_aborts_this_runs_unfinished_uploads_only(s3: tuple[Any, S3Target]) -> None:
     """The second line behind the managed transfer's own abort: after a failure
     the publisher lists the release prefix and aborts the uploads it started."""
-    from toolchain.publish import _abort_uploads
+    from toolchain.release.publish import _abort_uploads
 
     client, target = s3
     prefix = target.release_prefix("tally", "0.1.0")
@@ -467,7 +467,7 @@ def test_s3_missing_bucket_is_a_clear_client_error(
     import boto3
     from botocore.exceptions import ClientError
 
-    from toolchain.publish import publish_s3
+    from toolchain.release.publish import publish_s3
 
     folder, key, key_file = signed
     client, target = s3
@@ -543,7 +543,7 @@ def test_s3_endpoint_url_that_is_not_a_url_is_a_config_error(signed: tuple[Path,
     assert plan_only.returncode == 3 and "[s3] endpoint-url" in plan_only.stderr, plan_only.stderr
     # And where the client is made, for a target built by hand.
     from toolchain.errors import ConfigError
-    from toolchain.publish import s3_client
+    from toolchain.release.publish import s3_client
 
     with pytest.raises(ConfigError, match=r"\[s3\] endpoint-url 'not a url'") as refused:
         s3_client(S3Target("releases", endpoint_url="not a url"))
@@ -557,7 +557,7 @@ def test_keys_and_tags_are_derived_in_one_place(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from toolchain.errors import ConfigError
-    from toolchain.publish import plan, publish_s3
+    from toolchain.release.publish import plan, publish_s3
 
     target = S3Target.from_settings({"bucket": "b", "prefix": "/downloads/"})
     assert target.key("tally", "0.1.0", "a.tar.xz") == "downloads/tally/0.1.0/a.tar.xz"

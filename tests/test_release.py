@@ -18,11 +18,11 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, build
-from toolchain.catalog import packaged
+from toolchain.build.pipeline import BuildOptions, build
+from toolchain.config.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
-from toolchain.release import package_release, verify_release
-from toolchain.signing import generate, load_secret_key, parse_secret_key, sign_file
+from toolchain.release.folder import package_release, verify_release
+from toolchain.release.signing import generate, load_secret_key, parse_secret_key, sign_file
 
 HOST = "x86_64-unknown-linux-gnu"
 

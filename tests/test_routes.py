@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from toolchain import routes
-from toolchain.catalog import load_catalog
+from toolchain.build import routes
+from toolchain.config.catalog import load_catalog
 from toolchain.errors import MissingToolError
 
 TARGETS = load_catalog()

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.cargo import load_project, select
-from toolchain.catalog import load_catalog
+from toolchain.build.cargo import load_project, select
+from toolchain.build.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
+from toolchain.build.runners import RUNNERS, BuildJob, choose_runner
+from toolchain.build.runners.cross import CrossRunner, image_variable
+from toolchain.build.runners.native import NativeRunner
+from toolchain.build.runners.zig import ZigRunner
+from toolchain.build.vendor import merge_sources, project_sources
+from toolchain.config.catalog import load_catalog
+from toolchain.config.settings import load_settings
 from toolchain.errors import ProjectError
-from toolchain.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
-from toolchain.runners import RUNNERS, BuildJob, choose_runner
-from toolchain.runners.cross import CrossRunner, image_variable
-from toolchain.runners.native import NativeRunner
-from toolchain.runners.zig import ZigRunner
-from toolchain.settings import load_settings
-from toolchain.vendor import merge_sources, project_sources
 
 TARGETS = load_catalog()
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.build import BuildOptions, build
+from toolchain.build.pipeline import BuildOptions, build
 
 
 @pytest.fixture

@@ -22,12 +22,14 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build import BuildOptions, build
+from toolchain.build.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
-from toolchain.release import package_release
-from toolchain.signing import SecretKey, generate
-from toolchain.update import CRASH_ENV, UpdateResult, exclusive_lock, snapshot, update
-from toolchain.version import set_version
+from toolchain.release.folder import package_release
+from toolchain.release.signing import SecretKey, generate
+from toolchain.release.version import set_version
+from toolchain.update.journal import CRASH_ENV, exclusive_lock
+from toolchain.update.snapshot import snapshot
+from toolchain.update.updater import UpdateResult, update
 
 DEMO = REPO_ROOT / "demo"
 

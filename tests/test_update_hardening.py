@@ -30,10 +30,12 @@ from conftest import run_invoke
 from test_update import Install, Release, do_update, make_install, make_release, updater_code
 
 from toolchain import REPO_ROOT
-from toolchain.catalog import packaged
+from toolchain.config.catalog import packaged
 from toolchain.errors import UpdateError, UsageError
-from toolchain.signing import sign_file
-from toolchain.update import CRASH_ENV, Artifact, Member, check_members, extract_binary, update
+from toolchain.release.signing import sign_file
+from toolchain.update.artifact import Artifact, Member, check_members, extract_binary
+from toolchain.update.journal import CRASH_ENV
+from toolchain.update.updater import update
 
 HOST = "x86_64-unknown-linux-gnu"
 TOP = f"tally-{HOST}"

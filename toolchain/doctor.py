@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.cargo import cargo_program
-from toolchain.catalog import Catalog
+from toolchain.build.cargo import cargo_program
+from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
+from toolchain.build.runners import choose_runner
+from toolchain.config.catalog import Catalog
+from toolchain.config.targets import Target, host_platform
 from toolchain.errors import ToolchainError
-from toolchain.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
-from toolchain.runners import choose_runner
-from toolchain.targets import Target, host_platform
 
 DOCTOR_SCHEMA = "toolchain.doctor/v1"
 
@@ -93,7 +93,7 @@ def _zig() -> Check:
 def _cross() -> Check:
     # Not `cross --version` in the project: inside a cargo project cross 0.2.5
     # first checks the active rustup toolchain and re-installs (online: updates) it.
-    from toolchain.runners.cross import cross_version
+    from toolchain.build.runners.cross import cross_version
 
     version = cross_version()
     fix = "cargo install cross --locked (from crates.io)"
@@ -102,7 +102,7 @@ def _cross() -> Check:
 
 def _docker_engine() -> Check:
     # The same check the container runner makes (the docker SDK), so the two never disagree.
-    from toolchain.container import ENGINE_FIX, client
+    from toolchain.build.container import ENGINE_FIX, client
 
     try:
         version = client().version().get("Version", "?")

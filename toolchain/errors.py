@@ -1,7 +1,7 @@
 """One exception root. Each subclass carries the exit code of its kind.
 
 Every message is one line that names the bad thing and says what to do; the
-task boundary (toolchain.tasks.entry) is the one place that catches them.
+task boundary (toolchain.tasks.base) is the one place that catches them.
 """
 
 from __future__ import annotations

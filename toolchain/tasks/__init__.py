@@ -14,8 +14,8 @@ def build_namespace() -> Collection:
         doctor,
         image,
         inspect,
+        package,
         publish,
-        release,
         size,
         smoke,
         toolchain,
@@ -26,7 +26,7 @@ def build_namespace() -> Collection:
     namespace = Collection()
     for module in (build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
-    for task in (*release.TASKS, *update.TASKS, *publish.TASKS):
+    for task in (*package.TASKS, *update.TASKS, *publish.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)

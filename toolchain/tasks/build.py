@@ -7,14 +7,14 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from toolchain.build import BuildOptions, BuildReport, build
+from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import SOME_TARGETS_FAILED
 from toolchain.log import log
-from toolchain.policy import RuleVerdict
-from toolchain.release import package_release
-from toolchain.settings import Settings, load_settings
-from toolchain.signing import configured_secret_key
+from toolchain.release.folder import package_release
+from toolchain.release.signing import configured_secret_key
 from toolchain.tasks.base import target_list, task
+from toolchain.verify.policy import RuleVerdict
 
 
 def _human(size: int) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.ci import WORKFLOW, matrix
+from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.settings import load_settings
+from toolchain.release.ci import WORKFLOW, matrix
 from toolchain.tasks.base import task
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from invoke.context import Context
 
+from toolchain.config.settings import load_settings
 from toolchain.doctor import diagnose
 from toolchain.errors import MissingToolError
 from toolchain.log import log
-from toolchain.settings import load_settings
 from toolchain.tasks.base import target_list, task
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.container import build_image
+from toolchain.build.container import build_image
+from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.settings import load_settings
 from toolchain.tasks.base import task
 
 

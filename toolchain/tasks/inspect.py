@@ -7,11 +7,11 @@ from typing import Any
 
 from invoke.context import Context
 
+from toolchain.config.settings import load_settings
 from toolchain.errors import VerificationError
-from toolchain.inspect_report import inspect_paths, paths_from_last_build
 from toolchain.log import log
-from toolchain.settings import load_settings
 from toolchain.tasks.base import task
+from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 
 
 @task(

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from invoke.context import Context
 
+from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
-from toolchain.settings import Settings, load_settings
-from toolchain.signing import public_key_text
+from toolchain.release.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
+from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import task
 
 
@@ -93,8 +93,8 @@ def release_task(
     json: bool = False,
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
-    from toolchain.build import BuildOptions, build
-    from toolchain.signing import configured_secret_key
+    from toolchain.build.pipeline import BuildOptions, build
+    from toolchain.release.signing import configured_secret_key
     from toolchain.tasks.build import package_built
 
     settings = load_settings()

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from invoke.context import Context
 
+from toolchain.build.record import load_record
+from toolchain.config.settings import load_settings
 from toolchain.errors import SizeRegressionError
 from toolchain.log import log
-from toolchain.record import load_record
-from toolchain.settings import load_settings
-from toolchain.size import (
+from toolchain.tasks.base import target_list, task
+from toolchain.verify.size import (
     REPORT_NAME,
     load_baseline,
     read_history,
@@ -19,7 +20,6 @@ from toolchain.size import (
     rows_from_record,
     write_baseline,
 )
-from toolchain.tasks.base import target_list, task
 
 
 def _change(current: int | None, base: int | None) -> str:
@@ -54,7 +54,7 @@ def size_task(
     folder = Path(out_dir) if out_dir else settings.out_dir
     triples = list(target_list(target))
     if crates:
-        from toolchain.bloat import attribute
+        from toolchain.verify.bloat import attribute
 
         results = attribute(triples[0] if triples else None)
         if json:

@@ -6,11 +6,11 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.inspect_report import built_binaries
+from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.settings import load_settings
-from toolchain.smoke import require_ok, smoke_binary
 from toolchain.tasks.base import target_list, task
+from toolchain.verify.inspect_report import built_binaries
+from toolchain.verify.smoke import require_ok, smoke_binary
 
 
 @task(

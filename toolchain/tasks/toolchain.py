@@ -5,9 +5,9 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
+from toolchain.build.provision import install
+from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.provision import install
-from toolchain.settings import load_settings
 from toolchain.tasks.base import required, target_list, task
 
 

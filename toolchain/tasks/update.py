@@ -10,12 +10,14 @@ from typing import Any
 from invoke.context import Context
 
 from toolchain.atomic import write_atomic
+from toolchain.config.settings import load_settings
 from toolchain.errors import UpdateError, UsageError
 from toolchain.log import log
-from toolchain.settings import load_settings
-from toolchain.signing import public_key_text
+from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import required, task
-from toolchain.update import UpdateResult, default_state_dir, list_snapshots, recover, rollback, update
+from toolchain.update.journal import default_state_dir
+from toolchain.update.snapshot import list_snapshots
+from toolchain.update.updater import UpdateResult, recover, rollback, update
 
 
 def _read_receipt(receipt: str) -> dict[str, Any]:
@@ -171,7 +173,7 @@ def recover_task(
     c: Context, binary: str = "", receipt: str = "", state_dir: str = "", force: bool = False, abandon: bool = False
 ) -> None:
     """Finish or undo an update that was interrupted (fully old or fully new)."""
-    from toolchain.update import exclusive_lock
+    from toolchain.update.journal import exclusive_lock
 
     folder = _state_dir(binary, receipt, state_dir)
     if not folder.is_dir():

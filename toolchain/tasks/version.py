@@ -7,10 +7,10 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
+from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.settings import load_settings
+from toolchain.release.version import bump
 from toolchain.tasks.base import task
-from toolchain.version import bump
 
 
 @task(

@@ -1,0 +1,155 @@
+"""The Rust project as cargo sees it: packages and binaries from
+`cargo metadata`, never from guessing at folder layouts."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolchain import proc
+from toolchain.build.routes import ProjectSources
+from toolchain.build.vendor import project_sources
+from toolchain.config.schema import did_you_mean, load_toml
+from toolchain.errors import ProjectError, UsageError
+
+
+def cargo_program() -> str:
+    return os.environ.get("CARGO", "cargo")
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    version: str
+    manifest_path: Path
+    binaries: tuple[str, ...]
+    license_files: tuple[Path, ...]
+    readme: Path | None
+
+    @property
+    def root(self) -> Path:
+        return self.manifest_path.parent
+
+
+@dataclass(frozen=True)
+class Project:
+    manifest_path: Path
+    workspace_root: Path
+    target_directory: Path
+    packages: tuple[Package, ...]  # workspace members that have binaries
+    manifest_profiles: dict[str, dict[str, Any]]  # [profile.*] tables of the workspace's Cargo.toml
+    registry_dependencies: tuple[str, ...] = ()  # crates.io (or other registry) deps of members
+    sources: ProjectSources = field(default_factory=ProjectSources)  # offline? vendored? (what build-std needs to know)
+
+    @property
+    def lockfile(self) -> Path:
+        return self.workspace_root / "Cargo.lock"
+
+
+@dataclass(frozen=True)
+class Selection:
+    package: Package
+    binaries: tuple[str, ...]
+
+
+def load_project(manifest_path: Path) -> Project:
+    manifest_path = manifest_path.resolve()
+    if manifest_path.is_dir():
+        manifest_path = manifest_path / "Cargo.toml"
+    if not manifest_path.is_file():
+        raise ProjectError(
+            f"no Cargo.toml at {manifest_path}",
+            hint="pass --manifest-path pointing at a crate's or workspace's Cargo.toml",
+        )
+    result = proc.run(
+        [cargo_program(), "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest_path],
+        error=ProjectError,
+        what="cargo metadata",
+        quiet=True,
+    )
+    metadata = json.loads(result.stdout)
+    members = set(metadata["workspace_members"])
+    packages = []
+    registry_dependencies = set()
+    for raw in metadata["packages"]:
+        if raw["id"] not in members:
+            continue
+        registry_dependencies |= {
+            d["name"] for d in raw["dependencies"] if (d.get("source") or "").startswith(("registry+", "sparse+"))
+        }
+        binaries = tuple(t["name"] for t in raw["targets"] if "bin" in t["kind"])
+        if not binaries:
+            continue
+        root = Path(raw["manifest_path"]).parent
+        packages.append(
+            Package(
+                name=raw["name"],
+                version=raw["version"],
+                manifest_path=Path(raw["manifest_path"]),
+                binaries=binaries,
+                license_files=_license_files(root, raw.get("license_file")),
+                readme=(root / raw["readme"]) if raw.get("readme") else _first_existing(root, ("README.md", "README")),
+            )
+        )
+    if not packages:
+        raise ProjectError(
+            f"{manifest_path} has no binary target (only libraries)",
+            hint="point --manifest-path at a crate with a [[bin]] or src/main.rs",
+        )
+    workspace_root = Path(metadata["workspace_root"])
+    root_manifest = load_toml(workspace_root / "Cargo.toml")
+    target_directory = Path(metadata["target_directory"])
+    dependencies = tuple(sorted(registry_dependencies))
+    return Project(
+        manifest_path=manifest_path,
+        workspace_root=workspace_root,
+        target_directory=target_directory,
+        packages=tuple(sorted(packages, key=lambda p: p.name)),
+        manifest_profiles={k: dict(v) for k, v in root_manifest.get("profile", {}).items() if isinstance(v, dict)},
+        registry_dependencies=dependencies,
+        sources=project_sources(workspace_root, dependencies, target_directory),
+    )
+
+
+def _first_existing(root: Path, names: tuple[str, ...]) -> Path | None:
+    for name in names:
+        if (root / name).is_file():
+            return root / name
+    return None
+
+
+def _license_files(root: Path, declared: str | None) -> tuple[Path, ...]:
+    found = [root / declared] if declared else []
+    found += sorted(p for p in root.glob("LICEN[CS]E*") if p.is_file() and p not in found)
+    return tuple(found)
+
+
+def select(project: Project, package: str | None, binaries: list[str]) -> list[Selection]:
+    """Which packages and binaries to build: all by default."""
+    packages = list(project.packages)
+    if package:
+        names = [p.name for p in packages]
+        if package not in names:
+            raise UsageError(
+                f"package '{package}' has no binary in this workspace; {did_you_mean(package, names)}",
+                hint="pass one of the workspace's binary packages to --package",
+            )
+        packages = [p for p in packages if p.name == package]
+    if not binaries:
+        return [Selection(p, p.binaries) for p in packages]
+    selections = []
+    known = sorted({b for p in packages for b in p.binaries})
+    for name in binaries:
+        if name not in known:
+            raise UsageError(
+                f"no binary named '{name}'; {did_you_mean(name, known)}",
+                hint="pass a binary of the selected package(s) to --bin",
+            )
+    for p in packages:
+        chosen = tuple(b for b in p.binaries if b in binaries)
+        if chosen:
+            selections.append(Selection(p, chosen))
+    return selections

@@ -1,0 +1,475 @@
+"""The build pipeline for one or more targets: cargo → inspect → verify →
+package, ending in one summary and a build record in the output folder."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolchain import __version__, proc
+from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.build.fat import join_fat
+from toolchain.build.record import (
+    ArtifactEntry,
+    BinaryEntry,
+    BuildRecord,
+    TargetEntry,
+    load_record,
+    load_record_or_empty,
+    save_record,
+)
+from toolchain.build.routes import Route, rustc_version
+from toolchain.build.runners import BuildJob, choose_runner
+from toolchain.build.sdk import require_sdk
+from toolchain.build.stale import report_stale
+from toolchain.build.vendor import merge_sources
+from toolchain.config.profiles import Profile, SettingSource, effective_settings
+from toolchain.config.settings import Settings, load_settings
+from toolchain.config.targets import Target, host_platform
+from toolchain.digest import sha256_file
+from toolchain.errors import BuildError, ToolchainError, UsageError
+from toolchain.log import log
+from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
+from toolchain.verify.cache import inspect_cached
+from toolchain.verify.inspection import BinaryInfo
+from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
+from toolchain.verify.size import append_history
+
+REPORT_SCHEMA = "toolchain.build/v1"
+EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    targets: tuple[str, ...] = ()  # empty: settings, else this host's target
+    all_targets: bool = False
+    profile: str | None = None
+    manifest_path: Path | None = None
+    package: str | None = None
+    binaries: tuple[str, ...] = ()
+    runner: str | None = None
+    force_profile: bool = False
+    out_dir: Path | None = None
+    keep_going: bool = False
+    package_artifacts: bool = True
+    allow: tuple[str, ...] = ()  # policy rules overridden on purpose (recorded)
+    features: tuple[str, ...] = ()  # added to [build] features
+    all_features: bool | None = None  # None: [build] all-features
+    no_default_features: bool | None = None  # None: [build] no-default-features
+    locked: bool | None = None  # None: [build] locked
+    demo: bool = False  # build the bundled demo (a source checkout only)
+    clean: bool = False  # remove release files of the folder that this build record did not make
+
+
+@dataclass(frozen=True)
+class BuiltBinary:
+    package: str
+    version: str
+    name: str
+    path: Path
+    sha256: str
+    info: BinaryInfo
+    verdicts: tuple[RuleVerdict, ...]
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    triple: str
+    ok: bool
+    seconds: float
+    runner: str | None = None
+    runner_reason: str | None = None
+    route: str | None = None
+    profile_source: str | None = None
+    profile_settings: tuple[SettingSource, ...] = ()
+    toolchain: dict[str, str | None] = field(default_factory=dict)
+    binaries: tuple[BuiltBinary, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    error: str | None = None
+    allowed: tuple[str, ...] = ()
+    started: str = ""
+
+    def entry(self) -> TargetEntry:
+        """This result as the build record keeps it."""
+        return TargetEntry(
+            target=self.triple,
+            ok=self.ok,
+            seconds=self.seconds,
+            runner=self.runner,
+            runner_reason=self.runner_reason,
+            route=self.route,
+            profile_source=self.profile_source,
+            profile_settings=tuple(dict(s.__dict__) for s in self.profile_settings),
+            toolchain=dict(self.toolchain),
+            error=self.error,
+            allowed_rules=self.allowed,
+            started=self.started,
+            binaries=tuple(
+                BinaryEntry(
+                    package=b.package,
+                    version=b.version,
+                    name=b.name,
+                    path=b.path,
+                    sha256=b.sha256,
+                    size=b.info.size,
+                    format=b.info.format,
+                    machine=b.info.machine,
+                    stripped=b.info.stripped,
+                    sections={sec.name: sec.size for sec in b.info.sections},
+                    verdicts=tuple(dict(v.__dict__) for v in b.verdicts),
+                )
+                for b in self.binaries
+            ),
+            artifacts=tuple(
+                ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in self.artifacts
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.entry().to_dict()
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    profile: str
+    out_dir: Path
+    results: tuple[TargetResult, ...]
+    record_path: Path | None = None
+    workspace_root: Path | None = None  # the project's (git information for provenance)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": REPORT_SCHEMA,
+            "ok": self.ok,
+            "profile": self.profile,
+            "out_dir": str(self.out_dir),
+            "record": str(self.record_path) if self.record_path else None,
+            "targets": [r.to_dict() for r in self.results],
+        }
+
+
+def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
+    catalog = settings.catalog
+    if options.all_targets:
+        host = host_platform()
+        known = catalog.targets.values()
+        chosen = [t for t in known if t.release and t.runner_preference(host)]
+        # A release target this host cannot build is replaced by its stand-in
+        # (windows-msvc by windows-gnu on Linux), if the data names one.
+        for missing in (t for t in known if t.release and not t.runner_preference(host)):
+            chosen += [t for t in known if t.substitutes == missing.triple and t.runner_preference(host)]
+        return chosen
+    triples = list(options.targets) or list(settings.targets) or [catalog.host_triple()]
+    return [catalog.target(t) for t in triples]
+
+
+def build(options: BuildOptions, settings: Settings | None = None) -> BuildReport:
+    """Build, verify and package every requested target."""
+    settings = settings or load_settings()
+    if options.runner:
+        settings = replace(settings, runner=options.runner)
+    settings = replace(
+        settings,
+        features=(*settings.features, *options.features),
+        all_features=settings.all_features if options.all_features is None else options.all_features,
+        no_default_features=(
+            settings.no_default_features if options.no_default_features is None else options.no_default_features
+        ),
+        locked=settings.locked if options.locked is None else options.locked,
+    )
+    check_allow(options.allow)
+    profile = settings.catalog.profile(options.profile or settings.profile)
+    targets = resolve_targets(options, settings)
+    project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
+    selections = select(project, options.package, list(options.binaries))
+    out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
+    results = []
+    for target in targets:
+        started = time.monotonic()
+        try:
+            result = build_target(project, selections, target, profile, options, settings, out_dir)
+        except ToolchainError as exc:
+            if not options.keep_going or len(targets) == 1:
+                raise
+            log.error(f"{target.triple}: {exc}")
+            result = TargetResult(target.triple, False, time.monotonic() - started, error=str(exc))
+        results.append(result)
+    record_path = None
+    if any(r.ok for r in results):
+        record_path = write_record(out_dir, project, profile, results)
+        report_stale(out_dir, load_record(out_dir), options.clean)
+        append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
+    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
+
+
+def usable_out_dir(path: Path) -> Path:
+    """The output folder, made now: a name the filesystem refuses is found before cargo runs."""
+    try:
+        path = path.resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".toolchain-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        shown = str(path) if len(str(path)) <= 80 else str(path)[:77] + "..."
+        raise UsageError(
+            f"the output folder {shown} cannot be used: {exc.strerror}", hint="pass a shorter or writable --out-dir"
+        ) from exc
+    return path
+
+
+def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: bool) -> tuple[bool, str]:
+    """Whether to pass the profile on cargo's command line, and where it comes from."""
+    if profile.builtin:
+        return False, f"cargo's built-in {profile.name} profile"
+    if profile.name in project.manifest_profiles and not force:
+        return False, f"[profile.{profile.name}] in {project.workspace_root / 'Cargo.toml'}"
+    return True, str(profile.source)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What cargo produced for one target, and how."""
+
+    executables: dict[str, Path]
+    runner: str
+    runner_reason: str
+    route: Route
+    profile_source: str
+    profile_settings: tuple[SettingSource, ...] = ()
+
+
+def compile_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    settings: Settings,
+    force_profile: bool,
+) -> Compiled:
+    if target.components:
+        return compile_universal(project, selections, target, profile, settings, force_profile)
+    host = host_platform()
+    with log.group(f"build {target.triple} ({profile.name} profile)"):
+        choice = choose_runner(settings.runner, target, host)
+        log.info(f"runner: {choice.runner.name} ({choice.reason})")
+        require_sdk(target, project, selections, settings)
+        route = choice.runner.route(target, project)
+        log.info(f"toolchain route: {route.name} ({route.detail})")
+        if route.merge is not None:
+            count = merge_sources(*route.merge)
+            log.info(f"merged {count} vendored crates (std's and the project's) into {route.merge[2]}")
+        define, profile_source = profile_is_defined_by_toolkit(profile, project, force_profile)
+        if not define and not profile.builtin:
+            log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
+        log.info(f"profile: {profile.name} from {profile_source}")
+        skip: frozenset[str] = frozenset()
+        profile_settings: tuple[SettingSource, ...] = ()
+        if define:
+            manifest = project.workspace_root / "Cargo.toml"
+            release = project.manifest_profiles.get("release", {})
+            skip, profile_settings = effective_settings(profile, release, manifest, force_profile)
+            for key in sorted(skip):
+                log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
+        job = BuildJob(
+            project,
+            tuple(selections),
+            target,
+            profile,
+            define,
+            route,
+            settings,
+            skip,
+            features=settings.features,
+            all_features=settings.all_features,
+            no_default_features=settings.no_default_features,
+            locked=settings.locked,
+        )
+        executables = choice.runner.build(job)
+    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
+
+
+def compile_universal(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    settings: Settings,
+    force_profile: bool,
+) -> Compiled:
+    """Build every component target, then join each binary's slices."""
+    parts = [
+        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile)
+        for c in target.components
+    ]
+    out_dir = project.target_directory / target.triple / profile.dir_name()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    joined = {}
+    with log.group(f"join {target.triple}"):
+        for name in sorted(parts[0].executables):
+            slices = [part.executables[name] for part in parts]
+            joined[name] = join_fat(slices, out_dir / slices[0].name)
+            log.info(f"joined {', '.join(str(p) for p in slices)} into {joined[name]}")
+    first = parts[0]
+    reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
+    return Compiled(joined, first.runner, reason, first.route, first.profile_source, first.profile_settings)
+
+
+def build_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+) -> TargetResult:
+    started = time.monotonic()
+    started_on = datetime.now(UTC).isoformat(timespec="seconds")
+    compiled = compile_target(project, selections, target, profile, settings, options.force_profile)
+    binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
+    artifacts: list[Artifact] = []
+    if options.package_artifacts:
+        artifacts = package_target(project, selections, target, binaries, settings, out_dir)
+    return TargetResult(
+        triple=target.triple,
+        ok=True,
+        seconds=time.monotonic() - started,
+        runner=compiled.runner,
+        runner_reason=compiled.runner_reason,
+        route=compiled.route.name,
+        profile_source=compiled.profile_source,
+        profile_settings=compiled.profile_settings,
+        toolchain=toolchain_versions(compiled.route),
+        binaries=tuple(binaries),
+        artifacts=tuple(artifacts),
+        allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
+        started=started_on,
+    )
+
+
+def check_binaries(
+    executables: dict[str, Path],
+    target: Target,
+    project: Project,
+    selections: list[Selection],
+    settings: Settings,
+    allow: tuple[str, ...] = (),
+) -> list[BuiltBinary]:
+    """Inspect each binary (cached by digest) and hold it to the target's policy."""
+    cache_dir = project.target_directory / ".toolchain"
+    owner = {b: s.package for s in selections for b in s.binaries}
+    built = []
+    policy = settings.catalog.policy_for(target)
+    machines = settings.catalog.component_machines(target)
+    with log.group(f"verify {target.triple} ({policy.source.name})"):
+        for name, path in sorted(executables.items()):
+            digest = sha256_file(path)
+            info = inspect_cached(path, digest, cache_dir)
+            verdicts = evaluate(info, target, path, policy, allow, machines)
+            for verdict in verdicts:
+                if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
+                    why = "allowed with --allow" if verdict.allowed else "warning"
+                    log.warn(f"{path.name}: rule '{verdict.rule}' ({why}): found {verdict.found}")
+            require(verdicts, target, path, policy)
+            log.info(
+                f"{path.name}: {info.format} {'+'.join(info.architectures) or info.machine} {info.bits}-bit, "
+                f"{'stripped' if info.stripped else 'not stripped'}, {info.size} bytes"
+            )
+            package = owner[name]
+            built.append(BuiltBinary(package.name, package.version, name, path, digest, info, verdicts))
+    return built
+
+
+def archive_entries(
+    selection: Selection, binaries: list[BuiltBinary], target: Target, project: Project, settings: Settings
+) -> list[ArchiveEntry]:
+    package = selection.package
+    entries = [ArchiveEntry(b.path.name, b.path, executable=True) for b in binaries if b.package == package.name]
+    docs: list[Path] = [*package.license_files]
+    if package.readme:
+        docs.append(package.readme)
+    for root in (package.root, project.workspace_root):
+        for name in EXTRA_DOC_NAMES:
+            if (root / name).is_file():
+                docs.append(root / name)
+                break
+        else:
+            continue
+        break
+    for extra in settings.include:
+        path = package.root / extra
+        if not path.is_file():
+            raise BuildError(f"include file {path} does not exist", hint="fix [package] include in toolchain.toml")
+        docs.append(path)
+    seen = {e.name for e in entries}
+    for doc in docs:
+        if doc.name not in seen and doc.is_file():
+            entries.append(ArchiveEntry(doc.name, doc, executable=False))
+            seen.add(doc.name)
+    return entries
+
+
+def package_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    binaries: list[BuiltBinary],
+    settings: Settings,
+    out_dir: Path,
+) -> list[Artifact]:
+    mtime = source_date_epoch(project.workspace_root)
+    artifacts = []
+    with log.group(f"package {target.triple}"):
+        for selection in selections:
+            name = archive_name(selection.package.name, target.triple, target.archive_format)
+            entries = archive_entries(selection, binaries, target, project, settings)
+            artifact = write_archive(selection.package.name, entries, out_dir, name, mtime)
+            log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
+            artifacts.append(artifact)
+    return artifacts
+
+
+def toolchain_versions(route: Route) -> dict[str, str | None]:
+    if route.versions:
+        return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
+    cargo = proc.run([cargo_program(), "--version"], check=False, quiet=True)
+    return {
+        "cargo": cargo.stdout.strip() or None,
+        "rustc": rustc_version(route.rustc),
+        "route": route.name,
+        "route_detail": route.detail,
+        "toolkit": __version__,
+    }
+
+
+def write_record(out_dir: Path, project: Project, profile: Profile, results: list[TargetResult]) -> Path:
+    """Merge this build's targets into the output folder's record (atomically).
+    Entries of another project's build are dropped: a folder is one project's release."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    lock_digest = sha256_file(project.lockfile) if project.lockfile.is_file() else None
+    entries = [
+        replace(
+            result.entry(),
+            finished=now,
+            profile=profile.name,
+            manifest_path=project.manifest_path,
+            cargo_lock_sha256=lock_digest,
+        )
+        for result in results
+        if result.ok
+    ]
+    previous = load_record_or_empty(out_dir)
+    foreign = sorted(t for t, e in previous.targets.items() if e.manifest_path != project.manifest_path)
+    if foreign:
+        log.warn(f"{out_dir} held a build of another project ({', '.join(foreign)}): dropped from its record")
+    kept = BuildRecord({t: e for t, e in previous.targets.items() if t not in foreign})
+    return save_record(out_dir, kept.merged(entries))

@@ -1,0 +1,178 @@
+"""The build record: build-record.json in the output folder, one entry per
+target (runner, route, profile and where its settings came from, toolchain
+versions, every binary with its checks, every archive). This module is the
+only one that reads or writes it; everything else gets typed entries."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from toolchain.atomic import write_atomic
+from toolchain.errors import BuildError
+
+RECORD_NAME = "build-record.json"
+RECORD_SCHEMA = "toolchain.build-record/v1"
+
+
+@dataclass(frozen=True)
+class BinaryEntry:
+    package: str
+    version: str
+    name: str
+    path: Path
+    sha256: str
+    size: int
+    format: str
+    machine: str
+    stripped: bool
+    sections: dict[str, int] = field(default_factory=dict)
+    verdicts: tuple[dict[str, Any], ...] = ()  # toolchain.verify.policy.RuleVerdict as written
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path), "verdicts": list(self.verdicts)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BinaryEntry:
+        return cls(
+            package=raw["package"],
+            version=raw.get("version", ""),
+            name=raw["name"],
+            path=Path(raw["path"]),
+            sha256=raw["sha256"],
+            size=int(raw["size"]),
+            format=raw.get("format", ""),
+            machine=raw.get("machine", ""),
+            stripped=bool(raw.get("stripped", False)),
+            sections={str(k): int(v) for k, v in raw.get("sections", {}).items()},
+            verdicts=tuple(raw.get("verdicts", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    package: str
+    path: Path
+    sha256: str
+    size: int
+    checksum: Path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path), "checksum": str(self.checksum)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ArtifactEntry:
+        return cls(raw["package"], Path(raw["path"]), raw["sha256"], int(raw["size"]), Path(raw["checksum"]))
+
+
+@dataclass(frozen=True)
+class TargetEntry:
+    target: str
+    ok: bool
+    seconds: float
+    runner: str | None = None
+    runner_reason: str | None = None
+    route: str | None = None
+    profile_source: str | None = None
+    profile_settings: tuple[dict[str, Any], ...] = ()  # toolchain.config.profiles.SettingSource as written
+    toolchain: dict[str, str | None] = field(default_factory=dict)
+    error: str | None = None
+    allowed_rules: tuple[str, ...] = ()
+    started: str = ""
+    binaries: tuple[BinaryEntry, ...] = ()
+    artifacts: tuple[ArtifactEntry, ...] = ()
+    # Set when the entry is written into a record.
+    finished: str = ""
+    profile: str = ""
+    manifest_path: Path | None = None
+    cargo_lock_sha256: str | None = None
+
+    def binaries_of(self, package: str) -> tuple[BinaryEntry, ...]:
+        return tuple(b for b in self.binaries if b.package == package)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.__dict__,
+            "seconds": round(self.seconds, 3),
+            "profile_settings": list(self.profile_settings),
+            "allowed_rules": list(self.allowed_rules),
+            "binaries": [b.to_dict() for b in self.binaries],
+            "artifacts": [a.to_dict() for a in self.artifacts],
+            "manifest_path": str(self.manifest_path) if self.manifest_path else None,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TargetEntry:
+        return cls(
+            target=raw["target"],
+            ok=bool(raw.get("ok", True)),
+            seconds=float(raw.get("seconds", 0.0)),
+            runner=raw.get("runner"),
+            runner_reason=raw.get("runner_reason"),
+            route=raw.get("route"),
+            profile_source=raw.get("profile_source"),
+            profile_settings=tuple(raw.get("profile_settings", ())),
+            toolchain=dict(raw.get("toolchain", {})),
+            error=raw.get("error"),
+            allowed_rules=tuple(raw.get("allowed_rules", ())),
+            started=raw.get("started", ""),
+            binaries=tuple(BinaryEntry.from_dict(b) for b in raw.get("binaries", ())),
+            artifacts=tuple(ArtifactEntry.from_dict(a) for a in raw.get("artifacts", ())),
+            finished=raw.get("finished", ""),
+            profile=raw.get("profile", ""),
+            manifest_path=Path(raw["manifest_path"]) if raw.get("manifest_path") else None,
+            cargo_lock_sha256=raw.get("cargo_lock_sha256"),
+        )
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    targets: dict[str, TargetEntry] = field(default_factory=dict)
+
+    def merged(self, entries: list[TargetEntry]) -> BuildRecord:
+        """This record with `entries` added or replacing the same targets."""
+        return replace(self, targets={**self.targets, **{e.target: e for e in entries}})
+
+    def entry(self, triple: str) -> TargetEntry | None:
+        return self.targets.get(triple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": RECORD_SCHEMA, "targets": {t: e.to_dict() for t, e in sorted(self.targets.items())}}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> BuildRecord:
+        return cls({t: TargetEntry.from_dict(e) for t, e in raw.get("targets", {}).items()})
+
+
+def load_record(out_dir: Path) -> BuildRecord:
+    """The record of the builds in `out_dir`; an error when there is none."""
+    path = out_dir / RECORD_NAME
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise BuildError(f"no build record at {path}", hint="run `invoke build` first") from exc
+    except ValueError as exc:
+        raise BuildError(f"{path} is not JSON", hint="delete it and run `invoke build` again") from exc
+    if raw.get("schema") != RECORD_SCHEMA:
+        raise BuildError(f"{path} is not a {RECORD_SCHEMA} record", hint="delete it and run `invoke build` again")
+    try:
+        return BuildRecord.from_dict(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BuildError(f"{path} lacks {exc}", hint="delete it and run `invoke build` again") from exc
+
+
+def load_record_or_empty(out_dir: Path) -> BuildRecord:
+    """The record to add builds to: an unreadable or foreign one starts afresh."""
+    try:
+        return load_record(out_dir)
+    except BuildError:
+        return BuildRecord()
+
+
+def save_record(out_dir: Path, record: BuildRecord) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / RECORD_NAME
+    write_atomic(path, json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path

@@ -1,0 +1,145 @@
+"""What every runner shares: the job it is given, the Runner protocol, the
+base class of runners that are one cargo-like command on this host, and the
+cargo arguments they all pass."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from toolchain import proc
+from toolchain.build.cargo import Project, Selection
+from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
+from toolchain.build.rustflags import encoded_rustflags
+from toolchain.config.profiles import Profile
+from toolchain.config.settings import Settings
+from toolchain.config.targets import Target
+from toolchain.errors import BuildError
+
+
+@dataclass(frozen=True)
+class BuildJob:
+    """Everything a runner needs to build one target."""
+
+    project: Project
+    selections: tuple[Selection, ...]
+    target: Target
+    profile: Profile
+    define_profile: bool  # False when the user's Cargo.toml defines it and wins
+    route: Route
+    settings: Settings
+    skip_keys: frozenset[str] = frozenset()  # ours, left out: the project's release is tighter
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
+    locked: bool = True
+
+
+@dataclass(frozen=True)
+class CargoInvocation:
+    argv: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Runner(Protocol):
+    name: str
+
+    def problem(self, target: Target, host: str) -> str | None:
+        """Why this runner cannot build `target` on `host` (with the fix), or None."""
+        ...
+
+    def route(self, target: Target, project: Project) -> Route:
+        """Where std for the target comes from when this runner builds it."""
+        ...
+
+    def build(self, job: BuildJob) -> dict[str, Path]:
+        """Build; return binary name -> path of the executable on this host."""
+        ...
+
+
+class CommandRunner(ABC):
+    """A runner that is one cargo-like command on this host."""
+
+    name = "command"
+    # Whether the build runs on this host's paths (a container sees its own).
+    remaps_host_paths = True
+
+    @abstractmethod
+    def invocation(self, job: BuildJob) -> CargoInvocation:
+        """The command line (argument list and extra environment)."""
+
+    def route(self, target: Target, project: Project) -> Route:
+        return resolve_route(target, project.sources)
+
+    def build(self, job: BuildJob) -> dict[str, Path]:
+        invocation = self.invocation(job)
+        env = dict(invocation.env)
+        if self.remaps_host_paths and not job.route.trim_paths:
+            project = job.project
+            env["CARGO_ENCODED_RUSTFLAGS"] = encoded_rustflags(
+                project.workspace_root,
+                project.target_directory,
+                job.target.triple,
+                project.sources.vendor_dir,
+                VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
+            )
+        result = proc.run(
+            invocation.argv,
+            env=env,
+            cwd=job.project.workspace_root,
+            tee_stderr=True,
+            error=BuildError,
+            what=f"cargo build for {job.target.triple}",
+        )
+        return parse_executables(result.stdout)
+
+
+def parse_executables(stdout: str) -> dict[str, Path]:
+    """Binary name -> path, from cargo's JSON messages (not from guessing)."""
+    found = {}
+    for line in stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        message = json.loads(line)
+        is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
+        if is_artifact and "bin" in message["target"]["kind"]:
+            found[message["target"]["name"]] = Path(message["executable"])
+    if not found:
+        raise BuildError("cargo reported no executable", hint="check --package/--bin")
+    return found
+
+
+def cargo_build_args(job: BuildJob) -> list[str]:
+    """The arguments every runner passes after its own build command."""
+    args = [
+        "--manifest-path",
+        str(job.project.manifest_path),
+        "--target",
+        job.target.triple,
+        "--profile",
+        job.profile.name,
+        "--message-format",
+        "json-render-diagnostics",
+    ]
+    if job.define_profile:
+        args += job.profile.config_args(job.skip_keys)
+    for selection in job.selections:
+        args += ["--package", selection.package.name]
+        for binary in selection.binaries:
+            args += ["--bin", binary]
+    if job.features:
+        args += ["--features", ",".join(job.features)]
+    if job.all_features:
+        args.append("--all-features")
+    if job.no_default_features:
+        args.append("--no-default-features")
+    if job.locked and job.project.lockfile.is_file():
+        # A release is built from the committed lock file, never a fresh resolve.
+        args.append("--locked")
+    args += job.route.cargo_args
+    if job.route.trim_paths:
+        args += ["-Ztrim-paths", "--config", f'profile.{job.profile.name}.trim-paths="all"']
+    return args

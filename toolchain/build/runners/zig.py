@@ -1,0 +1,78 @@
+"""The zig runner: cargo-zigbuild links with `zig cc`, so one Linux host
+links glibc targets at a chosen glibc floor and macOS targets with no SDK.
+zig itself comes from the ziglang wheel (cargo-zigbuild finds it through
+`python -m ziglang`)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+from toolchain import proc
+from toolchain.build.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.config.targets import Target
+from toolchain.errors import BuildError
+from toolchain.log import log
+
+
+def zig_available() -> bool:
+    return shutil.which("zig") is not None or importlib.util.find_spec("ziglang") is not None
+
+
+class ZigRunner(CommandRunner):
+    name = "zig"
+
+    def problem(self, target: Target, host: str) -> str | None:
+        if shutil.which("cargo-zigbuild") is None:
+            return "cargo-zigbuild is not installed (`pip install cargo-zigbuild`)"
+        if not zig_available():
+            return "zig is not installed (`pip install ziglang`)"
+        if target.os == "windows":
+            # zig's MinGW libc lacks ssp_nonshared, which Rust's windows-gnu
+            # std links; MSVC needs Microsoft's libraries.
+            return "zig cannot link Windows targets here (use the native runner with mingw)"
+        return None
+
+    def build(self, job: BuildJob) -> dict[str, Path]:
+        # zig's linker keeps the local symbols of C objects (a cc build
+        # script's `static` functions) that rustc's strip leaves alone on a
+        # non-macOS host. `llvm-strip -x` drops them and redoes an arm64
+        # binary's ad hoc signature, as Apple's strip does.
+        executables = super().build(job)
+        if job.target.os != "macos" or not strips_symbols(job):
+            return executables
+        program = llvm_strip()
+        if program is None:
+            log.warn("llvm-strip not found: local symbols of C code stay in the Mach-O (apt-get install llvm)")
+            return executables
+        for path in executables.values():
+            proc.run([program, "-x", path], error=BuildError, what=f"llvm-strip {path.name}")
+        return executables
+
+    def invocation(self, job: BuildJob) -> CargoInvocation:
+        args = ["cargo-zigbuild", "zigbuild", *cargo_build_args(job)]
+        target = job.target
+        env = dict(job.route.env)
+        if target.os == "linux" and target.glibc:
+            # `TRIPLE.2.17` pins the glibc symbol versions the binary may need.
+            index = args.index("--target") + 1
+            args[index] = f"{target.triple}.{target.glibc}"
+        if target.os == "macos" and target.macos:
+            # Without it zig stamps its own (newest) macOS into the binary.
+            env["MACOSX_DEPLOYMENT_TARGET"] = target.macos
+        return CargoInvocation(tuple(args), env)
+
+
+def llvm_strip() -> str | None:
+    """The newest of the distribution's llvm-strips (Debian's rustc-web brings
+    LLVM 22; arm64 signatures are redone from LLVM 15 on), else one on PATH."""
+    candidates = sorted(
+        Path("/usr/lib").glob("llvm-*/bin/llvm-strip"),
+        key=lambda p: int(p.parts[3][5:] if p.parts[3][5:].isdigit() else 0),
+    )
+    return str(candidates[-1]) if candidates else shutil.which("llvm-strip")
+
+
+def strips_symbols(job: BuildJob) -> bool:
+    return dict(job.profile.settings).get("strip") in ("symbols", True) and "strip" not in job.skip_keys

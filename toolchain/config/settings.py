@@ -1,0 +1,247 @@
+"""Settings: defaults from the package's data/defaults.toml, overridden by a
+project's toolchain.toml (found where invoke runs or in a folder above, or
+named by TOOLCHAIN_CONFIG). Both are checked against one schema. Loading the
+settings also builds the project's catalog of targets, profiles and policies
+(toolchain.toml's [targets.*], [profiles.*] and [policies.*] tables, and the
+targets/, profiles/ and policies/ folders beside it)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolchain import REPO_ROOT
+from toolchain.config import catalog
+from toolchain.config.schema import Key, Table, load_toml, validate
+from toolchain.errors import ConfigError, ProjectError
+
+DEFAULTS_FILE = catalog.packaged("defaults.toml")
+PROJECT_FILE_NAME = "toolchain.toml"
+# The demo ships with a source checkout of the toolkit (not in the wheel).
+DEMO_MANIFEST = REPO_ROOT / "demo" / "Cargo.toml"
+
+SETTINGS_SCHEMA = Table(
+    keys={
+        "build": Table(
+            keys={
+                "manifest-path": Key((str,)),
+                "profile": Key((str,)),
+                "runner": Key((str,), choices=("auto", "native", "zig", "cross", "container")),
+                "out-dir": Key((str,)),
+                "targets": Key((list,), item_types=(str,)),
+                "features": Key((list,), item_types=(str,)),
+                "all-features": Key((bool,)),
+                "no-default-features": Key((bool,)),
+                "locked": Key((bool,)),
+            }
+        ),
+        "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+        "size": Table(
+            keys={
+                "baseline": Key((str,)),
+                "max-growth-percent": Key((float, int), minimum=0),
+                "max-growth-bytes": Key((int,), minimum=0),
+            }
+        ),
+        "github": Table(
+            keys={
+                "repository": Key((str,)),
+                "api-url": Key((str,), pattern=r"https?://\S+"),
+                "uploads-url": Key((str,), pattern=r"https?://\S+"),
+                "token-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+                "tag-template": Key((str,)),
+            }
+        ),
+        "s3": Table(
+            keys={
+                "bucket": Key((str,)),
+                "prefix": Key((str,)),
+                "endpoint-url": Key((str,)),
+                "region": Key((str,)),
+                "multipart-threshold": Key((int,), minimum=5 * 1024 * 1024),
+                "multipart-chunk": Key((int,), minimum=5 * 1024 * 1024),
+            }
+        ),
+        "container": Table(
+            keys={
+                "image": Key((str,)),
+                "base-image": Key((str,)),
+                "env": Key((list,), item_types=(str,)),
+                "user": Key((str,), pattern=r"(\d+:\d+)?"),
+                "network": Key((str,), choices=("host", "none", "bridge")),
+                "ca-bundle": Key((str,)),
+            }
+        ),
+        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
+        "release": Table(keys={"download-url": Key((str,))}),
+        "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
+        "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
+        "cross": Table(
+            keys={
+                "images": Table(
+                    values=Key((str,)),
+                    doc="container image per target triple for the cross runner",
+                ),
+            }
+        ),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    manifest_path: Path | None  # None: found from `cwd` when a task needs it (see manifest())
+    profile: str
+    runner: str
+    configured_out_dir: Path | None  # [build] out-dir when a project sets it
+    targets: tuple[str, ...]
+    include: tuple[str, ...]
+    cross_images: dict[str, str]
+    smoke_checks: list[list[str]]
+    size_baseline: Path
+    max_growth_percent: float
+    max_growth_bytes: int
+    download_url: str
+    update_data_files: tuple[Path, ...]
+    github: dict[str, str]
+    container: dict[str, Any]
+    s3: dict[str, Any]
+    update_keep: int
+    secret_key_file: Path | None
+    public_key_file: Path | None
+    sources: tuple[Path, ...]  # files the values came from, lowest first
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
+    locked: bool = True
+    project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
+    catalog: catalog.Catalog = field(default_factory=catalog.current)
+    cwd: Path = field(default_factory=Path.cwd)
+
+    @property
+    def out_dir(self) -> Path:
+        """The release folder: [build] out-dir, else dist/ beside the project's Cargo.toml."""
+        try:
+            return self.out_dir_for(None)
+        except ProjectError:
+            return self.cwd / "dist"  # a task that needs no crate (verify a downloaded folder...)
+
+    def out_dir_for(self, manifest: Path | None) -> Path:
+        """The release folder of the project whose Cargo.toml is `manifest` (default: this one's)."""
+        if self.configured_out_dir is not None:
+            return self.configured_out_dir
+        return (manifest or self.manifest()).parent / "dist"
+
+    def manifest(self, demo: bool = False) -> Path:
+        """The Cargo.toml to build: the demo's, the configured one, or cargo's nearest."""
+        if demo:
+            return demo_manifest()
+        return self.manifest_path or default_manifest(self.cwd)
+
+
+# Tables of toolchain.toml that override the catalog's data, not settings.
+CATALOG_TABLES = ("targets", "profiles", "policies")
+
+
+def find_upwards(start: Path, name: str) -> Path | None:
+    """`name` in `start` or the nearest folder above it, as cargo finds Cargo.toml."""
+    for folder in (start, *start.parents):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def config_file(cwd: Path) -> Path | None:
+    named = os.environ.get("TOOLCHAIN_CONFIG")
+    if named:
+        path = Path(named)
+        if not path.is_file():
+            what = "a folder" if path.is_dir() else "missing"
+            raise ConfigError(
+                f"TOOLCHAIN_CONFIG names {path}, which is {what}",
+                hint="point it at a toolchain.toml file, or unset it",
+            )
+        return path
+    return find_upwards(cwd, PROJECT_FILE_NAME)
+
+
+def default_manifest(cwd: Path) -> Path:
+    """The Cargo.toml of the current folder or the nearest above it; inside a
+    source checkout of the toolkit with none, the bundled demo."""
+    found = find_upwards(cwd, "Cargo.toml")
+    if found is not None:
+        return found.resolve()
+    if DEMO_MANIFEST.is_file() and cwd.resolve().is_relative_to(REPO_ROOT):
+        return DEMO_MANIFEST
+    raise ProjectError(
+        f"no Cargo.toml in {cwd} or any folder above it",
+        hint="run in your crate's folder, pass --manifest-path, or set [build] manifest-path in toolchain.toml",
+    )
+
+
+def demo_manifest() -> Path:
+    if not DEMO_MANIFEST.is_file():
+        raise ProjectError(
+            "the demo app ships with a source checkout of the toolkit, not with the installed package",
+            hint="run from a checkout of the toolkit's repository, or point --manifest-path at your crate",
+        )
+    return DEMO_MANIFEST
+
+
+def load_settings(cwd: Path | None = None) -> Settings:
+    cwd = cwd or Path.cwd()
+    defaults = load_toml(DEFAULTS_FILE)
+    validate(defaults, SETTINGS_SCHEMA, DEFAULTS_FILE)
+    sources = [DEFAULTS_FILE]
+    merged = {table: dict(values) for table, values in defaults.items()}
+    override_path = config_file(cwd)
+    base = cwd
+    catalog_tables: dict[str, Any] = {}
+    if override_path is not None:
+        override = load_toml(override_path)
+        catalog_tables = {name: override.pop(name) for name in CATALOG_TABLES if name in override}
+        validate(override, SETTINGS_SCHEMA, override_path)
+        for table, values in override.items():
+            merged.setdefault(table, {}).update(values)
+        sources.append(override_path)
+        base = override_path.parent
+    build, package = merged["build"], merged["package"]
+    manifest = build["manifest-path"]
+    manifest_path = (base / manifest).resolve() if manifest else None
+    project_dir = base if override_path is not None else None
+    if project_dir is None:
+        found = find_upwards(cwd, "Cargo.toml")
+        project_dir = found.parent if found is not None else None
+    known = catalog.load_catalog(project_dir, catalog_tables, override_path)
+    catalog.use(known)
+    return Settings(
+        manifest_path=manifest_path,
+        profile=build["profile"],
+        runner=build["runner"],
+        configured_out_dir=(base / build["out-dir"]) if build["out-dir"] else None,
+        targets=tuple(build["targets"]),
+        include=tuple(package["include"]),
+        cross_images=dict(merged.get("cross", {}).get("images", {})),
+        smoke_checks=[[str(a) for a in check] for check in merged["smoke"]["checks"]],
+        size_baseline=base / merged["size"]["baseline"],
+        max_growth_percent=float(merged["size"]["max-growth-percent"]),
+        max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
+        download_url=merged["release"]["download-url"],
+        update_data_files=tuple(base / f for f in merged["update"]["data-files"]),
+        github=dict(merged["github"]),
+        container=dict(merged["container"]),
+        s3=dict(merged["s3"]),
+        update_keep=int(merged["update"]["keep"]),
+        secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
+        public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
+        sources=tuple(sources),
+        features=tuple(build["features"]),
+        all_features=bool(build["all-features"]),
+        no_default_features=bool(build["no-default-features"]),
+        locked=bool(build["locked"]),
+        project_dir=project_dir,
+        catalog=known,
+        cwd=cwd,
+    )

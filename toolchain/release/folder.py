@@ -1,0 +1,208 @@
+"""The release folder: checksums, manifest, provenance, signatures and
+installers around the verified archives (installers.py renders the
+installers, provenance.py writes the statement), the merge of per-target
+build folders, and the check that proves a folder is complete and
+untampered (`invoke verify`, and publish's guardrail)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolchain.atomic import write_atomic
+from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_record
+from toolchain.digest import sha256_file
+from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
+from toolchain.log import log
+from toolchain.release.installers import ReleaseFile, render_installers
+from toolchain.release.package import archive_members
+from toolchain.release.provenance import provenance
+from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_SCHEMA = "toolchain.manifest/v1"
+PROVENANCE_NAME = "provenance.intoto.json"
+SUMS_NAME = "sha256.sum"
+
+
+@dataclass(frozen=True)
+class ReleaseReport:
+    folder: Path
+    files: tuple[ReleaseFile, ...]
+    signed: bool
+
+
+def _describe(path: Path, kind: str, app: str | None, target: str | None, **extra: Any) -> ReleaseFile:
+    return ReleaseFile(path.name, kind, app, target, path.stat().st_size, sha256_file(path), **extra)
+
+
+def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: Path) -> ReleaseReport:
+    """Write installers, manifest, provenance, sha256.sum (and signatures)."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    record = load_record(out_dir)
+    archives: list[ReleaseFile] = []
+    versions: dict[str, str] = {}
+    for triple, entry in sorted(record.targets.items()):
+        for artifact in entry.artifacts:
+            path = out_dir / artifact.path.name
+            if not path.is_file():
+                raise PackagingError(f"{path.name} is in the build record but not in {out_dir}", hint="rebuild it")
+            if sha256_file(path) != artifact.sha256:
+                raise PackagingError(f"{path.name} changed since it was built", hint=f"rebuild {triple}")
+            app = artifact.package
+            binaries = entry.binaries_of(app)
+            versions[app] = binaries[0].version if binaries else ""
+            verdicts = tuple(
+                {k: v[k] for k in ("rule", "ok", "severity", "allowed", "found", "expected")} | {"binary": b.name}
+                for b in binaries
+                for v in b.verdicts
+            )
+            names = tuple(b.path.name for b in binaries)
+            archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts))
+    if not archives:
+        raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
+    installers = []
+    with log.group(f"release folder {out_dir}"):
+        for app, version in sorted(versions.items()):
+            app_archives = [a for a in archives if a.app == app]
+            for name, text in render_installers(app, version, app_archives, base_url).items():
+                path = write_atomic(out_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)
+                installer = _describe(path, "installer", app, None)
+                write_atomic(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
+                installers.append(installer)
+                log.info(f"wrote {path}")
+        subjects = archives + installers
+        statement = provenance(record, subjects, started, repo)
+        prov = _describe(
+            write_atomic(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
+            "provenance",
+            None,
+            None,
+        )
+        files = [*archives, *installers, prov]
+
+        manifest = {
+            "schema": MANIFEST_SCHEMA,
+            "apps": [{"name": a, "version": v} for a, v in sorted(versions.items())],
+            "artifacts": [
+                f.to_dict()
+                | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})
+                for f in files
+            ],
+        }
+        write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        listed = sorted([f.name for f in files] + [MANIFEST_NAME])
+        sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in listed)
+        write_atomic(out_dir / SUMS_NAME, sums)
+        log.info(f"wrote {out_dir / MANIFEST_NAME}, {out_dir / PROVENANCE_NAME}, {out_dir / SUMS_NAME}")
+        if key is not None:
+            for name in [*listed, SUMS_NAME]:
+                sign_file(out_dir / name, key, f"file:{name}")
+            log.info(f"signed {len(listed) + 1} files with key {key.key_id[::-1].hex().upper()}")
+        else:
+            log.warn("no signing key: the release folder is unsigned (see `invoke keygen`); publish will refuse it")
+    return ReleaseReport(out_dir, tuple(files), key is not None)
+
+
+def merge_parts(parts: Path, out_dir: Path) -> list[str]:
+    """Gather per-target build folders (one CI job each) into one release folder."""
+    record = BuildRecord()
+    records = sorted(parts.glob(f"*/{RECORD_NAME}"))
+    if not records:
+        raise PackagingError(f"no {RECORD_NAME} under {parts}/*/", hint="download the build jobs' folders there")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for record_path in records:
+        part = load_record(record_path.parent)
+        for triple, entry in part.targets.items():
+            if triple in record.targets:
+                raise PackagingError(f"{triple} was built twice ({record_path})", hint="keep one build per target")
+            for artifact in entry.artifacts:
+                name = artifact.path.name
+                source = record_path.parent / name
+                if not source.is_file() or sha256_file(source) != artifact.sha256:
+                    raise PackagingError(f"{source} is missing or changed since its build", hint="rebuild that target")
+                shutil.copyfile(source, out_dir / name)
+                write_atomic(out_dir / f"{name}.sha256", f"{artifact.sha256}  {name}\n")
+            record = record.merged([entry])
+    save_record(out_dir, record)
+    return sorted(record.targets)
+
+
+def parse_sums(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        raise ReleaseCheckError(f"{path} is missing", hint="run `invoke package`")
+    entries = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *]([^/\\]+)", line)
+        if not match:
+            raise ReleaseCheckError(f"{path.name}:{number} is not a sha256sum line", hint="regenerate it")
+        entries[match.group(2)] = match.group(1)
+    return entries
+
+
+def _check_members(archive: Path, signed: list[dict[str, Any]] | None) -> None:
+    """The archive holds only safe, regular members, exactly the ones the manifest signed."""
+    try:
+        found = [m.to_dict() for m in archive_members(archive)]
+    except PackagingError as exc:
+        raise ReleaseCheckError(exc.message, hint=exc.hint) from exc
+    if signed is not None and found != signed:
+        listed = {m["path"] for m in signed}
+        odd = sorted({m["path"] for m in found} ^ listed) or [m["path"] for m in found if m not in signed]
+        raise ReleaseCheckError(
+            f"{archive.name}: members differ from the signed manifest ({', '.join(map(str, odd[:3]))})",
+            hint="use the release's own files",
+        )
+
+
+def verify_release(folder: Path, public_key_text: str) -> list[str]:
+    """Check a release folder; return the names checked. Raises on the first bad file."""
+    public = parse_public_key(public_key_text)
+    sums = parse_sums(folder / SUMS_NAME)
+    for required in (MANIFEST_NAME, PROVENANCE_NAME):
+        if required not in sums:
+            raise ReleaseCheckError(f"{required} is not listed in {SUMS_NAME}", hint="run `invoke package`")
+    releasable = {p.name for p in folder.iterdir() if p.is_file() and re.search(r"\.(tar\.xz|zip|sh|ps1)$", p.name)}
+    unlisted = sorted(releasable - set(sums))
+    if unlisted:
+        raise ReleaseCheckError(
+            f"{', '.join(unlisted)} {'is' if len(unlisted) == 1 else 'are'} in the release folder but not in "
+            f"{SUMS_NAME}: no build in this folder's record made {'it' if len(unlisted) == 1 else 'them'}",
+            hint="remove them (`invoke package --clean` does), or rebuild what they belong to",
+        )
+    for name, digest in sorted(sums.items()):
+        path = folder / name
+        if not path.is_file():
+            raise ReleaseCheckError(f"{name} is listed in {SUMS_NAME} but missing", hint="rebuild or re-download it")
+        if sha256_file(path) != digest:
+            raise ReleaseCheckError(f"{name}: SHA-256 does not match {SUMS_NAME}", hint="the file was changed")
+        single = folder / f"{name}.sha256"
+        if single.is_file() and single.read_text().split()[0] != digest:
+            raise ReleaseCheckError(f"{single.name} disagrees with {SUMS_NAME}", hint="run `invoke package`")
+    for name in [*sorted(sums), SUMS_NAME]:
+        try:
+            verify_file(folder / name, folder / f"{name}.minisig", public)
+        except ToolchainError as exc:
+            raise ReleaseCheckError(f"{name}: {exc.message}", hint=exc.hint) from exc
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    if manifest.get("schema") != MANIFEST_SCHEMA:
+        raise ReleaseCheckError(f"{MANIFEST_NAME} is not a {MANIFEST_SCHEMA} document", hint="run `invoke package`")
+    for artifact in manifest["artifacts"]:
+        if sums.get(artifact["name"]) != artifact["sha256"]:
+            raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
+        if artifact["kind"] == "archive":
+            _check_members(folder / artifact["name"], artifact.get("members"))
+    statement = json.loads((folder / PROVENANCE_NAME).read_text())
+    subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
+    expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}
+    for name in sorted(set(subjects) | set(expected)):
+        if subjects.get(name) != expected.get(name):
+            raise ReleaseCheckError(
+                f"{name}: provenance subject does not match the release", hint="run `invoke package`"
+            )
+    return [*sorted(sums), SUMS_NAME]

@@ -1,0 +1,560 @@
+"""Publishing a verified release folder to GitHub Releases and S3.
+
+The guardrail comes first and cannot be skipped: the folder must pass the
+same check as `invoke verify` (every file listed, digests, signatures,
+provenance subjects) or nothing is uploaded anywhere."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import importlib
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from toolchain.digest import sha256_file
+from toolchain.errors import ConfigError, GitHubError, PublishError, UsageError
+from toolchain.log import log
+from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
+from toolchain.release.github import GitHubClient
+
+CONTENT_TYPES = {
+    ".xz": "application/x-xz",
+    ".zip": "application/zip",
+    ".sh": "text/x-shellscript",
+    ".ps1": "text/plain",
+    ".json": "application/json",
+    ".sha256": "text/plain",
+    ".sum": "text/plain",
+    ".minisig": "text/plain",
+}
+
+
+@dataclass(frozen=True)
+class GitHubTarget:
+    """Where a release goes on GitHub: the [github] settings, read once."""
+
+    repository: str
+    api_url: str = "https://api.github.com"
+    uploads_url: str = "https://uploads.github.com"
+    token_env: str = "GITHUB_TOKEN"
+    tag_template: str = "v{version}"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GitHubTarget:
+        defaults = cls("")
+        target = cls(
+            repository=str(settings.get("repository", "")),
+            api_url=str(settings.get("api-url") or defaults.api_url),
+            uploads_url=str(settings.get("uploads-url") or defaults.uploads_url),
+            token_env=str(settings.get("token-env") or defaults.token_env),
+            tag_template=str(settings.get("tag-template") or defaults.tag_template),
+        )
+        target.tag("0.0.0", "app")  # a broken template fails here, before anything is verified or sent
+        return target
+
+    def tag(self, version: str, app: str) -> str:
+        """The release tag of a version: the one place tag-template is applied."""
+        try:
+            return self.tag_template.format(version=version, app=app)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"[github] tag-template {self.tag_template!r} is not a valid template",
+                hint='use the placeholders {version} and {app}, e.g. "v{version}"',
+            ) from exc
+
+    def where(self, version: str, app: str) -> str:
+        """OWNER/NAME@TAG, as plans and results name a release."""
+        prerelease = " (prerelease)" if is_prerelease(version) else ""
+        return f"{self.repository or 'OWNER/NAME'}@{self.tag(version, app)}{prerelease}"
+
+
+@dataclass(frozen=True)
+class S3Target:
+    """Where a release goes on S3: the [s3] settings, read once. Keys are
+    {prefix}/{app}/{version}/{file} and the pointer {prefix}/{app}/latest.json."""
+
+    bucket: str
+    prefix: str = ""  # without leading or trailing slashes
+    endpoint_url: str = ""
+    region: str = ""
+    multipart_threshold: int = 64 << 20
+    multipart_chunk: int = 16 << 20
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> S3Target:
+        defaults = cls("")
+        endpoint = str(settings.get("endpoint-url", "") or "")
+        if endpoint:
+            parts = urlsplit(endpoint)
+            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in endpoint):
+                raise ConfigError(
+                    f"[s3] endpoint-url {endpoint!r} is not an http(s) URL",
+                    hint='set it to the store\'s URL, e.g. "https://s3.example.com", or to "" for AWS',
+                )
+        sizes = {}
+        for name, default in (
+            ("multipart-threshold", defaults.multipart_threshold),
+            ("multipart-chunk", defaults.multipart_chunk),
+        ):
+            value = settings.get(name, default)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ConfigError(
+                    f"[s3] {name} = {value!r} is not a positive size", hint="set it in bytes, e.g. 16777216"
+                )
+            sizes[name] = value
+        return cls(
+            bucket=str(settings.get("bucket", "") or ""),
+            prefix=str(settings.get("prefix", "") or "").strip("/"),
+            endpoint_url=endpoint,
+            region=str(settings.get("region", "") or ""),
+            multipart_threshold=sizes["multipart-threshold"],
+            multipart_chunk=sizes["multipart-chunk"],
+        )
+
+    def release_prefix(self, app: str, version: str) -> str:
+        return "/".join(p for p in (self.prefix, app, version) if p)
+
+    def key(self, app: str, version: str, name: str) -> str:
+        return f"{self.release_prefix(app, version)}/{name}"
+
+    def latest_key(self, app: str) -> str:
+        return "/".join(p for p in (self.prefix, app, "latest.json") if p)
+
+    def url(self, key: str) -> str:
+        return f"s3://{self.bucket or 'BUCKET'}/{key}"
+
+    def transfer_config(self) -> Any:
+        """boto3's managed transfer, in parts from multipart-threshold up (parts
+        smaller than S3's 5 MiB minimum are raised to it). The classic transfer
+        manager: it uses our client, so its requests are the ones we see."""
+        transfer = importlib.import_module("boto3.s3.transfer")  # (boto3 has no type information)
+        return transfer.TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.multipart_chunk,
+            preferred_transfer_client="classic",
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    app: str
+    version: str
+    files: tuple[Path, ...]  # everything to upload, latest.json aside
+
+    @property
+    def prerelease(self) -> bool:
+        return is_prerelease(self.version)
+
+
+@dataclass(frozen=True)
+class Action:
+    destination: str  # github | s3
+    name: str
+    action: str  # upload | skip | replace | keep (latest.json not moved back) | would-upload
+    where: str
+
+
+def is_prerelease(version: str) -> bool:
+    """SemVer pre-releases (1.2.0-rc.1) become GitHub pre-releases."""
+    return "-" in version.split("+", 1)[0]
+
+
+SemVerKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+
+def semver_key(version: str) -> SemVerKey:
+    """SemVer 2.0 precedence as a sort key: a pre-release orders below its
+    release, numeric identifiers numerically and below alphanumeric ones, more
+    identifiers above fewer; build metadata is ignored. ValueError if not SemVer."""
+    match = _SEMVER.fullmatch(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a SemVer version")
+    major, minor, patch, pre = match.groups()
+    identifiers = tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in pre.split(".")) if pre else ()
+    return int(major), int(minor), int(patch), 0 if pre else 1, identifiers
+
+
+def content_type(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
+
+
+def release_info(folder: Path, public_key_text: str) -> ReleaseInfo:
+    """The guardrail, then what to upload."""
+    verify_release(folder, public_key_text)
+    manifest = json.loads((folder / MANIFEST_NAME).read_text())
+    apps = manifest.get("apps", [])
+    if len(apps) != 1:
+        raise UsageError(f"{folder} holds {len(apps)} apps", hint="publish one app's release folder at a time")
+    names = [*parse_sums(folder / SUMS_NAME), SUMS_NAME]
+    files: list[Path] = []
+    for name in names:
+        files.append(folder / name)
+        for extra in (f"{name}.sha256", f"{name}.minisig"):
+            if (folder / extra).is_file():
+                files.append(folder / extra)
+    return ReleaseInfo(apps[0]["name"], apps[0]["version"], tuple(sorted(set(files))))
+
+
+def release_notes(repo: Path, version: str) -> str:
+    """The CHANGELOG.md section of this version, if there is one."""
+    for changelog in (repo / "CHANGELOG.md",):
+        if changelog.is_file():
+            text = changelog.read_text()
+            match = re.search(rf"^##\s*\[?v?{re.escape(version)}\]?.*?$(.*?)(?=^##\s|\Z)", text, re.M | re.S)
+            if match:
+                return match.group(1).strip()
+    return ""
+
+
+def publish_github(
+    info: ReleaseInfo, target: GitHubTarget, *, replace: bool, notes: str, token: str | None = None
+) -> list[Action]:
+    if not target.repository:
+        raise UsageError("no GitHub repository to publish to", hint="set [github] repository = OWNER/NAME")
+    token = token or os.environ.get(target.token_env, "")
+    if not token:
+        raise UsageError(f"${target.token_env} is not set", hint="export a token with contents: write permission")
+    client = GitHubClient(target.api_url, target.uploads_url, target.repository, token)
+    tag = target.tag(info.version, info.app)
+    where = target.where(info.version, info.app)
+    release = client.find_release(tag)
+    if release is None:
+        release = client.create_release(tag, f"{info.app} {info.version}", notes, info.prerelease)
+        log.info(f"created draft release {tag}")
+    else:
+        log.info(f"reusing {'draft ' if release.get('draft') else ''}release {tag}")
+    existing = {a["name"]: a for a in client.list_assets(int(release["id"]))}
+    actions = []
+    for path in info.files:
+        digest = sha256_file(path)
+        asset = existing.get(path.name)
+        if asset is not None:
+            complete = asset.get("state", "uploaded") == "uploaded"
+            if complete and asset.get("digest") == f"sha256:{digest}":
+                actions.append(Action("github", path.name, "skip", where))
+                continue
+            if complete and not replace:
+                raise PublishError(
+                    f"release {tag} already has {path.name} with a different digest",
+                    hint="pass --replace to overwrite it (or publish a new version)",
+                )
+            # A half-finished upload (state "starter") is always safe to redo.
+            client.delete_asset(int(asset["id"]))
+        client.upload_asset(int(release["id"]), path, content_type(path))
+        actions.append(Action("github", path.name, "replace" if asset else "upload", where))
+        log.info(f"uploaded {path.name} to {tag}")
+    if release.get("draft", True):
+        # Published last: a half-uploaded release is never public.
+        client.update_release(int(release["id"]), draft=False, prerelease=info.prerelease)
+        log.info(f"published release {tag}")
+    return actions
+
+
+def s3_client(target: S3Target) -> Any:
+    """A boto3 S3 client for the target (the standard AWS credential chain)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, InvalidRegionError
+
+    options: dict[str, Any] = {}
+    if target.endpoint_url:
+        options["endpoint_url"] = target.endpoint_url
+    if target.region:
+        options["region_name"] = target.region
+    try:
+        # A session of its own: boto3's default one keeps the credentials it found first.
+        return boto3.session.Session().client("s3", **options)
+    except InvalidRegionError as exc:
+        raise ConfigError(
+            f"[s3] region {target.region!r} is not a region name",
+            hint='set it to e.g. "us-east-1", or to "" for the default',
+        ) from exc
+    except ValueError as exc:  # botocore's own check of the endpoint
+        raise ConfigError(
+            f"[s3] endpoint-url {target.endpoint_url!r} is not usable: {_one_line(exc)}",
+            hint='set it to the store\'s URL, e.g. "https://s3.example.com", or to "" for AWS',
+        ) from exc
+    except BotoCoreError as exc:
+        raise _s3_failure(exc, target) from exc
+
+
+def _b64(digest_hex: str) -> str:
+    return base64.b64encode(bytes.fromhex(digest_hex)).decode()
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _error_code(exc: Any) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def upload_s3_object(client: Any, target: S3Target, key: str, path: Path, digest: str) -> None:
+    """One object through boto3's managed transfer: a single PUT below
+    multipart-threshold, parts of multipart-chunk from there up. Every request
+    carries a SHA-256 checksum S3 verifies; a single PUT carries the file's
+    verified digest itself (a multipart object's SHA-256 is per part)."""
+    extra: dict[str, Any] = {
+        "ChecksumAlgorithm": "SHA256",
+        "ContentType": content_type(path),
+        "Metadata": {"sha256": digest},
+    }
+    if path.stat().st_size < target.multipart_threshold:
+        extra["ChecksumSHA256"] = _b64(digest)
+    client.upload_file(str(path), target.bucket, key, ExtraArgs=extra, Config=target.transfer_config())
+
+
+def _stored_digest(client: Any, bucket: str, key: str) -> str | None:
+    """The SHA-256 an object was published with ("" if it has none), or None when there is no object."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return str(head.get("Metadata", {}).get("sha256", ""))
+
+
+def _latest_version(client: Any, target: S3Target, app: str, *, force_latest: bool) -> str | None:
+    """The version latest.json points at, None when there is none (or, with
+    --force-latest, when it is unreadable and about to be overwritten)."""
+    from botocore.exceptions import ClientError
+
+    key = target.latest_key(app)
+    try:
+        body = client.get_object(Bucket=target.bucket, Key=key)["Body"].read()
+    except ClientError as exc:
+        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
+            return None
+        raise
+    try:
+        version = json.loads(body)["version"]
+        semver_key(version)
+    except (ValueError, KeyError, TypeError):
+        if force_latest:
+            return None
+        raise PublishError(
+            f"{target.url(key)} does not name a SemVer version",
+            hint="pass --force-latest to overwrite it with this version (or delete it)",
+        ) from None
+    return str(version)
+
+
+def _abort_uploads(client: Any, target: S3Target, prefix: str, upload_ids: set[str]) -> None:
+    """Abort this run's multipart uploads still open under the release's
+    prefix: unfinished parts are billed storage that no listing shows."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if not upload_ids:
+        return
+    try:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=target.bucket, Prefix=f"{prefix}/"):
+            for upload in page.get("Uploads", []):
+                if upload["UploadId"] in upload_ids:
+                    client.abort_multipart_upload(Bucket=target.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    log.info(f"aborted the unfinished multipart upload of {target.url(upload['Key'])}")
+    except (BotoCoreError, ClientError) as exc:
+        log.warn(
+            f"could not abort unfinished multipart uploads under {target.url(prefix)}/ ({_one_line(exc)}): "
+            "abort them with `aws s3api abort-multipart-upload` or a lifecycle rule"
+        )
+
+
+def _s3_failure(exc: BaseException, target: S3Target) -> PublishError:
+    """One line for what went wrong talking to S3, and what to do about it."""
+    from botocore.exceptions import (
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        ProfileNotFound,
+    )
+
+    cause = exc
+    wrapped = exc.__cause__ or exc.__context__
+    if not isinstance(exc, ClientError) and isinstance(wrapped, ClientError):
+        cause = wrapped  # boto3's managed transfer wraps the real error in S3UploadFailedError
+    again = "re-running finishes the job: objects already there with the same digest are skipped"
+    if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
+        return PublishError(
+            "no AWS credentials for S3",
+            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile in ~/.aws/config",
+        )
+    if isinstance(cause, ProfileNotFound):
+        return PublishError(
+            f"AWS profile {cause.kwargs.get('profile')!r} does not exist",
+            hint="fix AWS_PROFILE (profiles live in ~/.aws/config), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
+        )
+    if isinstance(cause, EndpointConnectionError):
+        return PublishError(
+            f"cannot reach S3 at {cause.kwargs.get('endpoint_url')}",
+            hint=f"check the network and [s3] endpoint-url; {again}",
+        )
+    if isinstance(cause, ClientError):
+        code = _error_code(cause)
+        if code == "NoSuchBucket":
+            return PublishError(f"S3 bucket {target.bucket!r} does not exist", hint="create it or fix [s3] bucket")
+        message = _one_line(cause.response.get("Error", {}).get("Message", ""))
+        refused = f"S3 refused {cause.operation_name} in bucket {target.bucket!r}: {code} {message}".rstrip()
+        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
+            return PublishError(
+                refused,
+                hint=f"check the AWS credentials and that they may get, put and list {target.url(target.prefix)}",
+            )
+        return PublishError(refused, hint=again)
+    return PublishError(f"S3 request failed: {_one_line(exc)}", hint=again)
+
+
+def publish_s3(
+    info: ReleaseInfo, target: S3Target, *, replace: bool = False, force_latest: bool = False, client: Any | None = None
+) -> list[Action]:
+    """Upload a release under {prefix}/{app}/{version}/, then move latest.json
+    forward (never back, unless force_latest). Every object is looked at before
+    anything is uploaded: one with another digest stops the release unless
+    replace; one with the same digest is skipped."""
+    if not target.bucket:
+        raise UsageError("no S3 bucket to publish to", hint="set [s3] bucket")
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        semver_key(info.version)
+    except (ValueError, TypeError):
+        raise PublishError(
+            f"{info.app} version {info.version!r} is not a SemVer version", hint="fix the version in Cargo.toml"
+        ) from None
+    client = client or s3_client(target)
+    try:
+        return _publish_s3(client, info, target, replace=replace, force_latest=force_latest)
+    except (BotoCoreError, ClientError, boto3.exceptions.Boto3Error) as exc:
+        raise _s3_failure(exc, target) from exc
+
+
+def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bool, force_latest: bool) -> list[Action]:
+    prefix = target.release_prefix(info.app, info.version)
+    # 1. Look first: an unreadable pointer or a conflicting object stops the
+    # release before any byte of it is uploaded.
+    _latest_version(client, target, info.app, force_latest=force_latest)
+    planned: list[tuple[Path, str, str]] = []  # (file, digest, upload | skip | replace)
+    for path in info.files:
+        digest = sha256_file(path)
+        stored = _stored_digest(client, target.bucket, target.key(info.app, info.version, path.name))
+        planned.append((path, digest, "upload" if stored is None else "skip" if stored == digest else "replace"))
+    conflicts = [path.name for path, _, action in planned if action == "replace"]
+    if conflicts and not replace:
+        more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
+        raise PublishError(
+            f"{target.url(prefix)}/ already holds {conflicts[0]} with a different digest{more}",
+            hint="pass --replace to overwrite them (or publish a new version); nothing was uploaded",
+        )
+    # 2. Upload, remembering the multipart uploads this run starts: whatever
+    # fails, none of them is left behind.
+    started: set[str] = set()
+
+    def remember(parsed: dict[str, Any], **kwargs: Any) -> None:
+        if parsed.get("UploadId"):
+            started.add(str(parsed["UploadId"]))
+
+    hook, hook_id = "after-call.s3.CreateMultipartUpload", f"toolchain-publish-{id(started)}"
+    client.meta.events.register(hook, remember, unique_id=hook_id)
+    try:
+        for path, digest, action in planned:
+            if action == "skip":
+                continue
+            key = target.key(info.app, info.version, path.name)
+            try:
+                upload_s3_object(client, target, key, path, digest)
+            except OSError as exc:
+                raise PublishError(
+                    f"cannot read {path}: {exc.strerror or _one_line(exc)}",
+                    hint="the release folder changed during the upload: check it with `invoke verify`, then re-run",
+                ) from exc
+            log.info(f"{'replaced' if action == 'replace' else 'uploaded'} {target.url(key)}")
+    except BaseException:
+        _abort_uploads(client, target, prefix, started)
+        raise
+    finally:
+        client.meta.events.unregister(hook, unique_id=hook_id)
+    actions = [Action("s3", p.name, a, target.url(target.key(info.app, info.version, p.name))) for p, _, a in planned]
+    # 3. The pointer goes last, and only forward: readers never see a version
+    # that is not all there, nor an older one than they saw before.
+    latest_key = target.latest_key(info.app)
+    current = _latest_version(client, target, info.app, force_latest=force_latest)
+    if current is not None and not force_latest and semver_key(info.version) < semver_key(current):
+        log.info(
+            f"{target.url(latest_key)} stays at {current}: {info.version} is older "
+            f"(pass --force-latest to point it at {info.version})"
+        )
+        return [*actions, Action("s3", "latest.json", "keep", target.url(latest_key))]
+    latest = {
+        "app": info.app,
+        "version": info.version,
+        "prefix": prefix,
+        "files": [{"name": p.name, "sha256": d, "size": p.stat().st_size} for p, d, _ in planned],
+        "published": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    body = (json.dumps(latest, indent=2, sort_keys=True) + "\n").encode()
+    client.put_object(
+        Bucket=target.bucket,
+        Key=latest_key,
+        Body=body,
+        ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
+        ContentType="application/json",
+    )
+    log.info(f"{target.url(latest_key)} points at {info.version}")
+    return [*actions, Action("s3", "latest.json", "upload", target.url(latest_key))]
+
+
+def plan(info: ReleaseInfo, github: GitHubTarget | None, s3: S3Target | None) -> list[Action]:
+    """What a publish would upload where, without contacting anyone."""
+    actions = []
+    if github is not None:
+        where = github.where(info.version, info.app)
+        actions += [Action("github", p.name, "would-upload", where) for p in info.files]
+    if s3 is not None:
+        actions += [
+            Action("s3", p.name, "would-upload", s3.url(s3.key(info.app, info.version, p.name))) for p in info.files
+        ]
+        actions.append(Action("s3", "latest.json", "would-upload", s3.url(s3.latest_key(info.app))))
+    return actions
+
+
+def publish(
+    folder: Path,
+    public_key_text: str,
+    *,
+    github: GitHubTarget | None,
+    s3: S3Target | None,
+    replace: bool = False,
+    force_latest: bool = False,
+    repo: Path | None = None,
+) -> list[Action]:
+    """Verify the folder (the guardrail), then publish it to each destination.
+
+    replace: overwrite release assets / objects that exist with another digest.
+    force_latest: point S3's latest.json at this version even when it is older."""
+    info = release_info(folder, public_key_text)
+    actions: list[Action] = []
+    if github is not None:
+        try:
+            actions += publish_github(info, github, replace=replace, notes=release_notes(repo or folder, info.version))
+        except GitHubError as exc:
+            raise PublishError(exc.message, hint=f"{exc.hint}; re-running finishes the job") from exc
+    if s3 is not None:
+        actions += publish_s3(info, s3, replace=replace, force_latest=force_latest)
+    return actions

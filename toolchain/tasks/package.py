@@ -1,0 +1,142 @@
+"""invoke package, keygen, sign, verify"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke.context import Context
+
+from toolchain.atomic import write_atomic
+from toolchain.build.record import load_record
+from toolchain.build.stale import report_stale
+from toolchain.config.settings import load_settings
+from toolchain.errors import UsageError
+from toolchain.log import log
+from toolchain.release.folder import SUMS_NAME, package_release, verify_release
+from toolchain.release.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
+from toolchain.tasks.base import required, task
+
+
+def _folder(out_dir: str) -> Path:
+    return Path(out_dir) if out_dir else load_settings().out_dir
+
+
+@task(
+    help={
+        "out-dir": "the release folder (where `invoke build` wrote the archives); default: dist",
+        "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
+        "download-url": "base URL the installers download from (else [release] download-url)",
+        "merge": "first gather per-target build folders (DIR/*/build-record.json, one per CI job) here",
+        "clean": "remove release files in the folder that no build in its record made (old crates, dropped targets)",
+        "json": "print the result as JSON on stdout",
+    },
+    name="package",
+)
+def package_task(
+    c: Context,
+    out_dir: str = "",
+    secret_key: str = "",
+    download_url: str = "",
+    merge: str = "",
+    clean: bool = False,
+    json: bool = False,
+) -> None:
+    """Write checksums, manifest, provenance, installers and signatures for the built archives."""
+    settings = load_settings()
+    folder = _folder(out_dir)
+    if merge:
+        from toolchain.release.folder import merge_parts
+
+        log.info(f"merged {', '.join(merge_parts(Path(merge), folder))} into {folder}")
+    key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
+    record = load_record(folder)
+    report_stale(folder, record, clean)
+    manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
+    repo = manifests[0].parent if manifests else folder
+    report = package_release(folder, key, download_url or settings.download_url, repo)
+    if json:
+        log.json(
+            {"schema": "toolchain.package/v1", "signed": report.signed, "files": [f.to_dict() for f in report.files]}
+        )
+        return
+    log.table(
+        f"Release folder {folder} ({'signed' if report.signed else 'UNSIGNED'})",
+        ["file", "kind", "target", "bytes", "sha256"],
+        [[f.name, f.kind, f.target or "-", f"{f.size:,}", f.sha256[:16]] for f in report.files],
+    )
+
+
+@task(
+    help={
+        "out-dir": "folder for minisign.key and minisign.pub (not the release folder); default: keys",
+        "force": "overwrite an existing key pair",
+    },
+    name="keygen",
+)
+def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
+    """Make a minisign (Ed25519) key pair for signing releases."""
+    folder = Path(required(out_dir, "--out-dir"))
+    secret, public = folder / "minisign.key", folder / "minisign.pub"
+    if secret.exists() and not force:
+        raise UsageError(
+            f"{secret} already exists",
+            hint="pass --force to replace it (old signatures stay valid only with the old key)",
+        )
+    if (folder / SUMS_NAME).exists() or (folder / "build-record.json").exists():
+        raise UsageError(
+            f"{folder} is a release folder", hint="keep keys out of what you publish: use another --out-dir"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    key = generate()
+    write_atomic(secret, key.render(), 0o600)
+    public.write_text(key.public_key().render())
+    log.info(f"wrote {secret} (keep it secret: a CI secret, never the release folder) and {public}")
+    print(public.read_text().splitlines()[1])
+
+
+@task(
+    help={
+        "path": "file to sign (default: every file listed in the release folder's sha256.sum, and the list)",
+        "out-dir": "the release folder; default: dist",
+        "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
+    },
+    name="sign",
+)
+def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "") -> None:
+    """Sign files with minisign-compatible Ed25519 signatures (.minisig)."""
+    settings = load_settings()
+    key = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
+    if path:
+        files = [Path(path)]
+    else:
+        from toolchain.release.folder import parse_sums
+
+        folder = _folder(out_dir)
+        files = [folder / name for name in parse_sums(folder / SUMS_NAME)] + [folder / SUMS_NAME]
+    for file in files:
+        if not file.is_file():
+            raise UsageError(f"{file} does not exist", hint="check the path")
+        log.info(f"signed {sign_file(file, key, f'file:{file.name}')}")
+
+
+@task(
+    help={
+        "path": "the release folder to check; default: dist",
+        "public-key": "minisign public key file (else [sign] public-key-file)",
+        "json": "print the result as JSON on stdout",
+    },
+    name="verify",
+)
+def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
+    """Check a release folder: every file listed, every digest and signature right."""
+    settings = load_settings()
+    folder = Path(path) if path else settings.out_dir
+    key_text = public_key_text(public_key, settings.public_key_file)
+    checked = verify_release(folder, key_text)
+    if json:
+        log.json({"schema": "toolchain.verify/v1", "ok": True, "folder": str(folder), "files": checked})
+        return
+    log.table(f"Release folder {folder} verified", ["file", "digest", "signature"], [[n, "ok", "ok"] for n in checked])
+
+
+TASKS = (package_task, keygen_task, sign_task, verify_task)

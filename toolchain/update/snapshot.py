@@ -1,0 +1,235 @@
+"""Snapshots: the binary and every SQLite file (through SQLite's online
+backup API) copied into a private folder before the swap; restore (checked
+before the first file is touched, and resumable); listing and pruning; and
+the free-space check for everything an update writes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolchain.atomic import fsync_dir, write_atomic
+from toolchain.digest import sha256_file
+from toolchain.errors import UpdateError, UsageError
+from toolchain.update.files import (
+    PRIVATE_DIR,
+    PRIVATE_FILE,
+    _apply_ownership,
+    _copy_private,
+    _existing,
+    _os_reason,
+    _ownership,
+    _state_digest,
+)
+
+SNAPSHOTS = "snapshots"
+
+
+def _sidecars(database: Path) -> list[Path]:
+    return [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
+
+
+def _private_dir(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
+    os.chmod(folder, PRIVATE_DIR)  # noqa: PTH101 - exact mode, whatever the umask
+
+
+def snapshot(binary: Path, data_files: list[Path], folder: Path) -> dict[str, Any]:
+    """Copy the binary and back up every SQLite file consistently into folder
+    (folders 0700, files 0600: a snapshot holds the app's data)."""
+    _private_dir(folder)
+    _private_dir(folder / "data")
+    _copy_private(binary, folder / "binary")
+    entries = []
+    for index, database in enumerate(data_files):
+        copy = folder / "data" / f"{index}-{database.name}"
+        if database.exists():
+            owner = _ownership(database)
+            os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))  # SQLite keeps this mode
+            # The online backup API reads through SQLite: a consistent copy
+            # even while a writer commits, with the WAL's content included.
+            source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
+            target = sqlite3.connect(copy)
+            try:
+                with target:
+                    source.backup(target)
+                target.execute("PRAGMA journal_mode = DELETE")  # a self-contained file
+            finally:
+                source.close()
+                target.close()
+            os.chmod(copy, PRIVATE_FILE)  # noqa: PTH101
+            with copy.open("rb") as handle:
+                os.fsync(handle.fileno())
+            entries.append(
+                {"path": str(database), "copy": copy.name, "existed": True, "sha256": sha256_file(copy), **owner}
+            )
+        else:
+            entries.append({"path": str(database), "copy": None, "existed": False, "sha256": None})
+    manifest = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "binary": {"path": str(binary), "sha256": sha256_file(folder / "binary"), **_ownership(binary)},
+        "data": entries,
+    }
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    write_atomic(folder / "snapshot.json", text, PRIVATE_FILE, durable=True)
+    fsync_dir(folder / "data")
+    return manifest
+
+
+def _read_snapshot(folder: Path) -> dict[str, Any]:
+    try:
+        manifest: dict[str, Any] = json.loads((folder / "snapshot.json").read_text())
+        return manifest
+    except (OSError, ValueError) as exc:
+        raise UpdateError(
+            f"the snapshot {folder} is unreadable ({_os_reason(exc)})", hint="it cannot be restored"
+        ) from None
+
+
+def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Path, Path | None, dict[str, Any]]]:
+    """What restoring takes, checked before anything is touched: each copy is
+    there and intact (or was put back already), and there is room for copies
+    that cross filesystems."""
+    entries = [
+        ("file", Path(e["path"]), folder / "data" / e["copy"] if e["copy"] else None, e) for e in manifest["data"]
+    ]
+    entries.append(("binary", Path(manifest["binary"]["path"]), folder / "binary", manifest["binary"]))
+    plan: list[tuple[str, Path, Path | None, dict[str, Any]]] = []
+    space: dict[int, tuple[Path, int]] = {}
+    for kind, live, copy, entry in entries:
+        if kind == "file" and not entry["existed"]:
+            plan.append(("remove", live, None, entry))
+            continue
+        assert copy is not None
+        if not copy.exists():
+            if _state_digest(live) == entry["sha256"]:
+                continue  # put back by an earlier, interrupted restore
+            raise UpdateError(
+                f"the snapshot copy of {live} is missing from {folder}", hint="it cannot be restored from there"
+            )
+        if sha256_file(copy) != entry["sha256"]:
+            raise UpdateError(
+                f"the snapshot copy {copy} of {live} is damaged (its SHA-256 does not match snapshot.json)",
+                hint="it cannot be restored from there",
+            )
+        parent = _existing(live.parent)
+        if parent.stat().st_dev != copy.stat().st_dev:
+            device = parent.stat().st_dev
+            space[device] = (parent, space.get(device, (parent, 0))[1] + copy.stat().st_size)
+        plan.append(("put" if kind == "file" else "put-binary", live, copy, entry))
+    for parent, needed in space.values():
+        free = shutil.disk_usage(parent).free
+        if free < needed:
+            raise UpdateError(
+                f"not enough disk space in {parent} to restore the snapshot: {free:,} bytes free, {needed:,} needed",
+                hint="free some space there",
+            )
+    return plan
+
+
+def _put_back(copy: Path, live: Path, entry: dict[str, Any]) -> None:
+    """Move a snapshot copy over the live file: a rename where both are on one
+    filesystem (no space needed), else a durable copy and a rename."""
+    if live.parent.stat().st_dev == copy.stat().st_dev:
+        _apply_ownership(copy, entry)
+        os.replace(copy, live)
+    else:
+        partial = live.with_name(f".{live.name}.{os.getpid()}.partial")
+        try:
+            _copy_private(copy, partial)
+            _apply_ownership(partial, entry)
+            os.replace(partial, live)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+    fsync_dir(live.parent)
+
+
+def restore(folder: Path) -> None:
+    """Put back the binary and data of a snapshot, keeping each file's mode,
+    owner and group, then prove it by digest. Everything is checked before the
+    first file is touched; a second run finishes an interrupted one."""
+    manifest = _read_snapshot(folder)
+    for action, live, copy, entry in _restore_plan(folder, manifest):
+        for sidecar in _sidecars(live) if action != "put-binary" else []:
+            sidecar.unlink(missing_ok=True)  # a stale WAL would be replayed onto the old file
+        if action == "remove":
+            live.unlink(missing_ok=True)
+            continue
+        assert copy is not None
+        _put_back(copy, live, entry)
+        if _state_digest(live) != entry["sha256"]:
+            raise UpdateError(f"restored {live} does not match its snapshot", hint=f"copy it from {folder} by hand")
+
+
+def list_snapshots(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
+    found = []
+    for folder in sorted((state_dir / SNAPSHOTS).glob("*")):
+        with contextlib.suppress(OSError, ValueError):
+            found.append((folder, json.loads((folder / "snapshot.json").read_text())))
+    return found
+
+
+def _check_keep(keep: int) -> None:
+    if keep < 0:
+        raise UsageError(
+            f"keep = {keep} is negative (it would delete every snapshot)",
+            hint="pass --keep 0 or more, or set [update] keep to 0 or more",
+        )
+
+
+def prune(state_dir: Path, keep: int) -> None:
+    _check_keep(keep)
+    complete = [folder for folder, _ in list_snapshots(state_dir)]
+    for folder in complete[: max(len(complete) - keep, 0)]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _filesystem_needs(
+    binary: Path, data_files: list[Path], state_dir: Path, new_size: int
+) -> dict[int, tuple[Path, int, list[str]]]:
+    """Bytes each filesystem the update writes must have free: the new binary
+    beside the old, the snapshot in the state dir, migration room beside each
+    data file, and restore copies where a snapshot is on another filesystem."""
+    needs: dict[int, tuple[Path, int, list[str]]] = {}
+
+    def add(folder: Path, size: int, what: str) -> None:
+        where = _existing(folder)
+        device = where.stat().st_dev
+        known = needs.get(device, (where, 0, []))
+        needs[device] = (known[0], known[1] + size, [*known[2], what])
+
+    def size_of(database: Path) -> int:
+        return sum(p.stat().st_size for p in [database, *_sidecars(database)] if p.exists())
+
+    state_device = _existing(state_dir).stat().st_dev
+    binary_size = binary.stat().st_size
+    add(binary.parent, new_size, f"the new {binary.name}")
+    add(state_dir, binary_size + sum(size_of(d) for d in data_files), "the snapshot")
+    if _existing(binary.parent).stat().st_dev != state_device:
+        add(binary.parent, binary_size, f"restoring {binary.name}")
+    for database in data_files:
+        add(database.parent, size_of(database), f"migrating {database.name}")
+        if _existing(database.parent).stat().st_dev != state_device:
+            add(database.parent, size_of(database), f"restoring {database.name}")
+    return needs
+
+
+def check_space(
+    binary: Path, data_files: list[Path], state_dir: Path, new_size: int, free_space: Callable[[Path], int]
+) -> None:
+    for folder, size, whats in _filesystem_needs(binary, data_files, state_dir, new_size).values():
+        needed = int(size * 1.1) + (1 << 20)
+        free = free_space(folder)
+        if free < needed:
+            raise UpdateError(
+                f"not enough disk space in {folder}: {free:,} bytes free, {needed:,} needed for {', '.join(whats)}",
+                hint="free some space there; nothing was changed",
+            )

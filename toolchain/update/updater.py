@@ -1,0 +1,366 @@
+"""The update itself, and rollback and recovery around it.
+
+verify the artifact → lock → unpack the new binary beside the old one →
+journal → snapshot → atomic swap → `new migrate` and `new doctor` → commit
+and prune, or restore everything from the snapshot. `recover` finishes or
+undoes an update that was interrupted; `rollback` restores the newest
+snapshot by hand.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from toolchain.atomic import fsync_dir
+from toolchain.errors import ToolchainError, UpdateError, UsageError
+from toolchain.log import log
+from toolchain.update.artifact import Artifact, _check_installed_kind, _check_same_kind, extract_binary, verify_artifact
+from toolchain.update.files import _apply_ownership, _os_reason, _ownership
+from toolchain.update.journal import (
+    FINISHED,
+    SCRATCH_PREFIX,
+    UNTOUCHED,
+    Journal,
+    _changed,
+    _clean_leftovers,
+    _recover_hint,
+    _stuck_error,
+    default_state_dir,
+    exclusive_lock,
+    refuse_if_stuck,
+)
+from toolchain.update.snapshot import (
+    SNAPSHOTS,
+    _check_keep,
+    _private_dir,
+    check_space,
+    list_snapshots,
+    prune,
+    restore,
+    snapshot,
+)
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    ok: bool
+    state: str
+    old_version: str | None
+    new_version: str
+    snapshot: Path | None  # None when --keep 0 pruned it
+    output: str = ""
+    steps: tuple[str, ...] = field(default_factory=tuple)
+    artifact_sha256: str = ""
+
+
+def _check_data_file(path: Path) -> None:
+    """A data file is a SQLite database (or does not exist yet), never a folder."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.glob("*.db"))
+        example = path / (inside[0] if inside else "NAME.db")
+        raise UsageError(f"data file {path} is a folder, not a SQLite file", hint=f"pass the database in it: {example}")
+    if not path.exists():
+        return
+    if not path.is_file():
+        raise UsageError(f"data file {path} is not a regular file", hint="pass the app's SQLite database")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError as exc:
+        raise UsageError(f"cannot read data file {path}: {exc.strerror}", hint="check its permissions") from None
+    if head and head != SQLITE_MAGIC:
+        raise UsageError(
+            f"data file {path} is not a SQLite database",
+            hint="pass the app's SQLite file (--data / [update] data-files)",
+        )
+
+
+def _roll_back(journal: Journal, snapshot_dir: Path, **details: Any) -> None:
+    """Restore the snapshot under the journal. The live digests are recorded
+    first, so a recovery can tell the files were changed after an interruption.
+    A restore that fails leaves the journal `stuck` (and raises its message)."""
+    with contextlib.suppress(OSError):  # a journal we cannot write still says "restore"
+        journal.advance("rolling-back", live=journal.live(), **details)
+    try:
+        restore(snapshot_dir)
+    except (ToolchainError, OSError, sqlite3.Error) as exc:
+        with contextlib.suppress(OSError):
+            journal.advance(
+                "stuck", stuck_reason=f"it could not be rolled back ({_os_reason(exc)})", live=journal.live()
+            )
+        raise _stuck_error(journal) from None
+    try:
+        journal.advance("rolled-back")
+    except OSError:
+        return  # the snapshot stays: a recovery sees the files restored and finishes
+    shutil.rmtree(snapshot_dir, ignore_errors=True)
+
+
+def recover(state_dir: Path, *, force: bool = False, abandon: bool = False) -> str | None:
+    """Finish or undo an update that was interrupted; return what was done.
+
+    A stuck journal (a restore that failed, or an interrupted one whose files
+    changed since) raises until `force` (restore anyway) or `abandon` (keep
+    the current files and close the journal)."""
+    if force and abandon:
+        raise UsageError("--force and --abandon contradict each other", hint="pass one of them")
+    journal = Journal.read(state_dir)
+    removed = _clean_leftovers(state_dir, journal)
+    if removed:
+        log.info(f"removed {len(removed)} leftover(s) of a killed updater: {', '.join(p.name for p in removed)}")
+    if journal is None or journal.state in FINISHED:
+        if force or abandon:
+            raise UsageError(
+                f"no unfinished update in {state_dir} to {'--force' if force else '--abandon'}", hint="nothing to do"
+            )
+        return None
+    snapshot_dir = journal.snapshot_dir
+    if abandon:
+        journal.advance("abandoned", reason=f"abandoned by hand at {journal.state}; the current files were kept")
+        kept = f"; the snapshot stays in {snapshot_dir}" if snapshot_dir and snapshot_dir.exists() else ""
+        log.info(f"closed the journal and kept the current files{kept}")
+        return "abandoned"
+    if journal.state == "stuck" and not force:
+        raise _stuck_error(journal)
+    if journal.state == "committed":
+        keep = int(journal.record.get("keep", 3))
+        if keep >= 0:  # a journal from before negative keeps were refused: prune nothing
+            prune(state_dir, keep)
+        journal.advance("done")
+        log.info("recovered: the interrupted update had passed its checks; it is now complete")
+        return "completed"
+    if journal.state in UNTOUCHED or snapshot_dir is None:
+        if snapshot_dir is not None:
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
+        journal.advance("rolled-back", reason="interrupted before anything was changed")
+        log.info("recovered: the interrupted update had not changed anything")
+        return "nothing to undo"
+    if not force:
+        changed = _changed(journal, journal.record.get("live", {}))
+        if changed:
+            journal.advance(
+                "stuck",
+                stuck_reason=f"it was interrupted at {journal.state}, and {', '.join(changed)} changed since",
+                live=journal.live(),
+            )
+            raise _stuck_error(journal)
+    reason = "restored by hand (--force)" if force else f"interrupted at {journal.state}"
+    _roll_back(journal, snapshot_dir, reason=reason)
+    log.info(f"recovered: restored binary and data from {snapshot_dir}")
+    return "restored"
+
+
+def _run(binary: Path, args: list[str], env: dict[str, str]) -> tuple[int, str]:
+    log.command([binary, *args])
+    try:
+        completed = subprocess.run(
+            [str(binary), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=600, check=False
+        )
+    except OSError as exc:
+        raise UpdateError(f"cannot run {binary}: {_os_reason(exc)}", hint="check the binary") from None
+    except subprocess.TimeoutExpired:
+        raise UpdateError(f"`{binary.name} {' '.join(args)}` did not finish in 600 s", hint="check the app") from None
+    return completed.returncode, (completed.stdout + completed.stderr).strip()
+
+
+def _make_scratch(state_dir: Path) -> Path:
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-"))
+    (scratch / "owner").write_text(str(state_dir))  # lets a recovery clean it up after a kill -9
+    return scratch
+
+
+def update(
+    binary: Path,
+    source: str,
+    public_key_text: str,
+    data_files: list[Path],
+    *,
+    state_dir: Path | None = None,
+    keep: int = 3,
+    wait: float = 0.0,
+    env: dict[str, str] | None = None,
+    free_space: Callable[[Path], int] | None = None,
+) -> UpdateResult:
+    """Update `binary` from the archive at `source` (path or URL), safely."""
+    binary = binary.resolve()
+    if not binary.is_file():
+        raise UpdateError(f"{binary} is not an installed binary", hint="pass the installed executable or its receipt")
+    _check_keep(keep)
+    data_files = list(dict.fromkeys(p.resolve() for p in data_files))
+    for database in data_files:
+        _check_data_file(database)
+    state_dir = state_dir or default_state_dir(binary)
+    refuse_if_stuck(state_dir)
+    env = env or {}
+    scratch = _make_scratch(state_dir)
+    try:
+        with log.status("verifying the new artifact"):
+            artifact = verify_artifact(source, public_key_text, scratch)
+        if binary.name not in artifact.binaries:
+            raise UpdateError(f"{artifact.archive.name} has no {binary.name}", hint="pick the archive of this app")
+        member = artifact.member(binary.name)
+        kind = _check_installed_kind(binary, artifact.target, scratch)
+        with exclusive_lock(state_dir, wait):
+            recover(state_dir)
+            check_space(binary, data_files, state_dir, member.size,
+                        free_space or (lambda p: shutil.disk_usage(p).free))  # fmt: skip
+            staged = binary.with_name(f".{binary.name}.new.{os.getpid()}.partial")
+            try:
+                return _apply(binary, artifact, data_files, state_dir, staged, kind, keep, env, scratch)
+            finally:
+                staged.unlink(missing_ok=True)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _apply(
+    binary: Path,
+    artifact: Artifact,
+    data_files: list[Path],
+    state_dir: Path,
+    staged: Path,
+    kind: tuple[str, str],
+    keep: int,
+    env: dict[str, str],
+    scratch: Path,
+) -> UpdateResult:
+    member = artifact.member(binary.name)
+    try:
+        extract_binary(artifact, binary.name, staged)
+        _apply_ownership(staged, _ownership(binary))
+    except OSError as exc:
+        raise UpdateError(
+            f"cannot unpack the new {binary.name} into {binary.parent}: {_os_reason(exc)}",
+            hint="free some space there (or fix its permissions); nothing was changed",
+        ) from None
+    _check_same_kind(staged, kind, binary.name)
+    _, old_version = _run(binary, ["--version"], env)
+    ident = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
+    for suffix in range(2, 100):  # a second update by this process within the same second
+        if not (state_dir / SNAPSHOTS / ident).exists():
+            break
+        ident = f"{ident.rsplit('.', 1)[0]}.{suffix}"
+    snapshot_dir = state_dir / SNAPSHOTS / ident
+    journal = Journal(state_dir, {"id": ident, "binary": str(binary), "keep": keep, "steps": []})
+    try:
+        journal.advance(
+            "verified",
+            artifact=artifact.archive.name,
+            new_sha256=artifact.sha256,
+            new_binary_sha256=member.sha256,
+            new_version=artifact.version,
+            old_version=old_version,
+            data_files=[str(p) for p in data_files],
+            staged=str(staged),
+            scratch=str(scratch),
+        )
+        journal.advance("snapshotting", snapshot=str(snapshot_dir))
+    except OSError as exc:
+        raise UpdateError(
+            f"cannot write the update journal in {state_dir}: {_os_reason(exc)}",
+            hint="free some space there (or fix its permissions); nothing was changed",
+        ) from None
+    try:
+        with log.status(f"snapshotting {binary.name} and {len(data_files)} data file(s)"):
+            _private_dir(state_dir / SNAPSHOTS)
+            snapshot(binary, data_files, snapshot_dir)
+    except (OSError, sqlite3.Error) as exc:
+        shutil.rmtree(snapshot_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            journal.advance("rolled-back", reason=f"snapshot failed: {_os_reason(exc)}")
+        raise UpdateError(
+            f"cannot snapshot {binary.name} and its data into {state_dir}: {_os_reason(exc)}",
+            hint="free some space there; nothing was changed",
+        ) from None
+    output = ""
+    try:
+        journal.advance("snapshotted", live=journal.live())
+        journal.advance("swapping")
+        if os.name == "nt":  # a running exe can be renamed, not replaced
+            os.replace(binary, binary.with_name(binary.name + ".old"))
+        os.replace(staged, binary)
+        fsync_dir(binary.parent)
+        journal.advance("swapped", live=journal.live(binary))
+        journal.advance("migrating")
+        code, output = _run(binary, ["migrate"], env)
+        if code != 0:
+            last = output.splitlines()[-1] if output else "no output"
+            raise UpdateError(f"`{binary.name} migrate` failed with exit code {code}: {last}")
+        journal.advance("migrated", live=journal.live(*data_files))
+        code, doctor_output = _run(binary, ["doctor"], env)
+        output = f"{output}\n{doctor_output}".strip()
+        if code != 0:
+            raise UpdateError(f"`{binary.name} doctor` failed with exit code {code} after the migration")
+        journal.advance("checked", live=journal.live(*data_files))
+        journal.advance("committed")
+    except BaseException as failure:
+        reason = _os_reason(failure) if isinstance(failure, ToolchainError | OSError) else repr(failure)
+        _roll_back(journal, snapshot_dir, reason=reason, output=output)
+        if isinstance(failure, ToolchainError | OSError):
+            raise UpdateError(
+                f"{reason}; rolled back binary and data to {old_version}",
+                hint=f"the migration said: {output[-500:]}" if output else "see the output above",
+            ) from None
+        raise
+    with contextlib.suppress(OSError):  # the update is in; a recovery finishes these
+        prune(state_dir, keep)
+        journal.advance("done")
+    return UpdateResult(
+        True,
+        journal.state,
+        old_version,
+        artifact.version,
+        snapshot_dir if snapshot_dir.exists() else None,
+        output,
+        tuple(s[0] for s in journal.record["steps"]),
+        artifact.sha256,
+    )
+
+
+def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> Path:
+    """Restore the newest snapshot by hand. Without `yes` it only says what
+    would be lost (UsageError)."""
+    if not (state_dir / SNAPSHOTS).is_dir():
+        raise UpdateError(f"no snapshots in {state_dir / SNAPSHOTS}", hint="nothing to roll back to")
+    with exclusive_lock(state_dir, wait):
+        journal = Journal.read(state_dir)
+        if journal is not None and journal.state == "stuck":
+            raise _stuck_error(journal)
+        if journal is not None and journal.state not in FINISHED:
+            raise UpdateError(
+                f"an interrupted update of {journal.record.get('binary', '?')} is not finished",
+                hint=f"run `{_recover_hint(journal)}` first",
+            )
+        snapshots = list_snapshots(state_dir)
+        if not snapshots:
+            raise UpdateError(f"no snapshots in {state_dir / SNAPSHOTS}", hint="nothing to roll back to")
+        folder, manifest = snapshots[-1]
+        data = [Path(e["path"]) for e in manifest["data"]]
+        names = ", ".join(p.name for p in data) or "no data files"
+        if not yes:
+            raise UsageError(
+                f"rolling back puts {Path(manifest['binary']['path']).name} and {names} back as they were at "
+                f"{manifest['created']} (snapshot {folder.name}): everything written to them since is lost",
+                hint="pass --yes to roll back",
+            )
+        record = {
+            "id": f"rollback-{folder.name}",
+            "binary": manifest["binary"]["path"],
+            "data_files": [str(p) for p in data],
+            "snapshot": str(folder),
+            "steps": [],
+        }
+        _roll_back(Journal(state_dir, record), folder, reason="rollback by hand")
+        return folder

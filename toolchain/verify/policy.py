@@ -1,0 +1,217 @@
+"""Verification policy: rules from policies/*.toml (one per OS, like
+auditwheel's manylinux policies) applied to an inspected binary."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from toolchain.config.schema import Key, Table, did_you_mean, load_toml, validate
+from toolchain.config.targets import Target
+from toolchain.errors import UsageError, VerificationError
+from toolchain.verify.inspection import BinaryInfo
+
+SEVERITIES = ("error", "warn", "report")
+RULES = (
+    "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
+    "glibc-floor", "libraries", "pie", "nx", "relro", "stack-protector",
+    "macos-min", "code-signature", "subsystem", "aslr", "high-entropy-va",
+)  # fmt: skip
+
+POLICY_SCHEMA = Table(
+    keys={
+        "description": Key((str,), required=True),
+        "os": Key((str,), required=True, choices=("linux", "macos", "windows")),
+        "rules": Table(required=True, key_choices=RULES, values=Key((str,), choices=SEVERITIES)),
+        "libraries": Table(keys={"allowed": Key((list,), item_types=(str,))}),
+        "windows": Table(keys={"subsystem": Key((str,), choices=("windows_cui", "windows_gui"))}),
+    }
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    os: str
+    rules: dict[str, str]  # rule -> severity
+    allowed_libraries: tuple[str, ...]
+    subsystem: str | None
+    source: Path
+    origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
+
+
+@dataclass(frozen=True)
+class RuleVerdict:
+    rule: str
+    ok: bool
+    severity: str
+    found: str
+    expected: str
+    fix: str
+    allowed: bool = False  # failed, but overridden with --allow
+
+    @property
+    def blocking(self) -> bool:
+        return not self.ok and self.severity == "error" and not self.allowed
+
+
+def policy_from_document(name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()) -> Policy:
+    return Policy(
+        name=name,
+        os=document["os"],
+        rules=dict(document["rules"]),
+        allowed_libraries=tuple(document.get("libraries", {}).get("allowed", ())),
+        subsystem=document.get("windows", {}).get("subsystem"),
+        source=path,
+        origins=origins or (str(path),),
+    )
+
+
+def load_policy_file(path: Path) -> Policy:
+    """One policy file on its own (tests and tools; builds use the catalog)."""
+    document = load_toml(path)
+    validate(document, POLICY_SCHEMA, path)
+    return policy_from_document(path.stem, document, path)
+
+
+def check_allow(rules: tuple[str, ...]) -> None:
+    for rule in rules:
+        if rule not in RULES:
+            raise UsageError(f"unknown rule '{rule}' for --allow; {did_you_mean(rule, RULES)}")
+
+
+def _version(text: str | None) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.split(".")) if text else ()
+
+
+def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
+    machines = info.architectures or (info.machine,)
+    if target.components:
+        wanted = sorted(component_machines)
+        return sorted(machines) == wanted, ",".join(machines), ",".join(wanted)
+    return all(m == target.binary.machine for m in machines), ",".join(machines), target.binary.machine
+
+
+def _findings(
+    info: BinaryInfo, target: Target, path: Path, policy: Policy, component_machines: tuple[str, ...]
+) -> dict[str, tuple[bool, str, str, str]]:
+    """rule -> (ok, found, expected, fix) for every rule that applies to this format."""
+    expected = target.binary
+    where = target.source.name
+    machine_ok, machine_found, machine_expected = _machine_verdict(info, target, component_machines)
+    retarget = f"check --target and the runner ({where})"
+    suffix_ok = path.name.endswith(expected.exe_suffix) if expected.exe_suffix else "." not in path.name
+    found: dict[str, tuple[bool, str, str, str]] = {
+        "format": (info.format == expected.format, info.format, expected.format, retarget),
+        "machine": (machine_ok, machine_found, machine_expected, retarget),
+        "bits": (info.bits == expected.bits, str(info.bits), str(expected.bits), retarget),
+        "endianness": (info.endianness == expected.endianness, info.endianness, expected.endianness, retarget),
+        "exe-suffix": (suffix_ok, path.suffix or "(none)", expected.exe_suffix or "(none)", retarget),
+        "stripped": (
+            info.stripped,
+            "stripped" if info.stripped else "left: " + ", ".join(info.leftover_symbols),
+            "no symbol table or debug info",
+            'build with a profile that strips (strip = "symbols"), e.g. --profile dist',
+        ),
+    }
+    libraries = info.imports if info.format == "pe" else info.needed_libraries
+    unexpected = [lib for lib in libraries if not any(fnmatch.fnmatch(lib, p) for p in policy.allowed_libraries)]
+    found["libraries"] = (
+        not unexpected,
+        ", ".join(unexpected) if unexpected else "only allowed libraries",
+        "libraries on the allow-list",
+        f"drop the dependency, or add it to [libraries] allowed in {policy.source.name}",
+    )
+    if info.format == "elf":
+        floor = target.glibc
+        need = info.glibc_required
+        found["glibc-floor"] = (
+            not floor or _version(need) <= _version(floor),
+            f"GLIBC_{need}" if need else "no versioned glibc symbols",
+            f"at most GLIBC_{floor}",
+            f"build with --runner zig (it pins glibc {floor}) or raise [compat] glibc in {where}",
+        )
+        found["pie"] = (bool(info.pie), "PIE" if info.pie else "not PIE", "PIE", "link with -pie (Rust's default)")
+        found["nx"] = (bool(info.nx), "NX stack" if info.nx else "executable stack", "NX", "drop -z execstack")
+        found["relro"] = (info.relro == "full", f"{info.relro} RELRO", "full RELRO", "link with -z relro -z now")
+        found["stack-protector"] = (
+            bool(info.stack_protector),
+            "stack protector" if info.stack_protector else "no stack protector",
+            "__stack_chk_fail imported",
+            "build with -Z stack-protector=strong (nightly)",
+        )
+    if info.format == "macho":
+        minimum = target.macos
+        slices = info.slices or ()
+        too_new = [f"{s.machine} {s.macos_min}" for s in slices if _version(s.macos_min) > _version(minimum)]
+        found["macos-min"] = (
+            not too_new and all(s.macos_min for s in slices) and bool(slices),
+            ", ".join(too_new) or ", ".join(f"{s.machine} {s.macos_min or 'no minimum recorded'}" for s in slices),
+            f"at most {minimum}",
+            f"set MACOSX_DEPLOYMENT_TARGET={minimum} (the zig runner does) or raise [compat] macos in {where}",
+        )
+        unsigned = [s.machine for s in slices if s.machine == "aarch64" and not s.code_signature]
+        found["code-signature"] = (
+            not unsigned,
+            f"unsigned {', '.join(unsigned)} slice" if unsigned else "arm64 slices signed",
+            "a code signature on every arm64 slice",
+            "sign it (`codesign -s -` on macOS; the zig runner signs arm64 ad hoc)",
+        )
+        found["pie"] = (bool(info.pie), "PIE" if info.pie else "not PIE", "PIE", "link with -pie")
+        found["nx"] = (bool(info.nx), "NX" if info.nx else "no NX", "NX", "link without -allow_stack_execute")
+    if info.format == "pe":
+        found["subsystem"] = (
+            info.subsystem == policy.subsystem,
+            str(info.subsystem),
+            str(policy.subsystem),
+            'build a console program (remove #![windows_subsystem = "windows"])',
+        )
+        found["nx"] = (bool(info.nx), "NX_COMPAT" if info.nx else "no NX_COMPAT", "NX_COMPAT", "link with --nxcompat")
+        found["aslr"] = (
+            bool(info.aslr),
+            "DYNAMIC_BASE" if info.aslr else "no ASLR",
+            "DYNAMIC_BASE",
+            "link with --dynamicbase",
+        )
+        found["high-entropy-va"] = (
+            bool(info.high_entropy_va),
+            "HIGH_ENTROPY_VA" if info.high_entropy_va else "no HIGH_ENTROPY_VA",
+            "HIGH_ENTROPY_VA",
+            "link with --high-entropy-va",
+        )
+    return found
+
+
+def evaluate(
+    info: BinaryInfo,
+    target: Target,
+    path: Path,
+    policy: Policy,
+    allow: tuple[str, ...] = (),
+    component_machines: tuple[str, ...] = (),
+) -> tuple[RuleVerdict, ...]:
+    """Every rule of the target's policy that applies to this binary's format."""
+    verdicts = []
+    for rule, (ok, found, expected, fix) in _findings(info, target, path, policy, component_machines).items():
+        severity = policy.rules.get(rule)
+        if severity is None:
+            continue
+        verdicts.append(RuleVerdict(rule, ok, severity, found, expected, fix, allowed=not ok and rule in allow))
+    return tuple(verdicts)
+
+
+def require(verdicts: tuple[RuleVerdict, ...], target: Target, path: Path, policy: Policy) -> None:
+    """Fail on the first blocking verdict, naming policy, rule, finding and fix."""
+    for verdict in verdicts:
+        if verdict.blocking:
+            raise VerificationError(
+                f"{path.name} ({target.triple}) breaks rule '{verdict.rule}' of {policy.source}: "
+                f"found {verdict.found}, expected {verdict.expected}",
+                hint=f"{verdict.fix}; or pass --allow {verdict.rule}; nothing was packaged",
+            )
+
+
+def verdicts_to_dicts(verdicts: tuple[RuleVerdict, ...]) -> list[dict[str, Any]]:
+    return [v.__dict__ for v in verdicts]
