@@ -32,8 +32,9 @@ from test_update import Install, Release, do_update, make_install, make_release,
 from toolchain import REPO_ROOT
 from toolchain.config.catalog import packaged
 from toolchain.errors import UpdateError, UsageError
+from toolchain.release.package import Member
 from toolchain.release.signing import sign_file
-from toolchain.update.artifact import Artifact, Member, check_members, extract_binary
+from toolchain.update.artifact import Artifact, check_members, extract_binary
 from toolchain.update.journal import CRASH_ENV
 from toolchain.update.updater import update
 

@@ -211,10 +211,15 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
 
 
 def usable_out_dir(path: Path) -> Path:
-    """The output folder, made now: a name the filesystem refuses is found before cargo runs."""
+    """The output folder, tried now: a name the filesystem refuses, or a folder
+    that cannot be written, is found before cargo runs. Nothing is left behind."""
+    made: list[Path] = []
     try:
         path = path.resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        for folder in reversed([path, *path.parents]):
+            if not folder.exists():
+                folder.mkdir()
+                made.append(folder)
         probe = path / f".toolchain-write-test-{os.getpid()}"
         probe.touch()
         probe.unlink()
@@ -223,6 +228,9 @@ def usable_out_dir(path: Path) -> Path:
         raise UsageError(
             f"the output folder {shown} cannot be used: {exc.strerror}", hint="pass a shorter or writable --out-dir"
         ) from exc
+    finally:
+        for folder in reversed(made):
+            folder.rmdir()
     return path
 
 

@@ -30,17 +30,9 @@ from toolchain.config import catalog
 from toolchain.config.targets import host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import SignatureError, UpdateError, UsageError
+from toolchain.release.package import Member
 from toolchain.release.signing import HASHED_SIG_ALG, PublicKey, parse_public_key, verify_file
 from toolchain.update.files import CHUNK, PRIVATE_DIR, _os_reason
-
-
-@dataclass(frozen=True)
-class Member:
-    """A regular file of the archive, as the signed manifest describes it."""
-
-    path: str
-    size: int
-    sha256: str
 
 
 @dataclass(frozen=True)
