@@ -11,6 +11,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from toolchain.errors import MissingToolError, ToolchainError
 from toolchain.log import log
@@ -99,6 +100,22 @@ def run(
             hint="see its output above" if tee_stderr else None,
         )
     return result
+
+
+def run_to(
+    argv: Sequence[str | Path], stdout: BinaryIO, *, error: type[ToolchainError] = ToolchainError, what: str
+) -> None:
+    """Run argv with its standard output going to an open binary file (a
+    compressor's stream); its error output is kept for the one-line error."""
+    args = [str(a) for a in argv]
+    log.command(args, None)
+    try:
+        completed = subprocess.run(args, stdout=stdout, stderr=subprocess.PIPE, check=False)
+    except FileNotFoundError as exc:
+        raise MissingToolError(f"'{args[0]}' is not installed or not on PATH", hint="run `invoke doctor`") from exc
+    if completed.returncode != 0:
+        message = completed.stderr.decode(errors="replace").strip().splitlines()
+        raise error(f"{what} failed with exit code {completed.returncode}" + (f": {message[0]}" if message else ""))
 
 
 def _tee(proc: subprocess.Popen[str]) -> tuple[str, str]:

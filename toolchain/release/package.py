@@ -9,7 +9,6 @@ failure never leaves a half-written archive behind.
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import lzma
 import os
@@ -68,6 +67,28 @@ def archive_name(app: str, triple: str, archive_format: str) -> str:
     return f"{app}-{triple}.{archive_format}"
 
 
+# xz's multi-threaded encoder cuts the input into blocks of this size and
+# writes the same bytes whatever the thread count (its single-threaded encoder,
+# and Python's lzma, write other bytes): archives are the same on every machine.
+XZ_BLOCK_SIZE = 16 << 20
+
+
+def xz_compress(source: Path, out: Path, *, threads: int | None = None, block_size: int = XZ_BLOCK_SIZE) -> None:
+    """`xz -6` with the multi-threaded encoder in fixed blocks (`-T+1` is that
+    encoder with one thread). Python's lzma has no threads, hence the tool."""
+    count = threads or min(os.cpu_count() or 1, 8)
+    argv: list[str | Path] = [
+        "xz",
+        "-6",
+        f"--threads={count if count > 1 else '+1'}",
+        f"--block-size={block_size}",
+        "--stdout",
+        source,
+    ]
+    with out.open("wb") as handle:
+        proc.run_to(argv, handle, error=PackagingError, what=f"xz of {source.name}")
+
+
 def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
     def info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
         item = tarfile.TarInfo(name)
@@ -76,17 +97,18 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
         item.uname = item.gname = ""
         return item
 
-    # PAX headers would carry host-specific atime/ctime; GNU format does not.
-    with (
-        out.open("wb") as raw,
-        lzma.open(raw, "wb", preset=6) as xz,
-        tarfile.open(fileobj=xz, mode="w", format=tarfile.GNU_FORMAT) as tar,
-    ):
-        tar.addfile(info(top + "/", 0, EXEC_MODE, tarfile.DIRTYPE))
-        for entry in entries:
-            data = entry.source.read_bytes()
-            mode = EXEC_MODE if entry.executable else FILE_MODE
-            tar.addfile(info(f"{top}/{entry.name}", len(data), mode), io.BytesIO(data))
+    plain = out.with_name(out.name + ".tar")
+    try:
+        # PAX headers would carry host-specific atime/ctime; GNU format does not.
+        with tarfile.open(plain, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            tar.addfile(info(top + "/", 0, EXEC_MODE, tarfile.DIRTYPE))
+            for entry in entries:
+                mode = EXEC_MODE if entry.executable else FILE_MODE
+                with entry.source.open("rb") as data:
+                    tar.addfile(info(f"{top}/{entry.name}", entry.source.stat().st_size, mode), data)
+        xz_compress(plain, out)
+    finally:
+        plain.unlink(missing_ok=True)
 
 
 def _zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
