@@ -216,3 +216,31 @@ def test_vendored_crate_builds_std_from_source_with_the_network_off(
     (binary,) = result.binaries
     smoke = smoke_binary(load_catalog().target("x86_64-pc-windows-gnu"), binary.path, binary.version, [["selftest"]])
     assert smoke.ok, smoke
+
+
+def test_two_machines_build_the_same_archive_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Two "machines": the crate checked out at two paths, each with its own
+    # cargo home (registry sources at different places) and target folder.
+    archives = []
+    for machine in ("first", "second-machine"):
+        root = tmp_path / machine / "checkout" / "corpus-cli"
+        shutil.copytree(CORPUS / "cli", root, ignore=shutil.ignore_patterns("target"))
+        monkeypatch.setenv("CARGO_HOME", str(tmp_path / machine / "cargo-home"))
+        monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / machine / "target"))
+        monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+        monkeypatch.setenv("RUSTUP_HOME", os.environ.get("RUSTUP_HOME", str(Path.home() / ".rustup")))
+        report = build(
+            BuildOptions(
+                targets=("x86_64-unknown-linux-gnu",),
+                manifest_path=root / "Cargo.toml",
+                profile="fast",
+                out_dir=tmp_path / machine / "dist",
+            )
+        )
+        (result,) = report.results
+        (artifact,) = result.artifacts
+        binary = result.binaries[0].path.read_bytes()
+        for prefix in (str(tmp_path / machine), str(Path.home())):
+            assert prefix.encode() not in binary, f"{prefix} is in the binary"
+        archives.append(artifact.path.read_bytes())
+    assert archives[0] == archives[1]
