@@ -92,6 +92,7 @@ class TargetResult:
     error: str | None = None
     allowed: tuple[str, ...] = ()
     started: str = ""
+    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in the order they ran
 
     def entry(self) -> TargetEntry:
         """This result as the build record keeps it."""
@@ -108,6 +109,7 @@ class TargetResult:
             error=self.error,
             allowed_rules=self.allowed,
             started=self.started,
+            phases=self.phases,
             binaries=tuple(
                 BinaryEntry(
                     package=b.package,
@@ -342,11 +344,18 @@ def build_target(
 ) -> TargetResult:
     started = time.monotonic()
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
+    phases: list[tuple[str, float]] = []
+    mark = started
     compiled = compile_target(project, selections, target, profile, settings, options.force_profile)
+    phases.append(("cargo", time.monotonic() - mark))
+    mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
+    phases.append(("verify", time.monotonic() - mark))
     artifacts: list[Artifact] = []
     if options.package_artifacts:
+        mark = time.monotonic()
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
+        phases.append(("package", time.monotonic() - mark))
     return TargetResult(
         triple=target.triple,
         ok=True,
@@ -361,6 +370,7 @@ def build_target(
         artifacts=tuple(artifacts),
         allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=started_on,
+        phases=tuple(phases),
     )
 
 

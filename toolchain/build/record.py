@@ -88,6 +88,8 @@ class TargetEntry:
     profile: str = ""
     manifest_path: Path | None = None
     cargo_lock_sha256: str | None = None
+    # (phase, seconds) in the order they ran: cargo, verify, package (and sign, when signed).
+    phases: tuple[tuple[str, float], ...] = ()
 
     def binaries_of(self, package: str) -> tuple[BinaryEntry, ...]:
         return tuple(b for b in self.binaries if b.package == package)
@@ -101,6 +103,7 @@ class TargetEntry:
             "binaries": [b.to_dict() for b in self.binaries],
             "artifacts": [a.to_dict() for a in self.artifacts],
             "manifest_path": str(self.manifest_path) if self.manifest_path else None,
+            "phases": [[name, round(seconds, 3)] for name, seconds in self.phases],
         }
 
     @classmethod
@@ -124,6 +127,7 @@ class TargetEntry:
             profile=raw.get("profile", ""),
             manifest_path=Path(raw["manifest_path"]) if raw.get("manifest_path") else None,
             cargo_lock_sha256=raw.get("cargo_lock_sha256"),
+            phases=tuple((str(name), float(seconds)) for name, seconds in raw.get("phases", ())),
         )
 
 
