@@ -33,6 +33,7 @@ from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.log import log
+from toolchain.release import authenticode
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo
@@ -193,6 +194,9 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
+    if settings.authenticode.configured and any(t.os == "windows" for t in targets):
+        with authenticode.identity(settings.authenticode):
+            pass  # a wrong password or an expired certificate stops the build before cargo runs
     results = []
     for target in targets:
         started = time.monotonic()
@@ -351,6 +355,10 @@ def build_target(
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     phases.append(("verify", time.monotonic() - mark))
+    if target.os == "windows" and settings.authenticode.configured:
+        mark = time.monotonic()
+        binaries = sign_binaries(binaries, target, project, selections, settings, options.allow)
+        phases.append(("sign", time.monotonic() - mark))
     artifacts: list[Artifact] = []
     if options.package_artifacts:
         mark = time.monotonic()
@@ -374,6 +382,29 @@ def build_target(
     )
 
 
+def sign_binaries(
+    binaries: list[BuiltBinary],
+    target: Target,
+    project: Project,
+    selections: list[Selection],
+    settings: Settings,
+    allow: tuple[str, ...],
+) -> list[BuiltBinary]:
+    """Authenticode-sign copies of binaries that passed the policy, then hold
+    the signed copies to it again, the `authenticode` rule included."""
+    epoch = source_date_epoch(project.workspace_root)
+    signed: dict[str, Path] = {}
+    with authenticode.identity(settings.authenticode) as ident, log.group(f"sign {target.triple}"):
+        assert ident is not None
+        for binary in binaries:
+            destination = binary.path.parent / "authenticode" / binary.path.name
+            authenticode.sign_pe(binary.path, destination, ident, binary.package, epoch)
+            log.info(f"{binary.path.name}: signed by {ident.subject}")
+            signed[binary.name] = destination
+        signer = ident.signer_sha256
+    return check_binaries(signed, target, project, selections, settings, allow, signer=signer)
+
+
 def check_binaries(
     executables: dict[str, Path],
     target: Target,
@@ -381,6 +412,7 @@ def check_binaries(
     selections: list[Selection],
     settings: Settings,
     allow: tuple[str, ...] = (),
+    signer: str | None = None,
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
     cache_dir = project.target_directory / ".toolchain"
@@ -392,7 +424,7 @@ def check_binaries(
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
             info = inspect_cached(path, digest, cache_dir)
-            verdicts = evaluate(info, target, path, policy, allow, machines)
+            verdicts = evaluate(info, target, path, policy, allow, machines, signer)
             for verdict in verdicts:
                 if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
                     why = "allowed with --allow" if verdict.allowed else "warning"

@@ -76,7 +76,16 @@ SETTINGS_SCHEMA = Table(
         ),
         "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
         "release": Table(keys={"download-url": Key((str,))}),
-        "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
+        "sign": Table(
+            keys={
+                "secret-key-file": Key((str,)),
+                "public-key-file": Key((str,)),
+                "authenticode-cert": Key((str,)),
+                "authenticode-key": Key((str,)),
+                "authenticode-password-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+                "timestamp-url": Key((str,)),
+            }
+        ),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
         "cross": Table(
             keys={
@@ -88,6 +97,23 @@ SETTINGS_SCHEMA = Table(
         ),
     }
 )
+
+
+P12_BASE64_ENV = "TOOLCHAIN_AUTHENTICODE_P12_BASE64"
+
+
+@dataclass(frozen=True)
+class AuthenticodeSettings:
+    """[sign] authenticode-* keys, resolved against the project folder."""
+
+    cert: Path | None  # a PKCS#12 file, or a PEM certificate (chain)
+    key: Path | None  # the PEM private key, when cert is PEM
+    password_env: str  # the variable holding the PKCS#12 or key password
+    timestamp_url: str  # RFC 3161; empty = no timestamp
+
+    @property
+    def configured(self) -> bool:
+        return self.cert is not None or bool(os.environ.get(P12_BASE64_ENV))
 
 
 @dataclass(frozen=True)
@@ -119,6 +145,9 @@ class Settings:
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
+    authenticode: AuthenticodeSettings = field(
+        default_factory=lambda: AuthenticodeSettings(None, None, "TOOLCHAIN_AUTHENTICODE_PASSWORD", "")
+    )
 
     @property
     def out_dir(self) -> Path:
@@ -207,7 +236,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
             merged.setdefault(table, {}).update(values)
         sources.append(override_path)
         base = override_path.parent
-    build, package = merged["build"], merged["package"]
+    build, package, sign = merged["build"], merged["package"], merged["sign"]
     manifest = build["manifest-path"]
     manifest_path = (base / manifest).resolve() if manifest else None
     project_dir = base if override_path is not None else None
@@ -244,4 +273,10 @@ def load_settings(cwd: Path | None = None) -> Settings:
         project_dir=project_dir,
         catalog=known,
         cwd=cwd,
+        authenticode=AuthenticodeSettings(
+            cert=(base / sign["authenticode-cert"]) if sign["authenticode-cert"] else None,
+            key=(base / sign["authenticode-key"]) if sign["authenticode-key"] else None,
+            password_env=sign["authenticode-password-env"],
+            timestamp_url=sign["timestamp-url"],
+        ),
     )

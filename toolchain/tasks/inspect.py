@@ -10,6 +10,7 @@ from invoke.context import Context
 from toolchain.config.settings import load_settings
 from toolchain.errors import VerificationError
 from toolchain.log import log
+from toolchain.release import authenticode
 from toolchain.tasks.base import task
 from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 
@@ -25,11 +26,13 @@ from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 )
 def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Show format, architecture, stripping, size and largest sections of a binary."""
-    if path:
-        paths = [Path(path)]
-    else:
-        paths = paths_from_last_build(Path(out_dir) if out_dir else load_settings().out_dir, target)
-    report = inspect_paths(paths, target or None)
+    settings = load_settings()
+    paths = [Path(path)] if path else paths_from_last_build(Path(out_dir) if out_dir else settings.out_dir, target)
+    signer = None
+    if target and settings.authenticode.configured:
+        with authenticode.identity(settings.authenticode) as ident:
+            signer = ident.signer_sha256 if ident else None
+    report = inspect_paths(paths, target or None, signer)
     if json:
         log.json(report)
     else:
@@ -62,6 +65,7 @@ def _print(report: dict[str, Any]) -> None:
                 ["size", f"{binary['size']} bytes"],
                 ["sha256", binary["sha256"]],
             ]
+            + ([["authenticode", _signature(binary["authenticode"])]] if binary.get("format") == "pe" else [])
             + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem", "relro") if binary.get(k)],
         )
         log.table("largest sections", ["section", "bytes"], [[s["name"], s["size"]] for s in binary["sections"]])
@@ -74,6 +78,12 @@ def _print(report: dict[str, Any]) -> None:
                     for v in binary["verdicts"]
                 ],
             )
+
+
+def _signature(signature: dict[str, str] | None) -> str:
+    if not signature:
+        return "unsigned"
+    return f"{signature['status']}, signed by {signature['signer_subject']}"
 
 
 TASK = inspect_task

@@ -35,7 +35,8 @@ def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
     return [(b.path, b.version) for b in entry.binaries]
 
 
-def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
+def inspect_paths(paths: list[Path], triple: str | None, signer: str | None = None) -> dict[str, Any]:
+    """signer: the configured Authenticode certificate's SHA-256 (the `authenticode` rule's expectation)."""
     known = catalog.current()
     target = known.target(triple) if triple else None
     binaries = []
@@ -47,7 +48,9 @@ def inspect_paths(paths: list[Path], triple: str | None) -> dict[str, Any]:
         if target is not None:
             policy = known.policy_for(target)
             document["policy"] = policy.source.name
-            verdicts = evaluate(info, target, path, policy, component_machines=known.component_machines(target))
+            verdicts = evaluate(
+                info, target, path, policy, component_machines=known.component_machines(target), signer=signer
+            )
             document["verdicts"] = verdicts_to_dicts(verdicts)
         binaries.append(document)
     return {"schema": INSPECT_SCHEMA, "target": target.triple if target else None, "binaries": binaries}

@@ -14,7 +14,7 @@ from typing import Any
 
 from toolchain.errors import InspectionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LARGEST_SECTIONS = 8
 
 
@@ -36,6 +36,15 @@ class CrateSize:
     crate: str
     size: int
     symbols: int
+
+
+@dataclass(frozen=True)
+class Authenticode:
+    """A PE's Authenticode signature as LIEF reads it (the first one)."""
+
+    status: str  # "OK", or LIEF's verification flags (BAD_DIGEST, ...) when the signed bytes changed
+    signer_sha256: str  # SHA-256 of the signer certificate (DER)
+    signer_subject: str
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class BinaryInfo:
     imports: tuple[str, ...] = field(default_factory=tuple)
     aslr: bool | None = None
     high_entropy_va: bool | None = None
+    authenticode: Authenticode | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,6 +86,8 @@ class BinaryInfo:
         values = dict(data)
         values["sections"] = tuple(Section(**s) for s in data["sections"])
         values["slices"] = tuple(MachOSlice(**s) for s in data.get("slices", ()))
+        if data.get("authenticode"):
+            values["authenticode"] = Authenticode(**data["authenticode"])
         for key in ("leftover_symbols", "architectures", "needed_libraries", "imports"):
             values[key] = tuple(data.get(key, ()))
         return cls(**values)
@@ -280,7 +292,21 @@ def _pe(binary: Any, size: int) -> BinaryInfo:
         nx=bool(binary.has_nx),
         aslr=bool(optional.has(lief.PE.OptionalHeader.DLL_CHARACTERISTICS.DYNAMIC_BASE)),
         high_entropy_va=bool(optional.has(lief.PE.OptionalHeader.DLL_CHARACTERISTICS.HIGH_ENTROPY_VA)),
+        authenticode=_authenticode(binary),
     )
+
+
+def _authenticode(binary: Any) -> Authenticode | None:
+    import hashlib
+
+    if not binary.has_signatures:
+        return None
+    signature = binary.signatures[0]
+    signer = signature.signers[0].cert if signature.signers else None
+    status = str(binary.verify_signature()).rsplit(".", 1)[-1]
+    if signer is None:
+        return Authenticode(status, "", "")
+    return Authenticode(status, hashlib.sha256(bytes(signer.raw)).hexdigest(), str(signer.subject))
 
 
 _LEGACY_PART = re.compile(r"(\d+)")

@@ -17,7 +17,7 @@ SEVERITIES = ("error", "warn", "report")
 RULES = (
     "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
     "glibc-floor", "libraries", "pie", "nx", "relro", "stack-protector",
-    "macos-min", "code-signature", "subsystem", "aslr", "high-entropy-va",
+    "macos-min", "code-signature", "subsystem", "aslr", "high-entropy-va", "authenticode",
 )  # fmt: skip
 
 POLICY_SCHEMA = Table(
@@ -95,9 +95,17 @@ def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple
 
 
 def _findings(
-    info: BinaryInfo, target: Target, path: Path, policy: Policy, component_machines: tuple[str, ...]
+    info: BinaryInfo,
+    target: Target,
+    path: Path,
+    policy: Policy,
+    component_machines: tuple[str, ...],
+    signer: str | None = None,
 ) -> dict[str, tuple[bool, str, str, str]]:
-    """rule -> (ok, found, expected, fix) for every rule that applies to this format."""
+    """rule -> (ok, found, expected, fix) for every rule that applies to this format.
+
+    signer: the SHA-256 of the configured Authenticode certificate; the
+    `authenticode` rule applies only when one is configured."""
     expected = target.binary
     where = target.source.name
     machine_ok, machine_found, machine_expected = _machine_verdict(info, target, component_machines)
@@ -181,7 +189,31 @@ def _findings(
             "HIGH_ENTROPY_VA",
             "link with --high-entropy-va",
         )
+        if signer is not None:
+            found["authenticode"] = _authenticode_finding(info, signer)
     return found
+
+
+def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str, str]:
+    expected = f"a valid signature by the configured certificate (SHA-256 {signer[:16]}...)"
+    signature = info.authenticode
+    if signature is None:
+        return (False, "no Authenticode signature", expected, "sign it: set [sign] authenticode-cert and rebuild")
+    if signature.status != "OK":
+        return (
+            False,
+            f"a signature that does not match the bytes ({signature.status})",
+            expected,
+            "the file changed after signing: rebuild it from the release, never patch a signed file",
+        )
+    if signature.signer_sha256 != signer:
+        return (
+            False,
+            f"signed by {signature.signer_subject} (SHA-256 {signature.signer_sha256[:16]}...)",
+            expected,
+            "sign with the certificate set in [sign] authenticode-cert",
+        )
+    return (True, f"signed by {signature.signer_subject}", expected, "")
 
 
 def evaluate(
@@ -191,10 +223,12 @@ def evaluate(
     policy: Policy,
     allow: tuple[str, ...] = (),
     component_machines: tuple[str, ...] = (),
+    signer: str | None = None,
 ) -> tuple[RuleVerdict, ...]:
     """Every rule of the target's policy that applies to this binary's format."""
     verdicts = []
-    for rule, (ok, found, expected, fix) in _findings(info, target, path, policy, component_machines).items():
+    findings = _findings(info, target, path, policy, component_machines, signer)
+    for rule, (ok, found, expected, fix) in findings.items():
         severity = policy.rules.get(rule)
         if severity is None:
             continue

@@ -1,0 +1,185 @@
+"""Authenticode signatures on Windows executables, made on Linux with
+osslsigncode (Debian's package). The certificate and key come from files or
+a CI secret; the password is read from an environment variable and handed to
+osslsigncode in a private file, never on a command line or in a log.
+
+Signing runs after the policy checks and before archiving, so the archive,
+its checksum and the provenance all cover the signed bytes. Without a
+timestamp server the signing time is SOURCE_DATE_EPOCH (or the Unix epoch):
+RSA PKCS#1 v1.5 signatures are deterministic, so a signed build is as
+reproducible as an unsigned one."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from toolchain import proc
+from toolchain.config.settings import P12_BASE64_ENV, AuthenticodeSettings
+from toolchain.errors import ConfigError, MissingToolError, SignatureError
+
+P12_SUFFIXES = (".p12", ".pfx")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A loaded, checked signing identity: what osslsigncode is given."""
+
+    pkcs12: Path | None
+    cert: Path | None
+    key: Path | None
+    password: str | None = field(repr=False)
+    timestamp_url: str
+    signer_sha256: str  # SHA-256 of the signer certificate (DER), what the policy rule expects
+    subject: str
+    not_after: datetime
+
+
+def _load_certificates(settings: AuthenticodeSettings, data: bytes, password: str | None, what: str) -> Identity:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
+    pw = password.encode() if password else None
+    if settings.cert is None or settings.cert.suffix.lower() in P12_SUFFIXES:
+        try:
+            key, cert, _extra = pkcs12.load_key_and_certificates(data, pw)
+        except ValueError as exc:
+            raise SignatureError(
+                f"cannot open the Authenticode PKCS#12 {what}: wrong password or not a PKCS#12 file",
+                hint=f"set ${settings.password_env} to its password (or check the file)",
+            ) from exc
+        if key is None or cert is None:
+            raise SignatureError(
+                f"the Authenticode PKCS#12 {what} holds no private key and certificate",
+                hint="export the code-signing certificate with its private key",
+            )
+        pkcs12_path, cert_path, key_path = settings.cert, None, None
+    else:
+        from cryptography import x509
+
+        try:
+            cert = x509.load_pem_x509_certificates(data)[0]
+        except ValueError as exc:
+            raise SignatureError(
+                f"{what} is not a PEM certificate", hint="set [sign] authenticode-cert to a .p12/.pfx or PEM file"
+            ) from exc
+        if settings.key is None:
+            raise ConfigError(
+                f"{what} is a PEM certificate without a key",
+                hint="set [sign] authenticode-key to its PEM private key (or use a .p12 file)",
+            )
+        try:
+            serialization.load_pem_private_key(_read(settings.key, "authenticode-key"), pw)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(
+                f"cannot open the Authenticode key {settings.key}: wrong password or not a PEM private key",
+                hint=f"set ${settings.password_env} to its password (or check the file)",
+            ) from exc
+        pkcs12_path, cert_path, key_path = None, settings.cert, settings.key
+    not_after = cert.not_valid_after_utc
+    if not_after <= datetime.now(UTC):
+        raise SignatureError(
+            f"the Authenticode certificate {cert.subject.rfc4514_string()} expired on {not_after:%Y-%m-%d}",
+            hint="renew the code-signing certificate and point [sign] authenticode-cert at the new one",
+        )
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return Identity(
+        pkcs12=pkcs12_path,
+        cert=cert_path,
+        key=key_path,
+        password=password,
+        timestamp_url=settings.timestamp_url,
+        signer_sha256=hashlib.sha256(der).hexdigest(),
+        subject=cert.subject.rfc4514_string(),
+        not_after=not_after,
+    )
+
+
+def _read(path: Path, key: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read [sign] {key} {path}: {exc.strerror}", hint="point it at the file, or leave it empty"
+        ) from exc
+
+
+@contextmanager
+def identity(settings: AuthenticodeSettings) -> Iterator[Identity | None]:
+    """The checked identity (None when Authenticode is not configured); a
+    PKCS#12 from $TOOLCHAIN_AUTHENTICODE_P12_BASE64 lives in a private temp
+    file for the duration."""
+    if not settings.configured:
+        yield None
+        return
+    password = os.environ.get(settings.password_env) or None
+    encoded = os.environ.get(P12_BASE64_ENV)
+    if settings.cert is None and encoded:
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except binascii.Error as exc:
+            raise ConfigError(
+                f"${P12_BASE64_ENV} is not base64", hint="store the .p12 file base64-encoded in the secret"
+            ) from exc
+        with tempfile.TemporaryDirectory(prefix="toolchain-authenticode-") as tmp:
+            p12 = Path(tmp) / "identity.p12"
+            p12.write_bytes(data)
+            p12.chmod(0o600)
+            loaded = _load_certificates(
+                AuthenticodeSettings(p12, None, settings.password_env, settings.timestamp_url),
+                data,
+                password,
+                f"in ${P12_BASE64_ENV}",
+            )
+            yield loaded
+        return
+    assert settings.cert is not None
+    yield _load_certificates(settings, _read(settings.cert, "authenticode-cert"), password, str(settings.cert))
+
+
+def sign_pe(source: Path, signed: Path, ident: Identity, description: str, epoch: int) -> None:
+    """Write `signed`, a signed copy of `source` (through a temp file, so a
+    failure leaves nothing half-written). cargo's own output is never
+    touched, so a no-op rebuild does not find a signed file to re-sign.
+    epoch: the signing time when there is no timestamp server."""
+    tool = shutil.which("osslsigncode")
+    if tool is None:
+        raise MissingToolError(
+            "osslsigncode is not installed, so Windows binaries cannot be Authenticode-signed",
+            hint="apt-get install osslsigncode (or leave [sign] authenticode-cert empty)",
+        )
+    signed.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".authenticode-", dir=signed.parent) as tmp:
+        partial = Path(tmp) / signed.name
+        argv = [tool, "sign", "-h", "sha256", "-n", description]
+        if ident.pkcs12 is not None:
+            argv += ["-pkcs12", str(ident.pkcs12)]
+        else:
+            argv += ["-certs", str(ident.cert), "-key", str(ident.key)]
+        if ident.password:
+            secret = Path(tmp) / "password"
+            secret.write_text(ident.password)
+            secret.chmod(0o600)
+            argv += ["-readpass", str(secret)]
+        if ident.timestamp_url:
+            argv += ["-ts", ident.timestamp_url]
+        else:
+            argv += ["-time", str(epoch)]
+        argv += ["-in", str(source), "-out", str(partial)]
+        result = proc.run(argv, check=False)
+        if result.returncode != 0:
+            last = (result.stderr or result.stdout or "").strip().splitlines()
+            raise SignatureError(
+                f"osslsigncode could not sign {source.name}: {last[-1] if last else 'exit ' + str(result.returncode)}",
+                hint="check the certificate, its password and the timestamp URL",
+            )
+        os.replace(partial, signed)
