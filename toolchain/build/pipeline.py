@@ -124,6 +124,7 @@ class TargetResult:
                     stripped=b.info.stripped,
                     sections={sec.name: sec.size for sec in b.info.sections},
                     verdicts=tuple(dict(v.__dict__) for v in b.verdicts),
+                    dependencies=tuple(dict(d.__dict__) for d in b.info.dependencies),
                 )
                 for b in self.binaries
             ),

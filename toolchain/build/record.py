@@ -30,9 +30,16 @@ class BinaryEntry:
     stripped: bool
     sections: dict[str, int] = field(default_factory=dict)
     verdicts: tuple[dict[str, Any], ...] = ()  # toolchain.verify.policy.RuleVerdict as written
+    # cargo-auditable's embedded list, as toolchain.verify.inspection.AuditedPackage dicts
+    dependencies: tuple[dict[str, str], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "path": str(self.path), "verdicts": list(self.verdicts)}
+        return {
+            **self.__dict__,
+            "path": str(self.path),
+            "verdicts": list(self.verdicts),
+            "dependencies": list(self.dependencies),
+        }
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> BinaryEntry:
@@ -48,6 +55,7 @@ class BinaryEntry:
             stripped=bool(raw.get("stripped", False)),
             sections={str(k): int(v) for k, v in raw.get("sections", {}).items()},
             verdicts=tuple(raw.get("verdicts", ())),
+            dependencies=tuple(raw.get("dependencies", ())),
         )
 
 

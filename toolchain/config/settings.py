@@ -35,6 +35,7 @@ SETTINGS_SCHEMA = Table(
                 "all-features": Key((bool,)),
                 "no-default-features": Key((bool,)),
                 "locked": Key((bool,)),
+                "auditable": Key((bool,)),
             }
         ),
         "package": Table(keys={"include": Key((list,), item_types=(str,))}),
@@ -142,6 +143,7 @@ class Settings:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
+    auditable: bool = False  # embed the dependency list with cargo-auditable
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -270,6 +272,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         all_features=bool(build["all-features"]),
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),
+        auditable=bool(build["auditable"]),
         project_dir=project_dir,
         catalog=known,
         cwd=cwd,

@@ -63,7 +63,10 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
                 for v in b.verdicts
             )
             names = tuple(b.path.name for b in binaries)
-            archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts))
+            # what cargo-auditable embedded, for scanners that read the manifest instead of the binary
+            audited = {b.name: list(b.dependencies) for b in binaries if b.dependencies}
+            extra = {"dependencies": audited} if audited else {}
+            archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts, **extra))
     if not archives:
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
     installers = []

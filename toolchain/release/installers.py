@@ -24,9 +24,11 @@ class ReleaseFile:
     sha256: str
     binaries: tuple[str, ...] = ()
     verdicts: tuple[dict[str, Any], ...] = ()
+    dependencies: dict[str, list[dict[str, str]]] | None = None  # per binary, from cargo-auditable
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        extra: dict[str, Any] = {"dependencies": self.dependencies} if self.dependencies else {}
+        return extra | {
             "name": self.name,
             "kind": self.kind,
             "app": self.app,

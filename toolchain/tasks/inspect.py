@@ -66,6 +66,7 @@ def _print(report: dict[str, Any]) -> None:
                 ["sha256", binary["sha256"]],
             ]
             + ([["authenticode", _signature(binary["authenticode"])]] if binary.get("format") == "pe" else [])
+            + [["dependencies", _dependencies(binary["dependencies"])]]
             + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem", "relro") if binary.get(k)],
         )
         log.table("largest sections", ["section", "bytes"], [[s["name"], s["size"]] for s in binary["sections"]])
@@ -78,6 +79,13 @@ def _print(report: dict[str, Any]) -> None:
                     for v in binary["verdicts"]
                 ],
             )
+
+
+def _dependencies(packages: list[dict[str, str]]) -> str:
+    if not packages:
+        return "none embedded (build with [build] auditable = true)"
+    shown = ", ".join(f"{p['name']} {p['version']}" for p in packages[:6])
+    return f"{len(packages)} packages (cargo-auditable): {shown}{', ...' if len(packages) > 6 else ''}"
 
 
 def _signature(signature: dict[str, str] | None) -> str:

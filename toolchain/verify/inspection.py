@@ -39,6 +39,16 @@ class CrateSize:
 
 
 @dataclass(frozen=True)
+class AuditedPackage:
+    """One entry of the dependency list cargo-auditable embeds."""
+
+    name: str
+    version: str
+    source: str  # crates.io | local | git | registry
+    kind: str  # runtime | build
+
+
+@dataclass(frozen=True)
 class Authenticode:
     """A PE's Authenticode signature as LIEF reads it (the first one)."""
 
@@ -77,6 +87,8 @@ class BinaryInfo:
     aslr: bool | None = None
     high_entropy_va: bool | None = None
     authenticode: Authenticode | None = None
+    # cargo-auditable's embedded list (empty when the binary is not auditable)
+    dependencies: tuple[AuditedPackage, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,6 +98,7 @@ class BinaryInfo:
         values = dict(data)
         values["sections"] = tuple(Section(**s) for s in data["sections"])
         values["slices"] = tuple(MachOSlice(**s) for s in data.get("slices", ()))
+        values["dependencies"] = tuple(AuditedPackage(**d) for d in data.get("dependencies", ()))
         if data.get("authenticode"):
             values["authenticode"] = Authenticode(**data["authenticode"])
         for key in ("leftover_symbols", "architectures", "needed_libraries", "imports"):
@@ -130,7 +143,7 @@ def inspect_binary(path: Path) -> BinaryInfo:
         ends = [header.section_header_offset + header.numberof_sections * header.section_header_size]
         ends += [seg.file_offset + seg.physical_size for seg in elf.segments]
         _require_complete(path, size, ends, "ELF")
-        return _elf(elf, size)
+        return _with_dependencies(_elf(elf, size), elf.sections)
     if lief.is_macho(name):
         fat = lief.MachO.parse(name)
         if fat is None or fat.size == 0:
@@ -141,13 +154,15 @@ def inspect_binary(path: Path) -> BinaryInfo:
                 raise _unparsable(path, "Mach-O")
             base = binary.fat_offset if fat.size > 1 else 0
             _require_complete(path, size, [base + seg.file_offset + seg.file_size for seg in binary.segments], "Mach-O")
-        return _macho(fat, size)
+        first = fat.at(0)
+        assert first is not None  # checked above
+        return _with_dependencies(_macho(fat, size), first.sections)
     if lief.is_pe(name):
         pe = lief.PE.parse(name)
         if pe is None:
             raise _unparsable(path, "PE")
         _require_complete(path, size, [s.pointerto_raw_data + s.sizeof_raw_data for s in pe.sections], "PE")
-        return _pe(pe, size)
+        return _with_dependencies(_pe(pe, size), pe.sections)
     raise InspectionError(
         f"{path} is not an executable LIEF can read (not ELF, Mach-O or PE)",
         hint="pass the path of a built binary",
@@ -294,6 +309,33 @@ def _pe(binary: Any, size: int) -> BinaryInfo:
         high_entropy_va=bool(optional.has(lief.PE.OptionalHeader.DLL_CHARACTERISTICS.HIGH_ENTROPY_VA)),
         authenticode=_authenticode(binary),
     )
+
+
+AUDIT_SECTIONS = (".dep-v0", "__dep_v0")  # ELF and PE; Mach-O (section names are 16 bytes there)
+
+
+def _with_dependencies(info: BinaryInfo, sections: Any) -> BinaryInfo:
+    """Read cargo-auditable's section: zlib-compressed JSON, {"packages": [...]}."""
+    import json
+    import zlib
+    from dataclasses import replace
+
+    for section in sections:
+        if section.name not in AUDIT_SECTIONS:
+            continue
+        try:
+            document = json.loads(zlib.decompress(bytes(section.content)))
+            packages = tuple(
+                AuditedPackage(p["name"], p["version"], p.get("source", "crates.io"), p.get("kind", "runtime"))
+                for p in document["packages"]
+            )
+        except (zlib.error, ValueError, KeyError, TypeError) as exc:
+            raise InspectionError(
+                f"the {section.name} section (cargo-auditable's dependency list) cannot be read: {exc}",
+                hint="rebuild the binary; it was changed after it was built",
+            ) from exc
+        return replace(info, dependencies=packages)
+    return info
 
 
 def _authenticode(binary: Any) -> Authenticode | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from toolchain import proc
+from toolchain.build.auditable import auditable_command
 from toolchain.build.cargo import Project, Selection
 from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
 from toolchain.build.rustflags import encoded_rustflags
@@ -76,6 +77,8 @@ class CommandRunner(ABC):
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
+        if job.settings.auditable:
+            invocation = CargoInvocation(*auditable_command(invocation.argv, invocation.env, self.name))
         env = dict(invocation.env)
         if self.remaps_host_paths and not job.route.trim_paths:
             project = job.project
