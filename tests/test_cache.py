@@ -22,9 +22,21 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.cache import CacheSettings, CacheStats, check_reachable, container_env, free_port, redacted
+from toolchain.build.cache import (
+    CacheSettings,
+    CacheStats,
+    check_reachable,
+    container_env,
+    container_script,
+    free_port,
+    redacted,
+)
+from toolchain.build.cargo import load_project, select
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
 from toolchain.build.record import load_record
+from toolchain.build.routes import Route
+from toolchain.build.runners import BuildJob
+from toolchain.build.runners.container import CACHE_STATS, ContainerRunner
 from toolchain.config.settings import load_settings
 from toolchain.errors import ConfigError
 
@@ -269,3 +281,36 @@ def test_ci_workflow_turns_the_cache_on_naming_secrets(tmp_path: Path) -> None:
     assert any(".[zig,cache]" in s.get("run", "") for s in steps)
     lint = subprocess.run(["actionlint", str(path)], capture_output=True, text=True, check=False)
     assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_container_command_runs_its_own_server_and_leaves_the_statistics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The container's command, run for real here under dash with the host's
+    sccache and cargo (no engine needed): its own server, the stats file, cargo's exit status."""
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    manifest = small_crate(tmp_path / "crate")
+    project = load_project(manifest)
+    settings = replace(load_settings(), cache=s3_cache("http://127.0.0.1:9000", "team-cache"))
+    job = BuildJob(
+        project, tuple(select(project, None, [])), settings.catalog.target("x86_64-unknown-linux-gnu"),
+        settings.catalog.profile("release"), False, Route("container-distro", "/usr/bin/rustc"), settings,
+        cache_env={"RUSTC_WRAPPER": "sccache"},
+    )  # fmt: skip
+    runner = ContainerRunner()
+    command = runner.command(job)
+    assert command[:2] == ["sh", "-c"] and CACHE_STATS in command[2]
+    env = runner.environment(job)
+    assert env["SCCACHE_BUCKET"] == "team-cache" and env["AWS_ACCESS_KEY_ID"] == "testing"
+    assert "SCCACHE_BUCKET" not in runner.environment(replace(job, cache_env={}))  # cache off: nothing passed
+
+    stats = tmp_path / "stats.json"
+    script = container_script(["cargo", "build", "--release", "--manifest-path", str(manifest)], str(stats))
+    local = {"SCCACHE_DIR": str(tmp_path / "store"), "SCCACHE_SERVER_PORT": str(free_port())}
+    run_env = {**os.environ, **local, "CARGO_TARGET_DIR": str(tmp_path / "target")}
+    done = subprocess.run(["dash", *script[1:]], env=run_env, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert CacheStats.from_sccache("local", json.loads(stats.read_text())).misses == 1
+    failing = container_script(["false"], str(stats))
+    assert subprocess.run(["dash", *failing[1:]], env=run_env, capture_output=True, check=False).returncode == 1
