@@ -314,3 +314,9 @@ def test_container_command_runs_its_own_server_and_leaves_the_statistics(
     assert CacheStats.from_sccache("local", json.loads(stats.read_text())).misses == 1
     failing = container_script(["false"], str(stats))
     assert subprocess.run(["dash", *failing[1:]], env=run_env, capture_output=True, check=False).returncode == 1
+
+
+def test_build_minus_h_is_still_help() -> None:
+    # invoke would give --cache the short flag -h (c, a and e are taken): -h must stay help.
+    shown = run_invoke("build", "-h")
+    assert shown.returncode == 0 and "--cache=STRING" in shown.stdout, shown.stderr
