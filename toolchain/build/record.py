@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.atomic import write_atomic
+from toolchain.build.cache import CacheStats
 from toolchain.errors import BuildError
 
 RECORD_NAME = "build-record.json"
@@ -98,6 +99,8 @@ class TargetEntry:
     cargo_lock_sha256: str | None = None
     # (phase, seconds) in the order they ran: cargo, verify, package (and sign, when signed).
     phases: tuple[tuple[str, float], ...] = ()
+    # The compile cache's hits, misses and errors for this target; None: the cache was off.
+    cache: CacheStats | None = None
 
     def binaries_of(self, package: str) -> tuple[BinaryEntry, ...]:
         return tuple(b for b in self.binaries if b.package == package)
@@ -112,6 +115,7 @@ class TargetEntry:
             "artifacts": [a.to_dict() for a in self.artifacts],
             "manifest_path": str(self.manifest_path) if self.manifest_path else None,
             "phases": [[name, round(seconds, 3)] for name, seconds in self.phases],
+            "cache": self.cache.to_dict() if self.cache else None,
         }
 
     @classmethod
@@ -136,6 +140,7 @@ class TargetEntry:
             manifest_path=Path(raw["manifest_path"]) if raw.get("manifest_path") else None,
             cargo_lock_sha256=raw.get("cargo_lock_sha256"),
             phases=tuple((str(name), float(seconds)) for name, seconds in raw.get("phases", ())),
+            cache=CacheStats.from_dict(raw["cache"]) if raw.get("cache") else None,
         )
 
 

@@ -7,12 +7,14 @@ targets/, profiles/ and policies/ folders beside it)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolchain import REPO_ROOT
+from toolchain.build.cache import BACKENDS, CacheSettings
 from toolchain.config import catalog
 from toolchain.config.schema import Key, Table, load_toml, validate
 from toolchain.errors import ConfigError, ProjectError
@@ -63,6 +65,16 @@ SETTINGS_SCHEMA = Table(
                 "region": Key((str,)),
                 "multipart-threshold": Key((int,), minimum=5 * 1024 * 1024),
                 "multipart-chunk": Key((int,), minimum=5 * 1024 * 1024),
+            }
+        ),
+        "cache": Table(
+            keys={
+                "backend": Key((str,), choices=BACKENDS),
+                "dir": Key((str,)),
+                "bucket": Key((str,)),
+                "prefix": Key((str,)),
+                "endpoint-url": Key((str,), pattern=r"(https?://\S+)?"),
+                "region": Key((str,)),
             }
         ),
         "container": Table(
@@ -144,6 +156,7 @@ class Settings:
     no_default_features: bool = False
     locked: bool = True
     auditable: bool = False  # embed the dependency list with cargo-auditable
+    cache: CacheSettings = field(default_factory=CacheSettings)
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -273,6 +286,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),
         auditable=bool(build["auditable"]),
+        cache=_cache_settings(merged["cache"], base),
         project_dir=project_dir,
         catalog=known,
         cwd=cwd,
@@ -283,3 +297,11 @@ def load_settings(cwd: Path | None = None) -> Settings:
             timestamp_url=sign["timestamp-url"],
         ),
     )
+
+
+def _cache_settings(table: dict[str, Any], base: Path) -> CacheSettings:
+    """[cache], with a relative local folder taken from where toolchain.toml is."""
+    found = CacheSettings.from_table(table)
+    if found.local_dir and not Path(found.local_dir).is_absolute():
+        return dataclasses.replace(found, local_dir=str(base / found.local_dir))
+    return found

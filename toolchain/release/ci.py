@@ -87,11 +87,18 @@ jobs:
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
-      - run: python -m pip install -e ".[zig]"
+      - run: python -m pip install -e ".[zig,cache]"
       - run: invoke toolchain.install --target "${{ matrix.target }}"
-      - run: >-
+      # The shared compile cache: sccache on the bucket named in toolchain.toml's
+      # [cache] (bucket, prefix, endpoint-url, region). Without the secrets (a
+      # fork's pull request) the build warns once and compiles without it.
+      - name: Build (compile cache on S3)
+        run: >-
           invoke build --target "${{ matrix.target }}" --runner "${{ matrix.runner }}"
-          --out-dir "parts/${{ matrix.target }}"
+          --out-dir "parts/${{ matrix.target }}" --cache s3
+        env:
+          AWS_ACCESS_KEY_ID: ${{ secrets.SCCACHE_AWS_ACCESS_KEY_ID }}
+          AWS_SECRET_ACCESS_KEY: ${{ secrets.SCCACHE_AWS_SECRET_ACCESS_KEY }}
       - run: invoke smoke --target "${{ matrix.target }}" --out-dir "parts/${{ matrix.target }}"
       - uses: actions/upload-artifact@v6
         with:

@@ -46,6 +46,10 @@ class ToolkitTask(Task[Any]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return _run_reporting_errors(super().__call__, *args, **kwargs)
 
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        # `-h` stays invoke's help after a task name: no option gets it as its short flag.
+        return super().arg_opts(name, default, {*taken_names, "h"})
+
 
 def task(**options: Any) -> Callable[[F], ToolkitTask]:
     """invoke's @task with the toolkit's task class."""

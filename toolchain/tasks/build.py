@@ -7,9 +7,11 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.exceptions import Exit
 
+from toolchain.build.cache import BACKENDS
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.config.schema import did_you_mean
 from toolchain.config.settings import Settings, load_settings
-from toolchain.errors import SOME_TARGETS_FAILED
+from toolchain.errors import SOME_TARGETS_FAILED, UsageError
 from toolchain.log import log
 from toolchain.release.folder import package_release
 from toolchain.release.signing import configured_secret_key
@@ -39,7 +41,7 @@ def print_summary(report: BuildReport) -> None:
     for result in report.results:
         if not result.ok:
             row = [result.triple, result.runner or "-", result.route or "-", "-", "-", "-"]
-            rows.append([*row, f"{result.seconds:.1f}", "FAILED"])
+            rows.append([*row, f"{result.seconds:.1f}", "-", "FAILED"])
             continue
         archives = {a.package: a for a in result.artifacts}
         for binary in result.binaries:
@@ -53,14 +55,26 @@ def print_summary(report: BuildReport) -> None:
                     _human(binary.info.size),
                     f"{archive.path.name} ({_human(archive.size)})" if archive else "-",
                     f"{result.seconds:.1f}",
+                    result.cache.summary() if result.cache else "-",
                     _verdict(binary.verdicts),
                 ]
             )
     log.table(
         f"Build summary ({report.profile} profile, artifacts in {report.out_dir})",
-        ["target", "runner", "route", "binary", "size", "archive", "seconds", "verdict"],
+        ["target", "runner", "route", "binary", "size", "archive", "seconds", "cache", "verdict"],
         rows,
     )
+
+
+def cache_backend(name: str) -> str | None:
+    """--cache, checked before anything is built."""
+    if not name:
+        return None
+    if name not in BACKENDS:
+        raise UsageError(
+            f"unknown compile cache '{name}'; {did_you_mean(name, BACKENDS)}", hint="pass --cache none, local or s3"
+        )
+    return name
 
 
 def package_built(report: BuildReport, settings: Settings) -> None:
@@ -93,6 +107,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         "no-package": "build and verify only; write no archive",
         "allow": "let this policy rule fail without failing the build (repeatable; recorded)",
         "json": "print the result as a JSON document on stdout",
+        "cache": "compile cache for this build: none, local or s3 (default: [cache] backend)",
     },
     iterable=["bin", "allow", "features"],
     name="build",
@@ -118,6 +133,7 @@ def build_task(
     no_locked: bool = False,
     clean: bool = False,
     json: bool = False,
+    cache: str = "",
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
     settings = load_settings()
@@ -141,6 +157,7 @@ def build_task(
             no_default_features=no_default_features or None,
             locked=False if no_locked else None,
             clean=clean,
+            cache=cache_backend(cache),
         ),
         settings,
     )

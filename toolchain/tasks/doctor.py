@@ -22,7 +22,7 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
     settings = load_settings()
     requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
-    report = diagnose(settings.catalog, requested or None)
+    report = diagnose(settings.catalog, requested or None, settings.cache)
     if json:
         log.json(report.to_dict())
     else:
@@ -46,6 +46,14 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
                 for t in report.targets
             ],
         )
+        if report.cache is not None:
+            store = report.cache
+            state = "off" if store.backend == "none" else "reachable" if store.ok else "NOT reachable"
+            log.table(
+                "Compile cache ([cache])",
+                ["backend", "store", "status", "fix"],
+                [[store.backend, store.where, f"{state}: {store.detail}", store.fix or ""]],
+            )
         log.table(
             "Data in force (packaged, then the project's overrides)",
             ["kind", "name", "from"],

@@ -37,6 +37,8 @@ class BuildJob:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
+    # RUSTC_WRAPPER and the private sccache server's variables (toolchain.build.cache); empty: no cache.
+    cache_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class CommandRunner(ABC):
     name = "command"
     # Whether the build runs on this host's paths (a container sees its own).
     remaps_host_paths = True
+    # Whether cargo runs on this host, where the build's sccache server listens.
+    uses_compile_cache = True
 
     @abstractmethod
     def invocation(self, job: BuildJob) -> CargoInvocation:
@@ -80,6 +84,8 @@ class CommandRunner(ABC):
         if job.settings.auditable:
             invocation = CargoInvocation(*auditable_command(invocation.argv, invocation.env, self.name))
         env = dict(invocation.env)
+        if self.uses_compile_cache:
+            env.update(job.cache_env)
         if self.remaps_host_paths and not job.route.trim_paths:
             project = job.project
             env["CARGO_ENCODED_RUSTFLAGS"] = encoded_rustflags(

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from toolchain.build import container
+from toolchain.build import cache, container
 from toolchain.build.cargo import Project, cargo_program
 from toolchain.build.routes import Route, build_std_args
 from toolchain.build.runners.base import BuildJob, CargoInvocation, parse_executables
@@ -28,6 +28,7 @@ from toolchain.proc import first_error_line
 PROJECT = PurePosixPath("/project")
 CARGO_HOME = "/cargo"
 TARGET_DIR = "/target"
+CACHE_STATS = f"{TARGET_DIR}/.toolchain-sccache-stats.json"
 VENDORED_STD = Path("/usr/lib/rustlib/src/rust/library/vendor")
 
 
@@ -90,13 +91,19 @@ class ContainerRunner:
         return CargoInvocation(tuple(argv), invocation.env)
 
     def command(self, job: BuildJob) -> list[str]:
-        """The build command inside the container."""
-        return list(self.inner_invocation(job).argv)
+        """The build command inside the container (inside its own sccache server when the cache is on)."""
+        argv = list(self.inner_invocation(job).argv)
+        if job.cache_env:
+            return cache.container_script(argv, CACHE_STATS)
+        return argv
 
     def environment(self, job: BuildJob) -> dict[str, str]:
         settings = job.settings.container
         env = {name: os.environ[name] for name in settings.get("env", []) if name in os.environ}
         env.update(self.inner_invocation(job).env)
+        if job.cache_env:
+            # The store's settings and the host's AWS credentials, by name at run time: never in the image.
+            env.update(cache.container_env(job.settings.cache))
         # zig's and cargo-zigbuild's caches go into the cargo volume too: warm on the next run.
         env.update(
             {
@@ -124,7 +131,7 @@ class ContainerRunner:
         # so any build user can write to it without a chown step.
         command = self.command(job)
         env = self.environment(job)
-        log.command(["docker", "run", "--user", user, tag, *command], env)
+        log.command(["docker", "run", "--user", user, tag, *command], cache.redacted(env))
         stdout: list[bytes] = []
         stderr: list[bytes] = []
         out_dir = job.project.target_directory / "container" / job.target.triple / job.profile.dir_name()
@@ -155,6 +162,9 @@ class ContainerRunner:
                     + (f": {first}" if first else ""),
                     hint="see its output above",
                 )
+            stats_file = job.cache_env.get(cache.STATS_FILE_VARIABLE)
+            if stats_file:
+                container.copy_out(box, CACHE_STATS, Path(stats_file))
             inside = parse_executables(b"".join(stdout).decode(errors="replace"))
             found = {}
             for name, path in inside.items():

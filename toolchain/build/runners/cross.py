@@ -197,6 +197,8 @@ def _settings_root() -> Path | None:
 
 
 class CrossRunner(CommandRunner):
+    # cargo runs in cross's images, which have no sccache and cannot reach the host's server.
+    uses_compile_cache = False
     name = "cross"
     remaps_host_paths = False
 
