@@ -34,6 +34,7 @@ from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.log import log
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
+from toolchain.report.cargo_timings import keep_cargo_timings
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo
 from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
@@ -63,6 +64,7 @@ class BuildOptions:
     locked: bool | None = None  # None: [build] locked
     demo: bool = False  # build the bundled demo (a source checkout only)
     clean: bool = False  # remove release files of the folder that this build record did not make
+    timings: bool | None = None  # None: [build] timings (keep cargo's timings page per target)
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
             settings.no_default_features if options.no_default_features is None else options.no_default_features
         ),
         locked=settings.locked if options.locked is None else options.locked,
+        timings=settings.timings if options.timings is None else options.timings,
     )
     check_allow(options.allow)
     profile = settings.catalog.profile(options.profile or settings.profile)
@@ -302,6 +305,7 @@ def compile_target(
             all_features=settings.all_features,
             no_default_features=settings.no_default_features,
             locked=settings.locked,
+            timings=settings.timings,
         )
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
@@ -346,8 +350,11 @@ def build_target(
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
     phases: list[tuple[str, float]] = []
     mark = started
+    wall = time.time()
     compiled = compile_target(project, selections, target, profile, settings, options.force_profile)
     phases.append(("cargo", time.monotonic() - mark))
+    if settings.timings:
+        keep_cargo_timings(project.target_directory, target.triple, wall, out_dir)
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     phases.append(("verify", time.monotonic() - mark))

@@ -35,6 +35,7 @@ SETTINGS_SCHEMA = Table(
                 "all-features": Key((bool,)),
                 "no-default-features": Key((bool,)),
                 "locked": Key((bool,)),
+                "timings": Key((bool,)),
             }
         ),
         "package": Table(keys={"include": Key((list,), item_types=(str,))}),
@@ -116,6 +117,7 @@ class Settings:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
+    timings: bool = False
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -238,6 +240,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),
         features=tuple(build["features"]),
+        timings=bool(build["timings"]),
         all_features=bool(build["all-features"]),
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),

@@ -87,16 +87,23 @@ jobs:
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
-      - run: python -m pip install -e ".[zig]"
+      - run: python -m pip install -e ".[zig,report]"
       - run: invoke toolchain.install --target "${{ matrix.target }}"
       - run: >-
           invoke build --target "${{ matrix.target }}" --runner "${{ matrix.runner }}"
-          --out-dir "parts/${{ matrix.target }}"
+          --out-dir "parts/${{ matrix.target }}" --timings
       - run: invoke smoke --target "${{ matrix.target }}" --out-dir "parts/${{ matrix.target }}"
       - uses: actions/upload-artifact@v6
         with:
           name: build-${{ matrix.target }}
           path: parts/${{ matrix.target }}
+      - name: Build timings (the phase chart and cargo's own timings page)
+        uses: actions/upload-artifact@v6
+        with:
+          name: timings-${{ matrix.target }}
+          path: |
+            parts/${{ matrix.target }}/build-timings.html
+            parts/${{ matrix.target }}/cargo-timings/
 
   package:
     needs: build

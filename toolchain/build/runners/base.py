@@ -36,6 +36,7 @@ class BuildJob:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
+    timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,9 @@ def cargo_build_args(job: BuildJob) -> list[str]:
     if job.locked and job.project.lockfile.is_file():
         # A release is built from the committed lock file, never a fresh resolve.
         args.append("--locked")
+    if job.timings:
+        # Plain --timings: cargo 1.95 refuses a value (--timings=html) without -Zunstable-options.
+        args.append("--timings")
     args += job.route.cargo_args
     if job.route.trim_paths:
         args += ["-Ztrim-paths", "--config", f'profile.{job.profile.name}.trim-paths="all"']
