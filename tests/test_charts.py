@@ -18,11 +18,21 @@ from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build.record import BuildRecord, TargetEntry, load_record, save_record
-from toolchain.errors import MissingToolError
+from toolchain.errors import MissingToolError, UsageError
 from toolchain.release.ci import WORKFLOW
 from toolchain.verify.bloat import Attribution, load_attributions, save_attributions
 from toolchain.verify.inspection import CrateSize
-from toolchain.verify.size import GrowthLimit, read_history
+from toolchain.verify.size import (
+    BASELINE_CRATES,
+    GrowthLimit,
+    SizeRow,
+    baseline_crates,
+    baseline_sizes,
+    load_baseline,
+    read_history,
+    write_baseline,
+    write_baseline_crates,
+)
 
 matplotlib = pytest.importorskip("matplotlib", reason="the `report` extra (pip install 'toolchain[report]')")
 import numpy  # noqa: E402 - numpy and Pillow come with matplotlib
@@ -150,9 +160,9 @@ def test_size_history_marks_the_regression_with_its_delta(tmp_path: Path) -> Non
     chart = charts.render(figure, "size-history", "Size history")
     assert_png(chart, 1100, 560)
     assert chart.clipped == ()
-    # The legend sits outside the plot, to its right.
+    # The legend sits outside the plot, to its right (its box's padding may touch the frame).
     (legend,) = figure.legends
-    assert legend.get_window_extent().x0 >= figure.axes[0].get_window_extent().x1
+    assert legend.get_window_extent().x0 >= figure.axes[0].get_window_extent().x1 - 4
     texts = svg_texts(chart.svg)
     for target in TARGETS:
         assert any(t.startswith(target) for t in texts), f"{target} is not in the SVG in full"
@@ -296,3 +306,22 @@ def test_ci_uploads_the_build_timings() -> None:
     # The package job merges build folders only, not the timings.
     download = next(s for s in workflow["jobs"]["package"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert not fnmatch.fnmatch(upload["with"]["name"], download["with"]["pattern"])
+
+
+def test_crate_sizes_are_kept_for_the_report_and_the_baseline(tmp_path: Path) -> None:
+    first, second = attributions()[:2]
+    save_attributions(tmp_path, [first])
+    save_attributions(tmp_path, [second])  # another target joins the first, not replacing it
+    assert load_attributions(tmp_path) == sorted([first, second], key=lambda a: (a.target, a.name))
+    path = tmp_path / "baseline.json"
+    write_baseline_crates(path, {(first.target, first.name): {c.crate: c.size for c in first.crates}})
+    # A later size update keeps the crates it does not write.
+    write_baseline(path, [SizeRow(first.target, "tally", 1000, 500, {}, None, None)])
+    recorded = load_baseline(path)
+    assert baseline_sizes(recorded) == {(first.target, "tally"): 1000}
+    kept = baseline_crates(recorded)[(first.target, "tally")]
+    assert len(kept) == BASELINE_CRATES if len(first.crates) > BASELINE_CRATES else len(first.crates)
+    assert kept["std"] == 310_000
+    (tmp_path / "crate-sizes.json").write_text('{"schema": "something else"}')
+    with pytest.raises(UsageError, match="crate-sizes.json is not a toolchain.crate-sizes/v1 file"):
+        load_attributions(tmp_path)
