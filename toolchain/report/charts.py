@@ -179,7 +179,7 @@ def size_history(samples: Sequence[SizeSample], baselines: Mapping[tuple[str, st
     fig = _new_figure(11, 5.6)
     ax = fig.add_subplot()
     values: list[float] = []
-    marked = False
+    flagged: list[tuple[int, int, str, str]] = []
     for n, name in enumerate(sorted(series)):
         colour = PALETTE[n % len(PALETTE)]
         points = sorted(series[name].items())
@@ -196,21 +196,11 @@ def size_history(samples: Sequence[SizeSample], baselines: Mapping[tuple[str, st
         ax.axhspan(base, ceiling, color=colour, alpha=0.10, linewidth=0)
         for x, size in points:
             if limit.exceeded(size, base):
-                marked = True
                 delta = size - base
                 ax.plot([x], [size], marker="o", markersize=9, color=REGRESSION, zorder=5)
-                ax.annotate(
-                    f"+{human(delta)} (+{100.0 * delta / base:.1f}%)",
-                    (x, size),
-                    xytext=(0, 9),
-                    textcoords="offset points",
-                    ha="right" if x == len(builds) - 1 and len(builds) > 1 else "center",
-                    va="bottom",
-                    color=REGRESSION,
-                    fontsize=9,
-                    fontweight="bold",
-                )
+                flagged.append((x, size, f"+{human(delta)} (+{100.0 * delta / base:.1f}%)", colour))
     _byte_axis(ax, min(values), max(values))
+    _label_growths(ax, flagged)
     ax.set_xticks(range(len(builds)))
     ax.set_xticklabels(
         labels, fontsize=8, rotation=0 if len(builds) <= 10 else 45, ha="center" if len(builds) <= 10 else "right"
@@ -229,11 +219,36 @@ def size_history(samples: Sequence[SizeSample], baselines: Mapping[tuple[str, st
         Patch(color="#555", alpha=0.15),
     ]
     names += ["baseline", "allowed growth"]
-    if marked:
+    if flagged:
         handles.append(Line2D([], [], color=REGRESSION, marker="o", linestyle="", markersize=8))
         names.append("past the gate")
     fig.legend(handles, names, loc="outside right upper", fontsize=9, frameon=False)
     return fig
+
+
+def _label_growths(ax: Axes, flagged: list[tuple[int, int, str, str]]) -> None:
+    """Each growth past the gate labelled beside its point (left of it, or right
+    of the first build), labels of one build pushed apart so none overlap, a
+    line in the series' colour joining a moved label to its point."""
+    gap = 18.0  # pixels between label centres: a 9-point line with room
+    placed: dict[int, float] = {}
+    for x, size, text, colour in sorted(flagged, key=lambda f: (f[0], f[1])):
+        y = float(ax.transData.transform((x, size))[1])
+        shown = max(y, placed.get(x, -1e9) + gap)
+        placed[x] = shown
+        side = 1 if x == 0 else -1
+        ax.annotate(
+            text,
+            (x, size),
+            xytext=(14 * side, (shown - y) * 72 / DPI),
+            textcoords="offset points",
+            ha="left" if side > 0 else "right",
+            va="center",
+            color=REGRESSION,
+            fontsize=9,
+            fontweight="bold",
+            arrowprops={"arrowstyle": "-", "color": colour, "linewidth": 1, "shrinkA": 1, "shrinkB": 5},
+        )
 
 
 @dataclass(frozen=True)

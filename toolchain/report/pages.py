@@ -12,6 +12,7 @@ from pathlib import Path
 
 from toolchain.atomic import write_atomic
 from toolchain.build.record import BuildRecord
+from toolchain.log import log
 from toolchain.report import charts
 from toolchain.report.cargo_timings import CARGO_TIMINGS_DIR
 from toolchain.verify.bloat import Attribution
@@ -45,6 +46,9 @@ def _figure(chart: charts.RenderedChart) -> str:
 
 
 def _write_png(out_dir: Path, chart: charts.RenderedChart) -> Path:
+    if chart.clipped:
+        # Constrained layout should prevent it; say so rather than ship a cut label silently.
+        log.warn(f"{chart.name}: text cut at the figure's edge: {', '.join(chart.clipped)}")
     folder = out_dir / CHARTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
     return write_atomic(folder / f"{chart.name}.png", chart.png)
