@@ -325,3 +325,15 @@ def test_crate_sizes_are_kept_for_the_report_and_the_baseline(tmp_path: Path) ->
     (tmp_path / "crate-sizes.json").write_text('{"schema": "something else"}')
     with pytest.raises(UsageError, match="crate-sizes.json is not a toolchain.crate-sizes/v1 file"):
         load_attributions(tmp_path)
+
+
+def test_doctor_names_the_charts_extra() -> None:
+    result = run_invoke("doctor", "--json")
+    assert result.returncode == 0, result.stderr
+    tools = {t["name"]: t for t in json.loads(result.stdout)["tools"]}
+    assert tools["matplotlib (charts)"] == {
+        "name": "matplotlib (charts)",
+        "ok": True,
+        "detail": f"matplotlib {matplotlib.__version__}",
+        "fix": None,
+    }
