@@ -338,7 +338,7 @@ def build_timeline(record: BuildRecord) -> Figure:
             if phase not in used:
                 used.append(phase)
             ax.barh(row, seconds, left=left, color=colour, edgecolor="white", height=0.6)
-            if seconds >= longest * 0.08:
+            if seconds >= longest * 0.18:
                 ax.text(left + seconds / 2, row, f"{phase} {seconds:.1f} s", ha="center", va="center", fontsize=8,
                         color="white")  # fmt: skip
             else:
