@@ -97,8 +97,7 @@ def _byte_ticks(axis: Any, low: float, high: float, signed: bool = False) -> Non
 
 
 def _byte_axis(ax: Axes, low: float, high: float) -> None:
-    unit = 1024 * 1024 if high >= 2 * 1024 * 1024 else 1024
-    margin = max((high - low) * 0.12, unit * 0.5)
+    margin = (high - low) * 0.12 or high * 0.02 or 1024.0
     ax.set_ylim(max(0.0, low - margin), high + margin)
     _byte_ticks(ax.yaxis, max(0.0, low - margin), high + margin)
 
@@ -193,7 +192,8 @@ def size_history(samples: Sequence[SizeSample], baselines: Mapping[tuple[str, st
         ceiling = limit.ceiling(base)
         values += [base, ceiling]
         ax.axhline(base, color=colour, linestyle="--", linewidth=1)
-        ax.axhspan(base, ceiling, color=colour, alpha=0.10, linewidth=0)
+        ax.axhspan(base, ceiling, color=colour, alpha=0.07, linewidth=0)
+        ax.axhline(ceiling, color=colour, linestyle=":", linewidth=0.9)  # the band's edge, where bands overlap
         for x, size in points:
             if limit.exceeded(size, base):
                 delta = size - base
@@ -216,9 +216,10 @@ def size_history(samples: Sequence[SizeSample], baselines: Mapping[tuple[str, st
     handles, names = ax.get_legend_handles_labels()
     handles += [
         Line2D([], [], color="#555", linestyle="--", linewidth=1),
-        Patch(color="#555", alpha=0.15),
+        Patch(facecolor="#555", alpha=0.15, edgecolor="none"),
+        Line2D([], [], color="#555", linestyle=":", linewidth=0.9),
     ]
-    names += ["baseline", "allowed growth"]
+    names += ["baseline", "allowed growth", "largest size that passes"]
     if flagged:
         handles.append(Line2D([], [], color=REGRESSION, marker="o", linestyle="", markersize=8))
         names.append("past the gate")
@@ -305,6 +306,11 @@ def crate_sizes(rows: Sequence[CrateChartRow], top: int = TOP_CRATES) -> Figure:
             )
             continue
         values = [deltas.get(n, 0) for n in shown]
+        if not any(values):
+            change.set_axis_off()
+            change.text(0.5, 0.5, "no crate changed size since the baseline", ha="center", va="center",
+                        fontsize=9, color="#555", transform=change.transAxes)  # fmt: skip
+            continue
         colours = [REGRESSION if d > 0 else SHRINK for d in values]
         bars = change.barh(shown, values, color=colours, height=0.7)
         labels = [("+" if d > 0 else "") + human(d) if d else "0" for d in values]
