@@ -123,6 +123,18 @@ def _docker_engine() -> Check:
     return Check("docker engine", True, f"server {version}")
 
 
+def _matplotlib() -> Check:
+    # The charts' optional extra: only `size --report` and `build --timings` need it.
+    from importlib.metadata import PackageNotFoundError, version
+
+    from toolchain.report.charts import INSTALL_HINT
+
+    try:
+        return Check("matplotlib (charts)", True, f"matplotlib {version('matplotlib')}")
+    except PackageNotFoundError:
+        return Check("matplotlib (charts)", False, "not installed", INSTALL_HINT)
+
+
 def tool_checks(known: Catalog) -> list[Check]:
     checks = [
         _tool("cargo", [cargo_program(), "--version"], "install rustup, or `apt-get install cargo-web`"),
@@ -142,6 +154,7 @@ def tool_checks(known: Catalog) -> list[Check]:
         _docker_engine(),
         _tool("qemu-aarch64", ["qemu-aarch64", "--version"], "apt-get install qemu-user"),
         _tool("wine64", ["/usr/lib/wine/wine64", "--version"], "apt-get install wine64"),
+        _matplotlib(),
     ]
     seen = set()
     for target in known.targets.values():

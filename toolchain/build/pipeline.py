@@ -36,6 +36,7 @@ from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.log import log
 from toolchain.release import authenticode
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
+from toolchain.report.cargo_timings import keep_cargo_timings
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo
 from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
@@ -66,6 +67,7 @@ class BuildOptions:
     demo: bool = False  # build the bundled demo (a source checkout only)
     clean: bool = False  # remove release files of the folder that this build record did not make
     cache: str | None = None  # compile cache backend; None: [cache] backend
+    timings: bool | None = None  # None: [build] timings (keep cargo's timings page per target)
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         ),
         locked=settings.locked if options.locked is None else options.locked,
         cache=replace(settings.cache, backend=options.cache) if options.cache else settings.cache,
+        timings=settings.timings if options.timings is None else options.timings,
     )
     check_allow(options.allow)
     profile = settings.catalog.profile(options.profile or settings.profile)
@@ -314,6 +317,7 @@ def compile_target(
             no_default_features=settings.no_default_features,
             locked=settings.locked,
             cache_env=dict(cache_env or {}),
+            timings=settings.timings,
         )
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
@@ -359,11 +363,14 @@ def build_target(
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
     phases: list[tuple[str, float]] = []
     mark = started
+    wall = time.time()
     with cache.session(settings.cache, target.triple) as compile_cache:
         compiled = compile_target(
             project, selections, target, profile, settings, options.force_profile, compile_cache.env
         )
     phases.append(("cargo", time.monotonic() - mark))
+    if settings.timings:
+        keep_cargo_timings(project.target_directory, target.triple, wall, out_dir)
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     phases.append(("verify", time.monotonic() - mark))

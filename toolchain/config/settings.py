@@ -38,6 +38,7 @@ SETTINGS_SCHEMA = Table(
                 "no-default-features": Key((bool,)),
                 "locked": Key((bool,)),
                 "auditable": Key((bool,)),
+                "timings": Key((bool,)),
             }
         ),
         "package": Table(keys={"include": Key((list,), item_types=(str,))}),
@@ -157,6 +158,7 @@ class Settings:
     locked: bool = True
     auditable: bool = False  # embed the dependency list with cargo-auditable
     cache: CacheSettings = field(default_factory=CacheSettings)
+    timings: bool = False
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -282,6 +284,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),
         features=tuple(build["features"]),
+        timings=bool(build["timings"]),
         all_features=bool(build["all-features"]),
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),

@@ -87,7 +87,7 @@ jobs:
       - uses: actions/setup-python@v6
         with:
           python-version: "3.11"
-      - run: python -m pip install -e ".[zig,cache]"
+      - run: python -m pip install -e ".[zig,cache,report]"
       - run: invoke toolchain.install --target "${{ matrix.target }}"
       # The shared compile cache: sccache on the bucket named in toolchain.toml's
       # [cache] (bucket, prefix, endpoint-url, region). Without the secrets (a
@@ -95,7 +95,7 @@ jobs:
       - name: Build (compile cache on S3)
         run: >-
           invoke build --target "${{ matrix.target }}" --runner "${{ matrix.runner }}"
-          --out-dir "parts/${{ matrix.target }}" --cache s3
+          --out-dir "parts/${{ matrix.target }}" --cache s3 --timings
         env:
           AWS_ACCESS_KEY_ID: ${{ secrets.SCCACHE_AWS_ACCESS_KEY_ID }}
           AWS_SECRET_ACCESS_KEY: ${{ secrets.SCCACHE_AWS_SECRET_ACCESS_KEY }}
@@ -104,6 +104,13 @@ jobs:
         with:
           name: build-${{ matrix.target }}
           path: parts/${{ matrix.target }}
+      - name: Build timings (the phase chart and cargo's own timings page)
+        uses: actions/upload-artifact@v6
+        with:
+          name: timings-${{ matrix.target }}
+          path: |
+            parts/${{ matrix.target }}/build-timings.html
+            parts/${{ matrix.target }}/cargo-timings/
 
   package:
     needs: build

@@ -9,12 +9,15 @@ from invoke.exceptions import Exit
 
 from toolchain.build.cache import BACKENDS
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.build.record import load_record
 from toolchain.config.schema import did_you_mean
 from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import SOME_TARGETS_FAILED, UsageError
 from toolchain.log import log
 from toolchain.release.folder import package_release
 from toolchain.release.signing import configured_secret_key
+from toolchain.report.charts import require_matplotlib
+from toolchain.report.pages import write_timings_report
 from toolchain.tasks.base import target_list, task
 from toolchain.verify.policy import RuleVerdict
 
@@ -106,6 +109,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         "keep-going": "with several targets, go on past a failing one",
         "no-package": "build and verify only; write no archive",
         "allow": "let this policy rule fail without failing the build (repeatable; recorded)",
+        "timings": "chart each target's phases into build-timings.html and keep cargo's own --timings page",
         "json": "print the result as a JSON document on stdout",
         "cache": "compile cache for this build: none, local or s3 (default: [cache] backend)",
     },
@@ -132,11 +136,14 @@ def build_task(
     no_default_features: bool = False,
     no_locked: bool = False,
     clean: bool = False,
+    timings: bool = False,
     json: bool = False,
     cache: str = "",
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
     settings = load_settings()
+    if timings or settings.timings:
+        require_matplotlib()  # before the build, not after minutes of it
     report = build(
         BuildOptions(
             targets=target_list(target),
@@ -158,15 +165,21 @@ def build_task(
             locked=False if no_locked else None,
             clean=clean,
             cache=cache_backend(cache),
+            timings=timings or None,
         ),
         settings,
     )
     if not no_package:
         package_built(report, settings)
+    page = None
+    if (timings or settings.timings) and report.record_path is not None:
+        page = write_timings_report(report.out_dir, load_record(report.out_dir))
     if json:
-        log.json(report.to_dict())
+        log.json({**report.to_dict(), **({"timings_report": str(page)} if page else {})})
     else:
         print_summary(report)
+    if page is not None:
+        log.info(f"build timings: {page}")
     if not report.ok:
         raise Exit(code=SOME_TARGETS_FAILED)
 

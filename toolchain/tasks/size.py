@@ -12,13 +12,15 @@ from toolchain.errors import SizeRegressionError
 from toolchain.log import log
 from toolchain.tasks.base import target_list, task
 from toolchain.verify.size import (
-    REPORT_NAME,
+    GrowthLimit,
+    baseline_crates,
+    baseline_sizes,
     load_baseline,
     read_history,
     regressions,
-    render_report,
     rows_from_record,
     write_baseline,
+    write_baseline_crates,
 )
 
 
@@ -33,9 +35,9 @@ def _change(current: int | None, base: int | None) -> str:
     help={
         "target": "only these target triple(s), comma-separated; default: every target in the last build",
         "out-dir": "where the last build wrote its record; default: dist",
-        "update-baseline": "write the current sizes into the baseline file (on purpose)",
-        "report": "render the size history as a self-contained HTML chart in the output folder",
-        "crates": "build once more without stripping and show which crates contribute most code",
+        "update-baseline": "write the current sizes (with --crates: code size per crate) into the baseline file",
+        "report": "chart the size history (and the crates of --crates) into size-report.html in the output folder",
+        "crates": "build once more without stripping and show which crates contribute most code (kept for --report)",
         "json": "print the result as JSON on stdout",
     },
     name="size",
@@ -54,17 +56,21 @@ def size_task(
     folder = Path(out_dir) if out_dir else settings.out_dir
     triples = list(target_list(target))
     if crates:
-        from toolchain.verify.bloat import attribute
+        from toolchain.verify.bloat import attribute, save_attributions
 
-        results = attribute(triples[0] if triples else None)
+        wanted: list[str | None] = list(triples) or [None]  # None: this host's target
+        results = [a for triple in wanted for a in attribute(triple)]
+        save_attributions(folder, results)
+        if update_baseline:
+            write_baseline_crates(
+                settings.size_baseline, {(a.target, a.name): {c.crate: c.size for c in a.crates} for a in results}
+            )
+            log.info(f"wrote code size per crate into {settings.size_baseline}")
         if json:
             log.json(
                 {
                     "schema": "toolchain.crate-sizes/v1",
-                    "binaries": [
-                        {"target": a.target, "binary": str(a.binary), "crates": [c.__dict__ for c in a.crates]}
-                        for a in results
-                    ],
+                    "binaries": [a.to_dict() for a in results],
                 }
             )
             return
@@ -80,8 +86,21 @@ def size_task(
             )
         return
     if report:
-        page = render_report(read_history(folder), folder / REPORT_NAME)
-        log.info(f"wrote {page}")
+        from toolchain.report.charts import require_matplotlib
+        from toolchain.report.pages import write_size_report
+        from toolchain.verify.bloat import load_attributions
+
+        require_matplotlib()
+        baseline = load_baseline(settings.size_baseline)
+        page = write_size_report(
+            folder,
+            read_history(folder),
+            baseline_sizes(baseline),
+            GrowthLimit(settings.max_growth_percent, settings.max_growth_bytes),
+            load_attributions(folder),
+            baseline_crates(baseline),
+        )
+        log.info(f"size report: {page}")
         if json:
             log.json({"schema": "toolchain.size-report/v1", "path": str(page)})
         return

@@ -4,7 +4,6 @@ code size to crates."""
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +47,50 @@ class SizeRow:
         }
 
 
+@dataclass(frozen=True)
+class GrowthLimit:
+    """The size gate: a growth past BOTH the percentage and the byte count fails."""
+
+    percent: float
+    bytes: int
+
+    def exceeded(self, current: int, baseline: int) -> bool:
+        growth = current - baseline
+        return growth > self.bytes and 100.0 * growth / baseline > self.percent
+
+    def ceiling(self, baseline: int) -> float:
+        """The largest size that still passes: the looser of the two allowances."""
+        return baseline + max(float(self.bytes), baseline * self.percent / 100.0)
+
+
+@dataclass(frozen=True)
+class SizeSample:
+    """One line of the size history: one binary of one build."""
+
+    time: str
+    commit: str | None
+    dirty: bool
+    target: str
+    profile: str
+    binary: str
+    size: int
+    archive_size: int | None
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> SizeSample:
+        archive = raw.get("archive_size")
+        return cls(
+            time=str(raw.get("time", "")),
+            commit=raw.get("commit"),
+            dirty=bool(raw.get("dirty", False)),
+            target=str(raw["target"]),
+            profile=str(raw.get("profile", "")),
+            binary=str(raw["binary"]),
+            size=int(raw["size"]),
+            archive_size=int(archive) if archive is not None else None,
+        )
+
+
 def git_commit(repo: Path) -> tuple[str | None, bool]:
     head = proc.run(["git", "-C", repo, "rev-parse", "HEAD"], check=False, quiet=True)
     if head.returncode != 0:
@@ -83,7 +126,7 @@ def append_history(out_dir: Path, repo: Path, profile: str, targets: list[Target
     return path
 
 
-def read_history(out_dir: Path) -> list[dict[str, Any]]:
+def read_history(out_dir: Path) -> list[SizeSample]:
     path = out_dir / HISTORY_NAME
     if not path.is_file():
         raise UsageError(f"no size history at {path}", hint="run `invoke build` first")
@@ -92,9 +135,9 @@ def read_history(out_dir: Path) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            records.append(json.loads(line))
-        except ValueError as exc:
-            raise UsageError(f"{path}:{number}: not a JSON line", hint="remove the broken line") from exc
+            records.append(SizeSample.from_dict(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}:{number}: not a size-history line", hint="remove the broken line") from exc
     return records
 
 
@@ -137,6 +180,7 @@ def rows_from_record(record: BuildRecord, baseline: dict[str, Any], triples: lis
 
 def regressions(rows: list[SizeRow], max_percent: float, max_bytes: int) -> list[str]:
     """Growths over both thresholds, as one-line descriptions."""
+    limit = GrowthLimit(max_percent, max_bytes)
     problems = []
     for row in rows:
         for label, current, base in (
@@ -144,7 +188,7 @@ def regressions(rows: list[SizeRow], max_percent: float, max_bytes: int) -> list
             ("archive", row.archive_size, row.baseline_archive),
         ):
             growth = row.growth(current, base)
-            if growth and growth[0] > max_bytes and growth[1] > max_percent:
+            if growth and current is not None and base and limit.exceeded(current, base):
                 problems.append(
                     f"{row.target} {row.binary} {label} grew {growth[0]:+,} bytes ({growth[1]:+.1f}%) to {current:,}"
                 )
@@ -156,63 +200,40 @@ def write_baseline(path: Path, rows: list[SizeRow]) -> Path:
     previous = load_baseline(path)
     document["targets"].update(previous)
     for row in rows:
-        document["targets"].setdefault(row.target, {})[row.binary] = {
-            "size": row.size,
-            "archive_size": row.archive_size,
-            "sections": row.sections,
-        }
+        entry = document["targets"].setdefault(row.target, {}).setdefault(row.binary, {})
+        # Crate sizes are written only by `--crates --update-baseline`; a size update keeps them.
+        entry.update({"size": row.size, "archive_size": row.archive_size, "sections": row.sections})
     return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
 
-def render_report(records: list[dict[str, Any]], out: Path) -> Path:
-    """A self-contained HTML page with one SVG line chart: size per target over builds."""
-    series: dict[str, list[tuple[int, int, str]]] = {}
-    for index, record in enumerate(records):
-        label = (record.get("commit") or "no-git")[:8] + ("+" if record.get("dirty") else "")
-        series.setdefault(f"{record['target']} {record['binary']}", []).append((index, record["size"], label))
-    width, height, pad = 900, 420, 60
-    top = max(int(r["size"]) for r in records)
-    count = max(len(records) - 1, 1)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+# Enough crates to explain a growth; the rest of a large dependency tree is noise in a baseline.
+BASELINE_CRATES = 40
 
-    def x(i: int) -> float:
-        return pad + (width - 2 * pad) * i / count
 
-    def y(size: int) -> float:
-        return height - pad - (height - 2 * pad) * size / top
+def write_baseline_crates(path: Path, crates: dict[tuple[str, str], dict[str, int]]) -> Path:
+    """Record code size per crate of (target, binary) in the baseline, beside its sizes."""
+    document: dict[str, Any] = {"schema": BASELINE_SCHEMA, "targets": load_baseline(path)}
+    for (target, binary), sizes in crates.items():
+        top = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:BASELINE_CRATES])
+        document["targets"].setdefault(target, {}).setdefault(binary, {})["crates"] = top
+    return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        'aria-label="binary size per target over builds">',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<text x="{pad}" y="{pad - 10}" font-size="12">{top:,} bytes</text>',
-    ]
-    rows_html = []
-    for n, (name, points) in enumerate(sorted(series.items())):
-        colour = palette[n % len(palette)]
-        path = " ".join(f"{x(i):.1f},{y(size):.1f}" for i, size, _ in points)
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{path}"/>')
-        for i, size, label in points:
-            parts.append(
-                f'<circle cx="{x(i):.1f}" cy="{y(size):.1f}" r="3" fill="{colour}">'
-                f"<title>{html.escape(name)} @ {html.escape(label)}: {size:,} bytes</title></circle>"
-            )
-        parts.append(f'<text x="{width - pad + 4}" y="{y(points[-1][1]):.1f}" font-size="11" fill="{colour}">'
-                     f"{html.escape(name)}</text>")  # fmt: skip
-        rows_html.append(
-            f"<tr><td style='color:{colour}'>{html.escape(name)}</td><td>{points[0][1]:,}</td>"
-            f"<td>{points[-1][1]:,}</td><td>{len(points)}</td></tr>"
-        )
-    parts.append("</svg>")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Binary size history</title>"
-        "<style>body{font-family:sans-serif;margin:2em}td,th{padding:2px 10px;text-align:right}</style>"
-        "</head><body><h1>Binary size history</h1>"
-        + "".join(parts)
-        + "<table><tr><th>target binary</th><th>first</th><th>last</th><th>builds</th></tr>"
-        + "".join(rows_html)
-        + "</table></body></html>\n"
-    )
-    out.write_text(page, encoding="utf-8")
-    return out
+
+def baseline_sizes(baseline: dict[str, Any]) -> dict[tuple[str, str], int]:
+    """(target, binary) -> baseline size in bytes, from a loaded baseline."""
+    return {
+        (target, binary): int(entry["size"])
+        for target, binaries in baseline.items()
+        for binary, entry in binaries.items()
+        if entry.get("size")
+    }
+
+
+def baseline_crates(baseline: dict[str, Any]) -> dict[tuple[str, str], dict[str, int]]:
+    """(target, binary) -> {crate: bytes}, where a baseline recorded them."""
+    return {
+        (target, binary): {str(k): int(v) for k, v in entry["crates"].items()}
+        for target, binaries in baseline.items()
+        for binary, entry in binaries.items()
+        if entry.get("crates")
+    }

@@ -39,6 +39,7 @@ class BuildJob:
     locked: bool = True
     # RUSTC_WRAPPER and the private sccache server's variables (toolchain.build.cache); empty: no cache.
     cache_env: dict[str, str] = field(default_factory=dict)
+    timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,9 @@ def cargo_build_args(job: BuildJob) -> list[str]:
     if job.locked and job.project.lockfile.is_file():
         # A release is built from the committed lock file, never a fresh resolve.
         args.append("--locked")
+    if job.timings:
+        # Plain --timings: cargo 1.95 refuses a value (--timings=html) without -Zunstable-options.
+        args.append("--timings")
     args += job.route.cargo_args
     if job.route.trim_paths:
         args += ["-Ztrim-paths", "--config", f'profile.{job.profile.name}.trim-paths="all"']
