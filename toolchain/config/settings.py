@@ -74,7 +74,15 @@ SETTINGS_SCHEMA = Table(
                 "ca-bundle": Key((str,)),
             }
         ),
-        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
+        "update": Table(
+            keys={
+                "data-files": Key((list,), item_types=(str,)),
+                "keep": Key((int,), minimum=0),
+                "schema-command": Key((list,), item_types=(str,)),
+                "fail-migration-env": Key((str,), pattern=r"[A-Za-z_{}][A-Za-z0-9_{}]*"),
+                "seed-commands": Key((list,), item_types=(list,)),
+            }
+        ),
         "release": Table(keys={"download-url": Key((str,))}),
         "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
@@ -116,6 +124,9 @@ class Settings:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
+    schema_command: tuple[str, ...] = ("migrate", "--status")
+    fail_migration_env: str = "{APP}_FAIL_MIGRATION"
+    seed_commands: tuple[tuple[str, ...], ...] = ()
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -241,6 +252,9 @@ def load_settings(cwd: Path | None = None) -> Settings:
         all_features=bool(build["all-features"]),
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),
+        schema_command=tuple(str(a) for a in merged["update"]["schema-command"]),
+        fail_migration_env=str(merged["update"]["fail-migration-env"]),
+        seed_commands=tuple(tuple(str(a) for a in c) for c in merged["update"]["seed-commands"]),
         project_dir=project_dir,
         catalog=known,
         cwd=cwd,
