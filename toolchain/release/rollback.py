@@ -138,6 +138,17 @@ def verified_manifest(source: str, public_key_text: str, into: Path) -> dict[str
     return document
 
 
+def published_manifest(source: str, into: Path) -> dict[str, Any]:
+    """A published release's manifest.json as it stands: not checked against
+    today's key, since an earlier release may be signed with a retired one (the
+    audit is what checks published signatures)."""
+    try:
+        document: dict[str, Any] = json.loads(source_file(source, MANIFEST_NAME, into).read_text())
+    except ValueError:
+        raise ReleaseCheckError(f"{source}/{MANIFEST_NAME} is not JSON", hint="use the release's own files") from None
+    return document
+
+
 def _dumps(files: Sequence[Path]) -> dict[str, list[str]]:
     """Each database's content as SQL (the same rows give the same dump)."""
     out = {}
@@ -372,12 +383,12 @@ def previous_release(
 ) -> list[AppRelease]:
     """The release(s) this one follows: `previous` (a folder or URL) when
     given, else the latest on each publish target (S3's latest.json, GitHub's
-    newest published release with another tag). Each manifest is verified."""
-    wanted = (MANIFEST_NAME, f"{MANIFEST_NAME}.minisig")
+    newest published release with another tag)."""
+    wanted = (MANIFEST_NAME,)
     found: list[AppRelease] = []
     with sandbox("toolchain-previous-") as work:
         if previous:
-            return [AppRelease.from_manifest(verified_manifest(previous, public_key_text, work), previous)]
+            return [AppRelease.from_manifest(published_manifest(previous, work), previous)]
         if s3 is not None and s3.bucket:
             found += _previous_on_s3(app, public_key_text, s3, work / "s3", wanted)
         if github is not None and github.repository:
@@ -399,11 +410,7 @@ def _previous_on_s3(
         local = download_s3(client, target, target.release_prefix(app, latest), into, wanted)
     if not (local / MANIFEST_NAME).is_file():
         return []
-    return [
-        AppRelease.from_manifest(
-            verified_manifest(str(local), public_key_text, into), target.url(target.key(app, latest, ""))
-        )
-    ]
+    return [AppRelease.from_manifest(published_manifest(str(local), into), target.url(target.key(app, latest, "")))]
 
 
 def _previous_on_github(
@@ -430,7 +437,7 @@ def _previous_on_github(
             continue
         local = download_github(client, release, into / str(release["id"]), wanted)
         if (local / MANIFEST_NAME).is_file():
-            manifest = verified_manifest(str(local), public_key_text, local)
+            manifest = published_manifest(str(local), local)
             if [a.get("name") for a in manifest.get("apps", [])] == [app]:
                 return [AppRelease.from_manifest(manifest, f"{target.repository}@{release['tag_name']}")]
     return []
