@@ -220,7 +220,7 @@ def download_github(client: GitHubClient, release: dict[str, Any], into: Path, n
 
 
 @contextmanager
-def _s3_errors(target: S3Target) -> Iterator[None]:
+def _s3_errors(target: S3Target, error: type[ToolchainError] = AuditError) -> Iterator[None]:
     import boto3
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -230,7 +230,7 @@ def _s3_errors(target: S3Target) -> Iterator[None]:
         yield
     except (BotoCoreError, ClientError, boto3.exceptions.Boto3Error) as exc:
         failure = _s3_failure(exc, target)  # the same one-line reasons publish gives
-        raise AuditError(failure.message, hint=failure.hint) from None
+        raise error(failure.message, hint=failure.hint) from None
 
 
 def audit(

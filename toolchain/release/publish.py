@@ -554,9 +554,11 @@ def publish(
     from toolchain.release.rollback import AppRelease, previous_release, require_validation
 
     info = release_info(folder, public_key_text)
-    befores: list[AppRelease | None] = [
-        *previous_release(info.app, info.version, public_key_text, previous=previous, github=github, s3=s3)
-    ] or [None]
+    try:
+        found = previous_release(info.app, info.version, public_key_text, previous=previous, github=github, s3=s3)
+    except GitHubError as exc:
+        raise PublishError(exc.message, hint=f"{exc.hint}; re-running finishes the job") from exc
+    befores: list[AppRelease | None] = [*found] or [None]
     for before in befores:
         log.info(require_validation(folder, before))
     actions: list[Action] = []

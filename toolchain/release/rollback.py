@@ -29,6 +29,7 @@ from toolchain.atomic import write_atomic
 from toolchain.digest import sha256_file
 from toolchain.errors import (
     ConfigError,
+    PublishError,
     ReleaseCheckError,
     RollbackValidationError,
     SignatureError,
@@ -403,7 +404,7 @@ def _previous_on_s3(
     from toolchain.release.publish import _latest_version, s3_client
 
     client = s3_client(target)
-    with _s3_errors(target):
+    with _s3_errors(target, PublishError):
         latest = _latest_version(client, target, app, force_latest=True)
         if latest is None:
             return []
