@@ -10,12 +10,14 @@ import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import jsonschema
 import pytest
 from conftest import run_invoke
 from github_standin import GitHubStandIn
 from test_update import build_version
 
 from toolchain import REPO_ROOT
+from toolchain.config.catalog import packaged
 from toolchain.config.settings import load_settings
 from toolchain.errors import RollbackValidationError
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, parse_sums, verify_release
@@ -77,6 +79,11 @@ def test_validation_rolls_back_a_failed_migration_and_is_signed_into_the_release
     assert all(c.ok for c in checks.values()), checks
     assert "migrate" in checks["forced failure refused"].detail  # the failure came from the migration
     document = json.loads((folder / VALIDATION_NAME).read_text())
+    jsonschema.validate(document, json.loads(packaged("schemas", "rollback-validation.schema.json").read_text()))
+    jsonschema.validate(
+        json.loads((folder / MANIFEST_NAME).read_text()),
+        json.loads(packaged("schemas", "manifest.schema.json").read_text()),
+    )
     assert document["result"] == "pass" and document["forced_failure"] == {"env": "TALLY_FAIL_MIGRATION", "value": "3"}
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     assert document["artifacts"] == {a["name"]: a["sha256"] for a in manifest["artifacts"]}

@@ -214,6 +214,9 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
             raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
         if artifact["kind"] == "archive":
             _check_members(folder / artifact["name"], artifact.get("members"))
+    validation = manifest.get("rollback_validation")
+    if validation and sums.get(validation["name"]) != validation["sha256"]:
+        raise ReleaseCheckError(f"{validation['name']}: manifest digest does not match", hint="validate again")
     statement = json.loads((folder / PROVENANCE_NAME).read_text())
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}

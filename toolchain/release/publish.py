@@ -555,7 +555,7 @@ def publish(
 
     info = release_info(folder, public_key_text)
     try:
-        found = previous_release(info.app, info.version, public_key_text, previous=previous, github=github, s3=s3)
+        found = previous_release(info.app, info.version, previous=previous, github=github, s3=s3)
     except GitHubError as exc:
         raise PublishError(exc.message, hint=f"{exc.hint}; re-running finishes the job") from exc
     befores: list[AppRelease | None] = [*found] or [None]

@@ -375,7 +375,6 @@ def require_validation(folder: Path, previous: AppRelease | None) -> str:
 def previous_release(
     app: str,
     version: str,
-    public_key_text: str,
     *,
     previous: str = "",
     github: GitHubTarget | None = None,
@@ -391,15 +390,13 @@ def previous_release(
         if previous:
             return [AppRelease.from_manifest(published_manifest(previous, work), previous)]
         if s3 is not None and s3.bucket:
-            found += _previous_on_s3(app, public_key_text, s3, work / "s3", wanted)
+            found += _previous_on_s3(app, s3, work / "s3", wanted)
         if github is not None and github.repository:
-            found += _previous_on_github(app, version, public_key_text, github, work / "github", wanted, token)
+            found += _previous_on_github(app, version, github, work / "github", wanted, token)
     return found
 
 
-def _previous_on_s3(
-    app: str, public_key_text: str, target: S3Target, into: Path, wanted: tuple[str, ...]
-) -> list[AppRelease]:
+def _previous_on_s3(app: str, target: S3Target, into: Path, wanted: tuple[str, ...]) -> list[AppRelease]:
     from toolchain.release.audit import _s3_errors, download_s3
     from toolchain.release.publish import _latest_version, s3_client
 
@@ -417,7 +414,6 @@ def _previous_on_s3(
 def _previous_on_github(
     app: str,
     version: str,
-    public_key_text: str,
     target: GitHubTarget,
     into: Path,
     wanted: tuple[str, ...],
