@@ -9,7 +9,8 @@ length, or with a name already taken (422 already_exists). Like GitHub,
 the by-tag endpoint hides drafts, listings paginate with Link headers,
 assets carry a "sha256:" digest, and a failed upload leaves an asset in
 state "starter" that blocks its name. It can be told to fail an upload
-part-way (`fail_upload_number`)."""
+part-way (`fail_upload_number`). An asset is downloaded as on GitHub: the API
+redirects to a storage URL, which refuses a request that carries the token."""
 
 from __future__ import annotations
 

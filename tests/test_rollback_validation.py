@@ -9,11 +9,13 @@ import json
 import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
 from conftest import run_invoke
 from github_standin import GitHubStandIn
+from test_publish import s3, s3_endpoint  # noqa: F401 - the S3 fixtures (moto's server on 127.0.0.1)
 from test_update import build_version
 
 from toolchain import REPO_ROOT
@@ -21,7 +23,7 @@ from toolchain.config.catalog import packaged
 from toolchain.config.settings import load_settings
 from toolchain.errors import RollbackValidationError
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, parse_sums, verify_release
-from toolchain.release.publish import GitHubTarget, publish
+from toolchain.release.publish import GitHubTarget, S3Target, publish
 from toolchain.release.rollback import VALIDATION_NAME, RollbackOptions, _record, validate_rollback
 from toolchain.release.signing import SecretKey, generate
 
@@ -134,6 +136,23 @@ def test_publish_refuses_a_schema_change_without_a_passing_validation_of_these_a
             publish(repackaged, releases.public, github=target, s3=None)
         actions = publish(validated, releases.public, github=target, s3=None)
         assert {a.name for a in actions} >= {VALIDATION_NAME, f"{VALIDATION_NAME}.minisig"}
+
+
+def test_publish_finds_the_previous_release_on_s3(
+    releases: Releases,
+    tmp_path: Path,
+    s3: tuple[Any, S3Target],  # noqa: F811 - the fixture
+) -> None:
+    client, target = s3
+    publish(releases.old, releases.public, github=None, s3=target)
+    with pytest.raises(RollbackValidationError, match=r"\(1 -> 3\) and has no rollback validation"):
+        publish(copy_of(releases.new, tmp_path / "unvalidated"), releases.public, github=None, s3=target)
+    assert not client.list_objects_v2(Bucket=target.bucket, Prefix="downloads/tally/0.2.0/").get("Contents")
+    validated = copy_of(releases.new, tmp_path / "validated")
+    validate_rollback(validated, str(releases.old), releases.public, releases.key, OPTIONS)
+    publish(validated, releases.public, github=None, s3=target)
+    latest = json.loads(client.get_object(Bucket=target.bucket, Key="downloads/tally/latest.json")["Body"].read())
+    assert latest["version"] == "0.2.0"
 
 
 def test_same_schema_level_needs_no_validation(releases: Releases, tmp_path: Path) -> None:
