@@ -9,7 +9,8 @@ length, or with a name already taken (422 already_exists). Like GitHub,
 the by-tag endpoint hides drafts, listings paginate with Link headers,
 assets carry a "sha256:" digest, and a failed upload leaves an asset in
 state "starter" that blocks its name. It can be told to fail an upload
-part-way (`fail_upload_number`)."""
+part-way (`fail_upload_number`). An asset is downloaded as on GitHub: the API
+redirects to a storage URL, which refuses a request that carries the token."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ class State:
     repo: str
     releases: dict[int, dict[str, Any]] = field(default_factory=dict)
     assets: dict[int, dict[str, Any]] = field(default_factory=dict)  # id -> asset (with release_id)
+    blobs: dict[int, bytes] = field(default_factory=dict)  # id -> the asset's bytes (for downloads)
     events: list[tuple[str, str]] = field(default_factory=list)
     next_id: int = 1
     uploads: int = 0
@@ -114,10 +116,36 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self._send(200, chunk, headers)
 
     def do_GET(self) -> None:
+        path, query = self._route()
+        if match := re.fullmatch(r"/download/(\d+)", path):
+            # The storage an asset download redirects to: no token, like GitHub's.
+            data = self.state.blobs.get(int(match.group(1)))
+            if data is None or "Authorization" in self.headers:
+                self._fail(400 if data is not None else 404, "Bad Request" if data is not None else "Not Found")
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        prefix = f"/repos/{self.state.repo}/releases"
+        if (match := re.fullmatch(rf"{prefix}/assets/(\d+)", path)) and "octet-stream" in self.headers.get(
+            "Accept", ""
+        ):
+            if self.headers.get("Authorization", "") not in (f"Bearer {self.state.token}", f"token {self.state.token}"):
+                self._fail(401, "Bad credentials")
+                return
+            if int(match.group(1)) not in self.state.blobs:
+                self._fail(404, "Not Found")
+                return
+            self.send_response(302)
+            self.send_header("Location", f"{self.base}/download/{match.group(1)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         if not self._authorised():
             return
-        path, query = self._route()
-        prefix = f"/repos/{self.state.repo}/releases"
         if path == prefix:
             self._page(sorted(self.state.releases.values(), key=lambda r: -r["id"]), query, path)
         elif match := re.fullmatch(rf"{prefix}/tags/(.+)", path):
@@ -192,6 +220,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._fail(502, "Server Error")
             return
         self.state.assets[asset["id"]] = asset
+        self.state.blobs[asset["id"]] = data
         self.state.events.append(("upload", name))
         self._send(201, {k: v for k, v in asset.items() if k != "release_id"})
 
@@ -220,6 +249,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self._fail(404, "Not Found")
             return
         asset = self.state.assets.pop(int(match.group(1)))
+        self.state.blobs.pop(asset["id"], None)
         self.state.events.append(("delete", asset["name"]))
         self._send(204)
 

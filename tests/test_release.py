@@ -77,7 +77,7 @@ def test_manifest_matches_its_schema_and_the_files(release: Path) -> None:
     manifest = json.loads((release / "manifest.json").read_text())
     schema = json.loads((packaged("schemas", "manifest.schema.json")).read_text())
     jsonschema.validate(manifest, schema)
-    assert manifest["apps"] == [{"name": "tally", "version": "0.1.0"}]
+    assert manifest["apps"] == [{"name": "tally", "version": "0.1.0", "schema_level": 3}]  # `tally migrate --status`
     archive = next(a for a in manifest["artifacts"] if a["target"] == HOST)
     assert archive["kind"] == "archive" and archive["binaries"] == ["tally"]
     assert archive["size"] == (release / archive["name"]).stat().st_size

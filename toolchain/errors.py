@@ -107,6 +107,18 @@ class PublishError(ToolchainError):
     exit_code = 15
 
 
+class RollbackValidationError(ToolchainError):
+    """A release's rollback validation failed, or publish found none covering it."""
+
+    exit_code = 16
+
+
+class AuditError(ToolchainError):
+    """A published release failed the audit (the table/JSON says which check)."""
+
+    exit_code = 17
+
+
 # Exit codes that are not an error class of their own.
 SOME_TARGETS_FAILED = 1  # build --keep-going: at least one target failed (the JSON/table says which)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it

@@ -88,7 +88,15 @@ SETTINGS_SCHEMA = Table(
                 "ca-bundle": Key((str,)),
             }
         ),
-        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
+        "update": Table(
+            keys={
+                "data-files": Key((list,), item_types=(str,)),
+                "keep": Key((int,), minimum=0),
+                "schema-command": Key((list,), item_types=(str,)),
+                "fail-migration-env": Key((str,), pattern=r"[A-Za-z_{}][A-Za-z0-9_{}]*"),
+                "seed-commands": Key((list,), item_types=(list,)),
+            }
+        ),
         "release": Table(keys={"download-url": Key((str,))}),
         "sign": Table(
             keys={
@@ -159,6 +167,9 @@ class Settings:
     auditable: bool = False  # embed the dependency list with cargo-auditable
     cache: CacheSettings = field(default_factory=CacheSettings)
     timings: bool = False
+    schema_command: tuple[str, ...] = ("migrate", "--status")
+    fail_migration_env: str = "{APP}_FAIL_MIGRATION"
+    seed_commands: tuple[tuple[str, ...], ...] = ()
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
@@ -290,6 +301,9 @@ def load_settings(cwd: Path | None = None) -> Settings:
         locked=bool(build["locked"]),
         auditable=bool(build["auditable"]),
         cache=_cache_settings(merged["cache"], base),
+        schema_command=tuple(str(a) for a in merged["update"]["schema-command"]),
+        fail_migration_env=str(merged["update"]["fail-migration-env"]),
+        seed_commands=tuple(tuple(str(a) for a in c) for c in merged["update"]["seed-commands"]),
         project_dir=project_dir,
         catalog=known,
         cwd=cwd,

@@ -164,3 +164,41 @@ jobs:
         env:
           GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}
 """
+
+AUDIT_WORKFLOW_NAME = "audit.yml"
+
+# Beside the release workflow, not in it: a schedule there would run the
+# whole release pipeline. Secrets are named here; their values stay in GitHub.
+AUDIT_WORKFLOW = """\
+# Written by `invoke ci.workflow`: edit the toolkit's data, not this file.
+name: audit
+
+on:
+  schedule:
+    - cron: "23 4 * * *"
+  workflow_dispatch:
+
+permissions:
+  contents: read
+
+jobs:
+  audit:
+    runs-on: ubuntu-24.04
+    steps:
+      - uses: actions/checkout@v5
+      - uses: actions/setup-python@v6
+        with:
+          python-version: "3.11"
+      - run: python -m pip install -e . boto3
+      - name: Re-download and re-verify every published release
+        run: invoke audit --public-key minisign.pub --json > audit.json
+        env:
+          GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}
+          AWS_ACCESS_KEY_ID: ${{ secrets.AWS_ACCESS_KEY_ID }}
+          AWS_SECRET_ACCESS_KEY: ${{ secrets.AWS_SECRET_ACCESS_KEY }}
+      - uses: actions/upload-artifact@v6
+        if: always()
+        with:
+          name: audit
+          path: audit.json
+"""

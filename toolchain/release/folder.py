@@ -22,6 +22,7 @@ from toolchain.log import log
 from toolchain.release.installers import ReleaseFile, render_installers
 from toolchain.release.package import archive_members
 from toolchain.release.provenance import provenance
+from toolchain.release.schema import ArchiveRef, release_schema_level
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
 
 MANIFEST_NAME = "manifest.json"
@@ -41,8 +42,15 @@ def _describe(path: Path, kind: str, app: str | None, target: str | None, **extr
     return ReleaseFile(path.name, kind, app, target, path.stat().st_size, sha256_file(path), **extra)
 
 
-def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: Path) -> ReleaseReport:
-    """Write installers, manifest, provenance, sha256.sum (and signatures)."""
+def package_release(
+    out_dir: Path,
+    key: SecretKey | None,
+    base_url: str,
+    repo: Path,
+    schema_command: tuple[str, ...] = ("migrate", "--status"),
+) -> ReleaseReport:
+    """Write installers, manifest, provenance, sha256.sum (and signatures).
+    Each app's schema level is what `APP *schema_command` reports ([update] schema-command)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
     archives: list[ReleaseFile] = []
@@ -88,10 +96,19 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
             None,
         )
         files = [*archives, *installers, prov]
+        levels = {
+            app: release_schema_level(
+                out_dir,
+                app,
+                [ArchiveRef(a.name, a.target or "", a.sha256, a.binaries) for a in archives if a.app == app],
+                schema_command,
+            )
+            for app in versions
+        }
 
         manifest = {
             "schema": MANIFEST_SCHEMA,
-            "apps": [{"name": a, "version": v} for a, v in sorted(versions.items())],
+            "apps": [{"name": a, "version": v, "schema_level": levels[a]} for a, v in sorted(versions.items())],
             "artifacts": [
                 f.to_dict()
                 | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})
@@ -200,6 +217,9 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
             raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
         if artifact["kind"] == "archive":
             _check_members(folder / artifact["name"], artifact.get("members"))
+    validation = manifest.get("rollback_validation")
+    if validation and sums.get(validation["name"]) != validation["sha256"]:
+        raise ReleaseCheckError(f"{validation['name']}: manifest digest does not match", hint="validate again")
     statement = json.loads((folder / PROVENANCE_NAME).read_text())
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}

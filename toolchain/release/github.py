@@ -79,6 +79,45 @@ class GitHubClient:
             url = _next_link(result[2].get("link", ""))
         return None
 
+    def releases(self) -> list[dict[str, Any]]:
+        """Every release, newest first (as GitHub lists them), drafts included."""
+        found: list[dict[str, Any]] = []
+        url: str | None = f"{self.api}/repos/{self.repo}/releases?per_page=100"
+        while url:
+            result = self._request("GET", url)
+            found += self._expect("list releases", result, 200)
+            url = _next_link(result[2].get("link", ""))
+        return found
+
+    def download_asset(self, asset_id: int, out: Path) -> Path:
+        """An asset's bytes. GitHub answers with a redirect to its storage, which
+        must not receive the token: the redirect is followed without it."""
+
+        class NoRedirect(urllib.request.HTTPRedirectHandler):
+            def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+                return None
+
+        request = urllib.request.Request(f"{self.api}/repos/{self.repo}/releases/assets/{asset_id}")
+        request.add_header("Authorization", f"Bearer {self._token}")
+        request.add_header("Accept", "application/octet-stream")
+        request.add_header("X-GitHub-Api-Version", API_VERSION)
+        request.add_header("User-Agent", "toolchain-release")
+        try:
+            try:
+                with urllib.request.build_opener(NoRedirect).open(request, timeout=300) as response:
+                    out.write_bytes(response.read())
+                    return out
+            except urllib.error.HTTPError as exc:
+                location = exc.headers.get("Location") if exc.code in (301, 302, 303, 307, 308) else None
+                if not location:
+                    raise
+            plain = urllib.request.Request(location, headers={"User-Agent": "toolchain-release"})
+            with urllib.request.urlopen(plain, timeout=300) as response:
+                out.write_bytes(response.read())
+                return out
+        except (urllib.error.URLError, OSError) as exc:
+            raise GitHubError(f"cannot download release asset {asset_id}: {exc}", hint="check the network") from exc
+
     def create_release(self, tag: str, name: str, body: str, prerelease: bool) -> dict[str, Any]:
         data = json.dumps({"tag_name": tag, "name": name, "body": body, "draft": True, "prerelease": prerelease})
         result = self._request("POST", f"{self.api}/repos/{self.repo}/releases", data.encode())

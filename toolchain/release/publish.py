@@ -543,12 +543,24 @@ def publish(
     replace: bool = False,
     force_latest: bool = False,
     repo: Path | None = None,
+    previous: str = "",
 ) -> list[Action]:
     """Verify the folder (the guardrail), then publish it to each destination.
 
     replace: overwrite release assets / objects that exist with another digest.
-    force_latest: point S3's latest.json at this version even when it is older."""
+    force_latest: point S3's latest.json at this version even when it is older.
+    previous: the release this one follows (folder or URL); default: the latest
+    on each destination. A schema change needs a passing rollback validation."""
+    from toolchain.release.rollback import AppRelease, previous_release, require_validation
+
     info = release_info(folder, public_key_text)
+    try:
+        found = previous_release(info.app, info.version, previous=previous, github=github, s3=s3)
+    except GitHubError as exc:
+        raise PublishError(exc.message, hint=f"{exc.hint}; re-running finishes the job") from exc
+    befores: list[AppRelease | None] = [*found] or [None]
+    for before in befores:
+        log.info(require_validation(folder, before))
     actions: list[Action] = []
     if github is not None:
         try:

@@ -9,6 +9,7 @@ from invoke.collection import Collection
 
 def build_namespace() -> Collection:
     from toolchain.tasks import (
+        audit,
         build,
         ci,
         doctor,
@@ -16,6 +17,7 @@ def build_namespace() -> Collection:
         inspect,
         package,
         publish,
+        rollback,
         size,
         smoke,
         toolchain,
@@ -24,9 +26,9 @@ def build_namespace() -> Collection:
     )
 
     namespace = Collection()
-    for module in (build, doctor, inspect, size, smoke):
+    for module in (audit, build, doctor, inspect, size, smoke):
         namespace.add_task(module.TASK)
-    for task in (*package.TASKS, *update.TASKS, *publish.TASKS):
+    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)

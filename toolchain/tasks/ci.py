@@ -10,7 +10,7 @@ from invoke.context import Context
 
 from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.release.ci import WORKFLOW, matrix
+from toolchain.release.ci import AUDIT_WORKFLOW, AUDIT_WORKFLOW_NAME, WORKFLOW, matrix
 from toolchain.tasks.base import task
 
 
@@ -29,13 +29,20 @@ def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
         log.table("CI build matrix", ["target", "host", "GitHub runner", "runner"], [list(e.values()) for e in entries])
 
 
-@task(help={"path": "where to write the workflow; default: .github/workflows/release.yml"}, name="workflow")
+@task(
+    help={
+        "path": "where to write the release workflow (audit.yml goes beside it); default: .github/workflows/release.yml"
+    },
+    name="workflow",
+)
 def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> None:
-    """Write a GitHub Actions release workflow (build matrix, sign, publish on tags)."""
+    """Write GitHub Actions workflows: the release (build matrix, sign, publish on tags) and a scheduled audit."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(WORKFLOW)
-    log.info(f"wrote {out}")
+    audit = out.with_name(AUDIT_WORKFLOW_NAME)
+    audit.write_text(AUDIT_WORKFLOW)
+    log.info(f"wrote {out} and {audit}")
 
 
 COLLECTION = Collection("ci", matrix_task, workflow_task)

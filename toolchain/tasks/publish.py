@@ -46,6 +46,7 @@ def _show(actions: list[Action], title: str, json: bool) -> None:
         "force-latest": "point S3's latest.json at this version even when it names a newer one",
         "dry-run": "verify and print what would be uploaded where; upload nothing",
         "json": "print the actions as JSON on stdout",
+        "previous": "the release this one follows (folder or URL) for the schema check; default: the latest published",
     },
     name="publish",
 )
@@ -59,8 +60,9 @@ def publish_task(
     force_latest: bool = False,
     dry_run: bool = False,
     json: bool = False,
+    previous: str = "",
 ) -> None:
-    """Publish a verified release folder (refuses anything unverified)."""
+    """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
     key = public_key_text(public_key, settings.public_key_file)
@@ -68,9 +70,8 @@ def publish_task(
     if dry_run:
         _show(plan(release_info(folder, key), github_target, s3_target), "Publish plan (dry run)", json)
         return
-    actions = publish(
-        folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest, repo=Path.cwd()
-    )
+    actions = publish(folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest,
+                      repo=Path.cwd(), previous=previous)  # fmt: skip
     _show(actions, "Published", json)
 
 
