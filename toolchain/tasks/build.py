@@ -12,6 +12,7 @@ from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import SOME_TARGETS_FAILED
 from toolchain.log import log
 from toolchain.release.folder import package_release
+from toolchain.release.installers import InstallerUpdate
 from toolchain.release.signing import configured_secret_key
 from toolchain.tasks.base import target_list, task
 from toolchain.verify.policy import RuleVerdict
@@ -69,7 +70,13 @@ def package_built(report: BuildReport, settings: Settings) -> None:
     if report.record_path is None:
         return
     key = configured_secret_key(settings.secret_key_file)
-    package_release(report.out_dir, key, settings.download_url, report.workspace_root or report.out_dir)
+    package_release(
+        report.out_dir,
+        key,
+        settings.download_url,
+        report.workspace_root or report.out_dir,
+        InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
+    )
 
 
 @task(
