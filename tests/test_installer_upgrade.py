@@ -171,12 +171,10 @@ def path_without(tmp_path: Path, *tools: str) -> str:
     """A PATH holding links to every tool of this one except `tools`."""
     folder = tmp_path / "path-without"
     folder.mkdir()
-    for entry in os.environ["PATH"].split(os.pathsep):
-        if not os.path.isdir(entry):
-            continue
-        for tool in os.listdir(entry):
-            if tool not in tools and not (folder / tool).exists() and os.access(os.path.join(entry, tool), os.X_OK):
-                (folder / tool).symlink_to(os.path.join(entry, tool))
+    for entry in map(Path, os.environ["PATH"].split(os.pathsep)):
+        for tool in entry.iterdir() if entry.is_dir() else ():
+            if tool.name not in tools and not (folder / tool.name).exists() and os.access(tool, os.X_OK):
+                (folder / tool.name).symlink_to(tool)
     return str(folder)
 
 
