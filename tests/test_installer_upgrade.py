@@ -22,12 +22,24 @@ from pathlib import Path
 
 import pytest
 from conftest import SHARED_TARGET
-from test_installers import HOST_ARCHIVE, SHELLS, error_line, serve
+from test_installers import (
+    HOST_ARCHIVE,
+    HOST_TOP,
+    SHELLS,
+    TOP_DIR,
+    crafted_release,
+    error_line,
+    member,
+    run_installer,
+    serve,
+)
 from test_update import build_version
 
 from toolchain import REPO_ROOT
+from toolchain.config.settings import expand_data_pattern, load_settings
+from toolchain.errors import ConfigError
 from toolchain.release.folder import package_release
-from toolchain.release.installers import InstallerUpdate
+from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
 from toolchain.release.signing import SecretKey, generate
 
 DATA_PATTERN = "$XDG_DATA_HOME/tally/tally.db"
@@ -367,3 +379,64 @@ def test_the_manifest_and_installers_carry_the_data_files(releases: Releases) ->
     assert manifest["data_files"] == [DATA_PATTERN]
     sh = (releases.folder("0.2.0") / "tally-installer.sh").read_text()
     assert f"DATA_FILES='{DATA_PATTERN}'" in sh and "BACKUP_COMMAND='tally\nbackup\n--to\n{dir}'" in sh
+
+
+PATTERNS = (
+    "~/notes/a b.db",  # a space in the path
+    "$HOME/.tally/home.db",
+    "${XDG_DATA_HOME}/tally/tally.db",
+    "%LOCALAPPDATA%\\tally\\tally.db",  # Windows only: the shell installer leaves it out
+    "/srv/tally/shared.db",
+    "relative/left-out.db",  # no place on a user's machine: left out, with a warning
+)
+
+
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+@pytest.mark.parametrize("xdg", [True, False])
+def test_data_file_patterns_are_placed_on_the_machine(tmp_path: Path, shell: str, xdg: bool) -> None:
+    folder = crafted_release(tmp_path / "crafted", [TOP_DIR, member(f"{HOST_TOP}/tally")])
+    archive = folder / HOST_ARCHIVE
+    entry = ReleaseFile(HOST_ARCHIVE, "archive", "tally", "x86_64-unknown-linux-gnu", archive.stat().st_size,
+                        hashlib.sha256(archive.read_bytes()).hexdigest(), ("tally",))  # fmt: skip
+    rendered = render_installers("tally", "0.1.0", [entry], "", InstallerUpdate(PATTERNS))
+    (folder / "tally-installer.sh").write_text(rendered["tally-installer.sh"])
+    home = tmp_path / "home"
+    env: dict[str, str | None] = {"XDG_DATA_HOME": str(tmp_path / "xdg") if xdg else None}
+    with _served(folder) as url:
+        result = run_installer(folder, shell, home, url, "--no-modify-path", env=env)
+    assert result.returncode == 0, result.stderr
+    receipt = json.loads((home / ".config" / "tally" / "install-receipt.json").read_text())
+    data_home = tmp_path / "xdg" if xdg else home / ".local" / "share"
+    assert receipt["data_files"] == [
+        f"{home}/notes/a b.db",
+        f"{home}/.tally/home.db",
+        f"{data_home}/tally/tally.db",
+        "/srv/tally/shared.db",
+    ]
+
+
+def test_the_python_side_places_patterns_as_the_installer_does() -> None:
+    env = {"HOME": "/home/u", "XDG_DATA_HOME": "/data"}
+    assert [expand_data_pattern(p, env) for p in PATTERNS] == [
+        "/home/u/notes/a b.db", "/home/u/.tally/home.db", "/data/tally/tally.db", None, "/srv/tally/shared.db",
+        "relative/left-out.db",  # invoke update: relative to the project, as before
+    ]  # fmt: skip
+    assert expand_data_pattern("$XDG_DATA_HOME/t.db", {"HOME": "/home/u"}) == "/home/u/.local/share/t.db"
+    assert InstallerUpdate(PATTERNS).installer_patterns() == (
+        "~/notes/a b.db", "$HOME/.tally/home.db", "$XDG_DATA_HOME/tally/tally.db", "%LOCALAPPDATA%\\tally\\tally.db",
+        "/srv/tally/shared.db",
+    )  # fmt: skip
+
+
+def test_update_settings_are_read_from_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "toolchain.toml").write_text(
+        '[update]\ndata-files = ["~/app.db", "local.db"]\nbackup-command = ["app", "backup", "--to", "{dir}"]\n'
+    )
+    monkeypatch.setenv("HOME", "/home/u")
+    settings = load_settings(tmp_path)
+    assert settings.update_backup_command == ("app", "backup", "--to", "{dir}")
+    assert settings.update_data_patterns == ("~/app.db", "local.db")
+    assert settings.update_data_files == (Path("/home/u/app.db"), tmp_path / "local.db")
+    (tmp_path / "toolchain.toml").write_text('[update]\nbackup-command = "app backup"\n')
+    with pytest.raises(ConfigError, match="backup-command"):
+        load_settings(tmp_path)
