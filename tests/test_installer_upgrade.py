@@ -200,10 +200,10 @@ def assert_untouched(machine: Machine, digest: str, dump: list[str], version: st
     assert not list(machine.database.parent.glob("tally.db?*")), "no -wal, -shm or staging file beside the database"
 
 
-SNAPSHOTS = {
-    "backup-command": ("0.2.0", ()),
-    "sqlite3": ("0.2.0-no-backup-command", ()),
-    "plain-copy": ("0.2.0-no-backup-command", ("sqlite3",)),
+SNAPSHOTS = {  # how: the release, the tools taken off PATH, what -v says
+    "backup-command": ("0.2.0", (), "the app's backup command"),
+    "sqlite3": ("0.2.0-no-backup-command", (), "sqlite3 .backup"),
+    "plain-copy": ("0.2.0-no-backup-command", ("sqlite3",), "a plain copy (nothing holds it open)"),
 }
 
 
@@ -212,13 +212,14 @@ SNAPSHOTS = {
 def test_a_failed_migration_restores_then_a_clean_upgrade_keeps_the_data(
     machine: Machine, tmp_path: Path, snapshot: str
 ) -> None:
-    release, missing = SNAPSHOTS[snapshot]
+    release, missing, how = SNAPSHOTS[snapshot]
     path = path_without(tmp_path, *missing) if missing else None
     machine.with_data()
     digest, dump = machine.digest(), machine.dump()
 
-    failed = machine.install(release, env={"TALLY_FAIL_MIGRATION": "3"}, path=path)
+    failed = machine.install(release, "-v", env={"TALLY_FAIL_MIGRATION": "3"}, path=path)
     assert failed.returncode != 0
+    assert f"debug: snapshot of {machine.database}: {how}\n" in failed.stderr
     line = error_line(failed)
     assert line.startswith("ERROR: upgrade of tally from 0.1.0 to 0.2.0 failed ('tally migrate' failed); "), line
     assert "restored tally 0.1.0 and its data" in line, line
