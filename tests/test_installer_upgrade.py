@@ -341,8 +341,11 @@ def test_the_environment_can_tighten_the_policy(machine: Machine, tmp_path: Path
     result = machine.install("0.2.0", env={"TALLY_REQUIRE_SIGNATURE": "1"}, path=path_without(tmp_path, "minisign"))
     assert result.returncode == 1
     assert error_line(result).startswith("ERROR: a signature is required but minisign is not installed")
-    # Without minisign and nothing required, the baked SHA-256 is the check.
-    assert machine.install("0.2.0", path=str(tmp_path / "path-without")).returncode == 0
+    # Without minisign and nothing required, the baked SHA-256 is the check; without
+    # TALLY_INSTALL_DIR the upgrade goes where the receipt says the install is.
+    upgraded = machine.install("0.2.0", path=str(tmp_path / "path-without"), env={"TALLY_INSTALL_DIR": ""})
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert machine.tally("--version").stdout == "tally 0.2.0\n" and not (machine.home / ".local").exists()
 
 
 HOLD = "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); c.execute('select 1'); print(1, flush=True); "
