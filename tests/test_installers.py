@@ -134,7 +134,7 @@ def restricted_path(
     folder = tmp_path / "restricted-bin"
     folder.mkdir()
     needed = "uname awk mktemp curl wget tar xz mkdir cp chmod mv rm tr sed date cat getconf ldd grep head sh"
-    needed += " sleep wc sha256sum shasum openssl"
+    needed += " sleep wc sha256sum shasum openssl ls sort rmdir id"
     for tool in needed.split():
         found = shutil.which(tool)
         if found and tool not in leave_out:
@@ -808,6 +808,140 @@ def test_the_powershell_checks_notice_a_missing_call(release: Path, breakage: st
     broken = text.replace(old, new).encode()
     assert powershell_errors(broken) == [], "the broken script still parses: only its structure changed"
     assert ps1_safety_problems(broken) != []
+
+
+PS_UPGRADE = ("update-app", "new-snapshot", "restore-snapshot", "write-journal", "repair-upgrade", "invoke-checks",
+              "enter-lock", "read-policy", "assert-policy", "assert-signature", "wait-forapp")  # fmt: skip
+
+
+def ps1_upgrade_problems(source: bytes) -> list[str]:
+    """What keeps the PowerShell installer's upgrade from being as safe as the shell one's ([] when nothing)."""
+    ps = PsScript(source)
+    missing = [name for name in PS_UPGRADE if name not in ps.functions]
+    if missing:
+        return [f"no function {name}" for name in missing]
+    problems = []
+
+    def starts(function: str, name: str, **args: str) -> list[int]:
+        return [
+            c.start
+            for c in ps.function_calls(function)
+            if c.name == name and all(c.args.get(f"-{k}") == v for k, v in args.items())
+        ]
+
+    # Update-App: wait, snapshot, journal, swap, checks; restore when they fail; the receipt only after.
+    wait, snap = starts("update-app", "wait-forapp"), starts("update-app", "new-snapshot")
+    swapping = starts("update-app", "write-journal", state="'swapping'")
+    committed = starts("update-app", "write-journal", state="'committed'")
+    swap = starts("update-app", "move-item", destination="$destination")
+    checks = starts("update-app", "invoke-checks")
+    receipt = starts("update-app", "move-item", destination="$ReceiptPath")
+    order = [wait, snap, swapping, swap, checks, committed, receipt]
+    if not all(order) or [min(x) for x in order] != sorted(min(x) for x in order):
+        problems.append(
+            "update-app does not wait, snapshot, journal, swap, check, commit and write the receipt in order"
+        )
+    restores = [
+        n
+        for n in ps.nodes(ps.functions["update-app"])
+        if n.type == "if_statement"
+        and ps.text(ps.child(n, "pipeline")).strip() == "$failed"
+        and any(c.name == "restore-snapshot" for c in ps.calls(n))
+        and any(c.name == "stop-install" for c in ps.calls(n))
+    ]
+    if not restores:
+        problems.append("update-app does not restore the snapshot (and refuse) when the swap or checks failed")
+    if not any(c.name == "restore-snapshot" for c in ps.function_calls("repair-upgrade")):
+        problems.append("repair-upgrade does not restore an interrupted upgrade")
+    steps = {t for n in ps.nodes(ps.functions["invoke-checks"]) if n.type == "string_literal" for t in [ps.text(n)]}
+    if not {"'migrate'", "'doctor'"} <= steps:
+        problems.append("invoke-checks does not run migrate and doctor")
+
+    # Assert-Policy: the pinned key, the environment only tightening, the downgrade refusal.
+    for variable in ("$env:TALLY_REQUIRE_SIGNATURE", "$env:TALLY_ALLOW_DOWNGRADE", "$PublicKey"):
+        if not ps.has("assert-policy", "variable", variable):
+            problems.append(f"assert-policy does not look at {variable}")
+    guarded_refusals = {  # the refusal's words: what its if's condition must test
+        "different key": ("-ne $PublicKey",),
+        "minisign is not installed": ("Get-Command minisign",),
+        "refusing to downgrade": ("Test-VersionOlder", "-not $allowed"),
+    }
+    for words, condition in guarded_refusals.items():
+        if not any(
+            all(part in ps.text(ps.child(n, "pipeline")) for part in condition)
+            and any(c.name == "stop-install" and words in str(c.positional) for c in ps.calls(n))
+            for n in ps.nodes(ps.functions["assert-policy"])
+            if n.type == "if_statement"
+        ):
+            problems.append(f"assert-policy does not refuse {words!r} when {' and '.join(condition)}")
+    # What is pinned stays required: the environment can only add to it.
+    required = [
+        ps.text(n)
+        for n in ps.nodes(ps.functions["assert-policy"])
+        if n.type == "assignment_expression" and ps.text(n).startswith("$required =")
+    ]
+    if required != ["$required = $policy.require_signature -or ($env:TALLY_REQUIRE_SIGNATURE -eq '1')"]:
+        problems.append(
+            "assert-policy lets something other than the environment's '1' change the pinned signature rule"
+        )
+    if not any(c.args.get("-p") == "$PublicKey" for c in ps.function_calls("assert-signature")):
+        problems.append("assert-signature does not run minisign -P $PublicKey")
+
+    # Install-App: policy refused before the download; signature after the digest; lock, repair, policy again.
+    calls = ps.function_calls("install-app")
+
+    def first(name: str) -> int:
+        return min((c.start for c in calls if c.name == name), default=-1)
+
+    policy = sorted(c.start for c in calls if c.name == "assert-policy")
+    download, sha, signature = first("invoke-webrequest"), first("assert-sha256"), first("assert-signature")
+    lock, repair, update = first("enter-lock"), first("repair-upgrade"), first("update-app")
+    if len(policy) < 2 or not policy[0] < download:
+        problems.append("install-app does not refuse by the pinned policy before downloading")
+    if not 0 <= sha < signature < first("expand-archive"):
+        problems.append("install-app does not check the signature after the digest, before unpacking")
+    if not (0 <= lock < repair < policy[-1] < update):
+        problems.append("install-app does not lock, repair, re-check the policy, then upgrade")
+    return problems
+
+
+def test_powershell_installer_upgrades_like_the_shell_one(release: Path) -> None:
+    assert ps1_upgrade_problems((release / "tally-installer.ps1").read_bytes()) == []
+
+
+PS1_UPGRADE_BREAKAGES = {
+    "no restore": ("        if (Restore-Snapshot -Folder $snapshot -InstallDir $InstallDir) {", "        if ($true) {"),
+    "no journal": ("    Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version\n", ""),
+    "no repair": ("        Repair-Upgrade -ReceiptDir $receiptDir -InstallDir $installDir\n", ""),
+    "no lock": ("        $lock = Enter-Lock -ReceiptDir $receiptDir\n", ""),
+    "no doctor": ("foreach ($step in @('migrate', 'doctor'))", "foreach ($step in @('migrate'))"),
+    "no downgrade refusal": ("-and -not $allowed) {", "-and $false) {"),
+    "environment cannot tighten": ("($env:TALLY_REQUIRE_SIGNATURE -eq '1')\n    if", "$false\n    if"),
+    "environment loosens": (
+        "$required = $policy.require_signature -or",
+        "$required = ($env:TALLY_REQUIRE_SIGNATURE -ne '0') -and $policy.require_signature -or",
+    ),
+    "no key check": ("if ($policy.public_key -and $policy.public_key -ne $PublicKey) {", "if ($false) {"),
+    "no signature check": (
+        "        Assert-Signature -Path $download -Url $url -Name $artifact.Archive -Timeout $timeout\n",
+        "",
+    ),
+    "receipt before checks": (
+        "        $failed = Invoke-Checks -InstallDir $InstallDir -Binaries $Artifact.Binaries\n",
+        "        Move-Item -LiteralPath 'x' -Destination $ReceiptPath\n"
+        "        $failed = Invoke-Checks -InstallDir $InstallDir -Binaries $Artifact.Binaries\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(PS1_UPGRADE_BREAKAGES))
+def test_the_powershell_upgrade_checks_notice_a_missing_step(release: Path, breakage: str) -> None:
+    old, new = PS1_UPGRADE_BREAKAGES[breakage]
+    text = (release / "tally-installer.ps1").read_text()
+    assert text.count(old) == 1, f"the installer no longer holds {old!r}: update PS1_UPGRADE_BREAKAGES"
+    broken = text.replace(old, new).encode()
+    assert powershell_errors(broken) == [], "the broken script still parses: only its structure changed"
+    assert ps1_upgrade_problems(broken) != []
 
 
 def test_powershell_installer_carries_the_windows_archives() -> None:

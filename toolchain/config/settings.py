@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +92,7 @@ SETTINGS_SCHEMA = Table(
         "update": Table(
             keys={
                 "data-files": Key((list,), item_types=(str,)),
+                "backup-command": Key((list,), item_types=(str,)),
                 "keep": Key((int,), minimum=0),
                 "schema-command": Key((list,), item_types=(str,)),
                 "fail-migration-env": Key((str,), pattern=r"[A-Za-z_{}][A-Za-z0-9_{}]*"),
@@ -152,7 +154,7 @@ class Settings:
     max_growth_percent: float
     max_growth_bytes: int
     download_url: str
-    update_data_files: tuple[Path, ...]
+    update_data_files: tuple[Path, ...]  # the patterns placed on this machine (see expand_data_pattern)
     github: dict[str, str]
     container: dict[str, Any]
     s3: dict[str, Any]
@@ -161,6 +163,8 @@ class Settings:
     public_key_file: Path | None
     sources: tuple[Path, ...]  # files the values came from, lowest first
     features: tuple[str, ...] = ()
+    update_data_patterns: tuple[str, ...] = ()  # [update] data-files as written (the installers bake them)
+    update_backup_command: tuple[str, ...] = ()
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
@@ -200,6 +204,39 @@ class Settings:
 
 # Tables of toolchain.toml that override the catalog's data, not settings.
 CATALOG_TABLES = ("targets", "profiles", "policies")
+
+# [update] data-files may start with a place that differs per user and system.
+_DATA_PLACE = re.compile(r"(~|\$\{?HOME\}?|\$\{?XDG_DATA_HOME\}?|%LOCALAPPDATA%)(?=[/\\])")
+
+
+def installer_data_pattern(pattern: str) -> str | None:
+    """The pattern as the installers read it (~/, $HOME/, $XDG_DATA_HOME/, %LOCALAPPDATA%\\ or
+    an absolute path); None for a relative path, which has no place on a user's machine."""
+    match = _DATA_PLACE.match(pattern)
+    if match:
+        place = match.group(1).replace("{", "").replace("}", "")
+        return place + pattern[match.end() :]
+    if pattern.startswith("/") or re.match(r"[A-Za-z]:[/\\]", pattern):
+        return pattern
+    return None
+
+
+def expand_data_pattern(pattern: str, env: os._Environ[str] | dict[str, str]) -> str | None:
+    """A data-file pattern placed on this (POSIX) machine, the way the shell installer places it;
+    None for a Windows-only one. Relative patterns stay relative (to the project)."""
+    canonical = installer_data_pattern(pattern)
+    if canonical is None:
+        return pattern
+    home = env.get("HOME", "")
+    place, _, rest = canonical.partition("/") if not canonical.startswith("%") else (canonical, "", "")
+    if place in ("~", "$HOME"):
+        return f"{home}/{rest}" if home else None
+    if place == "$XDG_DATA_HOME":
+        xdg = env.get("XDG_DATA_HOME", "")
+        if xdg.startswith("/"):
+            return f"{xdg}/{rest}"
+        return f"{home}/.local/share/{rest}" if home else None
+    return canonical if canonical.startswith("/") else None
 
 
 def find_upwards(start: Path, name: str) -> Path | None:
@@ -286,7 +323,11 @@ def load_settings(cwd: Path | None = None) -> Settings:
         max_growth_percent=float(merged["size"]["max-growth-percent"]),
         max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
         download_url=merged["release"]["download-url"],
-        update_data_files=tuple(base / f for f in merged["update"]["data-files"]),
+        update_data_files=tuple(
+            base / p for p in (expand_data_pattern(f, os.environ) for f in merged["update"]["data-files"]) if p
+        ),
+        update_data_patterns=tuple(merged["update"]["data-files"]),
+        update_backup_command=tuple(merged["update"]["backup-command"]),
         github=dict(merged["github"]),
         container=dict(merged["container"]),
         s3=dict(merged["s3"]),

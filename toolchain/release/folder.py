@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_r
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
-from toolchain.release.installers import ReleaseFile, render_installers
+from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
 from toolchain.release.package import archive_members
 from toolchain.release.provenance import provenance
 from toolchain.release.schema import ArchiveRef, release_schema_level
@@ -48,9 +48,11 @@ def package_release(
     base_url: str,
     repo: Path,
     schema_command: tuple[str, ...] = ("migrate", "--status"),
+    update: InstallerUpdate | None = None,
 ) -> ReleaseReport:
     """Write installers, manifest, provenance, sha256.sum (and signatures).
     Each app's schema level is what `APP *schema_command` reports ([update] schema-command)."""
+    update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
     archives: list[ReleaseFile] = []
@@ -81,7 +83,7 @@ def package_release(
     with log.group(f"release folder {out_dir}"):
         for app, version in sorted(versions.items()):
             app_archives = [a for a in archives if a.app == app]
-            for name, text in render_installers(app, version, app_archives, base_url).items():
+            for name, text in render_installers(app, version, app_archives, base_url, update).items():
                 path = write_atomic(out_dir / name, text, 0o755 if name.endswith(".sh") else 0o644)
                 installer = _describe(path, "installer", app, None)
                 write_atomic(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
@@ -109,6 +111,7 @@ def package_release(
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "apps": [{"name": a, "version": v, "schema_level": levels[a]} for a, v in sorted(versions.items())],
+            "data_files": list(update.installer_patterns()),
             "artifacts": [
                 f.to_dict()
                 | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})

@@ -1,7 +1,9 @@
 """The installers of a release: for each app, a shell and a PowerShell
 script rendered from the package's templates (data/templates/), with the
-archives' targets, names and SHA-256 digests baked in. ReleaseFile is one
-file of the release folder as the manifest lists it."""
+archives' targets, names and SHA-256 digests baked in, and what an upgrade
+needs (the app's data files, its backup command, the signing key: see
+InstallerUpdate). ReleaseFile is one file of the release folder as the
+manifest lists it."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from importlib import resources
 from typing import Any
 
 from toolchain.config import catalog
+from toolchain.config.settings import installer_data_pattern
 from toolchain.errors import PackagingError
+from toolchain.log import log
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,26 @@ class ReleaseFile:
         }
 
 
+@dataclass(frozen=True)
+class InstallerUpdate:
+    """What the installers bake in for an upgrade over an existing install."""
+
+    data_files: tuple[str, ...] = ()  # [update] data-files patterns (~, $XDG_DATA_HOME, %LOCALAPPDATA%)
+    backup_command: tuple[str, ...] = ()  # [update] backup-command; "{dir}" is the folder to write into
+    public_key: str = ""  # the minisign public key line the release is signed with ("" when unsigned)
+
+    def installer_patterns(self) -> tuple[str, ...]:
+        """The patterns an installer can place on an end user's machine (relative ones cannot)."""
+        kept = []
+        for pattern in self.data_files:
+            canonical = installer_data_pattern(pattern)
+            if canonical is None:
+                log.warn(f"[update] data-files entry {pattern!r} is relative: the installers leave it out (use ~/...)")
+            else:
+                kept.append(canonical)
+        return tuple(kept)
+
+
 def _env_prefix(app: str) -> str:
     return re.sub(r"[^A-Z0-9]", "_", app.upper())
 
@@ -48,8 +72,11 @@ def _template(name: str) -> str:
     return resources.files("toolchain").joinpath("data", "templates", name).read_text(encoding="utf-8")
 
 
-def render_installers(app: str, version: str, archives: list[ReleaseFile], base_url: str) -> dict[str, str]:
+def render_installers(
+    app: str, version: str, archives: list[ReleaseFile], base_url: str, update: InstallerUpdate | None = None
+) -> dict[str, str]:
     """The shell and PowerShell installers for one app, with digests baked in."""
+    update = update or InstallerUpdate()
     unix_lines, ps_lines = [], []
     for archive in sorted(archives, key=lambda a: a.target or ""):
         target = catalog.current().target(archive.target or "")
@@ -62,7 +89,22 @@ def render_installers(app: str, version: str, archives: list[ReleaseFile], base_
         else:
             floor = target.glibc if target.os == "linux" and target.glibc else "-"
             unix_lines.append(f"{target.triple} {archive.name} {archive.sha256} {floor} {','.join(archive.binaries)}")
-    values = {"@APP@": app, "@VERSION@": version, "@BASE_URL@": base_url, "@ENV@": _env_prefix(app)}
+    patterns = update.installer_patterns()
+    for word in (*patterns, *update.backup_command):
+        if "\n" in word or "'" in word:
+            raise PackagingError(f"[update] entry {word!r} contains a quote or a line break", hint="change it")
+    key_line = update.public_key.strip().splitlines()[-1] if update.public_key.strip() else ""
+    values = {
+        "@APP@": app,
+        "@VERSION@": version,
+        "@BASE_URL@": base_url,
+        "@ENV@": _env_prefix(app),
+        "@PUBLIC_KEY@": key_line,
+        "@DATA_FILES@": "\n".join(patterns),
+        "@BACKUP_COMMAND@": "\n".join(update.backup_command),
+        "@PS_DATA_FILES@": ", ".join(f"'{p}'" for p in patterns),
+        "@PS_BACKUP_COMMAND@": ", ".join(f"'{w}'" for w in update.backup_command),
+    }
     out = {}
     for name, template, table_key, table in (
         (f"{app}-installer.sh", "installer.sh.in", "@ARTIFACTS@", "\n".join(unix_lines)),
@@ -70,7 +112,7 @@ def render_installers(app: str, version: str, archives: list[ReleaseFile], base_
     ):
         text = _template(template).replace(table_key, table)
         for key, value in values.items():
-            if "'" in value:
+            if "'" in value and not key.startswith("@PS_"):
                 raise PackagingError(f"{key.strip('@').lower()} {value!r} contains a quote", hint="change it")
             text = text.replace(key, value)
         out[name] = text

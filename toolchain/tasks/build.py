@@ -15,6 +15,7 @@ from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import SOME_TARGETS_FAILED, UsageError
 from toolchain.log import log
 from toolchain.release.folder import package_release
+from toolchain.release.installers import InstallerUpdate
 from toolchain.release.signing import configured_secret_key
 from toolchain.report.charts import require_matplotlib
 from toolchain.report.pages import write_timings_report
@@ -87,7 +88,12 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         return
     key = configured_secret_key(settings.secret_key_file)
     package_release(
-        report.out_dir, key, settings.download_url, report.workspace_root or report.out_dir, settings.schema_command
+        report.out_dir,
+        key,
+        settings.download_url,
+        report.workspace_root or report.out_dir,
+        schema_command=settings.schema_command,
+        update=InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
     )
 
 

@@ -13,6 +13,7 @@ from toolchain.config.settings import load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
 from toolchain.release.folder import SUMS_NAME, package_release, verify_release
+from toolchain.release.installers import InstallerUpdate
 from toolchain.release.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
 from toolchain.tasks.base import required, task
 
@@ -53,7 +54,10 @@ def package_task(
     report_stale(folder, record, clean)
     manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
     repo = manifests[0].parent if manifests else folder
-    report = package_release(folder, key, download_url or settings.download_url, repo, settings.schema_command)
+    update = InstallerUpdate(settings.update_data_patterns, settings.update_backup_command)
+    report = package_release(
+        folder, key, download_url or settings.download_url, repo, schema_command=settings.schema_command, update=update
+    )
     if json:
         log.json(
             {"schema": "toolchain.package/v1", "signed": report.signed, "files": [f.to_dict() for f in report.files]}
