@@ -77,6 +77,7 @@ class Progress:
         self._show = show
         self._lock = threading.Lock()
         self.live: Live | None = None
+        self._drawn = 0.0
 
     def update(self, index: int, state: str, detail: str = "") -> None:
         """Move target `index` (its position in the build) to `state`."""
@@ -91,7 +92,9 @@ class Progress:
             if state in ("done", "failed"):
                 line.seconds = now - (line.started or now)
             shown = self._plain_line(index, line)
-        if self._show and self.live is None:
+        if self.live is not None:
+            self._refresh(force=True)
+        elif self._show:
             # Plain lines show the change when it happens, even from a thread that holds
             # its output; under GitHub they wait with it, out of another step's group.
             self._logger._emit(shown, now=not self._logger.github)
@@ -108,8 +111,18 @@ class Progress:
             line = building[0]
             line.compiled += match.group(1) == "Compiling"
             line.detail = text.strip()
+        if self.live is not None:
+            self._refresh(force=False)
         # Plain mode keeps cargo's own lines in the log; rich mode shows them on the live line.
         return self._show and self.live is not None
+
+    def _refresh(self, force: bool) -> None:
+        # A change of state and the first cargo line after it are drawn at once;
+        # further cargo lines at most 4 times a second.
+        now = time.monotonic()
+        if self.live is not None and (force or now - self._drawn > 0.25):
+            self._drawn = 0.0 if force else now
+            self.live.refresh()
 
     def states(self) -> list[tuple[str, str]]:
         with self._lock:
