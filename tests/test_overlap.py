@@ -153,3 +153,32 @@ def test_ctrl_c_while_cargo_builds_the_second_target_exits_130(tmp_path: Path, s
     assert not (out / "build-record.json").exists()
     assert sorted(p.name for p in out.iterdir()) == [".stamps", archive.name, f"{archive.name}.sha256"]
     assert hashlib.sha256(archive.read_bytes()).hexdigest() in archive.with_name(f"{archive.name}.sha256").read_text()
+
+
+NOOP_SCRIPT = """
+import sys
+from pathlib import Path
+from toolchain.build.pipeline import BuildOptions, build
+build(BuildOptions(manifest_path=Path(sys.argv[1]), out_dir=Path(sys.argv[2])))
+print("lief" in sys.modules)
+"""
+
+
+def test_lief_is_imported_while_cargo_compiles_and_never_for_a_noop_rebuild(
+    tmp_path: Path, shared_target_dir: Path
+) -> None:
+    manifest = make_crate(tmp_path / "crate", "noopwarm")
+    main_rs = tmp_path / "crate" / "src" / "main.rs"
+    main_rs.write_text(f'fn main() {{ println!("{tmp_path.name}"); }}\n')
+    # Older than the first build: cargo takes a source as new as its build for changed since.
+    past = time.time() - 60
+    for path in (manifest, main_rs):
+        os.utime(path, (past, past))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CARGO_TARGET_DIR": str(shared_target_dir)}
+    argv = [sys.executable, "-c", NOOP_SCRIPT, str(manifest), str(tmp_path / "out")]
+    fresh = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "Compiling noopwarm" in fresh.stderr and fresh.stdout.strip() == "True"
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "Compiling" not in again.stderr and again.stdout.strip() == "False"

@@ -160,3 +160,14 @@ def test_live_lines_on_a_terminal(tmp_path: Path) -> None:
     compiling = [line for line in shown if "Compiling serde" in line]
     assert compiling and all("x86_64-unknown-linux-gnu" in line and "building" in line for line in compiling)
     assert "warning: unused variable" in shown and "inspected" in shown and "a quiet step" in shown
+
+
+def test_on_compiling_is_called_for_each_crate_cargo_compiles(capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[int] = []
+    with log.progress(["a", "b"], on_compiling=lambda: calls.append(1)) as progress:
+        progress.update(0, "building")
+        log.tool_output("    Finished `dist` profile [optimized] target(s) in 0.06s\n")
+        assert calls == []
+        log.tool_output("   Compiling serde v1.0.200\n")
+        log.tool_output("   Compiling app v0.1.0 (/src/app)\n")
+    assert len(calls) == 2

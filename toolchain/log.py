@@ -20,7 +20,7 @@ import shlex
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +71,11 @@ class Progress:
     """One line per target. States move queued → building → verifying →
     packaging → done, or to failed from any of them."""
 
-    def __init__(self, logger: Logger, names: Sequence[str], show: bool) -> None:
+    def __init__(
+        self, logger: Logger, names: Sequence[str], show: bool, on_compiling: Callable[[], None] | None = None
+    ) -> None:
         self._logger = logger
+        self._on_compiling = on_compiling
         self._lines = [_Line(name) for name in names]
         self._show = show
         self._lock = threading.Lock()
@@ -109,8 +112,11 @@ class Progress:
             if not building:
                 return False
             line = building[0]
-            line.compiled += match.group(1) == "Compiling"
+            compiling = match.group(1) == "Compiling"
+            line.compiled += compiling
             line.detail = text.strip()
+        if compiling and self._on_compiling is not None:
+            self._on_compiling()
         if self.live is not None:
             self._refresh(force=False)
         # Plain mode keeps cargo's own lines in the log; rich mode shows them on the live line.
@@ -245,12 +251,11 @@ class Logger:
 
     def tool_output(self, line: str) -> None:
         """One line of a tool's live error output (cargo's progress and diagnostics)."""
-        if self.quiet:
-            return
         progress = self._progress
         if progress is not None and getattr(self._local, "held", None) is None and progress.cargo_line(line):
             return
-        self._emit(line.rstrip("\n"))
+        if not self.quiet:
+            self._emit(line.rstrip("\n"))
 
     @contextmanager
     def group(self, title: str) -> Iterator[None]:
@@ -281,11 +286,14 @@ class Logger:
             self._local.held = previous
 
     @contextmanager
-    def progress(self, names: Sequence[str], show: bool = True) -> Iterator[Progress]:
+    def progress(
+        self, names: Sequence[str], show: bool = True, on_compiling: Callable[[], None] | None = None
+    ) -> Iterator[Progress]:
         """One line per target for the length of a build: live lines on a
-        terminal, a plain line per change of state elsewhere (none if not `show`)."""
+        terminal, a plain line per change of state elsewhere (none if not `show`).
+        `on_compiling` is called on each line in which cargo starts compiling a crate."""
         shown = show and not self.quiet
-        progress = Progress(self, names, shown)
+        progress = Progress(self, names, shown, on_compiling)
         live = None
         if shown and self.fancy and self._progress is None:
             from rich.live import Live

@@ -406,14 +406,13 @@ def build_targets(
             item.held.replay()
 
     with (
-        log.progress([t.triple for t in targets], show=len(targets) > 1) as progress,
+        log.progress([t.triple for t in targets], show=len(targets) > 1, on_compiling=warm_up_inspection) as progress,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolchain-finish") as pool,
     ):
         try:
             for index, target in enumerate(targets):
                 begun[index] = time.monotonic()
                 progress.update(index, "building")
-                warm = warm_up_inspection()
                 try:
                     stage = cargo_stage(project, selections, target, profile, settings, options.force_profile)
                 except ToolchainError as exc:
@@ -421,8 +420,6 @@ def build_targets(
                     fail(index, exc)
                     collect(block=True)
                     continue
-                finally:
-                    warm.cancel()
                 collect(block=False)  # an earlier failure stops the build before this target is handed over
                 held = Held()
                 future = pool.submit(
@@ -468,17 +465,16 @@ def _finish_held(
 _warmed = threading.Event()
 
 
-def warm_up_inspection() -> threading.Timer:
-    """Import LIEF on a thread once cargo has run for a moment (the import
-    takes about a second); a quick no-op cargo run never pays for it."""
-    timer = threading.Timer(0.5, _import_inspection_library)
+def warm_up_inspection() -> None:
+    """Import LIEF on a thread while cargo compiles (the import takes about a
+    second). Called when cargo starts compiling: a no-op cargo run, whose
+    binary's inspection is cached, never pays for it."""
     if not _warmed.is_set():
-        timer.start()
-    return timer
+        _warmed.set()
+        threading.Thread(target=_import_inspection_library, name="toolchain-warm-up").start()
 
 
 def _import_inspection_library() -> None:
-    _warmed.set()
     # inspect_binary imports LIEF before it looks at the file; a one-byte
     # file it refuses costs nothing more (LIEF is imported only by inspection).
     with tempfile.NamedTemporaryFile(prefix="toolchain-warm-") as handle:
