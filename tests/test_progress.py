@@ -120,7 +120,7 @@ from toolchain.log import log
 with log.progress(["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"]) as progress:
     progress.update(0, "building")
     log.tool_output("   Compiling serde v1.0.200\\n")
-    log.tool_output("warning: unused variable\\n")
+    log.tool_output("warning: unused variable :warning: in a/very/long/path/" + "x" * 150 + "\\n")
     progress.update(0, "verifying")
     with log.status("a quiet step"):  # rich allows one live display: this must not start a second
         log.info("inspected")
@@ -159,7 +159,9 @@ def test_live_lines_on_a_terminal(tmp_path: Path) -> None:
     # its other lines and the toolkit's own are printed above.
     compiling = [line for line in shown if "Compiling serde" in line]
     assert compiling and all("x86_64-unknown-linux-gnu" in line and "building" in line for line in compiling)
-    assert "warning: unused variable" in shown and "inspected" in shown and "a quiet step" in shown
+    # cargo's own lines as cargo wrote them: no emoji for :warning:, not wrapped.
+    assert "warning: unused variable :warning: in a/very/long/path/" + "x" * 150 in shown
+    assert "inspected" in shown and "a quiet step" in shown
 
 
 def test_on_compiling_is_called_for_each_crate_cargo_compiles(capsys: pytest.CaptureFixture[str]) -> None:

@@ -254,7 +254,12 @@ class Logger:
         progress = self._progress
         if progress is not None and getattr(self._local, "held", None) is None and progress.cargo_line(line):
             return
-        if not self.quiet:
+        if self.quiet:
+            return
+        if self.fancy and getattr(self._local, "held", None) is None:
+            # As the tool wrote it: no emoji codes, no wrapping inside paths (above live lines, if any).
+            self._err_console().print(line.rstrip("\n"), markup=False, emoji=False, highlight=False, soft_wrap=True)
+        else:
             self._emit(line.rstrip("\n"))
 
     @contextmanager
