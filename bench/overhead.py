@@ -101,6 +101,8 @@ def main() -> None:
     parser.add_argument("--all-runs", type=int, default=1, help="rounds of five bare builds against build --all")
     parser.add_argument("--all-profile", default="fast", help="profile of the every-target part")
     parser.add_argument("--skip-all", action="store_true", help="only the one-target part")
+    parser.add_argument("--skip-one", action="store_true", help="only the every-target part")
+    parser.add_argument("--all-targets", default="", help="comma-separated: these instead of every release target")
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="overhead-"))
@@ -110,40 +112,43 @@ def main() -> None:
     invoke = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "build"]
     settings = load_settings()
     try:
-        # 1 and 2: one target.
-        manifest = write_crate(work / "crate", options.modules)
-        project = load_project(manifest)
-        host = settings.catalog.target(settings.catalog.host_triple())
-        bare, bare_env = bare_command(project, host, "dist", settings)
-        env = {**base_env, **bare_env}
-        toolkit = [*invoke, "--manifest-path", str(manifest), "--out-dir", str(work / "dist")]
-        subprocess.run([*toolkit, "--help"], env=base_env, stdout=subprocess.DEVNULL, check=True)  # writes bytecode
+        if not options.skip_one:
+            # 1 and 2: one target.
+            manifest = write_crate(work / "crate", options.modules)
+            project = load_project(manifest)
+            host = settings.catalog.target(settings.catalog.host_triple())
+            bare, bare_env = bare_command(project, host, "dist", settings)
+            env = {**base_env, **bare_env}
+            toolkit = [*invoke, "--manifest-path", str(manifest), "--out-dir", str(work / "dist")]
+            subprocess.run([*toolkit, "--help"], env=base_env, stdout=subprocess.DEVNULL, check=True)  # writes bytecode
 
-        def clean() -> None:
-            shutil.rmtree(project.target_directory, ignore_errors=True)
-            shutil.rmtree(work / "dist", ignore_errors=True)
+            def clean() -> None:
+                shutil.rmtree(project.target_directory, ignore_errors=True)
+                shutil.rmtree(work / "dist", ignore_errors=True)
 
-        fresh: dict[str, list[Timed]] = {"bare": [], "toolkit": []}
-        for run in range(options.runs):
-            # Alternate the order so neither side always gets a warmer cache.
-            order = [("bare", bare, env), ("toolkit", toolkit, base_env)]
-            for kind, argv, run_env in order if run % 2 == 0 else order[::-1]:
-                clean()
-                fresh[kind].append(timed(argv, run_env))
-                print(f"fresh {kind:8} run {run + 1}: {show('', fresh[kind][-1])}", flush=True)
-        noop_bare = [timed(bare, env) for _ in range(options.noop_runs)]
-        noop_toolkit = [timed(toolkit, base_env) for _ in range(options.noop_runs)]
+            fresh: dict[str, list[Timed]] = {"bare": [], "toolkit": []}
+            for run in range(options.runs):
+                # Alternate the order so neither side always gets a warmer cache.
+                order = [("bare", bare, env), ("toolkit", toolkit, base_env)]
+                for kind, argv, run_env in order if run % 2 == 0 else order[::-1]:
+                    clean()
+                    fresh[kind].append(timed(argv, run_env))
+                    print(f"fresh {kind:8} run {run + 1}: {show('', fresh[kind][-1])}", flush=True)
+            noop_bare = [timed(bare, env) for _ in range(options.noop_runs)]
+            noop_toolkit = [timed(toolkit, base_env) for _ in range(options.noop_runs)]
 
-        bare_fresh, toolkit_fresh = median(fresh["bare"]), median(fresh["toolkit"])
-        print()
-        print(f"crate: {options.modules} generated modules, dist profile, {host.triple}")
-        print(f"fresh build   {show('bare cargo', bare_fresh)}   {show('invoke build', toolkit_fresh)}")
-        print(
-            f"fixed overhead of a fresh build: {toolkit_fresh.wall - bare_fresh.wall:+.2f} s wall, "
-            f"{toolkit_fresh.cpu - bare_fresh.cpu:+.2f} s CPU (goal <= 0.5 s)"
-        )
-        print(f"no-op rebuild {show('bare cargo', median(noop_bare))}   {show('invoke build', median(noop_toolkit))}")
-        print("  (goal: invoke build <= 0.3 s in all)", flush=True)
+            bare_fresh, toolkit_fresh = median(fresh["bare"]), median(fresh["toolkit"])
+            print()
+            print(f"crate: {options.modules} generated modules, dist profile, {host.triple}")
+            print(f"fresh build   {show('bare cargo', bare_fresh)}   {show('invoke build', toolkit_fresh)}")
+            print(
+                f"fixed overhead of a fresh build: {toolkit_fresh.wall - bare_fresh.wall:+.2f} s wall, "
+                f"{toolkit_fresh.cpu - bare_fresh.cpu:+.2f} s CPU (goal <= 0.5 s)"
+            )
+            print(
+                f"no-op rebuild {show('bare cargo', median(noop_bare))}   {show('invoke build', median(noop_toolkit))}"
+            )
+            print("  (goal: invoke build <= 0.3 s in all)", flush=True)
 
         if options.skip_all:
             return
@@ -155,9 +160,11 @@ def main() -> None:
         all_env = {**base_env, "CARGO_TARGET_DIR": str(target_dir)}
         os.environ["CARGO_TARGET_DIR"] = str(target_dir)  # load_project reads it, as cargo does
         project = load_project(manifest)
-        targets = resolve_targets(BuildOptions(all_targets=True), settings)
+        chosen = tuple(t for t in options.all_targets.split(",") if t)
+        targets = resolve_targets(BuildOptions(targets=chosen, all_targets=not chosen), settings)
         commands = [bare_command(project, t, options.all_profile, settings) for t in targets]
-        every = [*invoke, "--all", "--profile", options.all_profile, "--manifest-path", str(manifest)]
+        every = [*invoke, "--target", ",".join(chosen)] if chosen else [*invoke, "--all"]
+        every += ["--profile", options.all_profile, "--manifest-path", str(manifest)]
         every += ["--out-dir", str(work / "dist-all")]
         main_rs = root / "src" / "main.rs"
 
