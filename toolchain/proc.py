@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,9 +135,7 @@ def _tee(proc: subprocess.Popen[str]) -> tuple[str, str]:
     assert proc.stderr is not None
     for line in proc.stderr:
         stderr_lines.append(line)
-        if not log.quiet:
-            sys.stderr.write(line)
-            sys.stderr.flush()
+        log.tool_output(line)
     proc.wait()
     if reader is not None:
         reader.join()

@@ -3,8 +3,13 @@ package, ending in one summary and a build record in the output folder."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,12 +38,12 @@ from toolchain.config.settings import Settings, load_settings
 from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
-from toolchain.log import log
+from toolchain.log import Held, Progress, log
 from toolchain.release import authenticode
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.report.cargo_timings import keep_cargo_timings
 from toolchain.verify.cache import inspect_cached
-from toolchain.verify.inspection import BinaryInfo
+from toolchain.verify.inspection import BinaryInfo, inspect_binary
 from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
 from toolchain.verify.size import append_history
 
@@ -206,17 +211,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
         with authenticode.identity(settings.authenticode):
             pass  # a wrong password or an expired certificate stops the build before cargo runs
-    results = []
-    for target in targets:
-        started = time.monotonic()
-        try:
-            result = build_target(project, selections, target, profile, options, settings, out_dir)
-        except ToolchainError as exc:
-            if not options.keep_going or len(targets) == 1:
-                raise
-            log.error(f"{target.triple}: {exc}")
-            result = TargetResult(target.triple, False, time.monotonic() - started, error=str(exc))
-        results.append(result)
+    results = build_targets(project, selections, targets, profile, options, settings, out_dir)
     record_path = None
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results)
@@ -350,27 +345,199 @@ def compile_universal(
     return Compiled(joined, first.runner, reason, first.route, first.profile_source, first.profile_settings)
 
 
-def build_target(
+@dataclass(frozen=True)
+class CargoStage:
+    """One target after its cargo build, waiting to be verified and packaged."""
+
+    target: Target
+    compiled: Compiled
+    started: float  # time.monotonic() when its cargo build began
+    started_on: str
+    phases: tuple[tuple[str, float], ...]
+    cache: cache.CacheStats | None = None  # the compile cache's hits and misses for this build
+
+
+@dataclass
+class _Finishing:
+    """A target handed to the worker: its future and the lines it held back."""
+
+    index: int
+    future: Future[TargetResult | ToolchainError | None]
+    held: Held
+
+
+def build_targets(
     project: Project,
     selections: list[Selection],
-    target: Target,
+    targets: list[Target],
     profile: Profile,
     options: BuildOptions,
     settings: Settings,
     out_dir: Path,
-) -> TargetResult:
+) -> list[TargetResult]:
+    """Every target's result, in the order asked for.
+
+    cargo builds one target at a time (it uses every core); the verify and
+    package stages of target N run on one worker thread while cargo builds
+    target N+1. The worker's log lines are held and printed as one block by
+    this thread between cargo builds. Without --keep-going the first failure,
+    in target order, is raised once the worker's running stage has ended."""
+    stop_at_failure = not options.keep_going or len(targets) == 1
+    results: list[TargetResult | None] = [None] * len(targets)
+    failures: list[tuple[int, ToolchainError]] = []
+    waiting: deque[_Finishing] = deque()
+    stop = threading.Event()  # set on a failure or Ctrl-C: the worker starts nothing new
+    begun = [0.0] * len(targets)
+
+    def fail(index: int, exc: ToolchainError) -> None:
+        progress.update(index, "failed")
+        failures.append((index, exc))
+        if not stop_at_failure:
+            log.error(f"{targets[index].triple}: {exc}")
+            seconds = time.monotonic() - begun[index]
+            results[index] = TargetResult(targets[index].triple, False, seconds, error=str(exc))
+
+    def collect(block: bool) -> None:
+        """Print the held lines of the worker's finished targets, in order, and take their results."""
+        while waiting and (block or waiting[0].future.done()):
+            item = waiting[0]
+            outcome = item.future.result()  # interrupted, the item stays for collect_rest
+            waiting.popleft()
+            item.held.replay()
+            if isinstance(outcome, ToolchainError):
+                fail(item.index, outcome)
+            elif outcome is not None:
+                results[item.index] = outcome
+        if failures and stop_at_failure:
+            stop.set()
+            for item in waiting:
+                item.future.cancel()
+            collect_rest()
+            raise min(failures, key=lambda f: f[0])[1]
+
+    def collect_rest() -> None:
+        # A stage already running ends (its files are written atomically); its lines are shown.
+        while waiting:
+            item = waiting.popleft()
+            if not item.future.cancelled():
+                item.future.exception()
+            item.held.replay()
+
+    with (
+        log.progress([t.triple for t in targets], show=len(targets) > 1, on_compiling=warm_up_inspection) as progress,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolchain-finish") as pool,
+    ):
+        try:
+            for index, target in enumerate(targets):
+                begun[index] = time.monotonic()
+                progress.update(index, "building")
+                try:
+                    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
+                except ToolchainError as exc:
+                    collect(block=True)  # an earlier target's failure comes first
+                    fail(index, exc)
+                    collect(block=True)
+                    continue
+                collect(block=False)  # an earlier failure stops the build before this target is handed over
+                held = Held()
+                future = pool.submit(
+                    _finish_held, held, stop, stop_at_failure, progress, index, stage, project, selections, options,
+                    settings, out_dir,
+                )  # fmt: skip
+                waiting.append(_Finishing(index, future, held))
+            collect(block=True)
+        except BaseException:
+            stop.set()
+            for item in waiting:
+                item.future.cancel()
+            collect_rest()
+            raise
+    return [r for r in results if r is not None]
+
+
+def _finish_held(
+    held: Held,
+    stop: threading.Event,
+    stop_at_failure: bool,
+    progress: Progress,
+    index: int,
+    stage: CargoStage,
+    project: Project,
+    selections: list[Selection],
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+) -> TargetResult | ToolchainError | None:
+    """The worker's part: verify and package one target with its log lines held."""
+    if stop.is_set():
+        return None
+    with log.held(held):
+        try:
+            return finish_target(stage, project, selections, options, settings, out_dir, progress, index)
+        except ToolchainError as exc:
+            if stop_at_failure:
+                stop.set()  # the targets queued behind this one are not started
+            return exc
+
+
+_warmed = threading.Event()
+
+
+def warm_up_inspection() -> None:
+    """Import LIEF on a thread while cargo compiles (the import takes about a
+    second). Called when cargo starts compiling: a no-op cargo run, whose
+    binary's inspection is cached, never pays for it."""
+    if not _warmed.is_set():
+        _warmed.set()
+        threading.Thread(target=_import_inspection_library, name="toolchain-warm-up").start()
+
+
+def _import_inspection_library() -> None:
+    # inspect_binary imports LIEF before it looks at the file; a one-byte
+    # file it refuses costs nothing more (LIEF is imported only by inspection).
+    with tempfile.NamedTemporaryFile(prefix="toolchain-warm-") as handle:
+        handle.write(b"\0")
+        handle.flush()
+        with contextlib.suppress(ToolchainError):
+            inspect_binary(Path(handle.name))
+
+
+def cargo_stage(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    settings: Settings,
+    force_profile: bool,
+    out_dir: Path,
+) -> CargoStage:
+    """Build one target with cargo (this thread; cargo uses every core)."""
     started = time.monotonic()
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
-    phases: list[tuple[str, float]] = []
-    mark = started
     wall = time.time()
     with cache.session(settings.cache, target.triple) as compile_cache:
-        compiled = compile_target(
-            project, selections, target, profile, settings, options.force_profile, compile_cache.env
-        )
-    phases.append(("cargo", time.monotonic() - mark))
+        compiled = compile_target(project, selections, target, profile, settings, force_profile, compile_cache.env)
     if settings.timings:
         keep_cargo_timings(project.target_directory, target.triple, wall, out_dir)
+    phases = (("cargo", time.monotonic() - started),)
+    return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
+
+
+def finish_target(
+    stage: CargoStage,
+    project: Project,
+    selections: list[Selection],
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+    progress: Progress | None = None,
+    index: int = 0,
+) -> TargetResult:
+    """Verify and package one built target."""
+    target, compiled = stage.target, stage.compiled
+    phases = list(stage.phases)
+    if progress is not None:
+        progress.update(index, "verifying")
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     phases.append(("verify", time.monotonic() - mark))
@@ -380,13 +547,15 @@ def build_target(
         phases.append(("sign", time.monotonic() - mark))
     artifacts: list[Artifact] = []
     if options.package_artifacts:
+        if progress is not None:
+            progress.update(index, "packaging")
         mark = time.monotonic()
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
         phases.append(("package", time.monotonic() - mark))
-    return TargetResult(
+    result = TargetResult(
         triple=target.triple,
         ok=True,
-        seconds=time.monotonic() - started,
+        seconds=time.monotonic() - stage.started,
         runner=compiled.runner,
         runner_reason=compiled.runner_reason,
         route=compiled.route.name,
@@ -396,10 +565,27 @@ def build_target(
         binaries=tuple(binaries),
         artifacts=tuple(artifacts),
         allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
-        started=started_on,
+        started=stage.started_on,
         phases=tuple(phases),
-        cache=compile_cache.stats,
+        cache=stage.cache,
     )
+    if progress is not None:
+        progress.update(index, "done")
+    return result
+
+
+def build_target(
+    project: Project,
+    selections: list[Selection],
+    target: Target,
+    profile: Profile,
+    options: BuildOptions,
+    settings: Settings,
+    out_dir: Path,
+) -> TargetResult:
+    """One target from cargo to archive, all on this thread."""
+    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
+    return finish_target(stage, project, selections, options, settings, out_dir)
 
 
 def sign_binaries(

@@ -114,33 +114,37 @@ def _type_names(types: tuple[type, ...]) -> str:
 
 
 def _check_value(value: Any, spec: Key, path: Path, text: str, dotted: str) -> None:
-    where = _where(path, text, dotted)
+    def at() -> str:
+        # Looked up only for an error: scanning the file for every key of every
+        # valid document was most of the cost of loading the settings.
+        return _where(path, text, dotted)
+
     # bool is a subclass of int in Python; TOML keeps them apart, so do we.
     ok_type = any(isinstance(value, t) and not (t is int and isinstance(value, bool)) for t in spec.types)
     if not ok_type:
         raise ConfigError(
-            f"{where}: '{dotted}' must be {_type_names(spec.types)}, not {value!r}",
+            f"{at()}: '{dotted}' must be {_type_names(spec.types)}, not {value!r}",
             hint="change the value",
         )
     if isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}: '{dotted}' is {value!r}", hint="use a finite number")
+        raise ConfigError(f"{at()}: '{dotted}' is {value!r}", hint="use a finite number")
     if spec.minimum is not None and isinstance(value, int | float) and value < spec.minimum:
-        raise ConfigError(f"{where}: '{dotted}' is {value!r}, below {spec.minimum:g}", hint="use a larger value")
+        raise ConfigError(f"{at()}: '{dotted}' is {value!r}, below {spec.minimum:g}", hint="use a larger value")
     if spec.choices is not None and value not in spec.choices:
         choices = ", ".join(repr(c) for c in spec.choices)
         near = suggest(str(value), [str(c) for c in spec.choices])
         extra = f" (did you mean {near!r}?)" if near else ""
-        raise ConfigError(f"{where}: '{dotted}' is {value!r}{extra}", hint=f"allowed values: {choices}")
+        raise ConfigError(f"{at()}: '{dotted}' is {value!r}{extra}", hint=f"allowed values: {choices}")
     if spec.pattern is not None and isinstance(value, str) and not re.fullmatch(spec.pattern, value):
         raise ConfigError(
-            f"{where}: '{dotted}' is {value!r}, which does not match {spec.pattern}",
+            f"{at()}: '{dotted}' is {value!r}, which does not match {spec.pattern}",
             hint="change the value",
         )
     if isinstance(value, list) and spec.item_types is not None:
         for item in value:
             if not isinstance(item, spec.item_types) or isinstance(item, bool):
                 raise ConfigError(
-                    f"{where}: every item of '{dotted}' must be {_type_names(spec.item_types)}, not {item!r}",
+                    f"{at()}: every item of '{dotted}' must be {_type_names(spec.item_types)}, not {item!r}",
                     hint="change the value",
                 )
 

@@ -1,0 +1,184 @@
+"""Several targets: cargo builds them one at a time while the worker thread
+verifies and packages the one before. Real cargo builds of a small crate
+whose build script can hold one target's cargo run until a file exists."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import make_crate
+
+from toolchain import REPO_ROOT
+from toolchain.build.pipeline import BuildOptions, build
+from toolchain.build.record import load_record
+from toolchain.config.settings import load_settings
+from toolchain.errors import VerificationError
+
+HOST = "x86_64-unknown-linux-gnu"
+ARM = "aarch64-unknown-linux-gnu"
+TARGETS = (HOST, ARM)
+
+# While cargo builds the target named in OVERLAP_WAIT_TARGET, its build script
+# waits for the file OVERLAP_WAIT_FOR (another target's archive) to appear.
+# It gives up after a minute, so a build without overlap fails instead of hanging.
+BUILD_RS = """
+use std::{env, path::Path, thread, time::Duration};
+fn main() {
+    println!("cargo:rerun-if-env-changed=OVERLAP_WAIT_FOR");
+    println!("cargo:rerun-if-env-changed=OVERLAP_WAIT_TARGET");
+    let (Ok(target), Ok(file)) = (env::var("OVERLAP_WAIT_TARGET"), env::var("OVERLAP_WAIT_FOR")) else { return };
+    if env::var("TARGET").unwrap() != target { return; }
+    for _ in 0..600 {
+        if Path::new(&file).exists() { return; }
+        thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{file} did not appear while cargo built {target}");
+}
+"""
+
+
+def overlap_crate(root: Path, name: str, toolchain_toml: str = "") -> Path:
+    manifest = make_crate(root, name)
+    (root / "build.rs").write_text(BUILD_RS)
+    if toolchain_toml:
+        (root / "toolchain.toml").write_text(toolchain_toml)
+    return manifest
+
+
+def transitions(stderr: str, triple: str) -> list[str]:
+    """The states a target's plain progress lines went through, in order."""
+    states = []
+    for line in stderr.splitlines():
+        if line.startswith("[") and f"] {triple}: " in line:
+            states.append(line.split(f"] {triple}: ", 1)[1].split(" ")[0])
+    return states
+
+
+def test_packaging_of_one_target_runs_while_cargo_builds_the_next(
+    tmp_path: Path, shared_target_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # cargo's run for the second target ends only once the first target's
+    # archive exists: without the overlap this build fails.
+    out = tmp_path / "out"
+    monkeypatch.setenv("OVERLAP_WAIT_TARGET", ARM)
+    monkeypatch.setenv("OVERLAP_WAIT_FOR", str(out / f"overlapped-{HOST}.tar.xz"))
+    manifest = overlap_crate(tmp_path / "crate", "overlapped")
+    report = build(BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=out))
+    assert report.ok
+    assert [r.triple for r in report.results] == list(TARGETS)
+    assert list(load_record(out).targets) == sorted(TARGETS) or set(load_record(out).targets) == set(TARGETS)
+    for result in report.results:
+        assert [name for name, _ in result.phases] == ["cargo", "verify", "package"]
+        assert (out / f"overlapped-{result.triple}.tar.xz").is_file()
+    stderr = capsys.readouterr().err
+    for triple in TARGETS:
+        assert transitions(stderr, triple) == ["queued", "building", "verifying", "packaging", "done"]
+    # The second target's cargo run began before the first target's packaging,
+    # and (its build script waited for the archive) ended after it.
+    assert stderr.index(f"[2/2] {ARM}: building") < stderr.index(f"[1/2] {HOST}: packaging")
+    # The worker's other lines come out as one block, after the cargo run they overlapped.
+    assert stderr.index(f"==> build {ARM}") < stderr.index(f"==> verify {HOST}") < stderr.index(f"==> package {HOST}")
+
+
+WRONG_HOST_MACHINE = f'[targets.{HOST}.binary]\nmachine = "aarch64"\n'
+
+
+def test_keep_going_reports_a_failed_verify_in_order_and_keeps_the_others(
+    tmp_path: Path, shared_target_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The first target's binary breaks its policy on the worker thread while cargo builds the second.
+    out = tmp_path / "out"
+    manifest = overlap_crate(tmp_path / "crate", "overlapbad", WRONG_HOST_MACHINE)
+    options = BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=out, keep_going=True)
+    report = build(options, load_settings(tmp_path / "crate"))
+    assert [(r.triple, r.ok) for r in report.results] == [(HOST, False), (ARM, True)]
+    assert "breaks rule 'machine'" in (report.results[0].error or "")
+    assert not (out / f"overlapbad-{HOST}.tar.xz").exists()
+    assert (out / f"overlapbad-{ARM}.tar.xz").is_file()
+    assert list(load_record(out).targets) == [ARM]
+    stderr = capsys.readouterr().err
+    assert transitions(stderr, HOST) == ["queued", "building", "verifying", "failed"]
+    assert transitions(stderr, ARM) == ["queued", "building", "verifying", "packaging", "done"]
+    assert f"error: {HOST}: " in stderr
+
+
+def test_without_keep_going_a_failed_verify_stops_the_targets_after_it(tmp_path: Path, shared_target_dir: Path) -> None:
+    out = tmp_path / "out"
+    manifest = overlap_crate(tmp_path / "crate", "overlapbad", WRONG_HOST_MACHINE)
+    options = BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=out)
+    with pytest.raises(VerificationError, match=r"breaks rule 'machine'"):
+        build(options, load_settings(tmp_path / "crate"))
+    assert not list(out.glob("*.tar.xz")) if out.exists() else True
+    assert not (out / "build-record.json").exists()
+
+
+def test_ctrl_c_while_cargo_builds_the_second_target_exits_130(tmp_path: Path, shared_target_dir: Path) -> None:
+    out = tmp_path / "out"
+    manifest = overlap_crate(tmp_path / "crate", "overlapped")
+    env = {
+        **os.environ,
+        "CI": "true",
+        "OVERLAP_WAIT_TARGET": ARM,
+        "OVERLAP_WAIT_FOR": str(tmp_path / "never"),
+        "CARGO_TARGET_DIR": str(shared_target_dir),
+    }
+    argv = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "build", "--manifest-path", str(manifest)]
+    argv += ["--target", ",".join(TARGETS), "--profile", "fast", "--out-dir", str(out)]
+    # A terminal's Ctrl-C reaches the whole process group: the toolkit, cargo and the build script.
+    child = subprocess.Popen(argv, env=env, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    assert child.stderr is not None
+    seen = []
+    for line in child.stderr:
+        seen.append(line)
+        if f"[2/2] {ARM}: building" in line:
+            break
+    # The first target's archive appears while cargo's run for the second waits in its build script.
+    archive = out / f"overlapped-{HOST}.tar.xz"
+    for _ in range(1200):
+        if archive.with_name(archive.name + ".sha256").exists() or child.poll() is not None:
+            break
+        time.sleep(0.1)
+    os.killpg(child.pid, signal.SIGINT)
+    rest = child.stderr.read()
+    assert child.wait(timeout=120) == 130, "".join(seen) + rest
+    assert "error: interrupted" in rest
+    assert "Traceback" not in rest
+    assert not (out / "build-record.json").exists()
+    assert sorted(p.name for p in out.iterdir()) == [".stamps", archive.name, f"{archive.name}.sha256"]
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() in archive.with_name(f"{archive.name}.sha256").read_text()
+
+
+NOOP_SCRIPT = """
+import sys
+from pathlib import Path
+from toolchain.build.pipeline import BuildOptions, build
+build(BuildOptions(manifest_path=Path(sys.argv[1]), out_dir=Path(sys.argv[2])))
+print("lief" in sys.modules)
+"""
+
+
+def test_lief_is_imported_while_cargo_compiles_and_never_for_a_noop_rebuild(
+    tmp_path: Path, shared_target_dir: Path
+) -> None:
+    manifest = make_crate(tmp_path / "crate", "noopwarm")
+    main_rs = tmp_path / "crate" / "src" / "main.rs"
+    main_rs.write_text(f'fn main() {{ println!("{tmp_path.name}"); }}\n')
+    # Older than the first build: cargo takes a source as new as its build for changed since.
+    past = time.time() - 60
+    for path in (manifest, main_rs):
+        os.utime(path, (past, past))
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CARGO_TARGET_DIR": str(shared_target_dir)}
+    argv = [sys.executable, "-c", NOOP_SCRIPT, str(manifest), str(tmp_path / "out")]
+    fresh = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "Compiling noopwarm" in fresh.stderr and fresh.stdout.strip() == "True"
+    again = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    assert again.returncode == 0, again.stderr
+    assert "Compiling" not in again.stderr and again.stdout.strip() == "False"
