@@ -90,6 +90,10 @@ class TargetEntry:
     cargo_lock_sha256: str | None = None
     # (phase, seconds) in the order they ran: cargo, verify, package (and sign, when signed).
     phases: tuple[tuple[str, float], ...] = ()
+    # The cargo feature selection the build used (the SBOM resolves the same one).
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
 
     def binaries_of(self, package: str) -> tuple[BinaryEntry, ...]:
         return tuple(b for b in self.binaries if b.package == package)
@@ -104,6 +108,7 @@ class TargetEntry:
             "artifacts": [a.to_dict() for a in self.artifacts],
             "manifest_path": str(self.manifest_path) if self.manifest_path else None,
             "phases": [[name, round(seconds, 3)] for name, seconds in self.phases],
+            "features": list(self.features),
         }
 
     @classmethod
@@ -128,6 +133,9 @@ class TargetEntry:
             manifest_path=Path(raw["manifest_path"]) if raw.get("manifest_path") else None,
             cargo_lock_sha256=raw.get("cargo_lock_sha256"),
             phases=tuple((str(name), float(seconds)) for name, seconds in raw.get("phases", ())),
+            features=tuple(str(f) for f in raw.get("features", ())),
+            all_features=bool(raw.get("all_features", False)),
+            no_default_features=bool(raw.get("no_default_features", False)),
         )
 
 

@@ -16,6 +16,7 @@ from toolchain import REPO_ROOT
 from toolchain.config import catalog
 from toolchain.config.schema import Key, Table, load_toml, validate
 from toolchain.errors import ConfigError, ProjectError
+from toolchain.release.channels.formats import FORMATS
 
 DEFAULTS_FILE = catalog.packaged("defaults.toml")
 PROJECT_FILE_NAME = "toolchain.toml"
@@ -37,7 +38,12 @@ SETTINGS_SCHEMA = Table(
                 "locked": Key((bool,)),
             }
         ),
-        "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+        "package": Table(
+            keys={
+                "include": Key((list,), item_types=(str,)),
+                "formats": Key((list,), item_types=(str,), item_choices=FORMATS),
+            }
+        ),
         "size": Table(
             keys={
                 "baseline": Key((str,)),
@@ -117,6 +123,7 @@ class Settings:
     no_default_features: bool = False
     locked: bool = True
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
+    formats: tuple[str, ...] = ()  # [package] formats: the release channels `invoke package` writes
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
 
@@ -242,6 +249,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         no_default_features=bool(build["no-default-features"]),
         locked=bool(build["locked"]),
         project_dir=project_dir,
+        formats=tuple(dict.fromkeys(package["formats"])),
         catalog=known,
         cwd=cwd,
     )
