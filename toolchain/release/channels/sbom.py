@@ -38,7 +38,7 @@ def _library() -> Any:
     except ImportError as exc:
         raise MissingToolError(
             "cyclonedx-python-lib is not installed (the sbom format needs it)",
-            hint="pip install 'toolchain[channels]', or remove \"sbom\" from [package] formats",
+            hint="pip install 'cyclonedx-python-lib[validation]' (a dependency of the toolkit's package)",
         ) from exc
 
 
@@ -53,7 +53,10 @@ def _purl(crate: Crate) -> Any:
 
 
 def _licenses(expression: str | None) -> list[Any]:
-    from cyclonedx.factory.license import LicenseFactory
+    try:
+        from cyclonedx.contrib.license.factories import LicenseFactory
+    except ImportError:  # before cyclonedx-python-lib 11.x moved it
+        from cyclonedx.factory.license import LicenseFactory
 
     if not expression:
         return []

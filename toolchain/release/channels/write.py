@@ -125,8 +125,8 @@ def write_channels(
     with tempfile.TemporaryDirectory(prefix="toolchain-channels-") as scratch:
         planned = _plan(out_dir, record, archives, options, Path(scratch))
         written: list[ReleaseFile] = []
-        for plan in planned:
-            written += _write_target(out_dir, plan, options, Path(scratch) / f"work-{len(written)}")
+        for index, plan in enumerate(planned):
+            written += _write_target(out_dir, plan, options, Path(scratch) / f"work-{index}")
         manifest_fmts: list[str] = [f for f in ("homebrew", "scoop") if f in options.formats]
         if manifest_fmts:
             written += _write_manifests(out_dir, planned, options, manifest_fmts)
