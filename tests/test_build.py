@@ -189,7 +189,10 @@ def test_files_of_another_build_in_the_folder_are_named_and_cleaned(tmp_path: Pa
     assert run_invoke("package", "--out-dir", str(out), env=env).returncode == 0
     verified = run_invoke("verify", "--path", str(out), "--public-key", str(keys / "minisign.pub"))
     assert verified.returncode == 12
-    assert f"firstapp-{HOST}.tar.xz are in the release folder but not in sha256.sum" in verified.stderr
+    # The archive and its SBOM ([package] formats has "sbom" by default).
+    archive = f"firstapp-{HOST}.tar.xz"
+    unlisted = f"{archive}, {archive}.cdx.json are in the release folder but not in sha256.sum"
+    assert unlisted in verified.stderr
     assert "invoke package --clean" in verified.stderr
     cleaned = run_invoke("package", "--out-dir", str(out), "--clean", env=env)
     assert cleaned.returncode == 0 and "removed files of other builds" in cleaned.stderr

@@ -214,7 +214,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     results = build_targets(project, selections, targets, profile, options, settings, out_dir)
     record_path = None
     if any(r.ok for r in results):
-        record_path = write_record(out_dir, project, profile, results)
+        record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
         append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
     return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
@@ -707,7 +707,9 @@ def toolchain_versions(route: Route) -> dict[str, str | None]:
     }
 
 
-def write_record(out_dir: Path, project: Project, profile: Profile, results: list[TargetResult]) -> Path:
+def write_record(
+    out_dir: Path, project: Project, profile: Profile, results: list[TargetResult], settings: Settings | None = None
+) -> Path:
     """Merge this build's targets into the output folder's record (atomically).
     Entries of another project's build are dropped: a folder is one project's release."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
@@ -719,6 +721,9 @@ def write_record(out_dir: Path, project: Project, profile: Profile, results: lis
             profile=profile.name,
             manifest_path=project.manifest_path,
             cargo_lock_sha256=lock_digest,
+            features=settings.features if settings else (),
+            all_features=settings.all_features if settings else False,
+            no_default_features=settings.no_default_features if settings else False,
         )
         for result in results
         if result.ok

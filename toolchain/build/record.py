@@ -101,6 +101,10 @@ class TargetEntry:
     phases: tuple[tuple[str, float], ...] = ()
     # The compile cache's hits, misses and errors for this target; None: the cache was off.
     cache: CacheStats | None = None
+    # The cargo feature selection the build used (the SBOM resolves the same one).
+    features: tuple[str, ...] = ()
+    all_features: bool = False
+    no_default_features: bool = False
 
     def binaries_of(self, package: str) -> tuple[BinaryEntry, ...]:
         return tuple(b for b in self.binaries if b.package == package)
@@ -116,6 +120,7 @@ class TargetEntry:
             "manifest_path": str(self.manifest_path) if self.manifest_path else None,
             "phases": [[name, round(seconds, 3)] for name, seconds in self.phases],
             "cache": self.cache.to_dict() if self.cache else None,
+            "features": list(self.features),
         }
 
     @classmethod
@@ -141,6 +146,9 @@ class TargetEntry:
             cargo_lock_sha256=raw.get("cargo_lock_sha256"),
             phases=tuple((str(name), float(seconds)) for name, seconds in raw.get("phases", ())),
             cache=CacheStats.from_dict(raw["cache"]) if raw.get("cache") else None,
+            features=tuple(str(f) for f in raw.get("features", ())),
+            all_features=bool(raw.get("all_features", False)),
+            no_default_features=bool(raw.get("no_default_features", False)),
         )
 
 

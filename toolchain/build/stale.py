@@ -10,9 +10,20 @@ import fnmatch
 from pathlib import Path
 
 from toolchain.build.record import RECORD_NAME, BuildRecord
+from toolchain.config import catalog
+from toolchain.errors import UsageError
 from toolchain.log import log
+from toolchain.release.channels import formats as channels
 
-RELEASE_PATTERNS = ("*.tar.xz", "*.zip", "*.sha256", "*.minisig", "*-installer.sh", "*-installer.ps1")
+RELEASE_PATTERNS = (
+    "*.tar.xz",
+    "*.zip",
+    "*.sha256",
+    "*.minisig",
+    "*-installer.sh",
+    "*-installer.ps1",
+    *(p for p in channels.PATTERNS if p != "*.json"),  # a Scoop manifest is APP.json: too wide a pattern
+)
 # Written once per folder, whatever was built (release/folder.py and verify/size.py own their contents).
 FOLDER_FILES = (
     RECORD_NAME,
@@ -28,9 +39,18 @@ def expected_names(record: BuildRecord) -> set[str]:
     names = set(FOLDER_FILES)
     apps = set()
     for entry in record.targets.values():
+        try:
+            target = catalog.current().target(entry.target)
+        except UsageError:
+            target = None  # a target this catalog no longer has: its archives are kept, its channels unknown
         for artifact in entry.artifacts:
             names |= {artifact.path.name, f"{artifact.path.name}.sha256"}
             apps.add(artifact.package)
+            versions = {b.version for b in entry.binaries_of(artifact.package)}
+            if target is not None and versions:
+                names |= channels.expected_names(
+                    artifact.package, min(versions), target.os, target.arch, artifact.path.name
+                )
     names |= {f"{app}-installer.{suffix}" for app in apps for suffix in ("sh", "ps1")}
     return names | {f"{name}.minisig" for name in names}
 

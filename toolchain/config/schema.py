@@ -29,6 +29,7 @@ class Key:
     choices: tuple[Any, ...] | None = None
     pattern: str | None = None
     item_types: tuple[type, ...] | None = None  # for lists
+    item_choices: tuple[Any, ...] | None = None  # for lists: the only values an item may take
     doc: str = ""
     minimum: float | None = None  # for numbers
 
@@ -146,6 +147,11 @@ def _check_value(value: Any, spec: Key, path: Path, text: str, dotted: str) -> N
                 raise ConfigError(
                     f"{at()}: every item of '{dotted}' must be {_type_names(spec.item_types)}, not {item!r}",
                     hint="change the value",
+                )
+            if spec.item_choices is not None and item not in spec.item_choices:
+                raise ConfigError(
+                    f"{at()}: '{dotted}' has {item!r}; {did_you_mean(str(item), [str(c) for c in spec.item_choices])}",
+                    hint="fix or remove it",
                 )
 
 

@@ -19,6 +19,7 @@ from toolchain.build.cache import BACKENDS, CacheSettings
 from toolchain.config import catalog
 from toolchain.config.schema import Key, Table, load_toml, validate
 from toolchain.errors import ConfigError, ProjectError
+from toolchain.release.channels.formats import FORMATS
 
 DEFAULTS_FILE = catalog.packaged("defaults.toml")
 PROJECT_FILE_NAME = "toolchain.toml"
@@ -42,7 +43,12 @@ SETTINGS_SCHEMA = Table(
                 "timings": Key((bool,)),
             }
         ),
-        "package": Table(keys={"include": Key((list,), item_types=(str,))}),
+        "package": Table(
+            keys={
+                "include": Key((list,), item_types=(str,)),
+                "formats": Key((list,), item_types=(str,), item_choices=FORMATS),
+            }
+        ),
         "size": Table(
             keys={
                 "baseline": Key((str,)),
@@ -175,6 +181,7 @@ class Settings:
     fail_migration_env: str = "{APP}_FAIL_MIGRATION"
     seed_commands: tuple[tuple[str, ...], ...] = ()
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
+    formats: tuple[str, ...] = ()  # [package] formats: the release channels `invoke package` writes
     catalog: catalog.Catalog = field(default_factory=catalog.current)
     cwd: Path = field(default_factory=Path.cwd)
     authenticode: AuthenticodeSettings = field(
@@ -346,6 +353,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         fail_migration_env=str(merged["update"]["fail-migration-env"]),
         seed_commands=tuple(tuple(str(a) for a in c) for c in merged["update"]["seed-commands"]),
         project_dir=project_dir,
+        formats=tuple(dict.fromkeys(package["formats"])),
         catalog=known,
         cwd=cwd,
         authenticode=AuthenticodeSettings(

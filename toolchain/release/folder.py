@@ -19,8 +19,10 @@ from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_r
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
+from toolchain.release.channels.formats import SBOM_SUFFIX
+from toolchain.release.channels.write import ChannelOptions, write_channels
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
-from toolchain.release.package import archive_members
+from toolchain.release.package import archive_members, source_date_epoch
 from toolchain.release.provenance import provenance
 from toolchain.release.schema import ArchiveRef, release_schema_level
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
@@ -29,6 +31,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "toolchain.manifest/v1"
 PROVENANCE_NAME = "provenance.intoto.json"
 SUMS_NAME = "sha256.sum"
+# The artifacts that carry a binary: each gets an SBOM when the sbom format is on.
+SBOM_KINDS = ("archive", "deb", "rpm", "apk", "msi")
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,10 @@ def package_release(
     repo: Path,
     schema_command: tuple[str, ...] = ("migrate", "--status"),
     update: InstallerUpdate | None = None,
+    formats: tuple[str, ...] = (),
 ) -> ReleaseReport:
-    """Write installers, manifest, provenance, sha256.sum (and signatures).
+    """Write installers, manifest, provenance, sha256.sum (and signatures), and
+    the release channels `formats` names ([package] formats: SBOMs, packages, manifests).
     Each app's schema level is what `APP *schema_command` reports ([update] schema-command)."""
     update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
     started = datetime.now(UTC).isoformat(timespec="seconds")
@@ -81,6 +87,7 @@ def package_release(
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
     installers = []
     with log.group(f"release folder {out_dir}"):
+        channels = write_channels(out_dir, record, archives, ChannelOptions(formats, base_url, source_date_epoch(repo)))
         for app, version in sorted(versions.items()):
             app_archives = [a for a in archives if a.app == app]
             for name, text in render_installers(app, version, app_archives, base_url, update).items():
@@ -89,7 +96,7 @@ def package_release(
                 write_atomic(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
                 installers.append(installer)
                 log.info(f"wrote {path}")
-        subjects = archives + installers
+        subjects = archives + installers + channels
         statement = provenance(record, subjects, started, repo)
         prov = _describe(
             write_atomic(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
@@ -97,7 +104,7 @@ def package_release(
             None,
             None,
         )
-        files = [*archives, *installers, prov]
+        files = [*archives, *installers, *channels, prov]
         levels = {
             app: release_schema_level(
                 out_dir,
@@ -183,6 +190,32 @@ def _check_members(archive: Path, signed: list[dict[str, Any]] | None) -> None:
         )
 
 
+def check_sboms(folder: Path, sums: dict[str, str], artifacts: list[dict[str, Any]]) -> None:
+    """Every SBOM names the artifact it sits beside, with that artifact's digest, and every
+    artifact of a release with SBOMs has one."""
+    from toolchain.release.channels.sbom import sbom_subject, validate_sbom
+
+    sboms = [a for a in artifacts if a["kind"] == "sbom"]
+    for entry in sboms:
+        name = entry["name"]
+        subject = sbom_subject(folder / name)
+        described = name.removesuffix(SBOM_SUFFIX)
+        if subject.artifact != described or sums.get(described) != subject.sha256:
+            raise ReleaseCheckError(
+                f"{name}: its SHA-256 of {described} does not match {SUMS_NAME}",
+                hint="run `invoke package` (the SBOM is of another build)",
+            )
+        try:
+            validate_sbom((folder / name).read_text())
+        except ReleaseCheckError as exc:
+            raise ReleaseCheckError(f"{name}: {exc.message}", hint=exc.hint) from exc
+    if sboms:
+        described = {a["name"].removesuffix(SBOM_SUFFIX) for a in sboms}
+        bare = [a["name"] for a in artifacts if a["kind"] in SBOM_KINDS and a["name"] not in described]
+        if bare:
+            raise ReleaseCheckError(f"{bare[0]} has no SBOM beside it", hint="run `invoke package`")
+
+
 def verify_release(folder: Path, public_key_text: str) -> list[str]:
     """Check a release folder; return the names checked. Raises on the first bad file."""
     public = parse_public_key(public_key_text)
@@ -190,7 +223,11 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
     for required in (MANIFEST_NAME, PROVENANCE_NAME):
         if required not in sums:
             raise ReleaseCheckError(f"{required} is not listed in {SUMS_NAME}", hint="run `invoke package`")
-    releasable = {p.name for p in folder.iterdir() if p.is_file() and re.search(r"\.(tar\.xz|zip|sh|ps1)$", p.name)}
+    releasable = {
+        p.name
+        for p in folder.iterdir()
+        if p.is_file() and re.search(r"\.(tar\.xz|zip|sh|ps1|deb|rpm|apk|msi|rb|cdx\.json)$", p.name)
+    }
     unlisted = sorted(releasable - set(sums))
     if unlisted:
         raise ReleaseCheckError(
@@ -223,6 +260,7 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
     validation = manifest.get("rollback_validation")
     if validation and sums.get(validation["name"]) != validation["sha256"]:
         raise ReleaseCheckError(f"{validation['name']}: manifest digest does not match", hint="validate again")
+    check_sboms(folder, sums, manifest["artifacts"])
     statement = json.loads((folder / PROVENANCE_NAME).read_text())
     subjects = {s["name"]: s["digest"]["sha256"] for s in statement.get("subject", [])}
     expected = {a["name"]: a["sha256"] for a in manifest["artifacts"] if a["kind"] != "provenance"}

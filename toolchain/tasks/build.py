@@ -94,6 +94,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         report.workspace_root or report.out_dir,
         schema_command=settings.schema_command,
         update=InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
+        formats=settings.formats,
     )
 
 

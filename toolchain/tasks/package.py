@@ -56,7 +56,13 @@ def package_task(
     repo = manifests[0].parent if manifests else folder
     update = InstallerUpdate(settings.update_data_patterns, settings.update_backup_command)
     report = package_release(
-        folder, key, download_url or settings.download_url, repo, schema_command=settings.schema_command, update=update
+        folder,
+        key,
+        download_url or settings.download_url,
+        repo,
+        schema_command=settings.schema_command,
+        update=update,
+        formats=settings.formats,
     )
     if json:
         log.json(
