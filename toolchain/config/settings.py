@@ -74,7 +74,13 @@ SETTINGS_SCHEMA = Table(
                 "ca-bundle": Key((str,)),
             }
         ),
-        "update": Table(keys={"data-files": Key((list,), item_types=(str,)), "keep": Key((int,), minimum=0)}),
+        "update": Table(
+            keys={
+                "data-files": Key((list,), item_types=(str,)),
+                "keep": Key((int,), minimum=0),
+                "metadata-days": Key((int,), minimum=1),
+            }
+        ),
         "release": Table(keys={"download-url": Key((str,))}),
         "sign": Table(keys={"secret-key-file": Key((str,)), "public-key-file": Key((str,))}),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
@@ -109,6 +115,7 @@ class Settings:
     container: dict[str, Any]
     s3: dict[str, Any]
     update_keep: int
+    update_metadata_days: int
     secret_key_file: Path | None
     public_key_file: Path | None
     sources: tuple[Path, ...]  # files the values came from, lowest first
@@ -234,6 +241,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         container=dict(merged["container"]),
         s3=dict(merged["s3"]),
         update_keep=int(merged["update"]["keep"]),
+        update_metadata_days=int(merged["update"]["metadata-days"]),
         secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),

@@ -20,6 +20,7 @@ from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
 from toolchain.release.installers import ReleaseFile, render_installers
+from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members
 from toolchain.release.provenance import provenance
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
@@ -41,8 +42,10 @@ def _describe(path: Path, kind: str, app: str | None, target: str | None, **extr
     return ReleaseFile(path.name, kind, app, target, path.stat().st_size, sha256_file(path), **extra)
 
 
-def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: Path) -> ReleaseReport:
-    """Write installers, manifest, provenance, sha256.sum (and signatures)."""
+def package_release(
+    out_dir: Path, key: SecretKey | None, base_url: str, repo: Path, metadata_days: int = 30
+) -> ReleaseReport:
+    """Write installers, manifest, provenance, latest.json (one app), sha256.sum (and signatures)."""
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
     archives: list[ReleaseFile] = []
@@ -97,6 +100,11 @@ def package_release(out_dir: Path, key: SecretKey | None, base_url: str, repo: P
         }
         write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
+        if len(versions) == 1:  # the channel pointer of a one-app release (publish takes one app per folder)
+            ((app, version),) = versions.items()
+            pointed = [LatestFile(a.name, a.sha256, a.size, a.target or "", a.binaries) for a in archives]
+            write_latest(out_dir, app, version, pointed, metadata_days)
+            listed = sorted([*listed, LATEST_NAME])
         sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in listed)
         write_atomic(out_dir / SUMS_NAME, sums)
         log.info(f"wrote {out_dir / MANIFEST_NAME}, {out_dir / PROVENANCE_NAME}, {out_dir / SUMS_NAME}")

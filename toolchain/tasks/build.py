@@ -69,7 +69,10 @@ def package_built(report: BuildReport, settings: Settings) -> None:
     if report.record_path is None:
         return
     key = configured_secret_key(settings.secret_key_file)
-    package_release(report.out_dir, key, settings.download_url, report.workspace_root or report.out_dir)
+    package_release(
+        report.out_dir, key, settings.download_url, report.workspace_root or report.out_dir,
+        settings.update_metadata_days,
+    )  # fmt: skip
 
 
 @task(

@@ -53,7 +53,7 @@ def package_task(
     report_stale(folder, record, clean)
     manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
     repo = manifests[0].parent if manifests else folder
-    report = package_release(folder, key, download_url or settings.download_url, repo)
+    report = package_release(folder, key, download_url or settings.download_url, repo, settings.update_metadata_days)
     if json:
         log.json(
             {"schema": "toolchain.package/v1", "signed": report.signed, "files": [f.to_dict() for f in report.files]}
