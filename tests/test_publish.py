@@ -244,14 +244,18 @@ def test_s3_layout_checksums_and_latest_pointer(signed: tuple[Path, str, Path], 
     assert actions[-1].name == "latest.json"
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=settings.bucket)["Contents"]}
     info = release_info(folder, key)
-    assert keys == {f"downloads/tally/0.1.0/{p.name}" for p in info.files} | {"downloads/tally/latest.json"}
+    pointer = {"downloads/tally/latest.json", "downloads/tally/latest.json.minisig"}
+    assert keys == {f"downloads/tally/0.1.0/{p.name}" for p in info.files} | pointer
     archive = next(p for p in info.files if p.name.endswith(".tar.xz"))
     for path in info.files:
         assert sent[path.name] == base64.b64encode(hashlib.sha256(path.read_bytes()).digest()).decode()
     head = client.head_object(Bucket=settings.bucket, Key=f"downloads/tally/0.1.0/{archive.name}")
     assert head["Metadata"]["sha256"] == hashlib.sha256(archive.read_bytes()).hexdigest()
-    latest = json.loads(client.get_object(Bucket=settings.bucket, Key="downloads/tally/latest.json")["Body"].read())
-    assert latest["version"] == "0.1.0" and len(latest["files"]) == len(info.files)
+    # The pointer is the release folder's own signed latest.json (tests/test_update_channel.py reads it).
+    for name in ("latest.json", "latest.json.minisig"):
+        body = client.get_object(Bucket=settings.bucket, Key=f"downloads/tally/{name}")["Body"].read()
+        assert body == (folder / name).read_bytes()
+    assert json.loads((folder / "latest.json").read_text())["version"] == "0.1.0"
     again = publish(folder, key, github=None, s3=settings)
     assert {a.action for a in again if a.name != "latest.json"} == {"skip"}
 
@@ -342,9 +346,10 @@ def test_s3_latest_only_moves_forward(
     capsys.readouterr()
     actions = publish(releases["0.1.0"][0], releases["0.1.0"][1], github=None, s3=target)
     assert latest_version(client, target) == "0.2.0", "an older version never moves latest.json back"
-    assert [a.action for a in actions if a.name == "latest.json"] == ["keep"]
+    pointer = target.url(target.latest_key("tally"))  # the release's own latest.json goes to 0.1.0/ as well
+    assert [a.action for a in actions if a.where == pointer] == ["keep"]
     assert client.head_object(Bucket=target.bucket, Key=target.key("tally", "0.1.0", "manifest.json"))
-    said = [line for line in capsys.readouterr().err.splitlines() if "latest.json" in line]
+    said = [line for line in capsys.readouterr().err.splitlines() if pointer in line]
     assert len(said) == 1 and "0.2.0" in said[0] and "--force-latest" in said[0], said
     publish_s3(release_info(*releases["0.2.0-rc.1"]), target)
     assert latest_version(client, target) == "0.2.0", "a pre-release orders below its release"
@@ -363,7 +368,7 @@ def test_s3_latest_only_moves_forward(
     forced = run_invoke(*args, "--force-latest", env=env)
     assert forced.returncode == 0, forced.stderr
     assert latest_version(client, target) == "0.1.0"
-    assert {a["action"] for a in json.loads(forced.stdout)["actions"] if a["name"] == "latest.json"} == {"upload"}
+    assert {a["action"] for a in json.loads(forced.stdout)["actions"] if a["where"] == pointer} == {"upload"}
 
 
 def test_force_latest_is_an_option_of_publish_and_release() -> None:

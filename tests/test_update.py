@@ -5,6 +5,7 @@ schema level 1 (installed) and 0.2.0 at level 3 (the update)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -113,7 +114,8 @@ class Install:
         return subprocess.run([self.binary, *args], capture_output=True, text=True, env=env, check=False)
 
     def dump(self) -> list[str]:
-        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as connection:
+        # closed, not just committed (sqlite3's `with`): an open handle counts as a live writer to the updater
+        with contextlib.closing(sqlite3.connect(f"file:{self.database}?mode=ro", uri=True)) as connection:
             return list(connection.iterdump())
 
     def digest(self) -> str:

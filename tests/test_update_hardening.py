@@ -7,6 +7,7 @@ contents were replaced, real tmpfs mounts for a full disk, real kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -412,7 +413,7 @@ def write_after_the_crash(install: Install, state: str) -> None:
     if state == "checked":  # the new version had passed its checks: the app is usable
         assert install.run("add", "apples", "412").returncode == 0
     else:  # the failed migration left a schema no tally opens: another writer
-        with sqlite3.connect(install.database) as connection:
+        with contextlib.closing(sqlite3.connect(install.database)) as connection, connection:
             connection.execute("CREATE TABLE written_after_the_crash (note TEXT)")
 
 

@@ -103,6 +103,7 @@ SETTINGS_SCHEMA = Table(
                 "schema-command": Key((list,), item_types=(str,)),
                 "fail-migration-env": Key((str,), pattern=r"[A-Za-z_{}][A-Za-z0-9_{}]*"),
                 "seed-commands": Key((list,), item_types=(list,)),
+                "metadata-days": Key((int,), minimum=1),
             }
         ),
         "release": Table(keys={"download-url": Key((str,))}),
@@ -165,6 +166,7 @@ class Settings:
     container: dict[str, Any]
     s3: dict[str, Any]
     update_keep: int
+    update_metadata_days: int
     secret_key_file: Path | None
     public_key_file: Path | None
     sources: tuple[Path, ...]  # files the values came from, lowest first
@@ -339,6 +341,7 @@ def load_settings(cwd: Path | None = None) -> Settings:
         container=dict(merged["container"]),
         s3=dict(merged["s3"]),
         update_keep=int(merged["update"]["keep"]),
+        update_metadata_days=int(merged["update"]["metadata-days"]),
         secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
         public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
         sources=tuple(sources),

@@ -22,6 +22,7 @@ from toolchain.log import log
 from toolchain.release.channels.formats import SBOM_SUFFIX
 from toolchain.release.channels.write import ChannelOptions, write_channels
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
+from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
 from toolchain.release.provenance import provenance
 from toolchain.release.schema import ArchiveRef, release_schema_level
@@ -54,8 +55,9 @@ def package_release(
     schema_command: tuple[str, ...] = ("migrate", "--status"),
     update: InstallerUpdate | None = None,
     formats: tuple[str, ...] = (),
+    metadata_days: int = 30,
 ) -> ReleaseReport:
-    """Write installers, manifest, provenance, sha256.sum (and signatures), and
+    """Write installers, manifest, provenance, latest.json (one app), sha256.sum (and signatures), and
     the release channels `formats` names ([package] formats: SBOMs, packages, manifests).
     Each app's schema level is what `APP *schema_command` reports ([update] schema-command)."""
     update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
@@ -127,6 +129,11 @@ def package_release(
         }
         write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
+        if len(versions) == 1:  # the channel pointer of a one-app release (publish takes one app per folder)
+            ((app, version),) = versions.items()
+            pointed = [LatestFile(a.name, a.sha256, a.size, a.target or "", a.binaries) for a in archives]
+            write_latest(out_dir, app, version, pointed, metadata_days)
+            listed = sorted([*listed, LATEST_NAME])
         sums = "".join(f"{sha256_file(out_dir / name)}  {name}\n" for name in listed)
         write_atomic(out_dir / SUMS_NAME, sums)
         log.info(f"wrote {out_dir / MANIFEST_NAME}, {out_dir / PROVENANCE_NAME}, {out_dir / SUMS_NAME}")

@@ -14,7 +14,6 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from toolchain.errors import ConfigError, GitHubError, PublishError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient
+from toolchain.release.latest import LATEST_NAME
 
 CONTENT_TYPES = {
     ".xz": "application/x-xz",
@@ -447,6 +447,12 @@ def publish_s3(
 
 def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bool, force_latest: bool) -> list[Action]:
     prefix = target.release_prefix(info.app, info.version)
+    pointer = {p.name: p for p in info.files if p.name in (LATEST_NAME, f"{LATEST_NAME}.minisig")}
+    if len(pointer) != 2:
+        raise PublishError(
+            f"the release folder has no signed {LATEST_NAME} to point S3's channel at",
+            hint="re-package and sign it with this toolkit (`invoke package`); nothing was uploaded",
+        )
     # 1. Look first: an unreadable pointer or a conflicting object stops the
     # release before any byte of it is uploaded.
     _latest_version(client, target, info.app, force_latest=force_latest)
@@ -501,21 +507,15 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
             f"(pass --force-latest to point it at {info.version})"
         )
         return [*actions, Action("s3", "latest.json", "keep", target.url(latest_key))]
-    latest = {
-        "app": info.app,
-        "version": info.version,
-        "prefix": prefix,
-        "files": [{"name": p.name, "sha256": d, "size": p.stat().st_size} for p, d, _ in planned],
-        "published": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    body = (json.dumps(latest, indent=2, sort_keys=True) + "\n").encode()
-    client.put_object(
-        Bucket=target.bucket,
-        Key=latest_key,
-        Body=body,
-        ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
-        ContentType="application/json",
-    )
+    for name in (f"{LATEST_NAME}.minisig", LATEST_NAME):  # the signature first: a reader between sees a mismatch
+        body = pointer[name].read_bytes()
+        client.put_object(
+            Bucket=target.bucket,
+            Key=f"{latest_key}.minisig" if name.endswith(".minisig") else latest_key,
+            Body=body,
+            ChecksumSHA256=base64.b64encode(hashlib.sha256(body).digest()).decode(),
+            ContentType="application/json" if name == LATEST_NAME else "text/plain",
+        )
     log.info(f"{target.url(latest_key)} points at {info.version}")
     return [*actions, Action("s3", "latest.json", "upload", target.url(latest_key))]
 

@@ -95,6 +95,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         schema_command=settings.schema_command,
         update=InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
         formats=settings.formats,
+        metadata_days=settings.update_metadata_days,
     )
 
 

@@ -63,6 +63,7 @@ def package_task(
         schema_command=settings.schema_command,
         update=update,
         formats=settings.formats,
+        metadata_days=settings.update_metadata_days,
     )
     if json:
         log.json(

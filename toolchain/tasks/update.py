@@ -13,9 +13,9 @@ from toolchain.atomic import write_atomic
 from toolchain.config.settings import load_settings
 from toolchain.errors import UpdateError, UsageError
 from toolchain.log import log
-from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import required, task
 from toolchain.update.journal import default_state_dir
+from toolchain.update.policy import decide, find_receipt, read_receipt
 from toolchain.update.snapshot import list_snapshots
 from toolchain.update.updater import UpdateResult, recover, rollback, update
 
@@ -88,14 +88,26 @@ LOCATION_HELP = {
 }
 
 
+def _key_file(path: Path | None, what: str) -> str:
+    if path is None:
+        return ""
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror}", hint="check the path") from None
+
+
 @task(
     help={
         **LOCATION_HELP,
         "artifact": "the new archive: a path or URL with its .sha256, .minisig and manifest.json beside it",
-        "public-key": "minisign public key the release is signed with (else [sign] public-key-file)",
+        "channel": "a release channel's signed latest.json (path or URL): update to the release it names",
+        "public-key": "minisign public key the release is signed with (else the receipt's pinned key, "
+        "else [sign] public-key-file); another key than a pinned one is refused",
+        "allow-downgrade": "accept a release older than the installed one (refused if the receipt pins no downgrades)",
         "data": "a SQLite file to snapshot and restore with the binary (repeatable; also [update] data-files)",
         "keep": "snapshots to keep after success (0 or more); default: [update] keep",
-        "wait": "seconds to wait for another update to finish; default: 0",
+        "wait": "seconds to wait for the running app, a process holding its data, or another update; default: 0",
         "json": "print the result as JSON on stdout",
     },
     iterable=["data"],
@@ -104,9 +116,11 @@ LOCATION_HELP = {
 def update_task(
     c: Context,
     artifact: str = "",
+    channel: str = "",
     binary: str = "",
     receipt: str = "",
     public_key: str = "",
+    allow_downgrade: bool = False,
     data: list[str] | None = None,
     state_dir: str = "",
     keep: str = "",
@@ -114,25 +128,50 @@ def update_task(
     json: bool = False,
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
-    required(artifact, "--artifact")
+    if artifact and channel:
+        raise UsageError("--artifact and --channel both given", hint="pass one of them")
+    if not (channel or receipt):  # a receipt may pin the channel
+        required(artifact, "--artifact")
     settings = load_settings()
-    key_text = public_key_text(public_key, settings.public_key_file)
-    data_files = [*settings.update_data_files, *(Path(d) for d in data or [])]
     target = _binary(binary, receipt)
+    # The pinned policy: from the receipt the installer wrote for this binary
+    # (found whatever --binary/--receipt say), else from --receipt.
+    pinned = find_receipt(target.resolve()) or (read_receipt(Path(receipt)) if receipt else None)
+    decision = decide(
+        pinned.policy if pinned else None,
+        pinned.path if pinned else None,
+        given_key=_key_file(Path(public_key) if public_key else None, "public key"),
+        configured_key=_key_file(settings.public_key_file, "public key"),
+        channel=channel,
+        allow_downgrade=allow_downgrade,
+    )
+    if not decision.public_key:
+        raise UsageError(
+            "no public key to check signatures with", hint="pass --public-key or set [sign] public-key-file"
+        )
+    if not artifact and not decision.channel:
+        raise UsageError("update from what?", hint="pass --artifact ARCHIVE or --channel LATEST_JSON")
+    data_files = [
+        *settings.update_data_files,
+        *(Path(d) for d in data or []),
+        *(p.expanduser() for p in (pinned.data_files if pinned else ())),
+    ]
     if receipt and not binary and not os.access(Path(receipt).parent, os.W_OK):
         raise UsageError(f"cannot rewrite {receipt} after the update (its folder is not writable)",
                          hint="fix its permissions, or pass --binary instead of --receipt")  # fmt: skip
     result = update(
         target,
-        artifact,
-        key_text,
+        "" if decision.channel and not artifact else artifact,
+        decision.public_key,
         [p.resolve() for p in data_files],
         state_dir=Path(state_dir) if state_dir else None,
         keep=_keep(keep, settings.update_keep),
         wait=wait,
+        allow_downgrade=decision.allow_downgrade,
+        channel="" if artifact else decision.channel,
     )
     if receipt and not binary:
-        _record_in_receipt(receipt, result, artifact)
+        _record_in_receipt(receipt, result, artifact or decision.channel)
     if json:
         log.json(
             {

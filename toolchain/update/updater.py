@@ -15,6 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,7 +25,9 @@ from typing import Any
 from toolchain.atomic import fsync_dir
 from toolchain.errors import ToolchainError, UpdateError, UsageError
 from toolchain.log import log
+from toolchain.release.publish import semver_key
 from toolchain.update.artifact import Artifact, _check_installed_kind, _check_same_kind, extract_binary, verify_artifact
+from toolchain.update.channel import read_channel
 from toolchain.update.files import _apply_ownership, _os_reason, _ownership
 from toolchain.update.journal import (
     FINISHED,
@@ -39,6 +42,7 @@ from toolchain.update.journal import (
     exclusive_lock,
     refuse_if_stuck,
 )
+from toolchain.update.liveness import check_wait, wait_until_idle
 from toolchain.update.snapshot import (
     SNAPSHOTS,
     _check_keep,
@@ -181,6 +185,32 @@ def _make_scratch(state_dir: Path) -> Path:
     return scratch
 
 
+def _version_of(output: str) -> str:
+    """The SemVer in `APP --version`'s output ("tally 0.1.0"), or ""."""
+    for word in reversed(output.split()):
+        with contextlib.suppress(ValueError):
+            semver_key(word.removeprefix("v"))
+            return word.removeprefix("v")
+    return ""
+
+
+def _refuse_downgrade(binary: Path, new_version: str, env: dict[str, str]) -> None:
+    """A validly signed older release is still refused: replaying one would
+    bring back the bugs it fixed. Unknown versions count as a downgrade."""
+    _, output = _run(binary, ["--version"], env)
+    installed = _version_of(output)
+    if not installed or not new_version:
+        which = f"{binary.name}'s installed version ({output!r})" if not installed else "the new release's version"
+        raise UpdateError(
+            f"cannot tell {which}, so this may be a downgrade", hint="pass --allow-downgrade if it is meant"
+        )
+    if semver_key(new_version) < semver_key(installed):
+        raise UpdateError(
+            f"{new_version} is older than the installed {binary.name} {installed}: refusing a downgrade",
+            hint="pass --allow-downgrade if it is meant; nothing was changed",
+        )
+
+
 def update(
     binary: Path,
     source: str,
@@ -192,11 +222,20 @@ def update(
     wait: float = 0.0,
     env: dict[str, str] | None = None,
     free_space: Callable[[Path], int] | None = None,
+    allow_downgrade: bool = False,
+    channel: str = "",
 ) -> UpdateResult:
-    """Update `binary` from the archive at `source` (path or URL), safely."""
+    """Update `binary` from the archive at `source` (path or URL), or from the
+    release a channel's signed latest.json names (`channel`, with source ""), safely.
+
+    wait: seconds to wait for the running app (or a holder of its data) to
+    go away, and for another update to finish."""
+    deadline = time.monotonic() + check_wait(wait)
     binary = binary.resolve()
     if not binary.is_file():
         raise UpdateError(f"{binary} is not an installed binary", hint="pass the installed executable or its receipt")
+    if bool(source) == bool(channel):
+        raise UsageError("update from an archive or from a channel?", hint="pass one of --artifact and --channel")
     _check_keep(keep)
     data_files = list(dict.fromkeys(p.resolve() for p in data_files))
     for database in data_files:
@@ -204,16 +243,31 @@ def update(
     state_dir = state_dir or default_state_dir(binary)
     refuse_if_stuck(state_dir)
     env = env or {}
+    wait_until_idle(binary, data_files, deadline)  # before any download: a running app is the likeliest refusal
     scratch = _make_scratch(state_dir)
     try:
+        expected = None
+        if channel:
+            with log.status(f"reading the channel {channel}"):
+                pointed = read_channel(channel, public_key_text, binary.name, scratch)
+            source, expected = pointed.source, pointed.file.sha256
         with log.status("verifying the new artifact"):
             artifact = verify_artifact(source, public_key_text, scratch)
+        if expected is not None and (artifact.sha256 != expected or artifact.version != pointed.latest.version):
+            raise UpdateError(
+                f"{artifact.archive.name} is not the archive the channel's latest.json names "
+                f"({pointed.latest.version}, {expected[:16]}...)",
+                hint="the channel's files are mixed up; nothing was changed",
+            )
         if binary.name not in artifact.binaries:
             raise UpdateError(f"{artifact.archive.name} has no {binary.name}", hint="pick the archive of this app")
         member = artifact.member(binary.name)
         kind = _check_installed_kind(binary, artifact.target, scratch)
-        with exclusive_lock(state_dir, wait):
+        if not allow_downgrade:
+            _refuse_downgrade(binary, artifact.version, env)
+        with exclusive_lock(state_dir, max(0.0, deadline - time.monotonic())):
             recover(state_dir)
+            wait_until_idle(binary, data_files, deadline)  # again under the lock, right before the snapshot
             check_space(binary, data_files, state_dir, member.size,
                         free_space or (lambda p: shutil.disk_usage(p).free))  # fmt: skip
             staged = binary.with_name(f".{binary.name}.new.{os.getpid()}.partial")
@@ -332,6 +386,7 @@ def _apply(
 def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> Path:
     """Restore the newest snapshot by hand. Without `yes` it only says what
     would be lost (UsageError)."""
+    deadline = time.monotonic() + check_wait(wait)
     if not (state_dir / SNAPSHOTS).is_dir():
         raise UpdateError(f"no snapshots in {state_dir / SNAPSHOTS}", hint="nothing to roll back to")
     with exclusive_lock(state_dir, wait):
@@ -348,6 +403,8 @@ def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> Path:
             raise UpdateError(f"no snapshots in {state_dir / SNAPSHOTS}", hint="nothing to roll back to")
         folder, manifest = snapshots[-1]
         data = [Path(e["path"]) for e in manifest["data"]]
+        # a restore under a live writer would lose its writes too
+        wait_until_idle(Path(manifest["binary"]["path"]), data, deadline)
         names = ", ".join(p.name for p in data) or "no data files"
         if not yes:
             raise UsageError(

@@ -1,0 +1,106 @@
+"""latest.json: the signed pointer an update channel serves.
+
+It names the release (app, version), its archives (name, digest, size,
+target, binaries) and when it was made and `expires`. It is signed like
+every file of the release, so an updater can refuse metadata that is
+unsigned, tampered, signed by another key, or stale (a mirror frozen at an
+old release, or an old pointer replayed): `expires` is [update]
+metadata-days after the release.
+
+The release folder holds one (listed in sha256.sum, so `invoke verify`
+checks it); publish uploads it with the release and, for S3, as the
+pointer {prefix}/{app}/latest.json, whose archives are then in {version}/.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from toolchain.atomic import write_atomic
+
+LATEST_NAME = "latest.json"
+LATEST_SCHEMA = "toolchain.latest/v1"
+
+
+@dataclass(frozen=True)
+class LatestFile:
+    name: str
+    sha256: str
+    size: int
+    target: str
+    binaries: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Latest:
+    app: str
+    version: str
+    released: datetime
+    expires: datetime
+    files: tuple[LatestFile, ...]
+
+
+def write_latest(folder: Path, app: str, version: str, files: list[LatestFile], metadata_days: int,
+                 now: datetime | None = None) -> Path:  # fmt: skip
+    released = (now or datetime.now(UTC)).replace(microsecond=0)
+    document = {
+        "schema": LATEST_SCHEMA,
+        "app": app,
+        "version": version,
+        "released": released.isoformat(),
+        "expires": (released + timedelta(days=metadata_days)).isoformat(),
+        "files": [
+            {"name": f.name, "sha256": f.sha256, "size": f.size, "target": f.target, "binaries": list(f.binaries)}
+            for f in files
+        ],
+    }
+    return write_atomic(folder / LATEST_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+
+
+def _field(document: Any, key: str, kind: type) -> Any:
+    if not isinstance(document, dict) or not isinstance(document.get(key), kind):
+        raise ValueError(f"has no {kind.__name__} {key!r}")
+    return document[key]
+
+
+def _time(document: Any, key: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(_field(document, key, str))
+    except ValueError:
+        raise ValueError(f"has a malformed {key!r}") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"has {key!r} without a time zone")
+    return moment
+
+
+def parse_latest(text: bytes) -> Latest:
+    """The document, or ValueError naming what is wrong with it."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise ValueError("is not JSON") from None
+    if _field(document, "schema", str) != LATEST_SCHEMA:
+        raise ValueError(f"is not a {LATEST_SCHEMA} document")
+    files = []
+    for raw in _field(document, "files", list):
+        binaries = _field(raw, "binaries", list)
+        files.append(
+            LatestFile(
+                _field(raw, "name", str),
+                _field(raw, "sha256", str),
+                _field(raw, "size", int),
+                _field(raw, "target", str),
+                tuple(str(b) for b in binaries),
+            )
+        )
+    return Latest(
+        _field(document, "app", str),
+        _field(document, "version", str),
+        _time(document, "released"),
+        _time(document, "expires"),
+        tuple(files),
+    )
