@@ -81,13 +81,7 @@ class GitHubClient:
 
     def releases(self) -> list[dict[str, Any]]:
         """Every release, newest first (as GitHub lists them), drafts included."""
-        found: list[dict[str, Any]] = []
-        url: str | None = f"{self.api}/repos/{self.repo}/releases?per_page=100"
-        while url:
-            result = self._request("GET", url)
-            found += self._expect("list releases", result, 200)
-            url = _next_link(result[2].get("link", ""))
-        return found
+        return self._all_pages(f"{self.api}/repos/{self.repo}/releases?per_page=100", "list releases")
 
     def download_asset(self, asset_id: int, out: Path) -> Path:
         """An asset's bytes. GitHub answers with a redirect to its storage, which
@@ -130,13 +124,18 @@ class GitHubClient:
         return dict(self._expect("update the release", result, 200))
 
     def list_assets(self, release_id: int) -> list[dict[str, Any]]:
-        assets: list[dict[str, Any]] = []
-        url: str | None = f"{self.api}/repos/{self.repo}/releases/{release_id}/assets?per_page=100"
+        url = f"{self.api}/repos/{self.repo}/releases/{release_id}/assets?per_page=100"
+        return self._all_pages(url, "list release assets")
+
+    def _all_pages(self, first: str, what: str) -> list[dict[str, Any]]:
+        """Every item of a paged GitHub list, following its Link: rel="next" headers."""
+        items: list[dict[str, Any]] = []
+        url: str | None = first
         while url:
             result = self._request("GET", url)
-            assets += self._expect("list release assets", result, 200)
+            items += self._expect(what, result, 200)
             url = _next_link(result[2].get("link", ""))
-        return assets
+        return items
 
     def upload_asset(self, release_id: int, path: Path, content_type: str) -> dict[str, Any]:
         query = urllib.parse.urlencode({"name": path.name})
