@@ -69,10 +69,10 @@ def _write_locked(database: Path, timeout: float) -> Iterator[None]:
         while True:
             _begin_immediate(connection, database, deadline, timeout)
             # A second connection: a checkpoint cannot run inside this one's transaction.
-            _, frames, copied = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if frames == copied:  # -1 and -1 outside WAL mode
+            busy, frames, copied = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames == copied:  # 0, -1, -1 outside WAL mode
                 break
-            connection.execute("ROLLBACK")  # a reader still needs older pages: let it finish
+            connection.execute("ROLLBACK")  # a reader needs older pages, or another checkpoint runs: let it finish
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError(
                     f"{database} cannot be checkpointed: a reader kept an old snapshot open for {timeout:g} s"
