@@ -49,6 +49,9 @@ installers = ["shell"]
 targets = [{{targets}}]
 install-path = "CARGO_HOME"
 
+[package.metadata.dist]
+dist = true  # the corpus crates say publish = false, which dist otherwise skips
+
 [profile.dist]
 inherits = "release"
 lto = "thin"
@@ -338,8 +341,11 @@ def installer_cases(built: Built, work: Path) -> dict[str, str]:
                 env[key] = str(locked / "bin")
         if built.tool == "cargo-dist":
             env["CARGO_HOME"] = str(locked)
-        code, line = run_installer(built.installer, env, as_nobody=True)
-        left = files_under(home) - {".config"}
+        readable = home / built.installer.name  # the scratch folder is 0700
+        shutil.copy(built.installer, readable)
+        os.chown(readable, NOBODY, NOBODY)
+        code, line = run_installer(readable, env, as_nobody=True)
+        left = files_under(home) - {".config", readable.name}
         outcomes["non-writable dir"] = f"exit {code}: {line}" + (
             f"; left behind: {', '.join(sorted(left))}" if left else ""
         )
