@@ -1,6 +1,7 @@
 """Packaging speed: archive + checksum a 50 MB binary with the toolkit,
 against `tar cJf` + `sha256sum` on the same file in the same run.
-Goal: at most 1.1x.
+Goal: at most 0.7x (xz in fixed blocks on every core against single-threaded
+`tar cJf`).
 
     python3 bench/package.py [--megabytes 50] [--runs 3]
 """
@@ -63,7 +64,7 @@ def main() -> None:
         f"input: {options.megabytes} MB; archive: ours {artifact.size / 1e6:.1f} MB, tar cJf {plain_size / 1e6:.1f} MB"
     )
     print(f"toolkit package+checksum median {ours_median:.2f} s   tar cJf + sha256sum median {base_median:.2f} s")
-    print(f"ratio {ours_median / base_median:.2f}x (goal <= 1.1x)")
+    print(f"ratio {ours_median / base_median:.2f}x (goal <= 0.7x)")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,35 @@ def test_cache_round_trips_and_spares_lief(demo_build: BuildReport, tmp_path: Pa
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _cc(folder: Path, name: str, *flags: str, source: str = "") -> Path:
+    """A real gcc build; the buffer and strcpy make gcc guard main."""
+    code = folder / f"{name}.c"
+    code.write_text(
+        source or "#include <string.h>\nint main(int c, char **v) { char b[64]; strcpy(b, v[0]); return b[c]; }\n"
+    )
+    subprocess.run(["gcc", *flags, "-o", folder / name, code], check=True)
+    return folder / name
+
+
+def _without_section_headers(binary: Path) -> Path:
+    """The same ELF64 with e_shoff and e_shnum zeroed, as sstrip leaves one."""
+    data = bytearray(binary.read_bytes())
+    data[0x28:0x30] = bytes(8)
+    data[0x3C:0x40] = bytes(4)
+    out = binary.with_name(binary.name + "-noshdr")
+    out.write_bytes(data)
+    return out
+
+
+def test_stack_protector_is_the_imported_guard(tmp_path: Path) -> None:
+    guarded = _cc(tmp_path, "guarded", "-fstack-protector-all")
+    assert inspect_binary(guarded).stack_protector is True
+    assert inspect_binary(_cc(tmp_path, "bare", "-fno-stack-protector")).stack_protector is False
+    # Without section headers the dynamic table is found another way.
+    assert inspect_binary(_without_section_headers(guarded)).stack_protector is True
+    # A library that defines (exports) the name does not import it.
+    defines = "void __stack_chk_fail(void) {}\nint value(void) { return 1; }\n"
+    library = _cc(tmp_path, "libguard.so", "-shared", "-fPIC", "-fno-stack-protector", source=defines)
+    assert inspect_binary(library).stack_protector is False

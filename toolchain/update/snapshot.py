@@ -1,16 +1,20 @@
-"""Snapshots: the binary and every SQLite file (through SQLite's online
-backup API) copied into a private folder before the swap; restore (checked
-before the first file is touched, and resumable); listing and pruning; and
-the free-space check for everything an update writes."""
+"""Snapshots: the binary and every SQLite file (copied by the kernel under
+SQLite's write lock) put into a private folder before the swap; restore
+(checked before the first file is touched, streamed, and resumable); listing
+and pruning; and the free-space check for everything an update writes."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
 import sqlite3
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,6 +23,7 @@ from toolchain.atomic import fsync_dir, write_atomic
 from toolchain.digest import sha256_file
 from toolchain.errors import UpdateError, UsageError
 from toolchain.update.files import (
+    CHUNK,
     PRIVATE_DIR,
     PRIVATE_FILE,
     _apply_ownership,
@@ -41,9 +46,93 @@ def _private_dir(folder: Path) -> None:
     os.chmod(folder, PRIVATE_DIR)  # noqa: PTH101 - exact mode, whatever the umask
 
 
-def snapshot(binary: Path, data_files: list[Path], folder: Path) -> dict[str, Any]:
-    """Copy the binary and back up every SQLite file consistently into folder
-    (folders 0700, files 0600: a snapshot holds the app's data)."""
+LOCK_WAIT = 30.0  # seconds to wait for another writer's transaction to end
+FICLONE = 0x40049409  # linux/fs.h: share the extents (btrfs, xfs), no bytes copied
+
+
+@contextlib.contextmanager
+def _write_locked(database: Path, timeout: float) -> Iterator[None]:
+    """Hold SQLite's write lock with every committed page in the main file.
+
+    Under the lock no writer can commit, so the file cannot change while it is
+    copied; a checkpoint first moves what the WAL holds into it. A writer that
+    keeps its transaction open past `timeout` makes this raise, never copy."""
+    deadline = time.monotonic() + timeout
+    connection = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=timeout, isolation_level=None)
+    checkpointer = sqlite3.connect(f"file:{database}?mode=rw", uri=True, timeout=0, isolation_level=None)
+    try:
+        # Empties the WAL when nobody writes, then the live file has no WAL to
+        # replay; without waiting, as the loop below copes with a busy one.
+        connection.execute("PRAGMA busy_timeout = 0")
+        with contextlib.suppress(sqlite3.OperationalError):  # locked: BEGIN IMMEDIATE waits below
+            connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        while True:
+            _begin_immediate(connection, database, deadline, timeout)
+            # A second connection: a checkpoint cannot run inside this one's transaction.
+            busy, frames, copied = checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if not busy and frames == copied:  # 0, -1, -1 outside WAL mode
+                break
+            connection.execute("ROLLBACK")  # a reader needs older pages, or another checkpoint runs: let it finish
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(
+                    f"{database} cannot be checkpointed: a reader kept an old snapshot open for {timeout:g} s"
+                )
+            time.sleep(0.05)
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        checkpointer.close()
+        connection.close()
+
+
+def _begin_immediate(connection: sqlite3.Connection, database: Path, deadline: float, timeout: float) -> None:
+    """Take the write lock, polling every millisecond: SQLite's own busy wait
+    backs off to 100 ms sleeps and rarely lands between a busy writer's commits."""
+    while True:
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(
+                    f"{database} stays locked by another writer (waited {timeout:g} s): {exc}"
+                ) from None
+        time.sleep(0.001)
+
+
+def _kernel_copy(source: Path, destination: Path) -> None:
+    """Copy into the new, empty destination without passing the bytes through
+    Python: a reflink where the filesystem has one, else copy_file_range, else
+    (another OS) a streamed copy."""
+    with source.open("rb") as reader, destination.open("r+b") as writer:
+        with contextlib.suppress(OSError, ImportError):
+            import fcntl
+
+            fcntl.ioctl(writer.fileno(), FICLONE, reader.fileno())
+            os.fsync(writer.fileno())
+            return
+        size = os.fstat(reader.fileno()).st_size
+        offset = 0
+        try:
+            while offset < size:
+                sent = os.copy_file_range(reader.fileno(), writer.fileno(), size - offset, offset, offset)
+                if sent == 0:
+                    break
+                offset += sent
+        except (AttributeError, OSError) as exc:
+            if offset or (isinstance(exc, OSError) and exc.errno not in (errno.ENOSYS, errno.EXDEV, errno.EINVAL)):
+                raise
+            shutil.copyfileobj(reader, writer, CHUNK)
+        os.fsync(writer.fileno())
+
+
+def snapshot(binary: Path, data_files: list[Path], folder: Path, *, lock_timeout: float = LOCK_WAIT) -> dict[str, Any]:
+    """Copy the binary and every SQLite file into folder (folders 0700, files
+    0600: a snapshot holds the app's data). Each database is copied with its
+    write lock held after a checkpoint, so the copy is byte for byte the live
+    file; its digest is taken from the live file while the kernel copies."""
     _private_dir(folder)
     _private_dir(folder / "data")
     _copy_private(binary, folder / "binary")
@@ -52,24 +141,14 @@ def snapshot(binary: Path, data_files: list[Path], folder: Path) -> dict[str, An
         copy = folder / "data" / f"{index}-{database.name}"
         if database.exists():
             owner = _ownership(database)
-            os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))  # SQLite keeps this mode
-            # The online backup API reads through SQLite: a consistent copy
-            # even while a writer commits, with the WAL's content included.
-            source = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30)
-            target = sqlite3.connect(copy)
-            try:
-                with target:
-                    source.backup(target)
-                target.execute("PRAGMA journal_mode = DELETE")  # a self-contained file
-            finally:
-                source.close()
-                target.close()
-            os.chmod(copy, PRIVATE_FILE)  # noqa: PTH101
-            with copy.open("rb") as handle:
-                os.fsync(handle.fileno())
-            entries.append(
-                {"path": str(database), "copy": copy.name, "existed": True, "sha256": sha256_file(copy), **owner}
-            )
+            os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
+            os.chmod(copy, PRIVATE_FILE)  # noqa: PTH101 - exact mode, whatever the umask
+            with _write_locked(database, lock_timeout), ThreadPoolExecutor(1) as hasher:
+                digest = hasher.submit(sha256_file, database)  # hashlib lets go of the GIL: both at once
+                _kernel_copy(database, copy)
+                entries.append(
+                    {"path": str(database), "copy": copy.name, "existed": True, "sha256": digest.result(), **owner}
+                )
         else:
             entries.append({"path": str(database), "copy": None, "existed": False, "sha256": None})
     manifest = {
@@ -134,16 +213,34 @@ def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Pat
     return plan
 
 
+def _stream_verified(copy: Path, partial: Path, expected: str) -> None:
+    """Copy in CHUNK-sized reads (never a whole file in memory), hashing what
+    is written, and refuse the result unless it has the snapshot's digest."""
+    digest = hashlib.sha256()
+    buffer = bytearray(CHUNK)
+    view = memoryview(buffer)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    with os.fdopen(fd, "wb") as out, copy.open("rb", buffering=0) as handle:
+        while read := handle.readinto(buffer):
+            digest.update(view[:read])
+            out.write(view[:read])
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != expected:
+        raise UpdateError(f"the copy of {copy} changed while it was restored", hint="run the restore again")
+
+
 def _put_back(copy: Path, live: Path, entry: dict[str, Any]) -> None:
     """Move a snapshot copy over the live file: a rename where both are on one
-    filesystem (no space needed), else a durable copy and a rename."""
+    filesystem (no space needed, and the file _restore_plan checked is the one
+    put back), else a streamed, verified copy and a rename."""
     if live.parent.stat().st_dev == copy.stat().st_dev:
         _apply_ownership(copy, entry)
         os.replace(copy, live)
     else:
         partial = live.with_name(f".{live.name}.{os.getpid()}.partial")
         try:
-            _copy_private(copy, partial)
+            _stream_verified(copy, partial, entry["sha256"])
             _apply_ownership(partial, entry)
             os.replace(partial, live)
         except BaseException:
@@ -154,8 +251,9 @@ def _put_back(copy: Path, live: Path, entry: dict[str, Any]) -> None:
 
 def restore(folder: Path) -> None:
     """Put back the binary and data of a snapshot, keeping each file's mode,
-    owner and group, then prove it by digest. Everything is checked before the
-    first file is touched; a second run finishes an interrupted one."""
+    owner and group; each copy's digest is proven before the first file is
+    touched, and again on the bytes written where a copy crosses filesystems.
+    A second run finishes an interrupted one."""
     manifest = _read_snapshot(folder)
     for action, live, copy, entry in _restore_plan(folder, manifest):
         for sidecar in _sidecars(live) if action != "put-binary" else []:
@@ -165,8 +263,6 @@ def restore(folder: Path) -> None:
             continue
         assert copy is not None
         _put_back(copy, live, entry)
-        if _state_digest(live) != entry["sha256"]:
-            raise UpdateError(f"restored {live} does not match its snapshot", hint=f"copy it from {folder} by hand")
 
 
 def list_snapshots(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:

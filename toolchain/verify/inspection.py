@@ -8,6 +8,7 @@ pay its start-up cost (0.6 to 1 s).
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,14 +137,14 @@ def inspect_binary(path: Path) -> BinaryInfo:
     lief.logging.disable()
     name = str(path)
     if lief.is_elf(name):
-        elf = lief.ELF.parse(name)
+        elf = lief.ELF.parse(name, _elf_config(lief))
         if elf is None:
             raise _unparsable(path, "ELF")
         header = elf.header
         ends = [header.section_header_offset + header.numberof_sections * header.section_header_size]
         ends += [seg.file_offset + seg.physical_size for seg in elf.segments]
         _require_complete(path, size, ends, "ELF")
-        return _with_dependencies(_elf(elf, size), elf.sections)
+        return _with_dependencies(_elf(elf, size, path), elf.sections)
     if lief.is_macho(name):
         fat = lief.MachO.parse(name)
         if fat is None or fat.size == 0:
@@ -169,6 +170,19 @@ def inspect_binary(path: Path) -> BinaryInfo:
     )
 
 
+def _elf_config(lief: Any) -> Any:
+    """Parse only what a rule reads: on a 150 MB shared library the symbol
+    tables and relocations are most of LIEF's time and no rule needs them."""
+    config = lief.ELF.ParserConfig()
+    config.parse_relocations = False
+    config.parse_symtab_symbols = False  # "stripped" looks at section names only
+    config.parse_dyn_symbols = False  # the one name needed is read by _imports_symbol
+    config.parse_notes = False
+    config.parse_overlay = False
+    config.parse_symbol_versions = True  # the glibc floor (DT_VERNEED)
+    return config
+
+
 def _require_complete(path: Path, size: int, ends: list[int], kind: str) -> None:
     """LIEF parses a cut-off file leniently; the headers say how long it must be."""
     needed = max(ends, default=0)
@@ -186,7 +200,7 @@ def _largest(sections: list[Section]) -> tuple[Section, ...]:
     return tuple(sorted(sections, key=lambda s: (-s.size, s.name))[:LARGEST_SECTIONS])
 
 
-def _elf(binary: Any, size: int) -> BinaryInfo:
+def _elf(binary: Any, size: int, path: Path) -> BinaryInfo:
     import lief
 
     header = binary.header
@@ -202,7 +216,6 @@ def _elf(binary: Any, size: int) -> BinaryInfo:
     relro = "none"
     if binary.has(lief.ELF.Segment.TYPE.GNU_RELRO):
         relro = "full" if _elf_bind_now(binary) else "partial"
-    imported = {sym.name for sym in binary.imported_symbols}
     return BinaryInfo(
         format="elf",
         machine=_machine(header.machine_type),
@@ -217,8 +230,44 @@ def _elf(binary: Any, size: int) -> BinaryInfo:
         pie=bool(binary.is_pie),
         nx=bool(binary.has_nx),
         relro=relro,
-        stack_protector="__stack_chk_fail" in imported,
+        stack_protector=_imports_symbol(binary, path, "__stack_chk_fail"),
     )
+
+
+def _imports_symbol(binary: Any, path: Path, name: str) -> bool:
+    """Whether the dynamic symbol table has `name` undefined (imported).
+
+    Read from the raw .dynsym, since LIEF's parse of every dynamic symbol
+    costs more than all the rest on a large library and one name is needed."""
+    import lief
+
+    header = binary.header
+    dynsym = next((s for s in binary.sections if s.type == lief.ELF.Section.TYPE.DYNSYM), None)
+    if dynsym is None:
+        if binary.has(lief.ELF.DynamicEntry.TAG.SYMTAB):
+            # No section headers to find it by: let LIEF parse the symbols.
+            config = _elf_config(lief)
+            config.parse_dyn_symbols = True
+            full = lief.ELF.parse(str(path), config)
+            return full is not None and any(sym.name == name for sym in full.imported_symbols)
+        return False  # statically linked: nothing is imported
+    strings = bytes(binary.sections[dynsym.link].content)
+    wanted = name.encode() + b"\0"
+    offsets = set()
+    start = strings.find(wanted)
+    while start != -1:
+        offsets.add(start)  # any hit: linkers share string tails between names
+        start = strings.find(wanted, start + 1)
+    if not offsets:
+        return False
+    order = "<" if header.identity_data == lief.ELF.Header.ELF_DATA.LSB else ">"
+    is64 = header.identity_class == lief.ELF.Header.CLASS.ELF64
+    # Elf64_Sym: name, info, other, shndx, value, size; Elf32_Sym: name, value, size, info, other, shndx.
+    layout, shndx = (order + "IBBHQQ", 3) if is64 else (order + "IIIBBH", 5)
+    table = bytes(dynsym.content)
+    entry = struct.calcsize(layout)
+    table = table[: len(table) - len(table) % entry]
+    return any(sym[0] in offsets and sym[shndx] == 0 for sym in struct.iter_unpack(layout, table))
 
 
 DF_BIND_NOW = 0x8

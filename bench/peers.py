@@ -1,0 +1,417 @@
+"""cargo-dist beside the toolkit, on real corpus crates, in one run.
+
+For each crate and target, both tools build from clean (their own empty
+cargo target folders) and write their release files; the bench prints wall
+time, binary bytes, archive bytes and the checks each made. Then both
+tools' shell installers meet the same cases, served from 127.0.0.1: a
+tampered archive, no hash tool, an existing install, a folder the user
+cannot write. A bench only (never CI): cargo-dist is installed with
+`cargo install --locked` into a cache outside the repository.
+
+    python3 bench/peers.py [--crates cli,zstd] [--targets host,aarch64] [--cache /var/tmp/peers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import http.server
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+DIST_VERSION = "0.34.0"  # cargo-dist's latest release on crates.io when this bench was written
+HOST = "x86_64-unknown-linux-gnu"
+TARGETS = {"host": HOST, "aarch64": "aarch64-unknown-linux-gnu"}
+CORPUS = REPO / "tests" / "corpus"
+CRATES = {"cli": "corpus-cli", "zstd": "corpus-zstd"}
+NOBODY = 65534
+
+DIST_CONFIG = f"""
+[workspace.metadata.dist]
+cargo-dist-version = "{DIST_VERSION}"
+ci = "github"
+installers = ["shell"]
+targets = [{{targets}}]
+install-path = "CARGO_HOME"
+
+[package.metadata.dist]
+dist = true  # the corpus crates say publish = false, which dist otherwise skips
+
+[profile.dist]
+inherits = "release"
+lto = "thin"
+"""
+
+
+@dataclass
+class Built:
+    tool: str
+    crate: str
+    target: str
+    ok: bool
+    seconds: float
+    binary_bytes: int = 0
+    archive_bytes: int = 0
+    archive: Path | None = None
+    installer: Path | None = None
+    checks: list[str] = field(default_factory=list)
+    error: str = ""
+
+
+# --- installing cargo-dist -------------------------------------------------------------------
+
+
+def install_dist(cache: Path) -> tuple[Path, float | None, bool]:
+    """The `dist` binary, the seconds its install took (None: not recorded),
+    and whether this run installed it."""
+    root = cache / "cargo-dist"
+    binary, timing = root / "bin" / "dist", root / "install-seconds"
+    if binary.exists():
+        version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True).stdout
+        if DIST_VERSION in version:
+            return binary, float(timing.read_text()) if timing.exists() else None, False
+    started = time.perf_counter()
+    subprocess.run(
+        ["cargo", "install", "--locked", "cargo-dist", "--version", DIST_VERSION, "--root", str(root), "--force"],
+        check=True,
+        env={**os.environ, "CARGO_TARGET_DIR": str(cache / "target")},
+    )
+    seconds = time.perf_counter() - started
+    timing.write_text(f"{seconds:.0f}\n")
+    return binary, seconds, True
+
+
+# --- building --------------------------------------------------------------------------------
+
+
+def fresh_copy(crate: str, work: Path) -> Path:
+    copy = work / crate
+    shutil.copytree(CORPUS / crate, copy, ignore=shutil.ignore_patterns("target"))
+    return copy
+
+
+def build_toolkit(crate: str, triple: str, work: Path) -> Built:
+    """`toolchain build`, as a user runs it (it verifies, packages and writes the
+    release folder with its installers), from a clean target folder."""
+    project = fresh_copy(crate, work)
+    out = work / "release"
+    env = {**os.environ, "CARGO_TARGET_DIR": str(work / "target"), "PYTHONPATH": str(REPO)}
+    started = time.perf_counter()
+    steps = [
+        ["build", "--json", "--target", triple, "--manifest-path", str(project / "Cargo.toml"), "--out-dir", str(out)],
+    ]
+    outputs = []
+    for step in steps:
+        done = subprocess.run(
+            [sys.executable, "-c", "from toolchain.cli import main; main()", *step],
+            cwd=project,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            return Built("toolkit", crate, triple, False, time.perf_counter() - started, error=last)
+        outputs.append(done.stdout)
+    seconds = time.perf_counter() - started
+    report = json.loads(outputs[0])
+    result = report["targets"][0]
+    binary = result["binaries"][0]
+    checks = sorted({v["rule"] for b in result["binaries"] for v in b["verdicts"]})
+    archive = next(out.glob(f"*{triple}.tar.xz"))
+    return Built(
+        "toolkit",
+        crate,
+        triple,
+        True,
+        seconds,
+        binary_bytes=binary["size"],
+        archive_bytes=archive.stat().st_size,
+        archive=archive,
+        installer=next(out.glob("*-installer.sh")),
+        checks=[*checks, "sha256 of each archive", "reproducible archive bytes", "signed manifest (with a key)"],
+    )
+
+
+def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
+    """`dist build` for one target with the config `dist init` would write, from a clean target folder."""
+    project = fresh_copy(crate, work)
+    manifest = project / "Cargo.toml"
+    text = manifest.read_text().replace(
+        "[package]\n", '[package]\nrepository = "https://github.com/example/corpus"\n', 1
+    )
+    manifest.write_text(text + DIST_CONFIG.replace("{targets}", f'"{triple}"'))
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    subprocess.run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "corpus"],
+        cwd=project,
+        check=True,
+    )
+    env = {**os.environ, "CARGO_TARGET_DIR": str(project / "target")}
+    if triple != HOST:
+        # rustup cannot add targets here (no static.rust-lang.org); Debian's
+        # rustc has aarch64's std, as the toolkit's route uses.
+        env["RUSTC"] = "/usr/bin/rustc"
+    started = time.perf_counter()
+    done = subprocess.run(
+        [str(dist), "build", "--artifacts=all", "--target", triple, "--allow-dirty", "--output-format=json"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.splitlines() if line.strip()]
+        return Built("cargo-dist", crate, triple, False, seconds, error=" / ".join(lines[-3:])[:400])
+    distrib = project / "target" / "distrib"
+    archive = next(distrib.glob(f"*{triple}.tar.xz"))
+    binary = project / "target" / triple / "dist" / CRATES[crate]
+    checks = ["sha256 of each archive"]
+    if (distrib / "dist-manifest.json").exists():
+        dist_manifest = json.loads((distrib / "dist-manifest.json").read_text())
+        if any(a.get("kind") == "executable-zip" and a.get("checksum") for a in dist_manifest["artifacts"].values()):
+            checks = ["sha256 of each archive (embedded in the installer)"]
+        if dist_manifest.get("linkage"):
+            checks.append("linkage report")
+    return Built(
+        "cargo-dist",
+        crate,
+        triple,
+        True,
+        seconds,
+        binary_bytes=binary.stat().st_size if binary.exists() else 0,
+        archive_bytes=archive.stat().st_size,
+        archive=archive,
+        installer=next(distrib.glob("*-installer.sh"), None),
+        checks=checks,
+    )
+
+
+# --- installer cases -------------------------------------------------------------------------
+
+
+class Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
+        pass
+
+
+@contextlib.contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def restricted_path(folder: Path, leave_out: set[str]) -> str:
+    """A PATH of links to the usual tools, minus some."""
+    folder.mkdir()
+    tools = "uname awk mktemp curl wget tar xz gzip mkdir cp chmod mv rm tr sed date cat getconf ldd grep head"
+    tools += " sh sleep wc sha256sum shasum openssl cut sort ls id env install dirname basename touch"
+    for tool in tools.split():
+        found = shutil.which(tool)
+        if found and tool not in leave_out:
+            (folder / tool).symlink_to(found)
+    return str(folder)
+
+
+def env_prefix(app: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in app.upper())
+
+
+def installer_env(tool: str, app: str, url: str, home: Path) -> dict[str, str]:
+    prefix = env_prefix(app)
+    if tool == "toolkit":
+        return {
+            f"{prefix}_DOWNLOAD_URL": url,
+            f"{prefix}_INSTALL_DIR": str(home / "bin"),
+            f"{prefix}_NO_MODIFY_PATH": "1",
+        }
+    # cargo-dist's installer: a base URL override, and CARGO_HOME for install-path = "CARGO_HOME".
+    return {
+        f"{prefix}_DOWNLOAD_URL": url,
+        "INSTALLER_DOWNLOAD_URL": url,
+        "CARGO_HOME": str(home / "cargo"),
+        f"{prefix}_NO_MODIFY_PATH": "1",
+        "INSTALLER_NO_MODIFY_PATH": "1",
+    }
+
+
+def installed(tool: str, app: str, home: Path) -> Path:
+    return home / "bin" / app if tool == "toolkit" else home / "cargo" / "bin" / app
+
+
+def run_installer(installer: Path, env: dict[str, str], as_nobody: bool = False) -> tuple[int, str]:
+    command = ["sh", str(installer)]
+    if as_nobody:
+        command = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", *command]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, check=False)
+    lines = [line for line in (done.stderr + done.stdout).splitlines() if "rror" in line or "ERROR" in line]
+    return done.returncode, (lines[0] if lines else (done.stderr.strip().splitlines() or [""])[-1])[:160]
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+def installer_cases(built: Built, work: Path) -> dict[str, str]:
+    """Each case's outcome in a few words, for the host target's release."""
+    assert built.installer and built.archive
+    app = CRATES[built.crate]
+    release = built.archive.parent
+    outcomes: dict[str, str] = {}
+    base = {"PATH": os.environ["PATH"], "TMPDIR": str(work / "tmp")}
+    (work / "tmp").mkdir(parents=True, exist_ok=True)
+
+    def home_for(case: str) -> Path:
+        home = work / case / "home"
+        home.mkdir(parents=True)
+        return home
+
+    with serve(release) as url:
+        # Works at all.
+        home = home_for("plain")
+        code, line = run_installer(
+            built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
+        )
+        outcomes["installs"] = (
+            "yes" if code == 0 and installed(built.tool, app, home).exists() else f"no (exit {code}: {line})"
+        )
+        # Existing install: a second run over the first.
+        before = installed(built.tool, app, home)
+        stamp = before.stat().st_mtime_ns if before.exists() else None
+        code, line = run_installer(
+            built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
+        )
+        replaced = before.exists() and before.stat().st_mtime_ns != stamp
+        outcomes["existing install"] = (
+            f"exit {code}, " + ("replaced" if replaced else "not replaced") + (f" ({line})" if code else "")
+        )
+        # No hash tool.
+        home = home_for("nohash")
+        path = restricted_path(work / "nohash" / "bin", {"sha256sum", "shasum", "openssl"})
+        env = {**base, "PATH": path, "HOME": str(home), **installer_env(built.tool, app, url, home)}
+        code, line = run_installer(built.installer, env)
+        got = installed(built.tool, app, home).exists()
+        outcomes["no hash tool"] = ("INSTALLED UNCHECKED" if got else "refused") + f" (exit {code}: {line})"
+    # Tampered archive: a copy of the release with bytes appended to the archive.
+    tampered = work / "tampered-release"
+    shutil.copytree(release, tampered)
+    (tampered / built.archive.name).write_bytes(built.archive.read_bytes() + b"tampered")
+    with serve(tampered) as url:
+        home = home_for("tampered")
+        code, line = run_installer(
+            built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
+        )
+        got = installed(built.tool, app, home).exists()
+        outcomes["tampered archive"] = ("INSTALLED" if got else "refused") + f" (exit {code}: {line})"
+    # A folder the user cannot write: run as nobody, into a root-owned folder.
+    with serve(release) as url:
+        home = home_for("readonly")
+        os.chown(home, NOBODY, NOBODY)
+        locked = work / "readonly" / "locked"
+        locked.mkdir(mode=0o755)
+        env = {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
+        env["TMPDIR"] = str(home)
+        for key in env:
+            if key.endswith("_INSTALL_DIR"):
+                env[key] = str(locked / "bin")
+        if built.tool == "cargo-dist":
+            env["CARGO_HOME"] = str(locked)
+        readable = home / built.installer.name  # the scratch folder is 0700
+        shutil.copy(built.installer, readable)
+        os.chown(readable, NOBODY, NOBODY)
+        code, line = run_installer(readable, env, as_nobody=True)
+        left = files_under(home) - {".config", readable.name}
+        outcomes["non-writable dir"] = f"exit {code}: {line}" + (
+            f"; left behind: {', '.join(sorted(left))}" if left else ""
+        )
+    return outcomes
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), load {os.getloadavg()[0]:.1f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--crates", default="cli,zstd")
+    parser.add_argument("--targets", default="host,aarch64")
+    parser.add_argument("--cache", type=Path, default=Path(os.environ.get("PEERS_CACHE", "/var/tmp/peers")))
+    options = parser.parse_args()
+    options.cache.mkdir(parents=True, exist_ok=True)
+    dist, install_seconds, fresh = install_dist(options.cache)
+    version = subprocess.run([dist, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    rows: list[Built] = []
+    cases: dict[tuple[str, str], dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="peers-") as scratch:
+        work = Path(scratch)
+        for crate in options.crates.split(","):
+            for target in options.targets.split(","):
+                triple = TARGETS[target]
+                for tool in ("toolkit", "cargo-dist"):
+                    folder = work / f"{tool}-{crate}-{target}"
+                    folder.mkdir()
+                    built = (
+                        build_toolkit(crate, triple, folder)
+                        if tool == "toolkit"
+                        else build_dist(dist, crate, triple, folder)
+                    )
+                    rows.append(built)
+                    status = "ok" if built.ok else f"FAILED: {built.error}"
+                    print(f"{tool} {crate} {triple}: {status} {built.seconds:.1f} s", file=sys.stderr)
+                    if built.ok and triple == HOST and built.installer:
+                        cases[(tool, crate)] = installer_cases(built, folder / "installer")
+    print(f"## cargo-dist beside the toolkit ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
+    when = "this run" if fresh else "cached"
+    took = f"{install_seconds:.0f} s" if install_seconds is not None else "an unrecorded time"
+    print(f"Machine: {machine()}. {version}, installed with `cargo install --locked` in {took}")
+    print(f"({when}). Both tools from clean, one run.\n")
+    print("| crate | target | tool | wall s | binary bytes | archive bytes | checks |")
+    print("|---|---|---|---:|---:|---:|---|")
+    for row in rows:
+        if row.ok:
+            print(f"| {row.crate} | {row.target} | {row.tool} | {row.seconds:.1f} | {row.binary_bytes:,} | "
+                  f"{row.archive_bytes:,} | {', '.join(row.checks)} |")  # fmt: skip
+        else:
+            print(f"| {row.crate} | {row.target} | {row.tool} | failed after {row.seconds:.1f} | | | {row.error} |")
+    print("\n| crate | tool | " + " | ".join(next(iter(cases.values()), {}).keys()) + " |")
+    print("|---|---|" + "---|" * len(next(iter(cases.values()), {})))
+    for (tool, crate), outcome in cases.items():
+        print(f"| {crate} | {tool} | " + " | ".join(v.replace("|", "/") for v in outcome.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
