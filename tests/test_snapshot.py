@@ -117,11 +117,16 @@ def test_a_held_write_lock_makes_the_snapshot_wait_or_refuse(tmp_path: Path, mod
 LIMITED_RESTORE = """
 import resource, sys
 from pathlib import Path
+def peak_rss_kib():
+    # VmHWM is this process's own peak; ru_maxrss would carry the parent's from before exec.
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
 limit = int(sys.argv[2])
 resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from toolchain.update.snapshot import restore
 restore(Path(sys.argv[1]))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+print(peak_rss_kib())
 """
 
 
