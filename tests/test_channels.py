@@ -76,7 +76,7 @@ def build_and_package(root: Path, version: str, targets: tuple[str, ...], key: S
     folder = root / f"dist-{version}"
     report = build(BuildOptions(manifest_path=manifest, targets=targets, profile="fast", out_dir=folder))
     assert report.ok
-    package_release(folder, key, URL, manifest.parent, ALL)
+    package_release(folder, key, URL, manifest.parent, formats=ALL)
     return Release(folder, manifest.parent, key)
 
 
@@ -332,7 +332,7 @@ def test_packaging_again_writes_the_same_bytes(release: Release, tmp_path: Path)
         (again / name).unlink()
     os.environ["SOURCE_DATE_EPOCH"] = EPOCH
     try:
-        package_release(again, release.key, URL, release.crate, ALL)
+        package_release(again, release.key, URL, release.crate, formats=ALL)
     finally:
         del os.environ["SOURCE_DATE_EPOCH"]
     different = [n for n in made if sha256_file(again / n) != sha256_file(release.folder / n)]
@@ -403,20 +403,20 @@ def test_missing_project_data_is_named_and_nothing_is_written(bare_crate: tuple[
     manifest, out = bare_crate
     before = sorted(p.name for p in out.iterdir())
     with pytest.raises(ProjectError, match=r"bareapp: .*Cargo.toml has no description, which the deb format needs"):
-        package_release(out, None, URL, manifest.parent, ("sbom", "deb"))
+        package_release(out, None, URL, manifest.parent, formats=("sbom", "deb"))
     manifest.write_text(manifest.read_text().replace("edition", 'description = "d"\nlicense = "MIT"\nedition'))
     with pytest.raises(
         ProjectError, match=r"has no authors \(the maintainer\), which the deb, rpm formats need"
     ) as err:
-        package_release(out, None, URL, manifest.parent, ("deb", "rpm"))
+        package_release(out, None, URL, manifest.parent, formats=("deb", "rpm"))
     assert "remove deb, rpm from [package] formats" in str(err.value)
     with pytest.raises(ConfigError, match=r"\[release\] download-url is empty, and the homebrew manifests"):
-        package_release(out, None, "", manifest.parent, ("homebrew",))
+        package_release(out, None, "", manifest.parent, formats=("homebrew",))
     with pytest.raises(ProjectError, match="has no homepage or repository, which the scoop format needs"):
-        package_release(out, None, URL, manifest.parent, ("scoop",))
+        package_release(out, None, URL, manifest.parent, formats=("scoop",))
     assert sorted(p.name for p in out.iterdir()) == before, "an error left files behind"
     # The SBOM needs nothing the crate lacks.
-    report = package_release(out, None, "", manifest.parent, ("sbom",))
+    report = package_release(out, None, "", manifest.parent, formats=("sbom",))
     assert [f.name for f in report.files if f.kind == "sbom"] == ["bareapp-x86_64-unknown-linux-gnu.tar.xz.cdx.json"]
 
 

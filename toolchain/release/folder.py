@@ -52,6 +52,7 @@ def package_release(
     key: SecretKey | None,
     base_url: str,
     repo: Path,
+    *,
     schema_command: tuple[str, ...] = ("migrate", "--status"),
     update: InstallerUpdate | None = None,
     formats: tuple[str, ...] = (),
