@@ -94,6 +94,22 @@ def test_build_inside_the_image(image: str, tmp_path: Path, triple: str, machine
         assert again.returncode == 0 and "Compiling tally" not in again.stderr
 
 
+def test_the_container_build_compiles_through_its_own_sccache(image: str, tmp_path: Path) -> None:
+    """[cache] reaches a container build: the image's sccache wraps rustc
+    there, and its statistics come back into the build record."""
+    _, env = project(tmp_path, "cached")
+    config = Path(env["TOOLCHAIN_CONFIG"])
+    config.write_text(config.read_text() + '[cache]\nbackend = "local"\n')
+    result = run_invoke("build", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    (entry,) = json.loads(result.stdout)["targets"]
+    stats = entry["cache"]
+    assert stats is not None, "no statistics: the container did not run sccache"
+    assert stats["misses"] + stats["hits"] > 0, stats
+    assert stats["errors"] == 0 and stats["fallback"] is None, stats
+    assert leftover_containers() == []
+
+
 def test_failing_build_in_the_container(image: str, tmp_path: Path) -> None:
     _, env = project(tmp_path)
     broken = make_crate(tmp_path / "broken", "broken", main_rs='fn main() { let x: u32 = "no"; }\n')
