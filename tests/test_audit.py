@@ -17,7 +17,7 @@ import pytest
 import yaml
 from conftest import run_invoke
 from github_standin import GitHubStandIn
-from test_publish import s3, s3_endpoint  # noqa: F401 - the S3 fixtures
+from test_publish import s3  # noqa: F401 - the S3 fixture (its endpoint is in conftest)
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build

@@ -25,7 +25,9 @@ from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.policy import evaluate
 from toolchain.verify.smoke import smoke_binary
 
-pytestmark = pytest.mark.skipif(shutil.which("osslsigncode") is None, reason="osslsigncode is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("osslsigncode") is None and not os.environ.get("CI"), reason="osslsigncode is not installed"
+)
 
 WINDOWS = "x86_64-pc-windows-gnu"
 PASSWORD_ENV = "TEST_AUTHENTICODE_PASSWORD"
@@ -169,8 +171,8 @@ def test_the_archived_exe_is_signed_and_verifies_against_the_ca(signed_build: Si
 
 
 def test_the_signed_exe_still_runs_under_wine(signed_build: Signed) -> None:
-    if shutil.which("wine") is None:
-        pytest.skip("wine is not installed")
+    if shutil.which("wine") is None and not os.environ.get("CI"):
+        pytest.skip("wine is not installed")  # scripts/setup.sh installs it: under CI the test must run
     binary = signed_build.report.results[0].binaries[0]
     exe = signed_build.signed.with_name("tally.exe")
     shutil.copyfile(signed_build.signed, exe)

@@ -9,10 +9,6 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -180,33 +176,6 @@ def test_cli_publish_to_the_standin(signed: tuple[Path, str, Path], standin: Git
 def test_prerelease_follows_the_version() -> None:
     assert is_prerelease("1.0.0-rc.1") and is_prerelease("0.3.0-alpha")
     assert not is_prerelease("1.0.0") and not is_prerelease("1.0.0+build.5")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server: a real HTTP S3 endpoint on 127.0.0.1."""
-    port = free_port()
-    moto = shutil.which("moto_server") or "moto_server"
-    process = subprocess.Popen(
-        [moto, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            break
-        except OSError:
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=10)
 
 
 @pytest.fixture

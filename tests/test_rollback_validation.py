@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 from conftest import run_invoke
 from github_standin import GitHubStandIn
-from test_publish import s3, s3_endpoint  # noqa: F401 - the S3 fixtures (moto's server on 127.0.0.1)
+from test_publish import s3  # noqa: F401 - the S3 fixture (its endpoint is in conftest)
 from test_update import build_version
 
 from toolchain import REPO_ROOT
