@@ -3,9 +3,7 @@ package, ending in one summary and a build record in the output folder."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -43,7 +41,7 @@ from toolchain.release import authenticode
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.report.cargo_timings import keep_cargo_timings
 from toolchain.verify.cache import inspect_cached
-from toolchain.verify.inspection import BinaryInfo, inspect_binary
+from toolchain.verify.inspection import BinaryInfo, import_lief
 from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
 from toolchain.verify.size import append_history
 
@@ -489,17 +487,7 @@ def warm_up_inspection() -> None:
     binary's inspection is cached, never pays for it."""
     if not _warmed.is_set():
         _warmed.set()
-        threading.Thread(target=_import_inspection_library, name="toolchain-warm-up").start()
-
-
-def _import_inspection_library() -> None:
-    # inspect_binary imports LIEF before it looks at the file; a one-byte
-    # file it refuses costs nothing more (LIEF is imported only by inspection).
-    with tempfile.NamedTemporaryFile(prefix="toolchain-warm-") as handle:
-        handle.write(b"\0")
-        handle.flush()
-        with contextlib.suppress(ToolchainError):
-            inspect_binary(Path(handle.name))
+        threading.Thread(target=import_lief, name="toolchain-warm-up").start()
 
 
 def cargo_stage(

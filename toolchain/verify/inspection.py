@@ -19,6 +19,11 @@ SCHEMA_VERSION = 2
 LARGEST_SECTIONS = 8
 
 
+def import_lief() -> None:
+    """Import LIEF now (about a second), e.g. on a thread while cargo compiles."""
+    import lief  # noqa: F401
+
+
 @dataclass(frozen=True)
 class Section:
     name: str
