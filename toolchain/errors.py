@@ -119,6 +119,12 @@ class AuditError(ToolchainError):
     exit_code = 17
 
 
+class NotaryError(ToolchainError):
+    """Apple's notary service refused, or could not be reached for, a submission."""
+
+    exit_code = 18
+
+
 # Exit codes that are not an error class of their own.
 SOME_TARGETS_FAILED = 1  # build --keep-going: at least one target failed (the JSON/table says which)
 INTERRUPTED = 130  # Ctrl-C (128 + SIGINT), as shells report it

@@ -21,6 +21,8 @@ from toolchain.config.schema import Key, Table, load_toml, validate
 from toolchain.errors import ConfigError, ProjectError
 from toolchain.release.channels.formats import FORMATS
 
+MACOS_SIGN_MODES = ("auto", "linker", "adhoc", "developer-id")
+
 DEFAULTS_FILE = catalog.packaged("defaults.toml")
 PROJECT_FILE_NAME = "toolchain.toml"
 # The demo ships with a source checkout of the toolkit (not in the wheel).
@@ -115,6 +117,20 @@ SETTINGS_SCHEMA = Table(
                 "authenticode-key": Key((str,)),
                 "authenticode-password-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
                 "timestamp-url": Key((str,)),
+                "macos-sign": Key((str,), choices=MACOS_SIGN_MODES),
+                "macos-identity": Key((str,)),
+                "macos-password-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
+                "macos-hardened-runtime": Key((bool,)),
+                "macos-entitlements": Key((str,)),
+                "macos-timestamp-url": Key((str,)),
+            }
+        ),
+        "notarize": Table(
+            keys={
+                "key-file": Key((str,)),
+                "key-id": Key((str,)),
+                "issuer-id": Key((str,)),
+                "api-url": Key((str,), pattern=r"https?://\S+"),
             }
         ),
         "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
@@ -131,6 +147,8 @@ SETTINGS_SCHEMA = Table(
 
 
 P12_BASE64_ENV = "TOOLCHAIN_AUTHENTICODE_P12_BASE64"
+MACOS_P12_BASE64_ENV = "TOOLCHAIN_MACOS_P12_BASE64"
+NOTARY_KEY_ENV = "TOOLCHAIN_NOTARY_KEY"  # the .p8 key's text, in CI
 
 
 @dataclass(frozen=True)
@@ -145,6 +163,44 @@ class AuthenticodeSettings:
     @property
     def configured(self) -> bool:
         return self.cert is not None or bool(os.environ.get(P12_BASE64_ENV))
+
+
+@dataclass(frozen=True)
+class MacSigningSettings:
+    """[sign] macos-* keys: how Mach-O binaries are signed (with rcodesign)."""
+
+    mode: str = "auto"  # auto | linker | adhoc | developer-id
+    identity: Path | None = None  # a PKCS#12 with a Developer ID Application certificate and key
+    password_env: str = "TOOLCHAIN_MACOS_P12_PASSWORD"
+    hardened_runtime: bool = True
+    entitlements: Path | None = None
+    timestamp_url: str = ""  # RFC 3161; notarization needs one (Apple's: http://timestamp.apple.com/ts01)
+
+    @property
+    def has_identity(self) -> bool:
+        return self.identity is not None or bool(os.environ.get(MACOS_P12_BASE64_ENV))
+
+    @property
+    def effective_mode(self) -> str:
+        """What happens: `auto` is developer-id with an identity, else the linker's ad hoc signature."""
+        if self.mode == "auto":
+            return "developer-id" if self.has_identity else "linker"
+        return self.mode
+
+    @property
+    def signs(self) -> bool:
+        """Whether rcodesign re-signs the binaries (the linker's signature is kept otherwise)."""
+        return self.effective_mode != "linker"
+
+
+@dataclass(frozen=True)
+class NotarySettings:
+    """[notarize]: the App Store Connect API key the notary service takes."""
+
+    key_file: Path | None = None  # the .p8 private key (or its text in $TOOLCHAIN_NOTARY_KEY)
+    key_id: str = ""
+    issuer_id: str = ""
+    api_url: str = "https://appstoreconnect.apple.com/notary/v2"
 
 
 @dataclass(frozen=True)
@@ -189,6 +245,8 @@ class Settings:
     authenticode: AuthenticodeSettings = field(
         default_factory=lambda: AuthenticodeSettings(None, None, "TOOLCHAIN_AUTHENTICODE_PASSWORD", "")
     )
+    macos_signing: MacSigningSettings = field(default_factory=MacSigningSettings)
+    notary: NotarySettings = field(default_factory=NotarySettings)
 
     @property
     def out_dir(self) -> Path:
@@ -364,6 +422,20 @@ def load_settings(cwd: Path | None = None) -> Settings:
             key=(base / sign["authenticode-key"]) if sign["authenticode-key"] else None,
             password_env=sign["authenticode-password-env"],
             timestamp_url=sign["timestamp-url"],
+        ),
+        macos_signing=MacSigningSettings(
+            mode=sign["macos-sign"],
+            identity=(base / sign["macos-identity"]) if sign["macos-identity"] else None,
+            password_env=sign["macos-password-env"],
+            hardened_runtime=bool(sign["macos-hardened-runtime"]),
+            entitlements=(base / sign["macos-entitlements"]) if sign["macos-entitlements"] else None,
+            timestamp_url=sign["macos-timestamp-url"],
+        ),
+        notary=NotarySettings(
+            key_file=(base / merged["notarize"]["key-file"]) if merged["notarize"]["key-file"] else None,
+            key_id=merged["notarize"]["key-id"],
+            issuer_id=merged["notarize"]["issuer-id"],
+            api_url=merged["notarize"]["api-url"],
         ),
     )
 
