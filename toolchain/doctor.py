@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from toolchain.build.cargo import cargo_program
 from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
 from toolchain.build.runners import choose_runner
 from toolchain.config.catalog import Catalog
+from toolchain.config.settings import NOTARY_KEY_ENV, AuthenticodeSettings, MacSigningSettings, NotarySettings
 from toolchain.config.targets import Target, host_platform
 from toolchain.errors import ToolchainError
 
@@ -53,6 +55,7 @@ class DoctorReport:
     targets: tuple[TargetStatus, ...]
     data: tuple[DataOrigin, ...] = ()
     cache: Reachability | None = None  # the compile cache's store, as [cache] names it
+    signing: tuple[Check, ...] = ()  # signing tools and the identities [sign] and [notarize] name
 
     def to_dict(self) -> dict[str, Any]:
         cache = None
@@ -71,6 +74,7 @@ class DoctorReport:
             "targets": [t.__dict__ for t in self.targets],
             "data": [{"kind": d.kind, "name": d.name, "origins": list(d.origins)} for d in self.data],
             "cache": cache,
+            "signing": [c.__dict__ for c in self.signing],
         }
 
 
@@ -166,6 +170,48 @@ def tool_checks(known: Catalog) -> list[Check]:
     return checks
 
 
+def _identity_check(name: str, configured: bool, load: Callable[[], tuple[str, str]]) -> Check:
+    """An identity opened the way a build opens it: a wrong password or an
+    expired certificate shows here, with the build's own fix."""
+    if not configured:
+        return Check(name, True, "not configured")
+    try:
+        subject, detail = load()
+    except ToolchainError as exc:
+        return Check(name, False, exc.message, exc.hint)
+    return Check(name, True, f"{subject}{detail}")
+
+
+def signing_checks(
+    authenticode_settings: AuthenticodeSettings, macos: MacSigningSettings, notary_settings: NotarySettings
+) -> list[Check]:
+    """The platform-signing tools and identities: what `[sign]` and `[notarize]` would use."""
+    from toolchain.release import authenticode, codesign, notary
+
+    def windows() -> tuple[str, str]:
+        with authenticode.identity(authenticode_settings) as ident:
+            assert ident is not None
+            return ident.subject, f", expires {ident.not_after:%Y-%m-%d}"
+
+    def mac() -> tuple[str, str]:
+        with codesign.identity(macos) as ident:
+            return (ident.subject if ident else "ad hoc"), f" ({macos.effective_mode})"
+
+    def notary_key() -> tuple[str, str]:
+        notary.token(notary_settings, 0)  # opens and checks the key the way a submission does
+        return f"key {notary_settings.key_id}", f", issuer {notary_settings.issuer_id}"
+
+    notary_configured = bool(notary_settings.key_file or os.environ.get(NOTARY_KEY_ENV) or notary_settings.key_id)
+    return [
+        _tool("osslsigncode", ["osslsigncode", "--version"], "apt-get install osslsigncode (Authenticode)"),
+        _tool("rcodesign", ["rcodesign", "--version"], codesign.RCODESIGN_HINT),
+        _tool("cargo-auditable", ["cargo-auditable", "--version"], "cargo install --locked cargo-auditable"),
+        _identity_check("Authenticode identity", authenticode_settings.configured, windows),
+        _identity_check("macOS identity", macos.signs, mac),
+        _identity_check("notary API key", notary_configured, notary_key),
+    ]
+
+
 def target_status(target: Target, host: str) -> TargetStatus:
     runs = target.run.get(host, "none")
     routes = candidate_routes(target)
@@ -180,10 +226,17 @@ def target_status(target: Target, host: str) -> TargetStatus:
     return TargetStatus(target.triple, True, choice.runner.name, routes[0].name, runs, None)
 
 
-def diagnose(known: Catalog, triples: list[str] | None = None, cache: CacheSettings | None = None) -> DoctorReport:
+def diagnose(
+    known: Catalog,
+    triples: list[str] | None = None,
+    cache: CacheSettings | None = None,
+    signing: list[Check] | None = None,
+) -> DoctorReport:
     host = host_platform()
     chosen = [known.targets[t] for t in triples] if triples else list(known.targets.values())
     os.environ.setdefault("DOCKER_CLI_HINTS", "false")
     statuses = tuple(target_status(t, host) for t in chosen)
     store = check_reachable(cache or CacheSettings())
-    return DoctorReport(host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)), store)
+    return DoctorReport(
+        host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)), store, tuple(signing or ())
+    )

@@ -599,9 +599,9 @@ def sign_binaries(
     Windows, rcodesign on macOS), then hold the signed copies to it again,
     the `authenticode` or `macos-signature` rule included."""
     signed: dict[str, Path] = {}
+    epoch = source_date_epoch(project.workspace_root)
     with log.group(f"sign {target.triple}"):
         if target.os == "windows":
-            epoch = source_date_epoch(project.workspace_root)
             with authenticode.identity(settings.authenticode) as ident:
                 assert ident is not None
                 for binary in binaries:
@@ -613,7 +613,7 @@ def sign_binaries(
         with codesign.identity(settings.macos_signing) as mac_ident:
             for binary in binaries:
                 destination = binary.path.parent / "codesign" / binary.path.name
-                codesign.sign_macho(binary.path, destination, settings.macos_signing, mac_ident, binary.name)
+                codesign.sign_macho(binary.path, destination, settings.macos_signing, mac_ident, binary.name, epoch)
                 log.info(f"{binary.path.name}: signed {mac_ident.subject if mac_ident else 'ad hoc'}")
                 signed[binary.name] = destination
             expected = codesign.expectation(settings.macos_signing, mac_ident)

@@ -62,3 +62,19 @@ def decode_secret(variable: str, encoded: str) -> bytes:
         return base64.b64decode(encoded, validate=True)
     except binascii.Error as exc:
         raise ConfigError(f"${variable} is not base64", hint="store the file base64-encoded in the secret") from exc
+
+
+def legacy_pkcs12(key: Any, cert: Any, password: str) -> bytes:
+    """The identity as a PKCS#12 with the legacy SHA-1/3DES encryption, the
+    one every reader (rcodesign, macOS Keychain) takes."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.serialization import PrivateFormat, pkcs12
+
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(50000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC)
+        .hmac_hash(hashes.SHA1())
+        .build(password.encode())
+    )
+    return pkcs12.serialize_key_and_certificates(b"identity", key, cert, None, encryption)

@@ -10,11 +10,13 @@ signed file to sign again."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from toolchain import proc
@@ -46,8 +48,7 @@ def rcodesign() -> str:
 @contextmanager
 def identity(settings: MacSigningSettings) -> Iterator[MacIdentity | None]:
     """The checked Developer ID identity (None for ad hoc or the linker's
-    signature); one from $TOOLCHAIN_MACOS_P12_BASE64 lives in a private temp
-    file for the duration."""
+    signature), for the duration of a `with`."""
     if settings.effective_mode != "developer-id":
         yield None
         return
@@ -58,6 +59,7 @@ def identity(settings: MacSigningSettings) -> Iterator[MacIdentity | None]:
         )
     password = os.environ.get(settings.password_env) or None
     if settings.identity is not None:
+        what = str(settings.identity)
         try:
             data = settings.identity.read_bytes()
         except OSError as exc:
@@ -65,22 +67,21 @@ def identity(settings: MacSigningSettings) -> Iterator[MacIdentity | None]:
                 f"cannot read [sign] macos-identity {settings.identity}: {exc.strerror}",
                 hint="point it at the .p12 file, or leave it empty",
             ) from exc
-        yield _identity(settings.identity, data, password, str(settings.identity), settings.password_env)
-        return
-    data = certificates.decode_secret(MACOS_P12_BASE64_ENV, os.environ[MACOS_P12_BASE64_ENV])
-    with tempfile.TemporaryDirectory(prefix="toolchain-codesign-") as tmp:
-        p12 = Path(tmp) / "identity.p12"
-        p12.write_bytes(data)
-        p12.chmod(0o600)
-        yield _identity(p12, data, password, f"in ${MACOS_P12_BASE64_ENV}", settings.password_env)
-
-
-def _identity(path: Path, data: bytes, password: str | None, what: str, password_env: str) -> MacIdentity:
-    _key, cert = certificates.open_pkcs12(data, password, f"macOS signing identity {what}", password_env)
+    else:
+        what = f"in ${MACOS_P12_BASE64_ENV}"
+        data = certificates.decode_secret(MACOS_P12_BASE64_ENV, os.environ[MACOS_P12_BASE64_ENV])
+    key, cert = certificates.open_pkcs12(data, password, f"macOS signing identity {what}", settings.password_env)
     described = certificates.describe(
         cert, "macOS signing", "renew the Developer ID certificate and point [sign] macos-identity at the new one"
     )
-    return MacIdentity(path, password, described.sha256, described.subject)
+    with tempfile.TemporaryDirectory(prefix="toolchain-codesign-") as tmp:
+        # rcodesign reads only the legacy (3DES) PKCS#12 encryption; OpenSSL 3
+        # exports AES. The identity is re-encoded, still under its password.
+        legacy = Path(tmp) / "identity.p12"
+        legacy.touch(mode=0o600)
+        secret = password or secrets.token_hex(16)  # the legacy format needs a password
+        legacy.write_bytes(certificates.legacy_pkcs12(key, cert, secret))
+        yield MacIdentity(legacy, secret, described.sha256, described.subject)
 
 
 def expectation(settings: MacSigningSettings, ident: MacIdentity | None) -> MacSignatureExpectation | None:
@@ -91,10 +92,12 @@ def expectation(settings: MacSigningSettings, ident: MacIdentity | None) -> MacS
 
 
 def sign_macho(
-    source: Path, signed: Path, settings: MacSigningSettings, ident: MacIdentity | None, identifier: str
+    source: Path, signed: Path, settings: MacSigningSettings, ident: MacIdentity | None, identifier: str, epoch: int
 ) -> None:
     """Write `signed`, a signed copy of `source` (every slice of a universal
-    binary), through a temp file so a failure leaves nothing half-written."""
+    binary), through a temp file so a failure leaves nothing half-written.
+    epoch: the CMS signing time (SOURCE_DATE_EPOCH), so that without a
+    timestamp server a Developer ID signature is reproducible."""
     tool = rcodesign()
     signed.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".codesign-", dir=signed.parent) as tmp:
@@ -108,6 +111,7 @@ def sign_macho(
             argv += ["--p12-password-file", str(secret)]
             # rcodesign asks Apple's server when no URL is given; that must be a choice.
             argv += ["--timestamp-url", settings.timestamp_url or "none"]
+            argv += ["--signing-time", datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
         if settings.hardened_runtime:
             argv += ["--code-signature-flags", "runtime"]
         if settings.entitlements is not None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from toolchain.config.settings import NOTARY_KEY_ENV, NotarySettings
 from toolchain.errors import ConfigError, NotaryError, SignatureError, UsageError
-from toolchain.release.package import ArchiveEntry, write_zip
+from toolchain.release.package import ZIP_EPOCH_FLOOR, ArchiveEntry, write_zip
 from toolchain.verify.inspection import BinaryInfo
 
 AUDIENCE = "appstoreconnect-v1"
@@ -256,7 +256,8 @@ def notarize_target(
     dry_run: bool,
     wait: bool,
     request_out: Path | None = None,
-    mtime: int = 0,
+    mtime: int = ZIP_EPOCH_FLOOR,
+    poll_seconds: float = 15,
 ) -> NotaryOutcome:
     """Notarize the last build of a macOS target from `out_dir`: check that
     each binary can pass, build the request, and send it unless dry_run."""
@@ -282,4 +283,4 @@ def notarize_target(
         request_out.write_text(json.dumps(request.to_dict(), indent=2) + "\n")
     if dry_run:
         return NotaryOutcome(triple, request, None)
-    return NotaryOutcome(triple, request, submit(request, settings, wait=wait))
+    return NotaryOutcome(triple, request, submit(request, settings, wait=wait, poll_seconds=poll_seconds))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from invoke.context import Context
 
 from toolchain.config.settings import load_settings
-from toolchain.doctor import diagnose
+from toolchain.doctor import Check, diagnose, signing_checks
 from toolchain.errors import MissingToolError
 from toolchain.log import log
 from toolchain.tasks.base import target_list, task
@@ -22,7 +22,8 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
     settings = load_settings()
     requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
-    report = diagnose(settings.catalog, requested or None, settings.cache)
+    signing = signing_checks(settings.authenticode, settings.macos_signing, settings.notary)
+    report = diagnose(settings.catalog, requested or None, settings.cache, signing)
     if json:
         log.json(report.to_dict())
     else:
@@ -55,6 +56,11 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
                 [[store.backend, store.where, f"{state}: {store.detail}", store.fix or ""]],
             )
         log.table(
+            "Platform signing ([sign], [notarize])",
+            ["tool / identity", "status", "found", "fix"],
+            [[c.name, _state(c), c.detail, c.fix or ""] for c in report.signing],
+        )
+        log.table(
             "Data in force (packaged, then the project's overrides)",
             ["kind", "name", "from"],
             [[d.kind, d.name, "\n".join(d.origins)] for d in report.data],
@@ -64,6 +70,10 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     failing = [t.triple for t in report.targets if t.triple in required and not t.buildable]
     if failing:
         raise MissingToolError(f"cannot build {', '.join(failing)} on this machine", hint="see the fix column above")
+
+
+def _state(check: Check) -> str:
+    return "ok" if check.ok else "missing" if check.detail == "not found" else "PROBLEM"
 
 
 TASK = doctor_task
