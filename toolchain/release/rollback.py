@@ -43,7 +43,8 @@ from toolchain.release.schema import ArchiveRef, env_prefix, parse_level, runnab
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
 
 if TYPE_CHECKING:
-    from toolchain.release.publish import GitHubTarget, S3Target
+    from toolchain.release.github import GitHubTarget
+    from toolchain.release.s3 import S3Target
 
 VALIDATION_NAME = "rollback-validation.json"
 VALIDATION_SCHEMA = "toolchain.rollback-validation/v1"
@@ -397,12 +398,11 @@ def previous_release(
 
 
 def _previous_on_s3(app: str, target: S3Target, into: Path, wanted: tuple[str, ...]) -> list[AppRelease]:
-    from toolchain.release.audit import _s3_errors, download_s3
-    from toolchain.release.publish import _latest_version, s3_client
+    from toolchain.release.s3 import download_s3, latest_version, s3_client, s3_errors
 
     client = s3_client(target)
-    with _s3_errors(target, PublishError):
-        latest = _latest_version(client, target, app, force_latest=True)
+    with s3_errors(target, PublishError):
+        latest = latest_version(client, target, app, force_latest=True)
         if latest is None:
             return []
         local = download_s3(client, target, target.release_prefix(app, latest), into, wanted)
@@ -421,8 +421,7 @@ def _previous_on_github(
 ) -> list[AppRelease]:
     import os
 
-    from toolchain.release.audit import download_github
-    from toolchain.release.github import GitHubClient
+    from toolchain.release.github import GitHubClient, download_github
 
     token = token or os.environ.get(target.token_env, "")
     if not token:

@@ -9,7 +9,9 @@ from invoke.context import Context
 from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
+from toolchain.release.github import GitHubTarget
+from toolchain.release.publish import Action, plan, publish, release_info
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import task
 
