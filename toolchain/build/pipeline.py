@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,67 +83,42 @@ class BuiltBinary:
     info: BinaryInfo
     verdicts: tuple[RuleVerdict, ...]
 
+    def entry(self) -> BinaryEntry:
+        """This binary as the build record keeps it."""
+        return BinaryEntry(
+            package=self.package,
+            version=self.version,
+            name=self.name,
+            path=self.path,
+            sha256=self.sha256,
+            size=self.info.size,
+            format=self.info.format,
+            machine=self.info.machine,
+            stripped=self.info.stripped,
+            sections={sec.name: sec.size for sec in self.info.sections},
+            verdicts=tuple(dict(v.__dict__) for v in self.verdicts),
+            dependencies=tuple(dict(d.__dict__) for d in self.info.dependencies),
+        )
+
 
 @dataclass(frozen=True)
 class TargetResult:
-    triple: str
-    ok: bool
-    seconds: float
-    runner: str | None = None
-    runner_reason: str | None = None
-    route: str | None = None
-    profile_source: str | None = None
-    profile_settings: tuple[SettingSource, ...] = ()
-    toolchain: dict[str, str | None] = field(default_factory=dict)
+    """One target's build: its build record entry, and the typed objects
+    behind the plain values the entry keeps (the inspection and verdicts of
+    each binary, the archives, where each profile setting came from)."""
+
+    entry: TargetEntry
     binaries: tuple[BuiltBinary, ...] = ()
     artifacts: tuple[Artifact, ...] = ()
-    error: str | None = None
-    allowed: tuple[str, ...] = ()
-    started: str = ""
-    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in the order they ran
-    cache: cache.CacheStats | None = None  # the compile cache's hits and misses, when it was on
+    profile_settings: tuple[SettingSource, ...] = ()
 
-    def entry(self) -> TargetEntry:
-        """This result as the build record keeps it."""
-        return TargetEntry(
-            target=self.triple,
-            ok=self.ok,
-            seconds=self.seconds,
-            runner=self.runner,
-            runner_reason=self.runner_reason,
-            route=self.route,
-            profile_source=self.profile_source,
-            profile_settings=tuple(dict(s.__dict__) for s in self.profile_settings),
-            toolchain=dict(self.toolchain),
-            error=self.error,
-            allowed_rules=self.allowed,
-            started=self.started,
-            phases=self.phases,
-            cache=self.cache,
-            binaries=tuple(
-                BinaryEntry(
-                    package=b.package,
-                    version=b.version,
-                    name=b.name,
-                    path=b.path,
-                    sha256=b.sha256,
-                    size=b.info.size,
-                    format=b.info.format,
-                    machine=b.info.machine,
-                    stripped=b.info.stripped,
-                    sections={sec.name: sec.size for sec in b.info.sections},
-                    verdicts=tuple(dict(v.__dict__) for v in b.verdicts),
-                    dependencies=tuple(dict(d.__dict__) for d in b.info.dependencies),
-                )
-                for b in self.binaries
-            ),
-            artifacts=tuple(
-                ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in self.artifacts
-            ),
-        )
+    @property
+    def triple(self) -> str:
+        return self.entry.target
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.entry().to_dict()
+    @property
+    def ok(self) -> bool:
+        return self.entry.ok
 
 
 @dataclass(frozen=True)
@@ -165,7 +140,7 @@ class BuildReport:
             "profile": self.profile,
             "out_dir": str(self.out_dir),
             "record": str(self.record_path) if self.record_path else None,
-            "targets": [r.to_dict() for r in self.results],
+            "targets": [r.entry.to_dict() for r in self.results],
         }
 
 
@@ -214,7 +189,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
-        append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
+        append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
     return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
 
 
@@ -273,7 +248,11 @@ def compile_target(
     cache_env: dict[str, str] | None = None,
 ) -> Compiled:
     if target.components:
-        return compile_universal(project, selections, target, profile, settings, force_profile, cache_env)
+        parts = [
+            compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
+            for c in target.components
+        ]
+        return join_components(project, target, profile, parts)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(settings.runner, target, host)
@@ -316,20 +295,8 @@ def compile_target(
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
 
 
-def compile_universal(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    settings: Settings,
-    force_profile: bool,
-    cache_env: dict[str, str] | None = None,
-) -> Compiled:
-    """Build every component target, then join each binary's slices."""
-    parts = [
-        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
-        for c in target.components
-    ]
+def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
+    """Join each binary's slices, built for the target's components, into one fat Mach-O."""
     out_dir = project.target_directory / target.triple / profile.dir_name()
     out_dir.mkdir(parents=True, exist_ok=True)
     joined = {}
@@ -393,7 +360,7 @@ def build_targets(
         if not stop_at_failure:
             log.error(f"{targets[index].triple}: {exc}")
             seconds = time.monotonic() - begun[index]
-            results[index] = TargetResult(targets[index].triple, False, seconds, error=str(exc))
+            results[index] = TargetResult(TargetEntry(targets[index].triple, False, seconds, error=str(exc)))
 
     def collect(block: bool) -> None:
         """Print the held lines of the worker's finished targets, in order, and take their results."""
@@ -540,40 +507,27 @@ def finish_target(
         mark = time.monotonic()
         artifacts = package_target(project, selections, target, binaries, settings, out_dir)
         phases.append(("package", time.monotonic() - mark))
-    result = TargetResult(
-        triple=target.triple,
+    entry = TargetEntry(
+        target=target.triple,
         ok=True,
         seconds=time.monotonic() - stage.started,
         runner=compiled.runner,
         runner_reason=compiled.runner_reason,
         route=compiled.route.name,
         profile_source=compiled.profile_source,
-        profile_settings=compiled.profile_settings,
+        profile_settings=tuple(dict(s.__dict__) for s in compiled.profile_settings),
         toolchain=toolchain_versions(compiled.route),
-        binaries=tuple(binaries),
-        artifacts=tuple(artifacts),
-        allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
+        allowed_rules=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=stage.started_on,
         phases=tuple(phases),
         cache=stage.cache,
+        binaries=tuple(b.entry() for b in binaries),
+        artifacts=tuple(ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in artifacts),
     )
+    result = TargetResult(entry, tuple(binaries), tuple(artifacts), compiled.profile_settings)
     if progress is not None:
         progress.update(index, "done")
     return result
-
-
-def build_target(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-) -> TargetResult:
-    """One target from cargo to archive, all on this thread."""
-    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
-    return finish_target(stage, project, selections, options, settings, out_dir)
 
 
 def sign_binaries(
@@ -704,7 +658,7 @@ def write_record(
     lock_digest = sha256_file(project.lockfile) if project.lockfile.is_file() else None
     entries = [
         replace(
-            result.entry(),
+            result.entry,
             finished=now,
             profile=profile.name,
             manifest_path=project.manifest_path,
