@@ -39,7 +39,8 @@ from toolchain.errors import (
 )
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
-from toolchain.release.schema import ArchiveRef, env_prefix, parse_level, runnable_first, sandbox, sandbox_env
+from toolchain.release.installers import env_prefix
+from toolchain.release.schema import ArchiveRef, parse_level, runnable_first, sandbox, sandbox_env
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
 
 if TYPE_CHECKING:
