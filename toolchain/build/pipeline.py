@@ -184,7 +184,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
         with authenticode.identity(settings.authenticode):
             pass  # a wrong password or an expired certificate stops the build before cargo runs
-    results = build_targets(project, selections, targets, profile, options, settings, out_dir)
+    results = build_targets(Plan(project, selections, profile, settings, options, out_dir), targets)
     record_path = None
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results, settings)
@@ -311,6 +311,18 @@ def join_components(project: Project, target: Target, profile: Profile, parts: l
 
 
 @dataclass(frozen=True)
+class Plan:
+    """What every target of one build shares."""
+
+    project: Project
+    selections: list[Selection]
+    profile: Profile
+    settings: Settings
+    options: BuildOptions
+    out_dir: Path
+
+
+@dataclass(frozen=True)
 class CargoStage:
     """One target after its cargo build, waiting to be verified and packaged."""
 
@@ -331,15 +343,7 @@ class _Finishing:
     held: Held
 
 
-def build_targets(
-    project: Project,
-    selections: list[Selection],
-    targets: list[Target],
-    profile: Profile,
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-) -> list[TargetResult]:
+def build_targets(plan: Plan, targets: list[Target]) -> list[TargetResult]:
     """Every target's result, in the order asked for.
 
     cargo builds one target at a time (it uses every core); the verify and
@@ -347,7 +351,7 @@ def build_targets(
     target N+1. The worker's log lines are held and printed as one block by
     this thread between cargo builds. Without --keep-going the first failure,
     in target order, is raised once the worker's running stage has ended."""
-    stop_at_failure = not options.keep_going or len(targets) == 1
+    stop_at_failure = not plan.options.keep_going or len(targets) == 1
     results: list[TargetResult | None] = [None] * len(targets)
     failures: list[tuple[int, ToolchainError]] = []
     waiting: deque[_Finishing] = deque()
@@ -397,7 +401,7 @@ def build_targets(
                 begun[index] = time.monotonic()
                 progress.update(index, "building")
                 try:
-                    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
+                    stage = cargo_stage(plan, target)
                 except ToolchainError as exc:
                     collect(block=True)  # an earlier target's failure comes first
                     fail(index, exc)
@@ -405,10 +409,7 @@ def build_targets(
                     continue
                 collect(block=False)  # an earlier failure stops the build before this target is handed over
                 held = Held()
-                future = pool.submit(
-                    _finish_held, held, stop, stop_at_failure, progress, index, stage, project, selections, options,
-                    settings, out_dir,
-                )  # fmt: skip
+                future = pool.submit(_finish_held, held, stop, stop_at_failure, progress, index, stage, plan)
                 waiting.append(_Finishing(index, future, held))
             collect(block=True)
         except BaseException:
@@ -427,18 +428,14 @@ def _finish_held(
     progress: Progress,
     index: int,
     stage: CargoStage,
-    project: Project,
-    selections: list[Selection],
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
+    plan: Plan,
 ) -> TargetResult | ToolchainError | None:
     """The worker's part: verify and package one target with its log lines held."""
     if stop.is_set():
         return None
     with log.held(held):
         try:
-            return finish_target(stage, project, selections, options, settings, out_dir, progress, index)
+            return finish_target(plan, stage, progress, index)
         except ToolchainError as exc:
             if stop_at_failure:
                 stop.set()  # the targets queued behind this one are not started
@@ -457,55 +454,41 @@ def warm_up_inspection() -> None:
         threading.Thread(target=import_lief, name="toolchain-warm-up").start()
 
 
-def cargo_stage(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    settings: Settings,
-    force_profile: bool,
-    out_dir: Path,
-) -> CargoStage:
+def cargo_stage(plan: Plan, target: Target) -> CargoStage:
     """Build one target with cargo (this thread; cargo uses every core)."""
     started = time.monotonic()
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
     wall = time.time()
+    project, settings = plan.project, plan.settings
     with cache.session(settings.cache, target.triple) as compile_cache:
-        compiled = compile_target(project, selections, target, profile, settings, force_profile, compile_cache.env)
+        compiled = compile_target(
+            project, plan.selections, target, plan.profile, settings, plan.options.force_profile, compile_cache.env
+        )
     if settings.timings:
-        keep_cargo_timings(project.target_directory, target.triple, wall, out_dir)
+        keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
     phases = (("cargo", time.monotonic() - started),)
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
 
 
-def finish_target(
-    stage: CargoStage,
-    project: Project,
-    selections: list[Selection],
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-    progress: Progress | None = None,
-    index: int = 0,
-) -> TargetResult:
+def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = None, index: int = 0) -> TargetResult:
     """Verify and package one built target."""
     target, compiled = stage.target, stage.compiled
     phases = list(stage.phases)
     if progress is not None:
         progress.update(index, "verifying")
     mark = time.monotonic()
-    binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
+    binaries = check_binaries(plan, target, compiled.executables)
     phases.append(("verify", time.monotonic() - mark))
-    if target.os == "windows" and settings.authenticode.configured:
+    if target.os == "windows" and plan.settings.authenticode.configured:
         mark = time.monotonic()
-        binaries = sign_binaries(binaries, target, project, selections, settings, options.allow)
+        binaries = sign_binaries(plan, target, binaries)
         phases.append(("sign", time.monotonic() - mark))
     artifacts: list[Artifact] = []
-    if options.package_artifacts:
+    if plan.options.package_artifacts:
         if progress is not None:
             progress.update(index, "packaging")
         mark = time.monotonic()
-        artifacts = package_target(project, selections, target, binaries, settings, out_dir)
+        artifacts = package_target(plan, target, binaries)
         phases.append(("package", time.monotonic() - mark))
     entry = TargetEntry(
         target=target.triple,
@@ -530,19 +513,12 @@ def finish_target(
     return result
 
 
-def sign_binaries(
-    binaries: list[BuiltBinary],
-    target: Target,
-    project: Project,
-    selections: list[Selection],
-    settings: Settings,
-    allow: tuple[str, ...],
-) -> list[BuiltBinary]:
+def sign_binaries(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[BuiltBinary]:
     """Authenticode-sign copies of binaries that passed the policy, then hold
     the signed copies to it again, the `authenticode` rule included."""
-    epoch = source_date_epoch(project.workspace_root)
+    epoch = source_date_epoch(plan.project.workspace_root)
     signed: dict[str, Path] = {}
-    with authenticode.identity(settings.authenticode) as ident, log.group(f"sign {target.triple}"):
+    with authenticode.identity(plan.settings.authenticode) as ident, log.group(f"sign {target.triple}"):
         assert ident is not None
         for binary in binaries:
             destination = binary.path.parent / "authenticode" / binary.path.name
@@ -550,24 +526,19 @@ def sign_binaries(
             log.info(f"{binary.path.name}: signed by {ident.subject}")
             signed[binary.name] = destination
         signer = ident.signer_sha256
-    return check_binaries(signed, target, project, selections, settings, allow, signer=signer)
+    return check_binaries(plan, target, signed, signer=signer)
 
 
 def check_binaries(
-    executables: dict[str, Path],
-    target: Target,
-    project: Project,
-    selections: list[Selection],
-    settings: Settings,
-    allow: tuple[str, ...] = (),
-    signer: str | None = None,
+    plan: Plan, target: Target, executables: dict[str, Path], signer: str | None = None
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
-    cache_dir = project.target_directory / ".toolchain"
-    owner = {b: s.package for s in selections for b in s.binaries}
+    cache_dir = plan.project.target_directory / ".toolchain"
+    owner = {b: s.package for s in plan.selections for b in s.binaries}
     built = []
-    policy = settings.catalog.policy_for(target)
-    machines = settings.catalog.component_machines(target)
+    allow = plan.options.allow
+    policy = plan.settings.catalog.policy_for(target)
+    machines = plan.settings.catalog.component_machines(target)
     with log.group(f"verify {target.triple} ({policy.source.name})"):
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
@@ -616,21 +587,15 @@ def archive_entries(
     return entries
 
 
-def package_target(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    binaries: list[BuiltBinary],
-    settings: Settings,
-    out_dir: Path,
-) -> list[Artifact]:
+def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
+    project = plan.project
     mtime = source_date_epoch(project.workspace_root)
     artifacts = []
     with log.group(f"package {target.triple}"):
-        for selection in selections:
+        for selection in plan.selections:
             name = archive_name(selection.package.name, target.triple, target.archive_format)
-            entries = archive_entries(selection, binaries, target, project, settings)
-            artifact = write_archive(selection.package.name, entries, out_dir, name, mtime)
+            entries = archive_entries(selection, binaries, target, project, plan.settings)
+            artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)
     return artifacts
