@@ -79,10 +79,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def commits_since_tag(repo: Path) -> tuple[str | None, list[tuple[str, str]]]:
-    described = proc.run(
-        ["git", "-C", repo, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"], check=False, quiet=True
-    )
-    tag = described.stdout.strip() if described.returncode == 0 else None
+    tag = proc.output(["git", "-C", repo, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"])
     span = f"{tag}..HEAD" if tag else "HEAD"
     log = _git(repo, "log", "--format=%s%x1f%b%x1e", span)
     commits = []

@@ -92,11 +92,10 @@ class SizeSample:
 
 
 def git_commit(repo: Path) -> tuple[str | None, bool]:
-    head = proc.run(["git", "-C", repo, "rev-parse", "HEAD"], check=False, quiet=True)
-    if head.returncode != 0:
+    head = proc.output(["git", "-C", repo, "rev-parse", "HEAD"])
+    if head is None:
         return None, False
-    status = proc.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"], check=False, quiet=True)
-    return head.stdout.strip(), bool(status.stdout.strip())
+    return head, bool(proc.output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"]))
 
 
 def append_history(out_dir: Path, repo: Path, profile: str, targets: list[TargetEntry]) -> Path:
