@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain import proc
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_atomic, write_json
 from toolchain.digest import sha256_file
 from toolchain.errors import (
     ConfigError,
@@ -328,14 +328,14 @@ def validate_rollback(
 
 def _record(folder: Path, document: dict[str, Any], key: SecretKey | None) -> Path:
     """Write the validation, list it in the manifest and sha256.sum, and sign all three."""
-    path = write_atomic(folder / VALIDATION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    path = write_json(folder / VALIDATION_NAME, document)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     manifest["rollback_validation"] = {
         "name": VALIDATION_NAME,
         "sha256": sha256_file(path),
         "result": document["result"],
     }
-    write_atomic(folder / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json(folder / MANIFEST_NAME, manifest)
     sums = parse_sums(folder / SUMS_NAME)
     sums[VALIDATION_NAME] = sha256_file(path)
     sums[MANIFEST_NAME] = sha256_file(folder / MANIFEST_NAME)
