@@ -1,5 +1,6 @@
 """A small GitHub Releases client (REST API v3 over urllib): the endpoints
-publishing needs, with GitHub Enterprise base URLs configurable."""
+publishing needs, with GitHub Enterprise base URLs configurable; where a
+release goes (GitHubTarget, from the [github] settings); downloading one."""
 
 from __future__ import annotations
 
