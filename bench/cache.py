@@ -81,9 +81,9 @@ def machine_build(source: Path, machine: Path, triple: str, cache: CacheSettings
     report = build(options, settings)
     seconds = time.perf_counter() - started
     (result,) = report.results
-    if not result.ok or result.cache is None:
-        raise SystemExit(f"{triple}: build failed: {result.error}")
-    return seconds, result.cache
+    if not result.ok or result.entry.cache is None:
+        raise SystemExit(f"{triple}: build failed: {result.entry.error}")
+    return seconds, result.entry.cache
 
 
 def main() -> None:

@@ -24,8 +24,9 @@ from toolchain.build.pipeline import BuildOptions, build
 from toolchain.digest import sha256_file
 from toolchain.release.audit import ReleaseAudit, audit
 from toolchain.release.folder import MANIFEST_NAME, PROVENANCE_NAME, SUMS_NAME, package_release, parse_sums
-from toolchain.release.github import GitHubClient
-from toolchain.release.publish import GitHubTarget, S3Target, publish
+from toolchain.release.github import GitHubClient, GitHubTarget
+from toolchain.release.publish import publish
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import SecretKey, generate, sign_file
 
 TOKEN = "ghp_standin_audit_token"

@@ -63,7 +63,7 @@ def _cargo_tree(crate: Path) -> set[tuple[str, str]]:
 @needs_tool
 def test_the_embedded_list_is_cargo_tree_for_the_target(report: BuildReport, crate: Path) -> None:
     (result,) = report.results
-    assert result.runner == "zig" and result.ok
+    assert result.entry.runner == "zig" and result.ok
     (binary,) = result.binaries
     embedded = {(p.name, p.version) for p in binary.info.dependencies}
     assert embedded, "no .dep-v0 section: the build did not go through cargo-auditable"

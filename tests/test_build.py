@@ -21,7 +21,7 @@ HOST = "x86_64-unknown-linux-gnu"
 
 def test_demo_build_writes_archive_checksum_and_record(demo_build: BuildReport) -> None:
     (result,) = demo_build.results
-    assert result.ok and result.triple == HOST and result.runner == "zig"
+    assert result.ok and result.triple == HOST and result.entry.runner == "zig"
     (artifact,) = result.artifacts
     assert artifact.path.name == "tally-x86_64-unknown-linux-gnu.tar.xz"
     digest = hashlib.sha256(artifact.path.read_bytes()).hexdigest()
@@ -164,10 +164,10 @@ def test_user_profile_wins_unless_forced(tmp_path: Path) -> None:
         BuildOptions(manifest_path=manifest, out_dir=tmp_path / "a", package_artifacts=False, allow=("stripped",))
     )
     assert not kept.results[0].binaries[0].info.stripped
-    assert "Cargo.toml" in (kept.results[0].profile_source or "")
+    assert "Cargo.toml" in (kept.results[0].entry.profile_source or "")
     forced = build(BuildOptions(manifest_path=manifest, out_dir=tmp_path / "b", force_profile=True))
     assert forced.results[0].binaries[0].info.stripped
-    assert forced.results[0].profile_source.endswith("profiles/dist.toml")  # type: ignore[union-attr]
+    assert forced.results[0].entry.profile_source.endswith("profiles/dist.toml")  # type: ignore[union-attr]
     assert "strip = false" in manifest.read_text(), "the user's Cargo.toml is never edited"
 
 

@@ -77,7 +77,7 @@ def build_on(manifest: Path, cache: CacheSettings, profile: str, out_dir: Path) 
 
 def digest(report: BuildReport) -> str:
     (result,) = report.results
-    assert result.ok, result.error
+    assert result.ok, result.entry.error
     return result.binaries[0].sha256
 
 
@@ -105,19 +105,19 @@ def test_second_machine_takes_dependencies_from_s3_and_builds_the_same_bytes(
     machine = tmp_path / "machine"
 
     first = build_on(fresh_machine(machine, vendored_cli, monkeypatch), cache, "fast", tmp_path / "dist-1")
-    cold = first.results[0].cache
+    cold = first.results[0].entry.cache
     assert cold is not None and cold.fallback is None
     assert cold.hits == 0 and cold.misses >= 10, cold  # every dependency library compiled and stored
 
     second = build_on(fresh_machine(machine, vendored_cli, monkeypatch), cache, "fast", tmp_path / "dist-2")
-    warm = second.results[0].cache
+    warm = second.results[0].entry.cache
     assert warm is not None and warm.errors == 0
     assert warm.cacheable == cold.cacheable
     assert warm.hit_rate >= 0.9, warm
     # The cache never changes outputs: the same binary as a build without it.
     plain = build_on(fresh_machine(machine, vendored_cli, monkeypatch), CacheSettings(), "fast", tmp_path / "dist-3")
     assert digest(first) == digest(second) == digest(plain)
-    assert plain.results[0].cache is None
+    assert plain.results[0].entry.cache is None
 
     # The hits stay in the build record and go into --json.
     entry = load_record(tmp_path / "dist-2").entry("x86_64-unknown-linux-gnu")
@@ -138,7 +138,7 @@ def test_unreachable_store_falls_back_with_one_warning(
     monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / "target"))
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     report = build_on(small_crate(tmp_path / "crate"), s3_cache(dead, "nowhere"), "release", tmp_path / "dist")
-    stats = report.results[0].cache
+    stats = report.results[0].entry.cache
     assert report.ok and stats is not None and stats.fallback is not None
     warnings = [line for line in capfd.readouterr().err.splitlines() if "compile cache" in line]
     assert len(warnings) == 1 and "compiling without it" in warnings[0], warnings
@@ -154,7 +154,7 @@ def test_garbage_in_the_store_falls_back_and_changes_nothing(
     manifest = small_crate(tmp_path / "crate")
     monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / "target"))
     first = build_on(manifest, cache, "release", tmp_path / "dist-1")
-    assert first.results[0].cache is not None and first.results[0].cache.misses >= 1
+    assert first.results[0].entry.cache is not None and first.results[0].entry.cache.misses >= 1
     stored = [o["Key"] for o in client.list_objects_v2(Bucket=name, Prefix="ci/").get("Contents", [])]
     entries = [key for key in stored if not key.endswith(".sccache_check")]
     assert entries
@@ -163,7 +163,7 @@ def test_garbage_in_the_store_falls_back_and_changes_nothing(
     capfd.readouterr()
     shutil.rmtree(tmp_path / "target")  # the same paths, nothing built: every crate asks the store
     second = build_on(manifest, cache, "release", tmp_path / "dist-2")
-    stats = second.results[0].cache
+    stats = second.results[0].entry.cache
     assert second.ok and stats is not None and stats.hits == 0 and stats.errors >= 1, stats
     assert digest(first) == digest(second)
     warnings = [line for line in capfd.readouterr().err.splitlines() if "compile cache" in line]

@@ -19,7 +19,7 @@ from conftest import make_crate, run_invoke
 from toolchain import REPO_ROOT
 from toolchain.build.record import BuildRecord, TargetEntry, load_record, save_record
 from toolchain.errors import MissingToolError, UsageError
-from toolchain.release.ci import WORKFLOW
+from toolchain.release.ci import WORKFLOW_NAME, workflow
 from toolchain.verify.bloat import Attribution, load_attributions, save_attributions
 from toolchain.verify.inspection import CrateSize
 from toolchain.verify.size import (
@@ -295,8 +295,8 @@ def assert_png_file(path: Path) -> None:
 
 
 def test_ci_uploads_the_build_timings() -> None:
-    workflow = yaml.safe_load(WORKFLOW)
-    steps = workflow["jobs"]["build"]["steps"]
+    document = yaml.safe_load(workflow(WORKFLOW_NAME))
+    steps = document["jobs"]["build"]["steps"]
     build_step = next(s for s in steps if "invoke build" in s.get("run", ""))
     assert "--timings" in build_step["run"]
     install = next(s for s in steps if "pip install" in s.get("run", ""))
@@ -304,7 +304,7 @@ def test_ci_uploads_the_build_timings() -> None:
     upload = next(s for s in steps if s.get("with", {}).get("name", "").startswith("timings-"))
     assert "build-timings.html" in upload["with"]["path"] and "cargo-timings/" in upload["with"]["path"]
     # The package job merges build folders only, not the timings.
-    download = next(s for s in workflow["jobs"]["package"]["steps"] if "download-artifact" in s.get("uses", ""))
+    download = next(s for s in document["jobs"]["package"]["steps"] if "download-artifact" in s.get("uses", ""))
     assert not fnmatch.fnmatch(upload["with"]["name"], download["with"]["pattern"])
 
 

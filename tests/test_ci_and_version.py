@@ -76,6 +76,8 @@ def test_package_merges_per_target_build_folders(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     verified = run_invoke("verify", "--path", str(tmp_path / "dist"), "--public-key", str(tmp_path / "k.pub"), "--json")
     assert verified.returncode == 0, verified.stderr
+    assert json.loads(verified.stdout)["folder"] == str(tmp_path / "dist")  # --path, not the default folder
+    assert (tmp_path / "dist" / "sha256.sum").is_file()  # --out-dir, likewise
     files = json.loads(verified.stdout)["files"]
     assert "tally-x86_64-unknown-linux-gnu.tar.xz" in files and "tally-aarch64-unknown-linux-gnu.tar.xz" in files
 

@@ -112,7 +112,7 @@ def test_every_slice_is_signed_with_the_identity_and_the_hardened_runtime(
     for result in developer_id_build.report.results:
         (binary,) = result.binaries
         assert binary.path.parent.name == "codesign", "cargo's own output is never signed in place"
-        assert dict(result.phases).get("sign") is not None
+        assert dict(result.entry.phases).get("sign") is not None
         slices = binary.info.slices
         assert len(slices) == (2 if result.triple.startswith("universal2") else 1)
         for piece in slices:

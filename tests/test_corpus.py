@@ -81,7 +81,9 @@ def reports(corpus: Path) -> dict[str, BuildReport]:
         )
         table.append({"crate": name, "seconds": round(time.monotonic() - started, 1)})
         for result in built[name].results:
-            table.append({"crate": name, "target": result.triple, "ok": result.ok, "seconds": round(result.seconds, 1)})
+            table.append(
+                {"crate": name, "target": result.triple, "ok": result.ok, "seconds": round(result.entry.seconds, 1)}
+            )
     print(json.dumps(table, indent=1))  # the README's corpus table is made from this
     return built
 
@@ -95,7 +97,7 @@ def result_for(report: BuildReport, triple: str) -> TargetResult:
 def test_corpus_crate_on_target(reports: dict[str, BuildReport], name: str, triple: str) -> None:
     case = CASES[name]
     result = result_for(reports[name], triple)
-    assert result.ok, result.error
+    assert result.ok, result.entry.error
     target = load_catalog().target(triple)
     assert {b.name for b in result.binaries} == set(case.checks)
     for binary in result.binaries:
@@ -178,7 +180,7 @@ def test_framework_crate_with_sdkroot_links_against_that_sdk(
         )
     )
     (result,) = report.results
-    assert result.ok, result.error
+    assert result.ok, result.entry.error
     (binary,) = result.binaries
     assert any("CoreFoundation.framework" in name for name in binary.info.needed_libraries), binary.info
 
@@ -208,8 +210,8 @@ def test_vendored_crate_builds_std_from_source_with_the_network_off(
         )
     )
     (result,) = report.results
-    assert result.ok and result.route == "build-std"
-    assert "merged" in result.toolchain["route_detail"]  # type: ignore[operator]
+    assert result.ok and result.entry.route == "build-std"
+    assert "merged" in result.entry.toolchain["route_detail"]  # type: ignore[operator]
     merged = Path(os.environ["CARGO_TARGET_DIR"]) / ".toolchain" / "merged-source"
     names = {p.name for p in merged.iterdir()}
     assert any(n.startswith("std-") for n in names) and any(n.startswith("app-zstd-sys") for n in names)

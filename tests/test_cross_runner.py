@@ -85,12 +85,12 @@ def test_cross_builds_a_c_backed_crate_for_aarch64(image: str, tmp_path: Path, m
     )
 
     (result,) = report.results
-    assert result.ok, result.error
-    assert result.runner == "cross"
-    assert result.route == "cross-image"
-    assert result.toolchain["image"] == image
-    assert str(result.toolchain["rustc"]).startswith("rustc 1.96")
-    assert str(result.toolchain["cross"]).startswith("cross 0.2")
+    assert result.ok, result.entry.error
+    assert result.entry.runner == "cross"
+    assert result.entry.route == "cross-image"
+    assert result.entry.toolchain["image"] == image
+    assert str(result.entry.toolchain["rustc"]).startswith("rustc 1.96")
+    assert str(result.entry.toolchain["cross"]).startswith("cross 0.2")
     (binary,) = result.binaries
     assert (binary.info.format, binary.info.machine, binary.info.bits) == ("elf", "aarch64", 64)
     # Built in the container: cargo's /target is the project's target/cross.
@@ -101,7 +101,7 @@ def test_cross_builds_a_c_backed_crate_for_aarch64(image: str, tmp_path: Path, m
     failed = {v.rule: v for v in binary.verdicts if not v.ok and v.severity == "error"}
     assert set(failed) == {"glibc-floor"} and failed["glibc-floor"].allowed
     assert failed["glibc-floor"].found == "GLIBC_2.34"
-    assert result.allowed == ("glibc-floor",)
+    assert result.entry.allowed_rules == ("glibc-floor",)
     assert (tmp_path / "dist" / f"corpus-zstd-{TRIPLE}.tar.xz").is_file()
 
     ran = smoke.smoke_binary(settings.catalog.target(TRIPLE), binary.path, binary.version, [["selftest"]])

@@ -54,7 +54,7 @@ def test_all_builds_every_target_this_host_can_build(matrix: BuildReport) -> Non
 
 
 def test_runner_and_route_per_target(matrix: BuildReport) -> None:
-    chosen = {r.triple: (r.runner, r.route) for r in matrix.results}
+    chosen = {r.triple: (r.entry.runner, r.entry.route) for r in matrix.results}
     assert chosen["x86_64-unknown-linux-gnu"] == ("zig", "rustup")
     assert chosen["aarch64-unknown-linux-gnu"] == ("zig", "distro")
     assert chosen["x86_64-apple-darwin"] == ("zig", "build-std")

@@ -75,7 +75,7 @@ def test_packaging_of_one_target_runs_while_cargo_builds_the_next(
     assert [r.triple for r in report.results] == list(TARGETS)
     assert list(load_record(out).targets) == sorted(TARGETS) or set(load_record(out).targets) == set(TARGETS)
     for result in report.results:
-        assert [name for name, _ in result.phases] == ["cargo", "verify", "package"]
+        assert [name for name, _ in result.entry.phases] == ["cargo", "verify", "package"]
         assert (out / f"overlapped-{result.triple}.tar.xz").is_file()
     stderr = capsys.readouterr().err
     for triple in TARGETS:
@@ -99,7 +99,7 @@ def test_keep_going_reports_a_failed_verify_in_order_and_keeps_the_others(
     options = BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=out, keep_going=True)
     report = build(options, load_settings(tmp_path / "crate"))
     assert [(r.triple, r.ok) for r in report.results] == [(HOST, False), (ARM, True)]
-    assert "breaks rule 'machine'" in (report.results[0].error or "")
+    assert "breaks rule 'machine'" in (report.results[0].entry.error or "")
     assert not (out / f"overlapbad-{HOST}.tar.xz").exists()
     assert (out / f"overlapbad-{ARM}.tar.xz").is_file()
     assert list(load_record(out).targets) == [ARM]

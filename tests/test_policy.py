@@ -150,7 +150,7 @@ def test_allow_overrides_one_rule_and_is_recorded(tmp_path: Path) -> None:
     report = build(
         BuildOptions(manifest_path=manifest, runner="native", out_dir=tmp_path / "out", allow=("glibc-floor",))
     )
-    assert report.results[0].allowed == ("glibc-floor",)
+    assert report.results[0].entry.allowed_rules == ("glibc-floor",)
     record = json.loads((tmp_path / "out" / "build-record.json").read_text())
     assert record["targets"]["x86_64-unknown-linux-gnu"]["allowed_rules"] == ["glibc-floor"]
 

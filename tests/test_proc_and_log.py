@@ -30,6 +30,15 @@ def test_missing_program_points_to_doctor() -> None:
         proc.run(["no-such-tool-xyz"])
 
 
+def test_output_is_the_stripped_answer_or_none_when_the_command_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    assert proc.output(["sh", "-c", "echo '  1.2.3 '; echo noise >&2"]) == "1.2.3"
+    assert proc.output(["sh", "-c", "echo partial; exit 1"]) is None
+    assert proc.output(["sh", "-c", "true"]) == ""
+    assert "+ sh" not in capsys.readouterr().err  # a question to a tool is not logged as a command
+    with pytest.raises(MissingToolError):
+        proc.output(["no-such-tool-xyz"])
+
+
 def test_tee_keeps_stderr_and_shows_it(capsys: pytest.CaptureFixture[str]) -> None:
     result = proc.run(["sh", "-c", "echo out; echo progress >&2"], tee_stderr=True)
     assert result.stdout == "out\n" and result.stderr == "progress\n"

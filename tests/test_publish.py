@@ -21,15 +21,11 @@ from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.errors import PublishError, ReleaseCheckError
 from toolchain.release.folder import package_release
-from toolchain.release.publish import (
-    GitHubTarget,
-    S3Target,
-    is_prerelease,
-    publish,
-    release_info,
-    upload_s3_object,
-)
+from toolchain.release.github import GitHubTarget
+from toolchain.release.publish import publish, release_info, upload_s3_object
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import generate
+from toolchain.release.version import is_prerelease
 
 TOKEN = "ghp_standin_secret_token_0123456789"
 REPO = "acme/tally"
@@ -285,7 +281,7 @@ def objects(client: Any, bucket: str) -> dict[str, bytes]:
 
 
 def test_semver_order_of_latest() -> None:
-    from toolchain.release.publish import semver_key
+    from toolchain.release.version import semver_key
 
     ordered = [
         *("0.1.0", "0.2.0-rc.1", "0.2.0", "0.9.0", "0.10.0"),
@@ -517,7 +513,7 @@ def test_s3_endpoint_url_that_is_not_a_url_is_a_config_error(signed: tuple[Path,
     assert plan_only.returncode == 3 and "[s3] endpoint-url" in plan_only.stderr, plan_only.stderr
     # And where the client is made, for a target built by hand.
     from toolchain.errors import ConfigError
-    from toolchain.release.publish import s3_client
+    from toolchain.release.s3 import s3_client
 
     with pytest.raises(ConfigError, match=r"\[s3\] endpoint-url 'not a url'") as refused:
         s3_client(S3Target("releases", endpoint_url="not a url"))

@@ -23,8 +23,10 @@ from toolchain.config.catalog import packaged
 from toolchain.config.settings import load_settings
 from toolchain.errors import RollbackValidationError
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, parse_sums, verify_release
-from toolchain.release.publish import GitHubTarget, S3Target, publish
+from toolchain.release.github import GitHubTarget
+from toolchain.release.publish import publish
 from toolchain.release.rollback import VALIDATION_NAME, RollbackOptions, _record, validate_rollback
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import SecretKey, generate
 
 HOST = ("x86_64-unknown-linux-gnu",)

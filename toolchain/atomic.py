@@ -4,8 +4,10 @@ write a temporary sibling, then rename it over the target."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
+from typing import Any
 
 
 def fsync_dir(path: Path) -> None:
@@ -39,3 +41,9 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o644, *, durable: b
     if durable:
         fsync_dir(path.parent)
     return path
+
+
+def write_json(path: Path, document: Any, mode: int = 0o644, *, durable: bool = False) -> Path:
+    """`document` as the toolkit writes every JSON file (indented, keys sorted,
+    a final newline), replacing `path` atomically as write_atomic does."""
+    return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n", mode, durable=durable)

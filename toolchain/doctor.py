@@ -101,8 +101,8 @@ def _tool(name: str, argv: list[str], fix: str) -> Check:
 def _zig() -> Check:
     version = _version(["zig", "version"])
     if version is None:
-        result = proc.run([sys.executable, "-m", "ziglang", "version"], check=False, quiet=True, timeout=30)
-        version = f"{result.stdout.strip()} (python -m ziglang)" if result.returncode == 0 else None
+        found = proc.output([sys.executable, "-m", "ziglang", "version"], timeout=30)
+        version = f"{found} (python -m ziglang)" if found is not None else None
     return Check("zig", version is not None, version or "not found", None if version else "pip install ziglang")
 
 

@@ -101,6 +101,13 @@ def run(
     return result
 
 
+def output(argv: Sequence[str | Path], *, timeout: float | None = None) -> str | None:
+    """What a command prints, stripped, when it succeeds; None when it fails.
+    For asking a tool something (its version, a path, a commit): unlogged."""
+    result = run(argv, check=False, quiet=True, timeout=timeout)
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
 def run_to(
     argv: Sequence[str | Path], stdout: BinaryIO, *, error: type[ToolchainError] = ToolchainError, what: str
 ) -> None:

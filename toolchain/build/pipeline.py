@@ -8,7 +8,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,67 +83,42 @@ class BuiltBinary:
     info: BinaryInfo
     verdicts: tuple[RuleVerdict, ...]
 
+    def entry(self) -> BinaryEntry:
+        """This binary as the build record keeps it."""
+        return BinaryEntry(
+            package=self.package,
+            version=self.version,
+            name=self.name,
+            path=self.path,
+            sha256=self.sha256,
+            size=self.info.size,
+            format=self.info.format,
+            machine=self.info.machine,
+            stripped=self.info.stripped,
+            sections={sec.name: sec.size for sec in self.info.sections},
+            verdicts=tuple(dict(v.__dict__) for v in self.verdicts),
+            dependencies=tuple(dict(d.__dict__) for d in self.info.dependencies),
+        )
+
 
 @dataclass(frozen=True)
 class TargetResult:
-    triple: str
-    ok: bool
-    seconds: float
-    runner: str | None = None
-    runner_reason: str | None = None
-    route: str | None = None
-    profile_source: str | None = None
-    profile_settings: tuple[SettingSource, ...] = ()
-    toolchain: dict[str, str | None] = field(default_factory=dict)
+    """One target's build: its build record entry, and the typed objects
+    behind the plain values the entry keeps (the inspection and verdicts of
+    each binary, the archives, where each profile setting came from)."""
+
+    entry: TargetEntry
     binaries: tuple[BuiltBinary, ...] = ()
     artifacts: tuple[Artifact, ...] = ()
-    error: str | None = None
-    allowed: tuple[str, ...] = ()
-    started: str = ""
-    phases: tuple[tuple[str, float], ...] = ()  # (phase, seconds) in the order they ran
-    cache: cache.CacheStats | None = None  # the compile cache's hits and misses, when it was on
+    profile_settings: tuple[SettingSource, ...] = ()
 
-    def entry(self) -> TargetEntry:
-        """This result as the build record keeps it."""
-        return TargetEntry(
-            target=self.triple,
-            ok=self.ok,
-            seconds=self.seconds,
-            runner=self.runner,
-            runner_reason=self.runner_reason,
-            route=self.route,
-            profile_source=self.profile_source,
-            profile_settings=tuple(dict(s.__dict__) for s in self.profile_settings),
-            toolchain=dict(self.toolchain),
-            error=self.error,
-            allowed_rules=self.allowed,
-            started=self.started,
-            phases=self.phases,
-            cache=self.cache,
-            binaries=tuple(
-                BinaryEntry(
-                    package=b.package,
-                    version=b.version,
-                    name=b.name,
-                    path=b.path,
-                    sha256=b.sha256,
-                    size=b.info.size,
-                    format=b.info.format,
-                    machine=b.info.machine,
-                    stripped=b.info.stripped,
-                    sections={sec.name: sec.size for sec in b.info.sections},
-                    verdicts=tuple(dict(v.__dict__) for v in b.verdicts),
-                    dependencies=tuple(dict(d.__dict__) for d in b.info.dependencies),
-                )
-                for b in self.binaries
-            ),
-            artifacts=tuple(
-                ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in self.artifacts
-            ),
-        )
+    @property
+    def triple(self) -> str:
+        return self.entry.target
 
-    def to_dict(self) -> dict[str, Any]:
-        return self.entry().to_dict()
+    @property
+    def ok(self) -> bool:
+        return self.entry.ok
 
 
 @dataclass(frozen=True)
@@ -165,7 +140,7 @@ class BuildReport:
             "profile": self.profile,
             "out_dir": str(self.out_dir),
             "record": str(self.record_path) if self.record_path else None,
-            "targets": [r.to_dict() for r in self.results],
+            "targets": [r.entry.to_dict() for r in self.results],
         }
 
 
@@ -213,12 +188,12 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         codesign.rcodesign()  # likewise a missing rcodesign
         with codesign.identity(settings.macos_signing):
             pass
-    results = build_targets(project, selections, targets, profile, options, settings, out_dir)
+    results = build_targets(Plan(project, selections, profile, settings, options, out_dir), targets)
     record_path = None
     if any(r.ok for r in results):
         record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
-        append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
+        append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
     return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
 
 
@@ -277,7 +252,11 @@ def compile_target(
     cache_env: dict[str, str] | None = None,
 ) -> Compiled:
     if target.components:
-        return compile_universal(project, selections, target, profile, settings, force_profile, cache_env)
+        parts = [
+            compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
+            for c in target.components
+        ]
+        return join_components(project, target, profile, parts)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(settings.runner, target, host)
@@ -320,20 +299,8 @@ def compile_target(
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
 
 
-def compile_universal(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    settings: Settings,
-    force_profile: bool,
-    cache_env: dict[str, str] | None = None,
-) -> Compiled:
-    """Build every component target, then join each binary's slices."""
-    parts = [
-        compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
-        for c in target.components
-    ]
+def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
+    """Join each binary's slices, built for the target's components, into one fat Mach-O."""
     out_dir = project.target_directory / target.triple / profile.dir_name()
     out_dir.mkdir(parents=True, exist_ok=True)
     joined = {}
@@ -345,6 +312,18 @@ def compile_universal(
     first = parts[0]
     reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
     return Compiled(joined, first.runner, reason, first.route, first.profile_source, first.profile_settings)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every target of one build shares."""
+
+    project: Project
+    selections: list[Selection]
+    profile: Profile
+    settings: Settings
+    options: BuildOptions
+    out_dir: Path
 
 
 @dataclass(frozen=True)
@@ -368,15 +347,7 @@ class _Finishing:
     held: Held
 
 
-def build_targets(
-    project: Project,
-    selections: list[Selection],
-    targets: list[Target],
-    profile: Profile,
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-) -> list[TargetResult]:
+def build_targets(plan: Plan, targets: list[Target]) -> list[TargetResult]:
     """Every target's result, in the order asked for.
 
     cargo builds one target at a time (it uses every core); the verify and
@@ -384,7 +355,7 @@ def build_targets(
     target N+1. The worker's log lines are held and printed as one block by
     this thread between cargo builds. Without --keep-going the first failure,
     in target order, is raised once the worker's running stage has ended."""
-    stop_at_failure = not options.keep_going or len(targets) == 1
+    stop_at_failure = not plan.options.keep_going or len(targets) == 1
     results: list[TargetResult | None] = [None] * len(targets)
     failures: list[tuple[int, ToolchainError]] = []
     waiting: deque[_Finishing] = deque()
@@ -397,7 +368,7 @@ def build_targets(
         if not stop_at_failure:
             log.error(f"{targets[index].triple}: {exc}")
             seconds = time.monotonic() - begun[index]
-            results[index] = TargetResult(targets[index].triple, False, seconds, error=str(exc))
+            results[index] = TargetResult(TargetEntry(targets[index].triple, False, seconds, error=str(exc)))
 
     def collect(block: bool) -> None:
         """Print the held lines of the worker's finished targets, in order, and take their results."""
@@ -434,7 +405,7 @@ def build_targets(
                 begun[index] = time.monotonic()
                 progress.update(index, "building")
                 try:
-                    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
+                    stage = cargo_stage(plan, target)
                 except ToolchainError as exc:
                     collect(block=True)  # an earlier target's failure comes first
                     fail(index, exc)
@@ -442,10 +413,7 @@ def build_targets(
                     continue
                 collect(block=False)  # an earlier failure stops the build before this target is handed over
                 held = Held()
-                future = pool.submit(
-                    _finish_held, held, stop, stop_at_failure, progress, index, stage, project, selections, options,
-                    settings, out_dir,
-                )  # fmt: skip
+                future = pool.submit(_finish_held, held, stop, stop_at_failure, progress, index, stage, plan)
                 waiting.append(_Finishing(index, future, held))
             collect(block=True)
         except BaseException:
@@ -464,18 +432,14 @@ def _finish_held(
     progress: Progress,
     index: int,
     stage: CargoStage,
-    project: Project,
-    selections: list[Selection],
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
+    plan: Plan,
 ) -> TargetResult | ToolchainError | None:
     """The worker's part: verify and package one target with its log lines held."""
     if stop.is_set():
         return None
     with log.held(held):
         try:
-            return finish_target(stage, project, selections, options, settings, out_dir, progress, index)
+            return finish_target(plan, stage, progress, index)
         except ToolchainError as exc:
             if stop_at_failure:
                 stop.set()  # the targets queued behind this one are not started
@@ -494,90 +458,63 @@ def warm_up_inspection() -> None:
         threading.Thread(target=import_lief, name="toolchain-warm-up").start()
 
 
-def cargo_stage(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    settings: Settings,
-    force_profile: bool,
-    out_dir: Path,
-) -> CargoStage:
+def cargo_stage(plan: Plan, target: Target) -> CargoStage:
     """Build one target with cargo (this thread; cargo uses every core)."""
     started = time.monotonic()
     started_on = datetime.now(UTC).isoformat(timespec="seconds")
     wall = time.time()
+    project, settings = plan.project, plan.settings
     with cache.session(settings.cache, target.triple) as compile_cache:
-        compiled = compile_target(project, selections, target, profile, settings, force_profile, compile_cache.env)
+        compiled = compile_target(
+            project, plan.selections, target, plan.profile, settings, plan.options.force_profile, compile_cache.env
+        )
     if settings.timings:
-        keep_cargo_timings(project.target_directory, target.triple, wall, out_dir)
+        keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
     phases = (("cargo", time.monotonic() - started),)
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
 
 
-def finish_target(
-    stage: CargoStage,
-    project: Project,
-    selections: list[Selection],
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-    progress: Progress | None = None,
-    index: int = 0,
-) -> TargetResult:
+def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = None, index: int = 0) -> TargetResult:
     """Verify and package one built target."""
     target, compiled = stage.target, stage.compiled
     phases = list(stage.phases)
     if progress is not None:
         progress.update(index, "verifying")
     mark = time.monotonic()
-    binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
+    binaries = check_binaries(plan, target, compiled.executables)
     phases.append(("verify", time.monotonic() - mark))
-    if signs(target, settings):
+    if signs(target, plan.settings):
         mark = time.monotonic()
-        binaries = sign_binaries(binaries, target, project, selections, settings, options.allow)
+        binaries = sign_binaries(plan, target, binaries)
         phases.append(("sign", time.monotonic() - mark))
     artifacts: list[Artifact] = []
-    if options.package_artifacts:
+    if plan.options.package_artifacts:
         if progress is not None:
             progress.update(index, "packaging")
         mark = time.monotonic()
-        artifacts = package_target(project, selections, target, binaries, settings, out_dir)
+        artifacts = package_target(plan, target, binaries)
         phases.append(("package", time.monotonic() - mark))
-    result = TargetResult(
-        triple=target.triple,
+    entry = TargetEntry(
+        target=target.triple,
         ok=True,
         seconds=time.monotonic() - stage.started,
         runner=compiled.runner,
         runner_reason=compiled.runner_reason,
         route=compiled.route.name,
         profile_source=compiled.profile_source,
-        profile_settings=compiled.profile_settings,
+        profile_settings=tuple(dict(s.__dict__) for s in compiled.profile_settings),
         toolchain=toolchain_versions(compiled.route),
-        binaries=tuple(binaries),
-        artifacts=tuple(artifacts),
-        allowed=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
+        allowed_rules=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=stage.started_on,
         phases=tuple(phases),
         cache=stage.cache,
+        binaries=tuple(b.entry() for b in binaries),
+        artifacts=tuple(ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in artifacts),
     )
+    result = TargetResult(entry, tuple(binaries), tuple(artifacts), compiled.profile_settings)
     if progress is not None:
         progress.update(index, "done")
     return result
-
-
-def build_target(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    options: BuildOptions,
-    settings: Settings,
-    out_dir: Path,
-) -> TargetResult:
-    """One target from cargo to archive, all on this thread."""
-    stage = cargo_stage(project, selections, target, profile, settings, options.force_profile, out_dir)
-    return finish_target(stage, project, selections, options, settings, out_dir)
 
 
 def signs(target: Target, settings: Settings) -> bool:
@@ -587,19 +524,13 @@ def signs(target: Target, settings: Settings) -> bool:
     return target.os == "macos" and settings.macos_signing.signs
 
 
-def sign_binaries(
-    binaries: list[BuiltBinary],
-    target: Target,
-    project: Project,
-    selections: list[Selection],
-    settings: Settings,
-    allow: tuple[str, ...],
-) -> list[BuiltBinary]:
+def sign_binaries(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[BuiltBinary]:
     """Sign copies of binaries that passed the policy (Authenticode on
     Windows, rcodesign on macOS), then hold the signed copies to it again,
     the `authenticode` or `macos-signature` rule included."""
+    settings = plan.settings
+    epoch = source_date_epoch(plan.project.workspace_root)
     signed: dict[str, Path] = {}
-    epoch = source_date_epoch(project.workspace_root)
     with log.group(f"sign {target.triple}"):
         if target.os == "windows":
             with authenticode.identity(settings.authenticode) as ident:
@@ -609,7 +540,7 @@ def sign_binaries(
                     authenticode.sign_pe(binary.path, destination, ident, binary.package, epoch)
                     log.info(f"{binary.path.name}: signed by {ident.subject}")
                     signed[binary.name] = destination
-            return check_binaries(signed, target, project, selections, settings, allow, signer=ident.signer_sha256)
+            return check_binaries(plan, target, signed, signer=ident.signer_sha256)
         with codesign.identity(settings.macos_signing) as mac_ident:
             for binary in binaries:
                 destination = binary.path.parent / "codesign" / binary.path.name
@@ -617,25 +548,23 @@ def sign_binaries(
                 log.info(f"{binary.path.name}: signed {mac_ident.subject if mac_ident else 'ad hoc'}")
                 signed[binary.name] = destination
             expected = codesign.expectation(settings.macos_signing, mac_ident)
-        return check_binaries(signed, target, project, selections, settings, allow, macos=expected)
+        return check_binaries(plan, target, signed, macos=expected)
 
 
 def check_binaries(
-    executables: dict[str, Path],
+    plan: Plan,
     target: Target,
-    project: Project,
-    selections: list[Selection],
-    settings: Settings,
-    allow: tuple[str, ...] = (),
+    executables: dict[str, Path],
     signer: str | None = None,
     macos: MacSignatureExpectation | None = None,
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
-    cache_dir = project.target_directory / ".toolchain"
-    owner = {b: s.package for s in selections for b in s.binaries}
+    cache_dir = plan.project.target_directory / ".toolchain"
+    owner = {b: s.package for s in plan.selections for b in s.binaries}
     built = []
-    policy = settings.catalog.policy_for(target)
-    machines = settings.catalog.component_machines(target)
+    allow = plan.options.allow
+    policy = plan.settings.catalog.policy_for(target)
+    machines = plan.settings.catalog.component_machines(target)
     with log.group(f"verify {target.triple} ({policy.source.name})"):
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
@@ -684,21 +613,15 @@ def archive_entries(
     return entries
 
 
-def package_target(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    binaries: list[BuiltBinary],
-    settings: Settings,
-    out_dir: Path,
-) -> list[Artifact]:
+def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
+    project = plan.project
     mtime = source_date_epoch(project.workspace_root)
     artifacts = []
     with log.group(f"package {target.triple}"):
-        for selection in selections:
+        for selection in plan.selections:
             name = archive_name(selection.package.name, target.triple, target.archive_format)
-            entries = archive_entries(selection, binaries, target, project, settings)
-            artifact = write_archive(selection.package.name, entries, out_dir, name, mtime)
+            entries = archive_entries(selection, binaries, target, project, plan.settings)
+            artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)
     return artifacts
@@ -726,7 +649,7 @@ def write_record(
     lock_digest = sha256_file(project.lockfile) if project.lockfile.is_file() else None
     entries = [
         replace(
-            result.entry(),
+            result.entry,
             finished=now,
             profile=profile.name,
             manifest_path=project.manifest_path,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_json
 from toolchain.build.cache import CacheStats
 from toolchain.errors import BuildError
 
@@ -199,5 +199,5 @@ def load_record_or_empty(out_dir: Path) -> BuildRecord:
 def save_record(out_dir: Path, record: BuildRecord) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / RECORD_NAME
-    write_atomic(path, json.dumps(record.to_dict(), indent=2, sort_keys=True) + "\n")
+    write_json(path, record.to_dict())
     return path

@@ -46,14 +46,13 @@ class Route:
 
 @functools.cache
 def rustc_sysroot(rustc: str) -> Path | None:
-    result = proc.run([rustc, "--print", "sysroot"], check=False, quiet=True)
-    return Path(result.stdout.strip()) if result.returncode == 0 else None
+    sysroot = proc.output([rustc, "--print", "sysroot"])
+    return Path(sysroot) if sysroot is not None else None
 
 
 @functools.cache
 def rustc_version(rustc: str) -> str | None:
-    result = proc.run([rustc, "--version"], check=False, quiet=True)
-    return result.stdout.strip() if result.returncode == 0 else None
+    return proc.output([rustc, "--version"])
 
 
 def has_std(sysroot: Path | None, triple: str) -> bool:

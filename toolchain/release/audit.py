@@ -15,22 +15,20 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from toolchain.digest import sha256_file
-from toolchain.errors import AuditError, ToolchainError, UsageError
+from toolchain.errors import ToolchainError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, PROVENANCE_NAME, SUMS_NAME, parse_sums, verify_release
+from toolchain.release.github import GitHubClient, download_github
+from toolchain.release.s3 import S3Target, download_s3, s3_errors
+from toolchain.release.s3 import s3_client as make_s3_client
 from toolchain.release.schema import sandbox
 from toolchain.release.signing import PublicKey, parse_public_key, verify_file
-
-if TYPE_CHECKING:
-    from toolchain.release.github import GitHubClient
-    from toolchain.release.publish import S3Target
 
 _DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
 
@@ -197,42 +195,6 @@ def s3_release_prefixes(client: Any, target: S3Target) -> list[str]:
     return sorted(found)
 
 
-def download_s3(client: Any, target: S3Target, prefix: str, into: Path, names: tuple[str, ...] = ()) -> Path:
-    """The objects of one release (or only `names`) into a folder."""
-    into.mkdir(parents=True, exist_ok=True)
-    for page in client.get_paginator("list_objects_v2").paginate(Bucket=target.bucket, Prefix=f"{prefix}/"):
-        for item in page.get("Contents", []):
-            name = item["Key"][len(prefix) + 1 :]
-            if "/" in name or (names and name not in names):
-                continue
-            client.download_file(target.bucket, item["Key"], str(into / name))
-    return into
-
-
-def download_github(client: GitHubClient, release: dict[str, Any], into: Path, names: tuple[str, ...] = ()) -> Path:
-    """The assets of one GitHub release (or only `names`) into a folder."""
-    into.mkdir(parents=True, exist_ok=True)
-    for asset in client.list_assets(int(release["id"])):
-        if asset.get("state", "uploaded") != "uploaded" or (names and asset["name"] not in names):
-            continue
-        client.download_asset(int(asset["id"]), into / asset["name"])
-    return into
-
-
-@contextmanager
-def _s3_errors(target: S3Target, error: type[ToolchainError] = AuditError) -> Iterator[None]:
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from toolchain.release.publish import _s3_failure
-
-    try:
-        yield
-    except (BotoCoreError, ClientError, boto3.exceptions.Boto3Error) as exc:
-        failure = _s3_failure(exc, target)  # the same one-line reasons publish gives
-        raise error(failure.message, hint=failure.hint) from None
-
-
 def audit(
     public_key_text: str,
     *,
@@ -251,10 +213,8 @@ def audit(
             results.append(audit_folder(found, public_key_text, str(found)))
     with sandbox("toolchain-audit-") as work:
         if s3 is not None:
-            from toolchain.release.publish import s3_client as make_client
-
-            client = s3_client or make_client(s3)
-            with _s3_errors(s3):
+            client = s3_client or make_s3_client(s3)
+            with s3_errors(s3):
                 for prefix in s3_release_prefixes(client, s3):
                     local = download_s3(client, s3, prefix, work / "s3" / prefix)
                     results.append(audit_folder(local, public_key_text, s3.url(prefix) + "/"))

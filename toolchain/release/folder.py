@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_atomic, write_json
 from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
@@ -102,7 +102,7 @@ def package_release(
         subjects = archives + installers + channels
         statement = provenance(record, subjects, started, repo)
         prov = _describe(
-            write_atomic(out_dir / PROVENANCE_NAME, json.dumps(statement, indent=2, sort_keys=True) + "\n"),
+            write_json(out_dir / PROVENANCE_NAME, statement),
             "provenance",
             None,
             None,
@@ -128,7 +128,7 @@ def package_release(
                 for f in files
             ],
         }
-        write_atomic(out_dir / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        write_json(out_dir / MANIFEST_NAME, manifest)
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
         if len(versions) == 1:  # the channel pointer of a one-app release (publish takes one app per folder)
             ((app, version),) = versions.items()

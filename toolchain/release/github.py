@@ -1,5 +1,6 @@
 """A small GitHub Releases client (REST API v3 over urllib): the endpoints
-publishing needs, with GitHub Enterprise base URLs configurable."""
+publishing needs, with GitHub Enterprise base URLs configurable; where a
+release goes (GitHubTarget, from the [github] settings); downloading one."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.errors import GitHubError
+from toolchain.errors import ConfigError, GitHubError
+from toolchain.release.version import is_prerelease
 
 API_VERSION = "2022-11-28"
 
@@ -154,3 +158,52 @@ def _next_link(header: str) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+@dataclass(frozen=True)
+class GitHubTarget:
+    """Where a release goes on GitHub: the [github] settings, read once."""
+
+    repository: str
+    api_url: str = "https://api.github.com"
+    uploads_url: str = "https://uploads.github.com"
+    token_env: str = "GITHUB_TOKEN"
+    tag_template: str = "v{version}"
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> GitHubTarget:
+        defaults = cls("")
+        target = cls(
+            repository=str(settings.get("repository", "")),
+            api_url=str(settings.get("api-url") or defaults.api_url),
+            uploads_url=str(settings.get("uploads-url") or defaults.uploads_url),
+            token_env=str(settings.get("token-env") or defaults.token_env),
+            tag_template=str(settings.get("tag-template") or defaults.tag_template),
+        )
+        target.tag("0.0.0", "app")  # a broken template fails here, before anything is verified or sent
+        return target
+
+    def tag(self, version: str, app: str) -> str:
+        """The release tag of a version: the one place tag-template is applied."""
+        try:
+            return self.tag_template.format(version=version, app=app)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(
+                f"[github] tag-template {self.tag_template!r} is not a valid template",
+                hint='use the placeholders {version} and {app}, e.g. "v{version}"',
+            ) from exc
+
+    def where(self, version: str, app: str) -> str:
+        """OWNER/NAME@TAG, as plans and results name a release."""
+        prerelease = " (prerelease)" if is_prerelease(version) else ""
+        return f"{self.repository or 'OWNER/NAME'}@{self.tag(version, app)}{prerelease}"
+
+
+def download_github(client: GitHubClient, release: dict[str, Any], into: Path, names: tuple[str, ...] = ()) -> Path:
+    """The assets of one GitHub release (or only `names`) into a folder."""
+    into.mkdir(parents=True, exist_ok=True)
+    for asset in client.list_assets(int(release["id"])):
+        if asset.get("state", "uploaded") != "uploaded" or (names and asset["name"] not in names):
+            continue
+        client.download_asset(int(asset["id"]), into / asset["name"])
+    return into

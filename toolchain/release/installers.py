@@ -64,7 +64,8 @@ class InstallerUpdate:
         return tuple(kept)
 
 
-def _env_prefix(app: str) -> str:
+def env_prefix(app: str) -> str:
+    """The app's environment prefix, as the installers spell it (TALLY for tally)."""
     return re.sub(r"[^A-Z0-9]", "_", app.upper())
 
 
@@ -98,7 +99,7 @@ def render_installers(
         "@APP@": app,
         "@VERSION@": version,
         "@BASE_URL@": base_url,
-        "@ENV@": _env_prefix(app),
+        "@ENV@": env_prefix(app),
         "@PUBLIC_KEY@": key_line,
         "@DATA_FILES@": "\n".join(patterns),
         "@BACKUP_COMMAND@": "\n".join(update.backup_command),

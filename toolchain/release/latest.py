@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_json
 
 LATEST_NAME = "latest.json"
 LATEST_SCHEMA = "toolchain.latest/v1"
@@ -58,7 +58,7 @@ def write_latest(folder: Path, app: str, version: str, files: list[LatestFile], 
             for f in files
         ],
     }
-    return write_atomic(folder / LATEST_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return write_json(folder / LATEST_NAME, document)
 
 
 def _field(document: Any, key: str, kind: type) -> Any:

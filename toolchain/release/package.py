@@ -57,9 +57,9 @@ def source_date_epoch(repo: Path) -> int:
             raise PackagingError(
                 f"SOURCE_DATE_EPOCH={value!r} is not a whole number of seconds", hint="unset or fix it"
             ) from exc
-    result = proc.run(["git", "-C", repo, "log", "-1", "--format=%ct"], check=False, quiet=True)
-    if result.returncode == 0 and result.stdout.strip().isdigit():
-        return max(int(result.stdout.strip()), ZIP_EPOCH_FLOOR)
+    committed = proc.output(["git", "-C", repo, "log", "-1", "--format=%ct"])
+    if committed is not None and committed.isdigit():
+        return max(int(committed), ZIP_EPOCH_FLOOR)
     return ZIP_EPOCH_FLOOR
 
 

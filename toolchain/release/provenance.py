@@ -19,8 +19,7 @@ BUILD_TYPE = "urn:toolchain:rust-release:v1"
 
 
 def _git(repo: Path, *args: str) -> str | None:
-    result = proc.run(["git", "-C", repo, *args], check=False, quiet=True)
-    return result.stdout.strip() if result.returncode == 0 else None
+    return proc.output(["git", "-C", repo, *args])
 
 
 def provenance(record: BuildRecord, subjects: list[ReleaseFile], started: str, repo: Path) -> dict[str, Any]:

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import importlib
 import json
 import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from toolchain.digest import sha256_file
-from toolchain.errors import ConfigError, GitHubError, PublishError, UsageError
+from toolchain.errors import GitHubError, PublishError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
-from toolchain.release.github import GitHubClient
+from toolchain.release.github import GitHubClient, GitHubTarget
 from toolchain.release.latest import LATEST_NAME
+from toolchain.release.s3 import S3Target, error_code, latest_version, one_line, s3_client, s3_failure
+from toolchain.release.version import is_prerelease, semver_key
 
 CONTENT_TYPES = {
     ".xz": "application/x-xz",
@@ -35,112 +34,6 @@ CONTENT_TYPES = {
     ".sum": "text/plain",
     ".minisig": "text/plain",
 }
-
-
-@dataclass(frozen=True)
-class GitHubTarget:
-    """Where a release goes on GitHub: the [github] settings, read once."""
-
-    repository: str
-    api_url: str = "https://api.github.com"
-    uploads_url: str = "https://uploads.github.com"
-    token_env: str = "GITHUB_TOKEN"
-    tag_template: str = "v{version}"
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> GitHubTarget:
-        defaults = cls("")
-        target = cls(
-            repository=str(settings.get("repository", "")),
-            api_url=str(settings.get("api-url") or defaults.api_url),
-            uploads_url=str(settings.get("uploads-url") or defaults.uploads_url),
-            token_env=str(settings.get("token-env") or defaults.token_env),
-            tag_template=str(settings.get("tag-template") or defaults.tag_template),
-        )
-        target.tag("0.0.0", "app")  # a broken template fails here, before anything is verified or sent
-        return target
-
-    def tag(self, version: str, app: str) -> str:
-        """The release tag of a version: the one place tag-template is applied."""
-        try:
-            return self.tag_template.format(version=version, app=app)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(
-                f"[github] tag-template {self.tag_template!r} is not a valid template",
-                hint='use the placeholders {version} and {app}, e.g. "v{version}"',
-            ) from exc
-
-    def where(self, version: str, app: str) -> str:
-        """OWNER/NAME@TAG, as plans and results name a release."""
-        prerelease = " (prerelease)" if is_prerelease(version) else ""
-        return f"{self.repository or 'OWNER/NAME'}@{self.tag(version, app)}{prerelease}"
-
-
-@dataclass(frozen=True)
-class S3Target:
-    """Where a release goes on S3: the [s3] settings, read once. Keys are
-    {prefix}/{app}/{version}/{file} and the pointer {prefix}/{app}/latest.json."""
-
-    bucket: str
-    prefix: str = ""  # without leading or trailing slashes
-    endpoint_url: str = ""
-    region: str = ""
-    multipart_threshold: int = 64 << 20
-    multipart_chunk: int = 16 << 20
-
-    @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> S3Target:
-        defaults = cls("")
-        endpoint = str(settings.get("endpoint-url", "") or "")
-        if endpoint:
-            parts = urlsplit(endpoint)
-            if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in endpoint):
-                raise ConfigError(
-                    f"[s3] endpoint-url {endpoint!r} is not an http(s) URL",
-                    hint='set it to the store\'s URL, e.g. "https://s3.example.com", or to "" for AWS',
-                )
-        sizes = {}
-        for name, default in (
-            ("multipart-threshold", defaults.multipart_threshold),
-            ("multipart-chunk", defaults.multipart_chunk),
-        ):
-            value = settings.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(
-                    f"[s3] {name} = {value!r} is not a positive size", hint="set it in bytes, e.g. 16777216"
-                )
-            sizes[name] = value
-        return cls(
-            bucket=str(settings.get("bucket", "") or ""),
-            prefix=str(settings.get("prefix", "") or "").strip("/"),
-            endpoint_url=endpoint,
-            region=str(settings.get("region", "") or ""),
-            multipart_threshold=sizes["multipart-threshold"],
-            multipart_chunk=sizes["multipart-chunk"],
-        )
-
-    def release_prefix(self, app: str, version: str) -> str:
-        return "/".join(p for p in (self.prefix, app, version) if p)
-
-    def key(self, app: str, version: str, name: str) -> str:
-        return f"{self.release_prefix(app, version)}/{name}"
-
-    def latest_key(self, app: str) -> str:
-        return "/".join(p for p in (self.prefix, app, "latest.json") if p)
-
-    def url(self, key: str) -> str:
-        return f"s3://{self.bucket or 'BUCKET'}/{key}"
-
-    def transfer_config(self) -> Any:
-        """boto3's managed transfer, in parts from multipart-threshold up (parts
-        smaller than S3's 5 MiB minimum are raised to it). The classic transfer
-        manager: it uses our client, so its requests are the ones we see."""
-        transfer = importlib.import_module("boto3.s3.transfer")  # (boto3 has no type information)
-        return transfer.TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.multipart_chunk,
-            preferred_transfer_client="classic",
-        )
 
 
 @dataclass(frozen=True)
@@ -160,31 +53,6 @@ class Action:
     name: str
     action: str  # upload | skip | replace | keep (latest.json not moved back) | would-upload
     where: str
-
-
-def is_prerelease(version: str) -> bool:
-    """SemVer pre-releases (1.2.0-rc.1) become GitHub pre-releases."""
-    return "-" in version.split("+", 1)[0]
-
-
-SemVerKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
-_SEMVER = re.compile(
-    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
-)
-
-
-def semver_key(version: str) -> SemVerKey:
-    """SemVer 2.0 precedence as a sort key: a pre-release orders below its
-    release, numeric identifiers numerically and below alphanumeric ones, more
-    identifiers above fewer; build metadata is ignored. ValueError if not SemVer."""
-    match = _SEMVER.fullmatch(version)
-    if match is None:
-        raise ValueError(f"{version!r} is not a SemVer version")
-    major, minor, patch, pre = match.groups()
-    identifiers = tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in pre.split(".")) if pre else ()
-    return int(major), int(minor), int(patch), 0 if pre else 1, identifiers
 
 
 def content_type(path: Path) -> str:
@@ -263,43 +131,8 @@ def publish_github(
     return actions
 
 
-def s3_client(target: S3Target) -> Any:
-    """A boto3 S3 client for the target (the standard AWS credential chain)."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, InvalidRegionError
-
-    options: dict[str, Any] = {}
-    if target.endpoint_url:
-        options["endpoint_url"] = target.endpoint_url
-    if target.region:
-        options["region_name"] = target.region
-    try:
-        # A session of its own: boto3's default one keeps the credentials it found first.
-        return boto3.session.Session().client("s3", **options)
-    except InvalidRegionError as exc:
-        raise ConfigError(
-            f"[s3] region {target.region!r} is not a region name",
-            hint='set it to e.g. "us-east-1", or to "" for the default',
-        ) from exc
-    except ValueError as exc:  # botocore's own check of the endpoint
-        raise ConfigError(
-            f"[s3] endpoint-url {target.endpoint_url!r} is not usable: {_one_line(exc)}",
-            hint='set it to the store\'s URL, e.g. "https://s3.example.com", or to "" for AWS',
-        ) from exc
-    except BotoCoreError as exc:
-        raise _s3_failure(exc, target) from exc
-
-
 def _b64(digest_hex: str) -> str:
     return base64.b64encode(bytes.fromhex(digest_hex)).decode()
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _error_code(exc: Any) -> str:
-    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
 def upload_s3_object(client: Any, target: S3Target, key: str, path: Path, digest: str) -> None:
@@ -324,35 +157,10 @@ def _stored_digest(client: Any, bucket: str, key: str) -> str | None:
     try:
         head = client.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        if _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
     return str(head.get("Metadata", {}).get("sha256", ""))
-
-
-def _latest_version(client: Any, target: S3Target, app: str, *, force_latest: bool) -> str | None:
-    """The version latest.json points at, None when there is none (or, with
-    --force-latest, when it is unreadable and about to be overwritten)."""
-    from botocore.exceptions import ClientError
-
-    key = target.latest_key(app)
-    try:
-        body = client.get_object(Bucket=target.bucket, Key=key)["Body"].read()
-    except ClientError as exc:
-        if _error_code(exc) in ("NoSuchKey", "404", "NotFound"):
-            return None
-        raise
-    try:
-        version = json.loads(body)["version"]
-        semver_key(version)
-    except (ValueError, KeyError, TypeError):
-        if force_latest:
-            return None
-        raise PublishError(
-            f"{target.url(key)} does not name a SemVer version",
-            hint="pass --force-latest to overwrite it with this version (or delete it)",
-        ) from None
-    return str(version)
 
 
 def _abort_uploads(client: Any, target: S3Target, prefix: str, upload_ids: set[str]) -> None:
@@ -370,54 +178,9 @@ def _abort_uploads(client: Any, target: S3Target, prefix: str, upload_ids: set[s
                     log.info(f"aborted the unfinished multipart upload of {target.url(upload['Key'])}")
     except (BotoCoreError, ClientError) as exc:
         log.warn(
-            f"could not abort unfinished multipart uploads under {target.url(prefix)}/ ({_one_line(exc)}): "
+            f"could not abort unfinished multipart uploads under {target.url(prefix)}/ ({one_line(exc)}): "
             "abort them with `aws s3api abort-multipart-upload` or a lifecycle rule"
         )
-
-
-def _s3_failure(exc: BaseException, target: S3Target) -> PublishError:
-    """One line for what went wrong talking to S3, and what to do about it."""
-    from botocore.exceptions import (
-        ClientError,
-        EndpointConnectionError,
-        NoCredentialsError,
-        PartialCredentialsError,
-        ProfileNotFound,
-    )
-
-    cause = exc
-    wrapped = exc.__cause__ or exc.__context__
-    if not isinstance(exc, ClientError) and isinstance(wrapped, ClientError):
-        cause = wrapped  # boto3's managed transfer wraps the real error in S3UploadFailedError
-    again = "re-running finishes the job: objects already there with the same digest are skipped"
-    if isinstance(cause, (NoCredentialsError, PartialCredentialsError)):
-        return PublishError(
-            "no AWS credentials for S3",
-            hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE to a profile in ~/.aws/config",
-        )
-    if isinstance(cause, ProfileNotFound):
-        return PublishError(
-            f"AWS profile {cause.kwargs.get('profile')!r} does not exist",
-            hint="fix AWS_PROFILE (profiles live in ~/.aws/config), or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-        )
-    if isinstance(cause, EndpointConnectionError):
-        return PublishError(
-            f"cannot reach S3 at {cause.kwargs.get('endpoint_url')}",
-            hint=f"check the network and [s3] endpoint-url; {again}",
-        )
-    if isinstance(cause, ClientError):
-        code = _error_code(cause)
-        if code == "NoSuchBucket":
-            return PublishError(f"S3 bucket {target.bucket!r} does not exist", hint="create it or fix [s3] bucket")
-        message = _one_line(cause.response.get("Error", {}).get("Message", ""))
-        refused = f"S3 refused {cause.operation_name} in bucket {target.bucket!r}: {code} {message}".rstrip()
-        if code in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"):
-            return PublishError(
-                refused,
-                hint=f"check the AWS credentials and that they may get, put and list {target.url(target.prefix)}",
-            )
-        return PublishError(refused, hint=again)
-    return PublishError(f"S3 request failed: {_one_line(exc)}", hint=again)
 
 
 def publish_s3(
@@ -442,7 +205,7 @@ def publish_s3(
     try:
         return _publish_s3(client, info, target, replace=replace, force_latest=force_latest)
     except (BotoCoreError, ClientError, boto3.exceptions.Boto3Error) as exc:
-        raise _s3_failure(exc, target) from exc
+        raise s3_failure(exc, target) from exc
 
 
 def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bool, force_latest: bool) -> list[Action]:
@@ -455,7 +218,7 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
         )
     # 1. Look first: an unreadable pointer or a conflicting object stops the
     # release before any byte of it is uploaded.
-    _latest_version(client, target, info.app, force_latest=force_latest)
+    latest_version(client, target, info.app, force_latest=force_latest)
     planned: list[tuple[Path, str, str]] = []  # (file, digest, upload | skip | replace)
     for path in info.files:
         digest = sha256_file(path)
@@ -487,7 +250,7 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
                 upload_s3_object(client, target, key, path, digest)
             except OSError as exc:
                 raise PublishError(
-                    f"cannot read {path}: {exc.strerror or _one_line(exc)}",
+                    f"cannot read {path}: {exc.strerror or one_line(exc)}",
                     hint="the release folder changed during the upload: check it with `invoke verify`, then re-run",
                 ) from exc
             log.info(f"{'replaced' if action == 'replace' else 'uploaded'} {target.url(key)}")
@@ -500,7 +263,7 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
     # 3. The pointer goes last, and only forward: readers never see a version
     # that is not all there, nor an older one than they saw before.
     latest_key = target.latest_key(info.app)
-    current = _latest_version(client, target, info.app, force_latest=force_latest)
+    current = latest_version(client, target, info.app, force_latest=force_latest)
     if current is not None and not force_latest and semver_key(info.version) < semver_key(current):
         log.info(
             f"{target.url(latest_key)} stays at {current}: {info.version} is older "

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from toolchain import proc
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_atomic, write_json
 from toolchain.digest import sha256_file
 from toolchain.errors import (
     ConfigError,
@@ -39,11 +39,13 @@ from toolchain.errors import (
 )
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
-from toolchain.release.schema import ArchiveRef, env_prefix, parse_level, runnable_first, sandbox, sandbox_env
+from toolchain.release.installers import env_prefix
+from toolchain.release.schema import ArchiveRef, parse_level, runnable_first, sandbox, sandbox_env
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
 
 if TYPE_CHECKING:
-    from toolchain.release.publish import GitHubTarget, S3Target
+    from toolchain.release.github import GitHubTarget
+    from toolchain.release.s3 import S3Target
 
 VALIDATION_NAME = "rollback-validation.json"
 VALIDATION_SCHEMA = "toolchain.rollback-validation/v1"
@@ -326,14 +328,14 @@ def validate_rollback(
 
 def _record(folder: Path, document: dict[str, Any], key: SecretKey | None) -> Path:
     """Write the validation, list it in the manifest and sha256.sum, and sign all three."""
-    path = write_atomic(folder / VALIDATION_NAME, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    path = write_json(folder / VALIDATION_NAME, document)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     manifest["rollback_validation"] = {
         "name": VALIDATION_NAME,
         "sha256": sha256_file(path),
         "result": document["result"],
     }
-    write_atomic(folder / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    write_json(folder / MANIFEST_NAME, manifest)
     sums = parse_sums(folder / SUMS_NAME)
     sums[VALIDATION_NAME] = sha256_file(path)
     sums[MANIFEST_NAME] = sha256_file(folder / MANIFEST_NAME)
@@ -397,12 +399,11 @@ def previous_release(
 
 
 def _previous_on_s3(app: str, target: S3Target, into: Path, wanted: tuple[str, ...]) -> list[AppRelease]:
-    from toolchain.release.audit import _s3_errors, download_s3
-    from toolchain.release.publish import _latest_version, s3_client
+    from toolchain.release.s3 import download_s3, latest_version, s3_client, s3_errors
 
     client = s3_client(target)
-    with _s3_errors(target, PublishError):
-        latest = _latest_version(client, target, app, force_latest=True)
+    with s3_errors(target, PublishError):
+        latest = latest_version(client, target, app, force_latest=True)
         if latest is None:
             return []
         local = download_s3(client, target, target.release_prefix(app, latest), into, wanted)
@@ -421,8 +422,7 @@ def _previous_on_github(
 ) -> list[AppRelease]:
     import os
 
-    from toolchain.release.audit import download_github
-    from toolchain.release.github import GitHubClient
+    from toolchain.release.github import GitHubClient, download_github
 
     token = token or os.environ.get(target.token_env, "")
     if not token:

@@ -25,14 +25,10 @@ from toolchain.config import catalog
 from toolchain.config.targets import host_platform
 from toolchain.errors import ReleaseCheckError, ToolchainError
 from toolchain.log import log
+from toolchain.release.installers import env_prefix
 from toolchain.verify.smoke import launcher
 
 _LEVEL = re.compile(r"\d+")
-
-
-def env_prefix(app: str) -> str:
-    """The app's environment prefix, as its installers spell it (TALLY for tally)."""
-    return re.sub(r"[^A-Z0-9]", "_", app.upper())
 
 
 def sandbox_env(app: str, home: Path) -> dict[str, str]:

@@ -26,6 +26,31 @@ class Bump:
     changelog: Path | None
 
 
+def is_prerelease(version: str) -> bool:
+    """SemVer pre-releases (1.2.0-rc.1) become GitHub pre-releases."""
+    return "-" in version.split("+", 1)[0]
+
+
+SemVerKey = tuple[int, int, int, int, tuple[tuple[int, int, str], ...]]
+_SEMVER = re.compile(
+    r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9]\d*|\d*[A-Za-z-][0-9A-Za-z-]*))*))?"
+    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
+)
+
+
+def semver_key(version: str) -> SemVerKey:
+    """SemVer 2.0 precedence as a sort key: a pre-release orders below its
+    release, numeric identifiers numerically and below alphanumeric ones, more
+    identifiers above fewer; build metadata is ignored. ValueError if not SemVer."""
+    match = _SEMVER.fullmatch(version)
+    if match is None:
+        raise ValueError(f"{version!r} is not a SemVer version")
+    major, minor, patch, pre = match.groups()
+    identifiers = tuple((0, int(i), "") if i.isdigit() else (1, 0, i) for i in pre.split(".")) if pre else ()
+    return int(major), int(minor), int(patch), 0 if pre else 1, identifiers
+
+
 def commit_level(subject: str, body: str) -> str:
     match = SUBJECT.match(subject)
     if not match:
@@ -54,10 +79,7 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def commits_since_tag(repo: Path) -> tuple[str | None, list[tuple[str, str]]]:
-    described = proc.run(
-        ["git", "-C", repo, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"], check=False, quiet=True
-    )
-    tag = described.stdout.strip() if described.returncode == 0 else None
+    tag = proc.output(["git", "-C", repo, "describe", "--tags", "--abbrev=0", "--match", "v[0-9]*"])
     span = f"{tag}..HEAD" if tag else "HEAD"
     log = _git(repo, "log", "--format=%s%x1f%b%x1e", span)
     commits = []

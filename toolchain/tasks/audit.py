@@ -11,8 +11,8 @@ from toolchain.config.settings import load_settings
 from toolchain.errors import AuditError, UsageError
 from toolchain.log import log
 from toolchain.release.audit import audit, summary
-from toolchain.release.github import GitHubClient
-from toolchain.release.publish import GitHubTarget, S3Target
+from toolchain.release.github import GitHubClient, GitHubTarget
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import task
 

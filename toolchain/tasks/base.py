@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from invoke.exceptions import Exit
 from invoke.tasks import Task
@@ -19,6 +20,9 @@ from invoke.tasks import task as invoke_task
 
 from toolchain.errors import BROKEN_PIPE, INTERRUPTED, ToolchainError, UsageError
 from toolchain.log import log
+
+if TYPE_CHECKING:
+    from toolchain.config.settings import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -64,6 +68,11 @@ def task(**options: Any) -> Callable[[F], ToolkitTask]:
 def target_list(*values: str) -> tuple[str, ...]:
     """Items of `--target a,b --target c` (the one parser of comma lists: targets, features)."""
     return tuple(t.strip() for value in values for t in value.split(",") if t.strip())
+
+
+def out_folder(given: str, settings: Settings) -> Path:
+    """The folder a task works in: the one given (--out-dir, --path), else [build] out-dir."""
+    return Path(given) if given else settings.out_dir
 
 
 def required(value: str, option: str) -> str:

@@ -43,23 +43,24 @@ def _verdict(verdicts: tuple[RuleVerdict, ...]) -> str:
 def print_summary(report: BuildReport) -> None:
     rows = []
     for result in report.results:
-        if not result.ok:
-            row = [result.triple, result.runner or "-", result.route or "-", "-", "-", "-"]
-            rows.append([*row, f"{result.seconds:.1f}", "-", "FAILED"])
+        entry = result.entry
+        if not entry.ok:
+            row = [entry.target, entry.runner or "-", entry.route or "-", "-", "-", "-"]
+            rows.append([*row, f"{entry.seconds:.1f}", "-", "FAILED"])
             continue
         archives = {a.package: a for a in result.artifacts}
         for binary in result.binaries:
             archive = archives.get(binary.package)
             rows.append(
                 [
-                    result.triple,
-                    result.runner or "-",
-                    result.route or "-",
+                    entry.target,
+                    entry.runner or "-",
+                    entry.route or "-",
                     binary.path.name,
                     _human(binary.info.size),
                     f"{archive.path.name} ({_human(archive.size)})" if archive else "-",
-                    f"{result.seconds:.1f}",
-                    result.cache.summary() if result.cache else "-",
+                    f"{entry.seconds:.1f}",
+                    entry.cache.summary() if entry.cache else "-",
                     _verdict(binary.verdicts),
                 ]
             )

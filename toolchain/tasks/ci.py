@@ -10,7 +10,7 @@ from invoke.context import Context
 
 from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.release.ci import AUDIT_WORKFLOW, AUDIT_WORKFLOW_NAME, WORKFLOW, matrix
+from toolchain.release.ci import AUDIT_WORKFLOW_NAME, WORKFLOW_NAME, matrix, workflow
 from toolchain.tasks.base import task
 
 
@@ -39,9 +39,9 @@ def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> No
     """Write GitHub Actions workflows: the release (build matrix, sign, publish on tags) and a scheduled audit."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(WORKFLOW)
+    out.write_text(workflow(WORKFLOW_NAME))
     audit = out.with_name(AUDIT_WORKFLOW_NAME)
-    audit.write_text(AUDIT_WORKFLOW)
+    audit.write_text(workflow(AUDIT_WORKFLOW_NAME))
     log.info(f"wrote {out} and {audit}")
 
 

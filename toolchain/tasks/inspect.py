@@ -11,7 +11,7 @@ from toolchain.config.settings import load_settings
 from toolchain.errors import VerificationError
 from toolchain.log import log
 from toolchain.release import authenticode, codesign
-from toolchain.tasks.base import task
+from toolchain.tasks.base import out_folder, task
 from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 
 
@@ -27,7 +27,7 @@ from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Show format, architecture, stripping, size and largest sections of a binary."""
     settings = load_settings()
-    paths = [Path(path)] if path else paths_from_last_build(Path(out_dir) if out_dir else settings.out_dir, target)
+    paths = [Path(path)] if path else paths_from_last_build(out_folder(out_dir, settings), target)
     signer = None
     if target and settings.authenticode.configured:
         with authenticode.identity(settings.authenticode) as ident:

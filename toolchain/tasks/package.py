@@ -15,11 +15,7 @@ from toolchain.log import log
 from toolchain.release.folder import SUMS_NAME, package_release, verify_release
 from toolchain.release.installers import InstallerUpdate
 from toolchain.release.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
-from toolchain.tasks.base import required, task
-
-
-def _folder(out_dir: str) -> Path:
-    return Path(out_dir) if out_dir else load_settings().out_dir
+from toolchain.tasks.base import out_folder, required, task
 
 
 @task(
@@ -44,7 +40,7 @@ def package_task(
 ) -> None:
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
     settings = load_settings()
-    folder = _folder(out_dir)
+    folder = out_folder(out_dir, settings)
     if merge:
         from toolchain.release.folder import merge_parts
 
@@ -122,7 +118,7 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
     else:
         from toolchain.release.folder import parse_sums
 
-        folder = _folder(out_dir)
+        folder = out_folder(out_dir, settings)
         files = [folder / name for name in parse_sums(folder / SUMS_NAME)] + [folder / SUMS_NAME]
     for file in files:
         if not file.is_file():
@@ -141,7 +137,7 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
 def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
     """Check a release folder: every file listed, every digest and signature right."""
     settings = load_settings()
-    folder = Path(path) if path else settings.out_dir
+    folder = out_folder(path, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
     checked = verify_release(folder, key_text)
     if json:

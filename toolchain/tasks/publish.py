@@ -9,9 +9,11 @@ from invoke.context import Context
 from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
+from toolchain.release.github import GitHubTarget
+from toolchain.release.publish import Action, plan, publish, release_info
+from toolchain.release.s3 import S3Target
 from toolchain.release.signing import public_key_text
-from toolchain.tasks.base import task
+from toolchain.tasks.base import out_folder, task
 
 
 def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[GitHubTarget | None, S3Target | None]:
@@ -64,7 +66,7 @@ def publish_task(
 ) -> None:
     """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
     settings = load_settings()
-    folder = Path(out_dir) if out_dir else settings.out_dir
+    folder = out_folder(out_dir, settings)
     key = public_key_text(public_key, settings.public_key_file)
     github_target, s3_target = _destinations(settings, github, s3)
     if dry_run:
@@ -101,7 +103,7 @@ def release_task(
     settings = load_settings()
     if configured_secret_key(settings.secret_key_file) is None:
         raise UsageError("a release must be signed", hint="set [sign] secret-key-file or $TOOLCHAIN_SECRET_KEY")
-    folder = Path(out_dir) if out_dir else settings.out_dir
+    folder = out_folder(out_dir, settings)
     # Settings first: a bad [github]/[s3] value fails before minutes of building.
     github = GitHubTarget.from_settings(settings.github) if settings.github.get("repository") or dry_run else None
     s3 = S3Target.from_settings(settings.s3) if settings.s3.get("bucket") or dry_run else None

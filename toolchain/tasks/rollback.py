@@ -10,7 +10,7 @@ from toolchain.config.settings import load_settings
 from toolchain.log import log
 from toolchain.release.rollback import RollbackOptions, validate_rollback
 from toolchain.release.signing import configured_secret_key, public_key_text
-from toolchain.tasks.base import required, task
+from toolchain.tasks.base import out_folder, required, task
 
 
 @task(
@@ -29,7 +29,7 @@ def validate_rollback_task(
     """Install the previous release, fail its update on purpose, check the restore, then update cleanly."""
     previous = required(from_, "--from")
     settings = load_settings()
-    folder = Path(out_dir) if out_dir else settings.out_dir
+    folder = out_folder(out_dir, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
     key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
     options = RollbackOptions(settings.schema_command, settings.fail_migration_env, settings.seed_commands)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from invoke.context import Context
 
 from toolchain.build.record import load_record
 from toolchain.config.settings import load_settings
 from toolchain.errors import SizeRegressionError
 from toolchain.log import log
-from toolchain.tasks.base import target_list, task
+from toolchain.tasks.base import out_folder, target_list, task
 from toolchain.verify.size import (
     GrowthLimit,
     baseline_crates,
@@ -53,7 +51,7 @@ def size_task(
 ) -> None:
     """Binary and archive sizes against the baseline; fail on growth past the threshold."""
     settings = load_settings()
-    folder = Path(out_dir) if out_dir else settings.out_dir
+    folder = out_folder(out_dir, settings)
     triples = list(target_list(target))
     if crates:
         from toolchain.verify.bloat import attribute, save_attributions

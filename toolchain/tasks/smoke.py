@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from invoke.context import Context
 
 from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.tasks.base import target_list, task
+from toolchain.tasks.base import out_folder, target_list, task
 from toolchain.verify.inspect_report import built_binaries
 from toolchain.verify.smoke import require_ok, smoke_binary
 
@@ -24,7 +22,7 @@ from toolchain.verify.smoke import require_ok, smoke_binary
 def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Run the last build's binaries here (native, qemu or wine): --version and doctor."""
     settings = load_settings()
-    folder = Path(out_dir) if out_dir else settings.out_dir
+    folder = out_folder(out_dir, settings)
     results = []
     for triple in target_list(target) or (settings.catalog.host_triple(),):
         chosen = settings.catalog.target(triple)

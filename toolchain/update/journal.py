@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_json
 from toolchain.errors import UpdateError
 from toolchain.update.files import PRIVATE_DIR, PRIVATE_FILE, _pid_alive, _state_digest
 from toolchain.update.snapshot import _read_snapshot
@@ -119,7 +119,7 @@ class Journal:
         self.record.update(details)
         self.record["state"] = state
         self.record.setdefault("steps", []).append([state, datetime.now(UTC).isoformat(timespec="seconds")])
-        write_atomic(self.path, json.dumps(self.record, indent=2, sort_keys=True) + "\n", PRIVATE_FILE, durable=True)
+        write_json(self.path, self.record, PRIVATE_FILE, durable=True)
         if os.environ.get(CRASH_ENV) == state:
             os.kill(os.getpid(), signal.SIGKILL)
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import fsync_dir, write_atomic
+from toolchain.atomic import fsync_dir, write_json
 from toolchain.digest import sha256_file
 from toolchain.errors import UpdateError, UsageError
 from toolchain.update.files import (
@@ -156,8 +156,7 @@ def snapshot(binary: Path, data_files: list[Path], folder: Path, *, lock_timeout
         "binary": {"path": str(binary), "sha256": sha256_file(folder / "binary"), **_ownership(binary)},
         "data": entries,
     }
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    write_atomic(folder / "snapshot.json", text, PRIVATE_FILE, durable=True)
+    write_json(folder / "snapshot.json", manifest, PRIVATE_FILE, durable=True)
     fsync_dir(folder / "data")
     return manifest
 

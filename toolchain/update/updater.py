@@ -25,7 +25,7 @@ from typing import Any
 from toolchain.atomic import fsync_dir
 from toolchain.errors import ToolchainError, UpdateError, UsageError
 from toolchain.log import log
-from toolchain.release.publish import semver_key
+from toolchain.release.version import semver_key
 from toolchain.update.artifact import Artifact, _check_installed_kind, _check_same_kind, extract_binary, verify_artifact
 from toolchain.update.channel import read_channel
 from toolchain.update.files import _apply_ownership, _os_reason, _ownership

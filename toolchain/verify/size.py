@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.atomic import write_atomic
+from toolchain.atomic import write_json
 from toolchain.build.record import BuildRecord, TargetEntry
 from toolchain.errors import UsageError
 
@@ -92,11 +92,10 @@ class SizeSample:
 
 
 def git_commit(repo: Path) -> tuple[str | None, bool]:
-    head = proc.run(["git", "-C", repo, "rev-parse", "HEAD"], check=False, quiet=True)
-    if head.returncode != 0:
+    head = proc.output(["git", "-C", repo, "rev-parse", "HEAD"])
+    if head is None:
         return None, False
-    status = proc.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"], check=False, quiet=True)
-    return head.stdout.strip(), bool(status.stdout.strip())
+    return head, bool(proc.output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"]))
 
 
 def append_history(out_dir: Path, repo: Path, profile: str, targets: list[TargetEntry]) -> Path:
@@ -203,7 +202,7 @@ def write_baseline(path: Path, rows: list[SizeRow]) -> Path:
         entry = document["targets"].setdefault(row.target, {}).setdefault(row.binary, {})
         # Crate sizes are written only by `--crates --update-baseline`; a size update keeps them.
         entry.update({"size": row.size, "archive_size": row.archive_size, "sections": row.sections})
-    return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return write_json(path, document)
 
 
 # Enough crates to explain a growth; the rest of a large dependency tree is noise in a baseline.
@@ -216,7 +215,7 @@ def write_baseline_crates(path: Path, crates: dict[tuple[str, str], dict[str, in
     for (target, binary), sizes in crates.items():
         top = dict(sorted(sizes.items(), key=lambda kv: (-kv[1], kv[0]))[:BASELINE_CRATES])
         document["targets"].setdefault(target, {}).setdefault(binary, {})["crates"] = top
-    return write_atomic(path, json.dumps(document, indent=2, sort_keys=True) + "\n")
+    return write_json(path, document)
 
 
 def baseline_sizes(baseline: dict[str, Any]) -> dict[tuple[str, str], int]:

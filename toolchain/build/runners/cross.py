@@ -120,10 +120,10 @@ def engine_problem(program: str) -> str | None:
 
 
 def image_id(program: str, image: str) -> str | None:
-    result = proc.run([program, "image", "inspect", "--format", "{{.Id}}", image], check=False, quiet=True, timeout=60)
-    if result.returncode != 0:
+    found = proc.output([program, "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+    if found is None:
         return None
-    return result.stdout.strip().split(":")[-1] or None
+    return found.split(":")[-1] or None
 
 
 @functools.cache
