@@ -6,6 +6,8 @@ task boundary (toolchain.tasks.base) is the one place that catches them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ToolchainError(Exception):
     """Root of every error the toolkit reports to a user."""
@@ -21,6 +23,13 @@ class ToolchainError(Exception):
         if self.hint:
             return f"{self.message}; {self.hint}"
         return self.message
+
+
+def require_file(path: Path, error: type[ToolchainError], message: str, *, hint: str) -> Path:
+    """`path` when it is a file; else `error`, its `message` told the {path} and {what} it is."""
+    if not path.is_file():
+        raise error(message.format(path=path, what="a folder" if path.is_dir() else "missing"), hint=hint)
+    return path
 
 
 class UsageError(ToolchainError):
