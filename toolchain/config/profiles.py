@@ -7,8 +7,8 @@ custom profiles. A profile of the same name already in the user's manifest
 wins unless forced.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import json
 from dataclasses import dataclass
 from pathlib import Path

@@ -11,7 +11,6 @@ is reported with its file and line.
 
 from __future__ import annotations
 
-import difflib
 import math
 import re
 import tomllib
@@ -63,6 +62,8 @@ def _decode_position(exc: tomllib.TOMLDecodeError) -> str:
 
 def suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The nearest candidate, if one is close enough to be a likely typo."""
+    import difflib  # only on an error: loading valid settings does not pay for it
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

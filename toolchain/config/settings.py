@@ -6,8 +6,8 @@ settings also builds the project's catalog of targets, profiles and policies
 (toolchain.toml's [targets.*], [profiles.*] and [policies.*] tables, and the
 targets/, profiles/ and policies/ folders beside it)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import os
 import re
 import sys
@@ -21,6 +21,7 @@ from msgspec import Meta
 from toolchain import REPO_ROOT
 from toolchain.build.cache import CacheSettings
 from toolchain.config import catalog
+from toolchain.config.catalog import Catalog
 from toolchain.config.schema import Layer, Model, decode, load_toml
 from toolchain.config.targets import RunnerName
 from toolchain.errors import ConfigError, ProjectError, require_file
@@ -161,7 +162,7 @@ class Settings(SettingsFile, frozen=True, kw_only=True):
     sources: tuple[Path, ...]  # files the values came from, lowest first
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
     cwd: Path = msgspec.field(default_factory=Path.cwd)
-    catalog: catalog.Catalog = msgspec.field(default_factory=catalog.current)
+    catalog: Catalog = msgspec.field(default_factory=catalog.current)
 
     def _path(self, value: str) -> Path | None:
         return self.base / value if value else None

@@ -2,8 +2,8 @@
 The documents come from toolchain.config.catalog (packaged data merged with a
 project's own)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import platform
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal, get_args

@@ -13,7 +13,6 @@ import msgspec
 from toolchain.config.schema import Layer, Model, decode, did_you_mean, load_record
 from toolchain.config.targets import Target
 from toolchain.errors import UsageError, VerificationError
-from toolchain.verify.inspection import BinaryInfo
 
 Severity = Literal["error", "warn", "report"]
 Rule = Literal[
@@ -24,6 +23,8 @@ Rule = Literal[
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 RULES: tuple[str, ...] = get_args(Rule)
 if TYPE_CHECKING:
+    from toolchain.verify.inspection import BinaryInfo  # the settings load the policies without LIEF's module
+
     RuleKey = str  # what callers look a rule up by
 else:
     RuleKey = Rule  # what msgspec checks the keys against
