@@ -25,13 +25,6 @@ class ToolchainError(Exception):
         return self.message
 
 
-def require_file(path: Path, error: type[ToolchainError], message: str, *, hint: str) -> Path:
-    """`path` when it is a file; else `error`, its `message` told the {path} and {what} it is."""
-    if not path.is_file():
-        raise error(message.format(path=path, what="a folder" if path.is_dir() else "missing"), hint=hint)
-    return path
-
-
 class UsageError(ToolchainError):
     """A bad argument on the command line (unknown target, profile, ...)."""
 
@@ -126,6 +119,14 @@ class AuditError(ToolchainError):
     """A published release failed the audit (the table/JSON says which check)."""
 
     exit_code = 17
+
+
+def require_file(path: Path, error: type[ToolchainError], message: str, *, hint: str) -> Path:
+    """`path` if it is a file; else `error(message)`, with {path} and {what} ("a folder" or
+    "missing") filled in: the one wording of that check for settings and arguments alike."""
+    if not path.is_file():
+        raise error(message.format(path=path, what="a folder" if path.is_dir() else "missing"), hint=hint)
+    return path
 
 
 # Exit codes that are not an error class of their own.

@@ -12,8 +12,8 @@ back to compiling, with one warning line. Credentials come from the standard
 AWS chain (environment, profile files, instance roles) as sccache reads it;
 the toolkit never reads, prints or stores them."""
 
-# No `from __future__ import annotations` here: msgspec gets CacheSettings' field types as
-# objects instead of strings it would evaluate when the settings are first read.
+from __future__ import annotations
+
 import json
 import os
 import shutil
@@ -118,7 +118,7 @@ class CacheStats:
         return {**self.__dict__, "hit_rate": round(self.hit_rate, 3)}
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "CacheStats":
+    def from_dict(cls, raw: Mapping[str, Any]) -> CacheStats:
         return cls(
             backend=str(raw.get("backend", "none")),
             hits=int(raw.get("hits", 0)),
@@ -129,7 +129,7 @@ class CacheStats:
         )
 
     @classmethod
-    def from_sccache(cls, backend: str, document: Mapping[str, Any]) -> "CacheStats":
+    def from_sccache(cls, backend: str, document: Mapping[str, Any]) -> CacheStats:
         """From `sccache --show-stats --stats-format json`."""
         stats = document.get("stats", {})
 
@@ -221,7 +221,7 @@ def session(settings: CacheSettings, label: str) -> Iterator[CacheSession]:
             current.stats = _stop(program, env, settings.backend, label, stats_file)
 
 
-def _stop(program: str, env: dict[str, str], backend: str, label: str, stats_file: Path) -> "CacheStats":
+def _stop(program: str, env: dict[str, str], backend: str, label: str, stats_file: Path) -> CacheStats:
     shown = proc.run([program, "--show-stats", "--stats-format", "json"], env=env, check=False, quiet=True, timeout=60)
     proc.run([program, "--stop-server"], env=env, check=False, quiet=True, timeout=60)
     text = stats_file.read_text(errors="replace") if stats_file.is_file() else shown.stdout
