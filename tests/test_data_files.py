@@ -1,4 +1,4 @@
-"""Every data file is valid; the schema rejects what it should."""
+"""Every data file is valid; the models reject what they should."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Settings: defaults from the package's data/defaults.toml, overridden by a
 project's toolchain.toml (found where invoke runs or in a folder above, or
-named by TOOLCHAIN_CONFIG), merged key by key and converted once to
-SettingsFile, the one declaration of the keys. Loading the
-settings also builds the project's catalog of targets, profiles and policies
+named by TOOLCHAIN_CONFIG), merged key by key and converted once into
+SettingsFile, the one declaration of the keys. Loading the settings also
+builds the project's catalog of targets, profiles and policies
 (toolchain.toml's [targets.*], [profiles.*] and [policies.*] tables, and the
 targets/, profiles/ and policies/ folders beside it)."""
 

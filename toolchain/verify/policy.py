@@ -1,8 +1,8 @@
 """Verification policy: rules from policies/*.toml (one per OS, like
 auditwheel's manylinux policies) applied to an inspected binary."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first policy is read.
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +96,7 @@ def _version(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")) if text else ()
 
 
-def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
+def _machine_verdict(info: "BinaryInfo", target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
     machines = info.architectures or (info.machine,)
     if target.components:
         wanted = sorted(component_machines)
@@ -105,7 +105,7 @@ def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple
 
 
 def _findings(
-    info: BinaryInfo,
+    info: "BinaryInfo",
     target: Target,
     path: Path,
     policy: Policy,
@@ -204,7 +204,7 @@ def _findings(
     return found
 
 
-def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str, str]:
+def _authenticode_finding(info: "BinaryInfo", signer: str) -> tuple[bool, str, str, str]:
     expected = f"a valid signature by the configured certificate (SHA-256 {signer[:16]}...)"
     signature = info.authenticode
     if signature is None:
@@ -227,7 +227,7 @@ def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str
 
 
 def evaluate(
-    info: BinaryInfo,
+    info: "BinaryInfo",
     target: Target,
     path: Path,
     policy: Policy,
