@@ -121,6 +121,12 @@ class AuditError(ToolchainError):
     exit_code = 17
 
 
+class NotaryError(ToolchainError):
+    """Apple's notary service refused, or could not be reached for, a submission."""
+
+    exit_code = 18
+
+
 def require_file(path: Path, error: type[ToolchainError], message: str, *, hint: str) -> Path:
     """`path` if it is a file; else `error(message)`, with {path} and {what} ("a folder" or
     "missing") filled in: the one wording of that check for settings and arguments alike."""

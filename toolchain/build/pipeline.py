@@ -39,12 +39,12 @@ from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
-from toolchain.release import authenticode
+from toolchain.release import authenticode, codesign
 from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
 from toolchain.report.cargo_timings import keep_cargo_timings
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo, import_lief
-from toolchain.verify.policy import RuleVerdict, check_allow, evaluate, require
+from toolchain.verify.policy import MacSignatureExpectation, RuleVerdict, check_allow, evaluate, require
 from toolchain.verify.size import append_history
 
 REPORT_SCHEMA = "toolchain.build/v1"
@@ -214,6 +214,10 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
         with authenticode.identity(settings.authenticode):
             pass  # a wrong password or an expired certificate stops the build before cargo runs
+    if settings.macos_signing.signs and any(t.os == "macos" for t in targets):
+        codesign.rcodesign()  # likewise a missing rcodesign
+        with codesign.identity(settings.macos_signing):
+            pass
     results = build_targets(project, selections, targets, profile, options, settings, out_dir)
     record_path = None
     if any(r.ok for r in results):
@@ -534,7 +538,7 @@ def finish_target(
     mark = time.monotonic()
     binaries = check_binaries(compiled.executables, target, project, selections, settings, options.allow)
     phases.append(("verify", time.monotonic() - mark))
-    if target.os == "windows" and settings.authenticode.configured:
+    if signs(target, settings):
         mark = time.monotonic()
         binaries = sign_binaries(binaries, target, project, selections, settings, options.allow)
         phases.append(("sign", time.monotonic() - mark))
@@ -581,6 +585,13 @@ def build_target(
     return finish_target(stage, project, selections, options, settings, out_dir)
 
 
+def signs(target: Target, settings: Settings) -> bool:
+    """Whether the target's binaries get a platform signature after the policy checks."""
+    if target.os == "windows":
+        return settings.authenticode.configured
+    return target.os == "macos" and settings.macos_signing.signs
+
+
 def sign_binaries(
     binaries: list[BuiltBinary],
     target: Target,
@@ -589,19 +600,29 @@ def sign_binaries(
     settings: Settings,
     allow: tuple[str, ...],
 ) -> list[BuiltBinary]:
-    """Authenticode-sign copies of binaries that passed the policy, then hold
-    the signed copies to it again, the `authenticode` rule included."""
-    epoch = source_date_epoch(project.workspace_root)
+    """Sign copies of binaries that passed the policy (Authenticode on
+    Windows, rcodesign on macOS), then hold the signed copies to it again,
+    the `authenticode` or `macos-signature` rule included."""
     signed: dict[str, Path] = {}
-    with authenticode.identity(settings.authenticode) as ident, log.group(f"sign {target.triple}"):
-        assert ident is not None
-        for binary in binaries:
-            destination = binary.path.parent / "authenticode" / binary.path.name
-            authenticode.sign_pe(binary.path, destination, ident, binary.package, epoch)
-            log.info(f"{binary.path.name}: signed by {ident.subject}")
-            signed[binary.name] = destination
-        signer = ident.signer_sha256
-    return check_binaries(signed, target, project, selections, settings, allow, signer=signer)
+    with log.group(f"sign {target.triple}"):
+        if target.os == "windows":
+            epoch = source_date_epoch(project.workspace_root)
+            with authenticode.identity(settings.authenticode) as ident:
+                assert ident is not None
+                for binary in binaries:
+                    destination = binary.path.parent / "authenticode" / binary.path.name
+                    authenticode.sign_pe(binary.path, destination, ident, binary.package, epoch)
+                    log.info(f"{binary.path.name}: signed by {ident.subject}")
+                    signed[binary.name] = destination
+            return check_binaries(signed, target, project, selections, settings, allow, signer=ident.signer_sha256)
+        with codesign.identity(settings.macos_signing) as mac_ident:
+            for binary in binaries:
+                destination = binary.path.parent / "codesign" / binary.path.name
+                codesign.sign_macho(binary.path, destination, settings.macos_signing, mac_ident, binary.name)
+                log.info(f"{binary.path.name}: signed {mac_ident.subject if mac_ident else 'ad hoc'}")
+                signed[binary.name] = destination
+            expected = codesign.expectation(settings.macos_signing, mac_ident)
+        return check_binaries(signed, target, project, selections, settings, allow, macos=expected)
 
 
 def check_binaries(
@@ -612,6 +633,7 @@ def check_binaries(
     settings: Settings,
     allow: tuple[str, ...] = (),
     signer: str | None = None,
+    macos: MacSignatureExpectation | None = None,
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
     cache_dir = project.target_directory / ".toolchain"
@@ -623,7 +645,7 @@ def check_binaries(
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
             info = inspect_cached(path, digest, cache_dir)
-            verdicts = evaluate(info, target, path, policy, allow, machines, signer)
+            verdicts = evaluate(info, target, path, policy, allow, machines, signer, macos)
             for verdict in verdicts:
                 if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
                     why = "allowed with --allow" if verdict.allowed else "warning"

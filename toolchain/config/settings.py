@@ -13,7 +13,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import Meta
@@ -76,6 +76,10 @@ class ReleaseSettings(Model, frozen=True):
     download_url: str
 
 
+MacSignMode = Literal["auto", "linker", "adhoc", "developer-id"]
+MACOS_SIGN_MODES: tuple[str, ...] = get_args(MacSignMode)
+
+
 class SignSettings(Model, frozen=True):
     secret_key_file: str
     public_key_file: str
@@ -83,6 +87,19 @@ class SignSettings(Model, frozen=True):
     authenticode_key: str
     authenticode_password_env: EnvName
     timestamp_url: str
+    macos_sign: MacSignMode
+    macos_identity: str
+    macos_password_env: EnvName
+    macos_hardened_runtime: bool
+    macos_entitlements: str
+    macos_timestamp_url: str
+
+
+class NotarizeSettings(Model, frozen=True):
+    key_file: str
+    key_id: str
+    issuer_id: str
+    api_url: Url
 
 
 class UpdateSettings(Model, frozen=True):
@@ -131,6 +148,7 @@ class SettingsFile(Model, frozen=True):
     size: SizeSettings
     release: ReleaseSettings
     sign: SignSettings
+    notarize: NotarizeSettings
     update: UpdateSettings
     github: GitHubSettings
     s3: S3Settings
@@ -139,6 +157,8 @@ class SettingsFile(Model, frozen=True):
 
 
 P12_BASE64_ENV = "TOOLCHAIN_AUTHENTICODE_P12_BASE64"
+MACOS_P12_BASE64_ENV = "TOOLCHAIN_MACOS_P12_BASE64"
+NOTARY_KEY_ENV = "TOOLCHAIN_NOTARY_KEY"  # the .p8 key's text, in CI
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,44 @@ class AuthenticodeSettings:
     @property
     def configured(self) -> bool:
         return self.cert is not None or bool(os.environ.get(P12_BASE64_ENV))
+
+
+@dataclass(frozen=True)
+class MacSigningSettings:
+    """[sign] macos-* keys: how Mach-O binaries are signed (with rcodesign)."""
+
+    mode: str = "auto"  # auto | linker | adhoc | developer-id
+    identity: Path | None = None  # a PKCS#12 with a Developer ID Application certificate and key
+    password_env: str = "TOOLCHAIN_MACOS_P12_PASSWORD"
+    hardened_runtime: bool = True
+    entitlements: Path | None = None
+    timestamp_url: str = ""  # RFC 3161; notarization needs one (Apple's: http://timestamp.apple.com/ts01)
+
+    @property
+    def has_identity(self) -> bool:
+        return self.identity is not None or bool(os.environ.get(MACOS_P12_BASE64_ENV))
+
+    @property
+    def effective_mode(self) -> str:
+        """What happens: `auto` is developer-id with an identity, else the linker's ad hoc signature."""
+        if self.mode == "auto":
+            return "developer-id" if self.has_identity else "linker"
+        return self.mode
+
+    @property
+    def signs(self) -> bool:
+        """Whether rcodesign re-signs the binaries (the linker's signature is kept otherwise)."""
+        return self.effective_mode != "linker"
+
+
+@dataclass(frozen=True)
+class NotarySettings:
+    """[notarize]: the App Store Connect API key the notary service takes."""
+
+    key_file: Path | None = None  # the .p8 private key (or its text in $TOOLCHAIN_NOTARY_KEY)
+    key_id: str = ""
+    issuer_id: str = ""
+    api_url: str = "https://appstoreconnect.apple.com/notary/v2"
 
 
 class Settings(SettingsFile, frozen=True, kw_only=True):
@@ -203,6 +261,28 @@ class Settings(SettingsFile, frozen=True, kw_only=True):
             key=self._path(sign.authenticode_key),
             password_env=sign.authenticode_password_env,
             timestamp_url=sign.timestamp_url,
+        )
+
+    @property
+    def macos_signing(self) -> MacSigningSettings:
+        sign = self.sign
+        return MacSigningSettings(
+            mode=sign.macos_sign,
+            identity=self._path(sign.macos_identity),
+            password_env=sign.macos_password_env,
+            hardened_runtime=sign.macos_hardened_runtime,
+            entitlements=self._path(sign.macos_entitlements),
+            timestamp_url=sign.macos_timestamp_url,
+        )
+
+    @property
+    def notary(self) -> NotarySettings:
+        notarize = self.notarize
+        return NotarySettings(
+            key_file=self._path(notarize.key_file),
+            key_id=notarize.key_id,
+            issuer_id=notarize.issuer_id,
+            api_url=notarize.api_url,
         )
 
     @property

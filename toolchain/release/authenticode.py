@@ -11,21 +11,19 @@ reproducible as an unsigned one."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from toolchain import proc
 from toolchain.config.settings import P12_BASE64_ENV, AuthenticodeSettings
 from toolchain.errors import ConfigError, MissingToolError, SignatureError
+from toolchain.release import certificates
 
 P12_SUFFIXES = (".p12", ".pfx")
 
@@ -46,22 +44,9 @@ class Identity:
 
 def _load_certificates(settings: AuthenticodeSettings, data: bytes, password: str | None, what: str) -> Identity:
     from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.serialization import pkcs12
 
-    pw = password.encode() if password else None
     if settings.cert is None or settings.cert.suffix.lower() in P12_SUFFIXES:
-        try:
-            key, cert, _extra = pkcs12.load_key_and_certificates(data, pw)
-        except ValueError as exc:
-            raise SignatureError(
-                f"cannot open the Authenticode PKCS#12 {what}: wrong password or not a PKCS#12 file",
-                hint=f"set ${settings.password_env} to its password (or check the file)",
-            ) from exc
-        if key is None or cert is None:
-            raise SignatureError(
-                f"the Authenticode PKCS#12 {what} holds no private key and certificate",
-                hint="export the code-signing certificate with its private key",
-            )
+        _key, cert = certificates.open_pkcs12(data, password, f"Authenticode {what}", settings.password_env)
         pkcs12_path, cert_path, key_path = settings.cert, None, None
     else:
         from cryptography import x509
@@ -78,29 +63,26 @@ def _load_certificates(settings: AuthenticodeSettings, data: bytes, password: st
                 hint="set [sign] authenticode-key to its PEM private key (or use a .p12 file)",
             )
         try:
-            serialization.load_pem_private_key(_read(settings.key, "authenticode-key"), pw)
+            pem = _read(settings.key, "authenticode-key")
+            serialization.load_pem_private_key(pem, password.encode() if password else None)
         except (ValueError, TypeError) as exc:
             raise SignatureError(
                 f"cannot open the Authenticode key {settings.key}: wrong password or not a PEM private key",
                 hint=f"set ${settings.password_env} to its password (or check the file)",
             ) from exc
         pkcs12_path, cert_path, key_path = None, settings.cert, settings.key
-    not_after = cert.not_valid_after_utc
-    if not_after <= datetime.now(UTC):
-        raise SignatureError(
-            f"the Authenticode certificate {cert.subject.rfc4514_string()} expired on {not_after:%Y-%m-%d}",
-            hint="renew the code-signing certificate and point [sign] authenticode-cert at the new one",
-        )
-    der = cert.public_bytes(serialization.Encoding.DER)
+    described = certificates.describe(
+        cert, "Authenticode", "renew the code-signing certificate and point [sign] authenticode-cert at the new one"
+    )
     return Identity(
         pkcs12=pkcs12_path,
         cert=cert_path,
         key=key_path,
         password=password,
         timestamp_url=settings.timestamp_url,
-        signer_sha256=hashlib.sha256(der).hexdigest(),
-        subject=cert.subject.rfc4514_string(),
-        not_after=not_after,
+        signer_sha256=described.sha256,
+        subject=described.subject,
+        not_after=described.not_after,
     )
 
 
@@ -124,12 +106,7 @@ def identity(settings: AuthenticodeSettings) -> Iterator[Identity | None]:
     password = os.environ.get(settings.password_env) or None
     encoded = os.environ.get(P12_BASE64_ENV)
     if settings.cert is None and encoded:
-        try:
-            data = base64.b64decode(encoded, validate=True)
-        except binascii.Error as exc:
-            raise ConfigError(
-                f"${P12_BASE64_ENV} is not base64", hint="store the .p12 file base64-encoded in the secret"
-            ) from exc
+        data = certificates.decode_secret(P12_BASE64_ENV, encoded)
         with tempfile.TemporaryDirectory(prefix="toolchain-authenticode-") as tmp:
             p12 = Path(tmp) / "identity.p12"
             p12.write_bytes(data)

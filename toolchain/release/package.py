@@ -111,7 +111,7 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
         plain.unlink(missing_ok=True)
 
 
-def _zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
+def write_zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
     import time
 
     stamp = time.gmtime(mtime)[:6]
@@ -159,7 +159,7 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
     partial = out.with_name(f".{name}.partial")
     try:
         if name.endswith(".zip"):
-            _zip(entries, top, mtime, partial)
+            write_zip(entries, top, mtime, partial)
         else:
             _tar_xz(entries, top, mtime, partial)
         digest = sha256_file(partial)

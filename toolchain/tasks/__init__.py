@@ -15,6 +15,7 @@ def build_namespace() -> Collection:
         doctor,
         image,
         inspect,
+        notarize,
         package,
         publish,
         rollback,
@@ -26,7 +27,7 @@ def build_namespace() -> Collection:
     )
 
     namespace = Collection()
-    for module in (audit, build, doctor, inspect, size, smoke):
+    for module in (audit, build, doctor, inspect, notarize, size, smoke):
         namespace.add_task(module.TASK)
     for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS):
         namespace.add_task(task)

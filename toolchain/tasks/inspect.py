@@ -10,7 +10,7 @@ from invoke.context import Context
 from toolchain.config.settings import load_settings
 from toolchain.errors import VerificationError
 from toolchain.log import log
-from toolchain.release import authenticode
+from toolchain.release import authenticode, codesign
 from toolchain.tasks.base import task
 from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 
@@ -32,7 +32,11 @@ def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = ""
     if target and settings.authenticode.configured:
         with authenticode.identity(settings.authenticode) as ident:
             signer = ident.signer_sha256 if ident else None
-    report = inspect_paths(paths, target or None, signer)
+    macos = None
+    if target and settings.macos_signing.signs:
+        with codesign.identity(settings.macos_signing) as mac_ident:
+            macos = codesign.expectation(settings.macos_signing, mac_ident)
+    report = inspect_paths(paths, target or None, signer, macos)
     if json:
         log.json(report)
     else:
@@ -66,6 +70,7 @@ def _print(report: dict[str, Any]) -> None:
                 ["sha256", binary["sha256"]],
             ]
             + ([["authenticode", _signature(binary["authenticode"])]] if binary.get("format") == "pe" else [])
+            + [[f"code signature ({s['machine']})", _mac_signature(s["signature"])] for s in binary["slices"]]
             + [["dependencies", _dependencies(binary["dependencies"])]]
             + [[k, binary[k]] for k in ("glibc_required", "macos_min", "subsystem", "relro") if binary.get(k)],
         )
@@ -92,6 +97,14 @@ def _signature(signature: dict[str, str] | None) -> str:
     if not signature:
         return "unsigned"
     return f"{signature['status']}, signed by {signature['signer_subject']}"
+
+
+def _mac_signature(signature: dict[str, Any] | None) -> str:
+    if not signature:
+        return "unsigned"
+    who = f"Developer ID: {signature['signer_subject']}" if signature["signer_subject"] else signature["kind"]
+    extras = [name.replace("_", " ") for name in ("hardened_runtime", "timestamped") if signature[name]]
+    return ", ".join([signature["status"], who, *extras])
 
 
 TASK = inspect_task

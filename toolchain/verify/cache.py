@@ -12,12 +12,13 @@ import json
 from pathlib import Path
 
 from toolchain.atomic import write_atomic
-from toolchain.verify.inspection import SCHEMA_VERSION, BinaryInfo, inspect_binary
+from toolchain.verify.inspection import SCHEMA_VERSION, BinaryInfo, MachOSlice, inspect_binary
+from toolchain.verify.macho_signature import MachOSignature
 
 
 def _layout() -> str:
-    """A short digest of BinaryInfo's fields: a new field means a new cache."""
-    names = ",".join(f.name for f in dataclasses.fields(BinaryInfo))
+    """A short digest of the inspection records' fields: a new field means a new cache."""
+    names = ",".join(f.name for kind in (BinaryInfo, MachOSlice, MachOSignature) for f in dataclasses.fields(kind))
     return hashlib.sha256(names.encode()).hexdigest()[:8]
 
 

@@ -10,7 +10,7 @@ from toolchain.config import catalog
 from toolchain.digest import sha256_file
 from toolchain.errors import UsageError
 from toolchain.verify.inspection import inspect_binary
-from toolchain.verify.policy import evaluate, verdicts_to_dicts
+from toolchain.verify.policy import MacSignatureExpectation, evaluate, verdicts_to_dicts
 
 INSPECT_SCHEMA = "toolchain.inspect/v1"
 
@@ -35,8 +35,11 @@ def built_binaries(out_dir: Path, triple: str) -> list[tuple[Path, str]]:
     return [(b.path, b.version) for b in entry.binaries]
 
 
-def inspect_paths(paths: list[Path], triple: str | None, signer: str | None = None) -> dict[str, Any]:
-    """signer: the configured Authenticode certificate's SHA-256 (the `authenticode` rule's expectation)."""
+def inspect_paths(
+    paths: list[Path], triple: str | None, signer: str | None = None, macos: MacSignatureExpectation | None = None
+) -> dict[str, Any]:
+    """signer: the configured Authenticode certificate's SHA-256 (the `authenticode` rule's expectation);
+    macos: the `macos-signature` rule's expectation."""
     known = catalog.current()
     target = known.target(triple) if triple else None
     binaries = []
@@ -49,7 +52,13 @@ def inspect_paths(paths: list[Path], triple: str | None, signer: str | None = No
             policy = known.policy_for(target)
             document["policy"] = policy.source.name
             verdicts = evaluate(
-                info, target, path, policy, component_machines=known.component_machines(target), signer=signer
+                info,
+                target,
+                path,
+                policy,
+                component_machines=known.component_machines(target),
+                signer=signer,
+                macos=macos,
             )
             document["verdicts"] = verdicts_to_dicts(verdicts)
         binaries.append(document)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.errors import InspectionError
+from toolchain.verify.macho_signature import MachOSignature, read_signature
 
 SCHEMA_VERSION = 2
 LARGEST_SECTIONS = 8
@@ -35,6 +36,7 @@ class MachOSlice:
     machine: str
     macos_min: str | None
     code_signature: bool
+    signature: MachOSignature | None = None  # read and checked; None when unsigned
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,10 @@ class BinaryInfo:
     def from_dict(cls, data: dict[str, Any]) -> BinaryInfo:
         values = dict(data)
         values["sections"] = tuple(Section(**s) for s in data["sections"])
-        values["slices"] = tuple(MachOSlice(**s) for s in data.get("slices", ()))
+        values["slices"] = tuple(
+            MachOSlice(**{**s, "signature": MachOSignature(**s["signature"]) if s.get("signature") else None})
+            for s in data.get("slices", ())
+        )
         values["dependencies"] = tuple(AuditedPackage(**d) for d in data.get("dependencies", ()))
         if data.get("authenticode"):
             values["authenticode"] = Authenticode(**data["authenticode"])
@@ -162,7 +167,7 @@ def inspect_binary(path: Path) -> BinaryInfo:
             _require_complete(path, size, [base + seg.file_offset + seg.file_size for seg in binary.segments], "Mach-O")
         first = fat.at(0)
         assert first is not None  # checked above
-        return _with_dependencies(_macho(fat, size), first.sections)
+        return _with_dependencies(_macho(fat, size, path), first.sections)
     if lief.is_pe(name):
         pe = lief.PE.parse(name)
         if pe is None:
@@ -308,8 +313,16 @@ def _macho_slice(binary: Any) -> tuple[str, int, list[str], str | None]:
     return cpu, bits, leftovers, minos
 
 
-def _macho(fat: Any, size: int) -> BinaryInfo:
+def _slice_signature(binary: Any, data: bytes, fat: bool) -> MachOSignature | None:
+    if not binary.has_code_signature:
+        return None
+    start = binary.fat_offset if fat else 0
+    return read_signature(bytes(binary.code_signature.content), data[start:])
+
+
+def _macho(fat: Any, size: int, path: Path) -> BinaryInfo:
     slices = [fat.at(i) for i in range(fat.size)]
+    data = path.read_bytes()  # the code pages, to check each signature's hashes
     first = slices[0]
     cpu, bits, leftovers, minos = _macho_slice(first)
     for other in slices[1:]:
@@ -331,7 +344,13 @@ def _macho(fat: Any, size: int) -> BinaryInfo:
         macos_min=minos,
         code_signature=all(bool(s.has_code_signature) for s in slices),
         slices=tuple(
-            MachOSlice(_machine(s.header.cpu_type), _macho_slice(s)[3], bool(s.has_code_signature)) for s in slices
+            MachOSlice(
+                _machine(s.header.cpu_type),
+                _macho_slice(s)[3],
+                bool(s.has_code_signature),
+                _slice_signature(s, data, len(slices) > 1),
+            )
+            for s in slices
         ),
     )
 

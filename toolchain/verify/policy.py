@@ -18,7 +18,7 @@ Severity = Literal["error", "warn", "report"]
 Rule = Literal[
     "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
     "glibc-floor", "libraries", "pie", "nx", "relro", "stack-protector",
-    "macos-min", "code-signature", "subsystem", "aslr", "high-entropy-va", "authenticode",
+    "macos-min", "code-signature", "macos-signature", "subsystem", "aslr", "high-entropy-va", "authenticode",
 ]  # fmt: skip
 SEVERITIES: tuple[str, ...] = get_args(Severity)
 RULES: tuple[str, ...] = get_args(Rule)
@@ -54,6 +54,18 @@ class Policy(PolicyFile, frozen=True, kw_only=True):
     name: str
     source: Path
     origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
+
+
+@dataclass(frozen=True)
+class MacSignatureExpectation:
+    """What the `macos-signature` rule holds every slice to, from [sign] macos-*."""
+
+    signer_sha256: str  # the Developer ID certificate's SHA-256; "" for ad hoc
+    hardened_runtime: bool
+
+    def describe(self) -> str:
+        kind = f"Developer ID (certificate SHA-256 {self.signer_sha256[:16]}...)" if self.signer_sha256 else "ad hoc"
+        return f"{kind}{', hardened runtime' if self.hardened_runtime else ''}, valid on every slice"
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,7 @@ def _findings(
     policy: Policy,
     component_machines: tuple[str, ...],
     signer: str | None = None,
+    macos: MacSignatureExpectation | None = None,
 ) -> dict[str, tuple[bool, str, str, str]]:
     """rule -> (ok, found, expected, fix) for every rule that applies to this format.
 
@@ -171,12 +184,15 @@ def _findings(
             f"set MACOSX_DEPLOYMENT_TARGET={minimum} (the zig runner does) or raise [compat] macos in {where}",
         )
         unsigned = [s.machine for s in slices if s.machine == "aarch64" and not s.code_signature]
+        broken = [f"{s.machine}: {s.signature.status}" for s in slices if s.signature and s.signature.status != "OK"]
         found["code-signature"] = (
-            not unsigned,
-            f"unsigned {', '.join(unsigned)} slice" if unsigned else "arm64 slices signed",
-            "a code signature on every arm64 slice",
-            "sign it (`codesign -s -` on macOS; the zig runner signs arm64 ad hoc)",
+            not unsigned and not broken,
+            "; ".join([f"unsigned {', '.join(unsigned)} slice"] * bool(unsigned) + broken) or "arm64 slices signed",
+            "a valid code signature on every arm64 slice",
+            "rebuild it, or sign it (`rcodesign sign`; the zig runner signs arm64 ad hoc)",
         )
+        if macos is not None:
+            found["macos-signature"] = _macos_signature_finding(slices, macos)
         found["pie"] = (bool(info.pie), "PIE" if info.pie else "not PIE", "PIE", "link with -pie")
         found["nx"] = (bool(info.nx), "NX" if info.nx else "no NX", "NX", "link without -allow_stack_execute")
     if info.format == "pe":
@@ -202,6 +218,29 @@ def _findings(
         if signer is not None:
             found["authenticode"] = _authenticode_finding(info, signer)
     return found
+
+
+def _macos_signature_finding(slices: Any, expected: MacSignatureExpectation) -> tuple[bool, str, str, str]:
+    problems = []
+    for piece in slices:
+        signature = piece.signature
+        if signature is None:
+            problems.append(f"{piece.machine}: unsigned")
+            continue
+        if signature.status != "OK":
+            problems.append(f"{piece.machine}: {signature.status}")
+        if expected.signer_sha256 and signature.signer_sha256 != expected.signer_sha256:
+            by = signature.signer_subject or "ad hoc"
+            problems.append(f"{piece.machine}: signed by {by}, not the configured identity")
+        if not expected.signer_sha256 and signature.kind != "adhoc":
+            problems.append(f"{piece.machine}: {signature.kind} signature, not ad hoc")
+        if expected.hardened_runtime and not signature.hardened_runtime:
+            problems.append(f"{piece.machine}: no hardened runtime")
+    if problems:
+        return (False, "; ".join(problems), expected.describe(), "sign it again: [sign] macos-* and a rebuild")
+    first = slices[0].signature
+    found = f"signed by {first.signer_subject}" if first.signer_subject else "ad hoc"
+    return (True, found + (", hardened runtime" if expected.hardened_runtime else ""), expected.describe(), "")
 
 
 def _authenticode_finding(info: "BinaryInfo", signer: str) -> tuple[bool, str, str, str]:
@@ -234,10 +273,14 @@ def evaluate(
     allow: tuple[str, ...] = (),
     component_machines: tuple[str, ...] = (),
     signer: str | None = None,
+    macos: MacSignatureExpectation | None = None,
 ) -> tuple[RuleVerdict, ...]:
-    """Every rule of the target's policy that applies to this binary's format."""
+    """Every rule of the target's policy that applies to this binary's format.
+
+    signer / macos: what the `authenticode` / `macos-signature` rules expect;
+    each applies only when its signing is configured."""
     verdicts = []
-    findings = _findings(info, target, path, policy, component_machines, signer)
+    findings = _findings(info, target, path, policy, component_machines, signer, macos)
     for rule, (ok, found, expected, fix) in findings.items():
         severity = policy.rules.get(rule)
         if severity is None:
