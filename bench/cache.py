@@ -24,8 +24,9 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import replace
 from pathlib import Path
+
+import msgspec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -73,7 +74,7 @@ def machine_build(source: Path, machine: Path, triple: str, cache: CacheSettings
     (machine / "cargo-home").mkdir()
     os.environ["CARGO_HOME"] = str(machine / "cargo-home")
     os.environ["CARGO_TARGET_DIR"] = str(machine / "target")
-    settings = replace(load_settings(), cache=cache)
+    settings = msgspec.structs.replace(load_settings(), cache=cache)
     options = BuildOptions(
         targets=(triple,), manifest_path=machine / "checkout" / "Cargo.toml", profile="fast", out_dir=machine / "dist"
     )

@@ -9,9 +9,9 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import run_invoke
 
@@ -42,7 +42,8 @@ def crate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def report(crate: Path) -> BuildReport:
     # A target dir of its own: the corpus tests build this package into the shared one.
-    settings = replace(load_settings(), auditable=True)
+    settings = load_settings()
+    settings = msgspec.structs.replace(settings, build=msgspec.structs.replace(settings.build, auditable=True))
     options = BuildOptions(
         targets=(TRIPLE,), runner="zig", profile="fast", manifest_path=crate / "Cargo.toml", out_dir=crate / "dist"
     )

@@ -9,9 +9,10 @@ import os
 import shutil
 import subprocess
 import zipfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import run_invoke
 from signing_certs import Certs, make_certs
@@ -44,7 +45,15 @@ def password(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _settings(cert: Path | None, key: Path | None = None) -> Settings:
-    return replace(load_settings(), authenticode=AuthenticodeSettings(cert, key, PASSWORD_ENV, ""))
+    settings = load_settings()
+    sign = msgspec.structs.replace(
+        settings.sign,
+        authenticode_cert=str(cert or ""),
+        authenticode_key=str(key or ""),
+        authenticode_password_env=PASSWORD_ENV,
+        timestamp_url="",
+    )
+    return msgspec.structs.replace(settings, sign=sign)
 
 
 @dataclass(frozen=True)

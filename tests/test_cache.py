@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import make_crate, run_invoke
 
@@ -71,7 +72,7 @@ def fresh_machine(root: Path, source: Path, monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def build_on(manifest: Path, cache: CacheSettings, profile: str, out_dir: Path) -> BuildReport:
-    settings = replace(load_settings(), cache=cache)
+    settings = msgspec.structs.replace(load_settings(), cache=cache)
     return build(BuildOptions(manifest_path=manifest, profile=profile, out_dir=out_dir), settings)
 
 
@@ -270,7 +271,7 @@ def test_container_command_runs_its_own_server_and_leaves_the_statistics(
         monkeypatch.setenv(name, value)
     manifest = small_crate(tmp_path / "crate")
     project = load_project(manifest)
-    settings = replace(load_settings(), cache=s3_cache("http://127.0.0.1:9000", "team-cache"))
+    settings = msgspec.structs.replace(load_settings(), cache=s3_cache("http://127.0.0.1:9000", "team-cache"))
     job = BuildJob(
         project, tuple(select(project, None, [])), settings.catalog.target("x86_64-unknown-linux-gnu"),
         settings.catalog.profile("release"), False, Route("container-distro", "/usr/bin/rustc"), settings,

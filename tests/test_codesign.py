@@ -16,6 +16,7 @@ import subprocess
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import run_invoke
 from local_tsa import timestamp_authority
@@ -55,7 +56,18 @@ def _signing(**changes: object) -> MacSigningSettings:
 
 
 def _settings(signing: MacSigningSettings) -> Settings:
-    return replace(load_settings(), macos_signing=signing)
+    """The loaded settings with [sign] macos-* set as `signing` says."""
+    settings = load_settings()
+    sign = msgspec.structs.replace(
+        settings.sign,
+        macos_sign=signing.mode,
+        macos_identity=str(signing.identity or ""),
+        macos_password_env=signing.password_env,
+        macos_hardened_runtime=signing.hardened_runtime,
+        macos_entitlements=str(signing.entitlements or ""),
+        macos_timestamp_url=signing.timestamp_url,
+    )
+    return msgspec.structs.replace(settings, sign=sign)
 
 
 @dataclass(frozen=True)

@@ -105,7 +105,7 @@ def test_corpus_crate_on_target(reports: dict[str, BuildReport], name: str, trip
         assert not [v for v in binary.verdicts if v.blocking]
     assert len(result.artifacts) == len({b.package for b in result.binaries})
     for artifact in result.artifacts:
-        assert artifact.path.is_file() and artifact.path.name.endswith(target.archive_format)
+        assert artifact.path.is_file() and artifact.path.name.endswith(target.archive.format)
     for binary in result.binaries:
         arguments, expected = case.checks[binary.name]
         smoke = smoke_binary(target, binary.path, binary.version, [arguments])

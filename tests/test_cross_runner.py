@@ -65,7 +65,7 @@ def test_cross_builds_a_c_backed_crate_for_aarch64(image: str, tmp_path: Path, m
     config.write_text(f'[cross.images]\n"{TRIPLE}" = "{image}"\n')
     monkeypatch.setenv("TOOLCHAIN_CONFIG", str(config))
     settings = load_settings()
-    assert settings.cross_images == {TRIPLE: image}
+    assert settings.cross.images == {TRIPLE: image}
     before = rustup_state()
 
     report = build(

@@ -50,7 +50,7 @@ def test_all_builds_every_target_this_host_can_build(matrix: BuildReport) -> Non
         assert binary.info.stripped, f"{result.triple}: {binary.info.leftover_symbols}"
         assert not [v for v in binary.verdicts if v.blocking], binary.verdicts
         (artifact,) = result.artifacts
-        assert artifact.path.name == f"tally-{result.triple}.{target.archive_format}"
+        assert artifact.path.name == f"tally-{result.triple}.{target.archive.format}"
 
 
 def test_runner_and_route_per_target(matrix: BuildReport) -> None:
@@ -76,7 +76,7 @@ def test_aarch64_linux_keeps_the_glibc_floor(matrix: BuildReport) -> None:
 @pytest.mark.parametrize("triple", ["x86_64-apple-darwin", "aarch64-apple-darwin"])
 def test_macos_minimum_comes_from_the_target_file(matrix: BuildReport, triple: str) -> None:
     info = result_for(matrix, triple).binaries[0].info
-    assert info.macos_min == load_catalog().target(triple).macos
+    assert info.macos_min == load_catalog().target(triple).compat.macos
 
 
 def test_arm64_macos_binary_is_signed(matrix: BuildReport) -> None:
@@ -94,7 +94,7 @@ def test_windows_binary_is_a_console_pe(matrix: BuildReport) -> None:
 )
 def test_smoke_runs_where_it_can(matrix: BuildReport, triple: str, how: str) -> None:
     binary = result_for(matrix, triple).binaries[0]
-    result = smoke_binary(load_catalog().target(triple), binary.path, binary.version, load_settings().smoke_checks)
+    result = smoke_binary(load_catalog().target(triple), binary.path, binary.version, load_settings().smoke.checks)
     assert result.how == how and result.ran
     assert [c.args for c in result.checks] == [("--version",), ("doctor",)]
     assert result.ok, result.checks

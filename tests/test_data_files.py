@@ -1,4 +1,4 @@
-"""Every data file is valid; the schema rejects what it should."""
+"""Every data file is valid; the models reject what they should."""
 
 from __future__ import annotations
 
@@ -35,13 +35,13 @@ def test_every_target_file_is_valid_and_consistent(path: Path) -> None:
     assert target.binary.bits == 64
     assert target.triple.startswith(target.arch)
     if target.os == "windows":
-        assert (target.binary.exe_suffix, target.archive_format) == (".exe", "zip")
+        assert (target.binary.exe_suffix, target.archive.format) == (".exe", "zip")
     else:
-        assert (target.binary.exe_suffix, target.archive_format) == ("", "tar.xz")
+        assert (target.binary.exe_suffix, target.archive.format) == ("", "tar.xz")
     if target.os == "linux":
-        assert target.glibc is not None and target.macos is None
+        assert target.compat.glibc is not None and target.compat.macos is None
     if target.os == "macos":
-        assert target.macos is not None and target.glibc is None
+        assert target.compat.macos is not None and target.compat.glibc is None
     assert target.runners, "every target names the runners that can build it"
 
 
@@ -146,9 +146,9 @@ def test_unknown_target_and_profile_suggest_the_nearest() -> None:
 def test_project_settings_override_defaults_and_are_validated(tmp_path: Path) -> None:
     (tmp_path / "toolchain.toml").write_text('[build]\nprofile = "size"\nout-dir = "artifacts"\n')
     settings = load_settings(tmp_path)
-    assert settings.profile == "size"
+    assert settings.build.profile == "size"
     assert settings.out_dir == tmp_path / "artifacts"
-    assert settings.runner == "auto"  # still the default
+    assert settings.build.runner == "auto"  # still the default
     (tmp_path / "toolchain.toml").write_text('[build]\nprofle = "size"\n')
     with pytest.raises(ConfigError, match="did you mean 'profile'"):
         load_settings(tmp_path)

@@ -438,8 +438,8 @@ def test_update_settings_are_read_from_the_project(tmp_path: Path, monkeypatch: 
     )
     monkeypatch.setenv("HOME", "/home/u")
     settings = load_settings(tmp_path)
-    assert settings.update_backup_command == ("app", "backup", "--to", "{dir}")
-    assert settings.update_data_patterns == ("~/app.db", "local.db")
+    assert settings.update.backup_command == ("app", "backup", "--to", "{dir}")
+    assert settings.update.data_files == ("~/app.db", "local.db")
     assert settings.update_data_files == (Path("/home/u/app.db"), tmp_path / "local.db")
     (tmp_path / "toolchain.toml").write_text('[update]\nbackup-command = "app backup"\n')
     with pytest.raises(ConfigError, match="backup-command"):

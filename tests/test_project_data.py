@@ -42,7 +42,7 @@ def test_toolchain_toml_tables_add_and_override(tmp_path: Path, monkeypatch: pyt
     settings = load_settings()
     assert dict(settings.catalog.profile("tiny").settings)["opt-level"] == "z"
     aarch64 = settings.catalog.target("aarch64-unknown-linux-gnu")
-    assert aarch64.glibc == "2.28"
+    assert aarch64.compat.glibc == "2.28"
     assert aarch64.origins[-1] == f"{tmp_path / 'toolchain.toml'} [targets.aarch64-unknown-linux-gnu]"
 
 

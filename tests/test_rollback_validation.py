@@ -53,7 +53,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     new = build_version(root, "0.2.0", "3", HOST)
     key = generate()
     for folder in (old, new):
-        package_release(folder, key, "", REPO_ROOT, schema_command=load_settings().schema_command)
+        package_release(folder, key, "", REPO_ROOT, schema_command=load_settings().update.schema_command)
     (root / "k.pub").write_text(key.public_key().render())
     (root / "k.key").write_text(key.render())
     return Releases(old, new, key, key.public_key().render(), root / "k.pub", root / "k.key")

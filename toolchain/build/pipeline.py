@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from toolchain import __version__, proc
 from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
@@ -155,28 +157,31 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
         for missing in (t for t in known if t.release and not t.runner_preference(host)):
             chosen += [t for t in known if t.substitutes == missing.triple and t.runner_preference(host)]
         return chosen
-    triples = list(options.targets) or list(settings.targets) or [catalog.host_triple()]
+    triples = list(options.targets) or list(settings.build.targets) or [catalog.host_triple()]
     return [catalog.target(t) for t in triples]
 
 
 def build(options: BuildOptions, settings: Settings | None = None) -> BuildReport:
     """Build, verify and package every requested target."""
     settings = settings or load_settings()
-    if options.runner:
-        settings = replace(settings, runner=options.runner)
-    settings = replace(
+    build_table = settings.build
+    settings = msgspec.structs.replace(
         settings,
-        features=(*settings.features, *options.features),
-        all_features=settings.all_features if options.all_features is None else options.all_features,
-        no_default_features=(
-            settings.no_default_features if options.no_default_features is None else options.no_default_features
+        build=msgspec.structs.replace(
+            build_table,
+            runner=options.runner or build_table.runner,
+            features=(*build_table.features, *options.features),
+            all_features=build_table.all_features if options.all_features is None else options.all_features,
+            no_default_features=(
+                build_table.no_default_features if options.no_default_features is None else options.no_default_features
+            ),
+            locked=build_table.locked if options.locked is None else options.locked,
+            timings=build_table.timings if options.timings is None else options.timings,
         ),
-        locked=settings.locked if options.locked is None else options.locked,
-        cache=replace(settings.cache, backend=options.cache) if options.cache else settings.cache,
-        timings=settings.timings if options.timings is None else options.timings,
+        cache=msgspec.structs.replace(settings.cache, backend=options.cache) if options.cache else settings.cache,
     )
     check_allow(options.allow)
-    profile = settings.catalog.profile(options.profile or settings.profile)
+    profile = settings.catalog.profile(options.profile or settings.build.profile)
     targets = resolve_targets(options, settings)
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
@@ -259,7 +264,7 @@ def compile_target(
         return join_components(project, target, profile, parts)
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
-        choice = choose_runner(settings.runner, target, host)
+        choice = choose_runner(settings.build.runner, target, host)
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
         require_sdk(target, project, selections, settings)
         route = choice.runner.route(target, project)
@@ -288,12 +293,12 @@ def compile_target(
             route,
             settings,
             skip,
-            features=settings.features,
-            all_features=settings.all_features,
-            no_default_features=settings.no_default_features,
-            locked=settings.locked,
+            features=settings.build.features,
+            all_features=settings.build.all_features,
+            no_default_features=settings.build.no_default_features,
+            locked=settings.build.locked,
             cache_env=dict(cache_env or {}),
-            timings=settings.timings,
+            timings=settings.build.timings,
         )
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
@@ -468,7 +473,7 @@ def cargo_stage(plan: Plan, target: Target) -> CargoStage:
         compiled = compile_target(
             project, plan.selections, target, plan.profile, settings, plan.options.force_profile, compile_cache.env
         )
-    if settings.timings:
+    if settings.build.timings:
         keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
     phases = (("cargo", time.monotonic() - started),)
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
@@ -600,7 +605,7 @@ def archive_entries(
         else:
             continue
         break
-    for extra in settings.include:
+    for extra in settings.package.include:
         path = package.root / extra
         if not path.is_file():
             raise BuildError(f"include file {path} does not exist", hint="fix [package] include in toolchain.toml")
@@ -619,7 +624,7 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
     artifacts = []
     with log.group(f"package {target.triple}"):
         for selection in plan.selections:
-            name = archive_name(selection.package.name, target.triple, target.archive_format)
+            name = archive_name(selection.package.name, target.triple, target.archive.format)
             entries = archive_entries(selection, binaries, target, project, plan.settings)
             artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
@@ -654,9 +659,9 @@ def write_record(
             profile=profile.name,
             manifest_path=project.manifest_path,
             cargo_lock_sha256=lock_digest,
-            features=settings.features if settings else (),
-            all_features=settings.all_features if settings else False,
-            no_default_features=settings.no_default_features if settings else False,
+            features=settings.build.features if settings else (),
+            all_features=settings.build.all_features if settings else False,
+            no_default_features=settings.build.no_default_features if settings else False,
         )
         for result in results
         if result.ok

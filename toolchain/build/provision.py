@@ -25,12 +25,12 @@ class Provisioned:
 
 def offline_packages(target: Target) -> list[str]:
     packages = list(DISTRO_RUST)
-    if target.std_package:
-        packages.append(target.std_package)
-    elif target.build_std:
+    if target.toolchain.std_package:
+        packages.append(target.toolchain.std_package)
+    elif target.toolchain.build_std:
         packages.append("rust-web-src")
-    if target.linker_package and f"{target.os}-{target.arch}" != host_platform():
-        packages.append(target.linker_package)
+    if target.toolchain.linker_package and f"{target.os}-{target.arch}" != host_platform():
+        packages.append(target.toolchain.linker_package)
     return packages
 
 
@@ -44,7 +44,7 @@ def install(target: Target, *, offline: bool = False, force: bool = False) -> Pr
         route = resolve_route(target)
         log.info(f"{target.triple}: already buildable through the {route.name} route ({route.detail})")
         return Provisioned(target.triple, route, "already present")
-    if not offline and shutil.which("rustup") and not target.build_std:
+    if not offline and shutil.which("rustup") and not target.toolchain.build_std:
         result = proc.run(["rustup", "target", "add", target.triple], check=False, timeout=600)
         if result.returncode == 0:
             rustc_sysroot.cache_clear()

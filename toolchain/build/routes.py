@@ -79,7 +79,7 @@ def candidate_routes(target: Target, sources: ProjectSources | None = None) -> l
         distro_env = {"RUSTC": str(DISTRO_RUSTC)}
         if str(DISTRO_RUSTC) != rustc and has_std(DISTRO_SYSROOT, target.triple):
             routes.append(Route("distro", str(DISTRO_RUSTC), distro_env, detail="prebuilt std from /usr/lib/rustlib"))
-        if target.build_std and VENDORED_STD_SOURCES.is_dir():
+        if target.toolchain.build_std and VENDORED_STD_SOURCES.is_dir():
             routes.append(build_std_route({**distro_env, "RUSTC_BOOTSTRAP": "1"}, sources or ProjectSources()))
     return routes
 
@@ -167,8 +167,8 @@ def resolve_route(target: Target, sources: ProjectSources | None = None) -> Rout
 def route_fix(target: Target) -> str:
     """The command that provides std for this target."""
     online = f"`rustup target add {target.triple}`"
-    if target.std_package:
-        return f"run {online}, or offline `apt-get install rustc-web cargo-web {target.std_package}`"
-    if target.build_std:
+    if target.toolchain.std_package:
+        return f"run {online}, or offline `apt-get install rustc-web cargo-web {target.toolchain.std_package}`"
+    if target.toolchain.build_std:
         return f"run {online}, or offline `apt-get install rustc-web cargo-web rust-web-src` (std is built from source)"
     return f"run {online}"

@@ -47,12 +47,12 @@ def sdk_crates_in_build(target: Target, project: Project, selections: list[Selec
             continue
         seen.add(node)
         stack += [d["pkg"] for d in nodes[node].get("deps", [])]
-    wanted = set(target.sdk_crates)
+    wanted = set(target.toolchain.sdk_crates)
     return sorted({names[pid] for pid in seen} & wanted)
 
 
 def require_sdk(target: Target, project: Project, selections: list[Selection], settings: Settings) -> None:
-    if not target.sdk or not target.sdk_crates:
+    if not target.toolchain.sdk or not target.toolchain.sdk_crates:
         return
     sdkroot = os.environ.get("SDKROOT", "")
     if sdkroot:
@@ -61,11 +61,11 @@ def require_sdk(target: Target, project: Project, selections: list[Selection], s
                 f"SDKROOT is {sdkroot}, which is not a folder", hint="point SDKROOT at an unpacked MacOSX.sdk"
             )
         return
-    crates = sdk_crates_in_build(target, project, selections, settings.locked)
+    crates = sdk_crates_in_build(target, project, selections, settings.build.locked)
     if crates:
         raise MissingToolError(
             f"{target.triple}: {', '.join(crates)} link{'s' if len(crates) == 1 else ''} Apple frameworks, "
-            f"which need {SDK_NAMES.get(target.sdk, target.sdk)}",
+            f"which need {SDK_NAMES.get(target.toolchain.sdk, target.toolchain.sdk)}",
             hint="set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
             "or build this target on a macOS runner",
         )

@@ -4,9 +4,9 @@ The package ships them (toolchain/data/, read with importlib.resources). A
 project adds or overrides any of them with its own targets/, profiles/ or
 policies/ folder beside its toolchain.toml, or with [targets.NAME],
 [profiles.NAME] and [policies.NAME] tables in toolchain.toml. Layers merge
-key by key (a list is replaced whole), the project's last, every layer is
-checked for unknown keys and the merged document is validated like a
-packaged one. Each record keeps the files it came from, for `doctor`.
+key by key (a list is replaced whole), the project's last, and the merged
+document is converted to its model once: an unknown or wrong key in any
+layer is reported against the file that sets it. Each record keeps the files it came from, for `doctor`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
-from toolchain.config.profiles import CARGO_BUILTIN_PROFILES, PROFILE_SCHEMA, Profile, profile_from_document
-from toolchain.config.schema import Table, did_you_mean, load_toml, validate
-from toolchain.config.targets import TARGET_SCHEMA, Target, host_platform, target_from_document
+from toolchain.config.profiles import CARGO_BUILTIN_PROFILES, Profile, profile_from_layers
+from toolchain.config.schema import Layer, did_you_mean, load_toml
+from toolchain.config.targets import Target, host_platform, target_from_layers
 from toolchain.errors import ConfigError, UsageError
-from toolchain.verify.policy import POLICY_SCHEMA, Policy, policy_from_document
+from toolchain.verify.policy import Policy, policy_from_layers
 
 KINDS = ("targets", "profiles", "policies")
 T = TypeVar("T")
@@ -32,29 +32,8 @@ def packaged(*parts: str) -> Path:
     return Path(str(resources.files("toolchain").joinpath("data", *parts)))
 
 
-@dataclass(frozen=True)
-class Layer:
-    path: Path  # the file the values came from
-    document: dict[str, Any]
-    table: str = ""  # the table inside that file (for toolchain.toml sections)
-
-    @property
-    def origin(self) -> str:
-        return f"{self.path} [{self.table}]" if self.table else str(self.path)
-
-
-def merge_documents(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = merge_documents(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _layers(
-    kind: str, schema: Table, project_dir: Path | None, tables: Mapping[str, Any], config_file: Path | None
+    kind: str, project_dir: Path | None, tables: Mapping[str, Any], config_file: Path | None
 ) -> dict[str, list[Layer]]:
     layers: dict[str, list[Layer]] = {}
     for entry in sorted(resources.files("toolchain").joinpath("data", kind).iterdir(), key=lambda e: e.name):
@@ -63,35 +42,24 @@ def _layers(
             layers.setdefault(path.stem, []).append(Layer(path, load_toml(path)))
     if project_dir is not None and (project_dir / kind).is_dir():
         for path in sorted((project_dir / kind).glob("*.toml")):
-            document = load_toml(path)
-            validate(document, schema, path, partial=True)
-            layers.setdefault(path.stem, []).append(Layer(path, document))
+            layers.setdefault(path.stem, []).append(Layer(path, load_toml(path)))
     for name, table in tables.items():
         assert config_file is not None
         if not isinstance(table, dict):
             raise ConfigError(f"{config_file}: '{kind}.{name}' must be a table", hint=f"write it as [{kind}.{name}]")
-        validate(table, schema, config_file, prefix=f"{kind}.{name}.", partial=True)
         layers.setdefault(name, []).append(Layer(config_file, table, f"{kind}.{name}"))
     return layers
 
 
 def _merged(
     kind: str,
-    schema: Table,
-    build: Callable[[str, dict[str, Any], Path, tuple[str, ...]], T],
+    build: Callable[[str, list[Layer]], T],
     project_dir: Path | None,
     tables: Mapping[str, Any],
     config_file: Path | None,
 ) -> dict[str, T]:
-    records = {}
-    for name, stack in _layers(kind, schema, project_dir, tables, config_file).items():
-        document: dict[str, Any] = {}
-        for layer in stack:
-            document = merge_documents(document, layer.document)
-        last = stack[-1]
-        validate(document, schema, last.path, prefix=f"{last.table}." if last.table else "")
-        records[name] = build(name, document, last.path, tuple(layer.origin for layer in stack))
-    return records
+    """Every record of a kind, each from its layers merged key by key and converted once."""
+    return {name: build(name, stack) for name, stack in _layers(kind, project_dir, tables, config_file).items()}
 
 
 @dataclass(frozen=True)
@@ -142,9 +110,7 @@ def load_catalog(
 ) -> Catalog:
     """The packaged data with a project's folders and toolchain.toml tables over it."""
     config = config or {}
-    targets = _merged(
-        "targets", TARGET_SCHEMA, target_from_document, project_dir, config.get("targets", {}), config_file
-    )
+    targets = _merged("targets", target_from_layers, project_dir, config.get("targets", {}), config_file)
     for target in targets.values():
         for other in (*target.components, *([target.substitutes] if target.substitutes else [])):
             if other not in targets:
@@ -153,12 +119,8 @@ def load_catalog(
                     hint="fix components/substitutes",
                 )
     profiles = {name: Profile(name, f"cargo's built-in {name} profile", (), None) for name in CARGO_BUILTIN_PROFILES}
-    profiles.update(
-        _merged("profiles", PROFILE_SCHEMA, profile_from_document, project_dir, config.get("profiles", {}), config_file)
-    )
-    policies = _merged(
-        "policies", POLICY_SCHEMA, policy_from_document, project_dir, config.get("policies", {}), config_file
-    )
+    profiles.update(_merged("profiles", profile_from_layers, project_dir, config.get("profiles", {}), config_file))
+    policies = _merged("policies", policy_from_layers, project_dir, config.get("policies", {}), config_file)
     return Catalog(targets, profiles, policies, project_dir)
 
 

@@ -7,42 +7,45 @@ custom profiles. A profile of the same name already in the user's manifest
 wins unless forced.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
-from toolchain.config.schema import Key, Table, load_toml, validate
+import msgspec
+from msgspec import UNSET, UnsetType
+
+from toolchain.config.schema import Layer, Model, decode, load_record
 
 # Cargo's own profiles need no data file: they are passed through as-is.
-CARGO_BUILTIN_PROFILES = ("release", "dev")
+CargoBuiltin = Literal["release", "dev"]
+CARGO_BUILTIN_PROFILES: tuple[str, ...] = get_args(CargoBuiltin)
 
-CARGO_PROFILE_SCHEMA = Table(
-    keys={
-        "inherits": Key((str,), required=True, choices=CARGO_BUILTIN_PROFILES),
-        "opt-level": Key((int, str), choices=(0, 1, 2, 3, "s", "z")),
-        "debug": Key((bool, int, str), choices=(True, False, 0, 1, 2, "none", "line-tables-only", "limited", "full")),
-        "split-debuginfo": Key((str,), choices=("off", "packed", "unpacked")),
-        "strip": Key((bool, str), choices=(True, False, "none", "debuginfo", "symbols")),
-        "debug-assertions": Key((bool,)),
-        "overflow-checks": Key((bool,)),
-        "lto": Key((bool, str), choices=(True, False, "thin", "fat", "off")),
-        "panic": Key((str,), choices=("unwind", "abort")),
-        "incremental": Key((bool,)),
-        "codegen-units": Key((int,)),
-        "rpath": Key((bool,)),
-    },
-    required=True,
-)
 
-PROFILE_SCHEMA = Table(
-    keys={
-        "description": Key((str,), required=True),
-        "cargo": CARGO_PROFILE_SCHEMA,
-    }
-)
+class CargoProfile(Model, frozen=True):
+    """[cargo]: cargo's profile keys (a key left out is cargo's default)."""
+
+    inherits: CargoBuiltin
+    opt_level: Literal[0, 1, 2, 3, "s", "z"] | UnsetType = UNSET
+    debug: bool | Literal[0, 1, 2, "none", "line-tables-only", "limited", "full"] | UnsetType = UNSET
+    split_debuginfo: Literal["off", "packed", "unpacked"] | UnsetType = UNSET
+    strip: bool | Literal["none", "debuginfo", "symbols"] | UnsetType = UNSET
+    debug_assertions: bool | UnsetType = UNSET
+    overflow_checks: bool | UnsetType = UNSET
+    lto: bool | Literal["thin", "fat", "off"] | UnsetType = UNSET
+    panic: Literal["unwind", "abort"] | UnsetType = UNSET
+    incremental: bool | UnsetType = UNSET
+    codegen_units: int | UnsetType = UNSET
+    rpath: bool | UnsetType = UNSET
+
+
+class ProfileFile(Model, frozen=True):
+    """A profiles/NAME.toml document."""
+
+    description: str
+    cargo: CargoProfile
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,23 @@ def _toml_value(value: Any) -> str:
     return json.dumps(value)  # a TOML basic string is a JSON string here
 
 
-def profile_from_document(name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()) -> Profile:
+def profile_from_layers(name: str, layers: list[Layer]) -> Profile:
+    document = decode(ProfileFile, layers)
+    # The keys set, as cargo spells them, in the order the files list them.
+    order = [key for layer in layers for key in layer.document.get("cargo", {})]
+    settings = sorted(msgspec.to_builtins(document.cargo).items(), key=lambda item: order.index(item[0]))
     return Profile(
         name=name,
-        description=document["description"],
-        settings=tuple(document["cargo"].items()),
-        source=path,
-        origins=origins or (str(path),),
+        description=document.description,
+        settings=tuple(settings),
+        source=layers[-1].path,
+        origins=tuple(layer.origin for layer in layers),
     )
 
 
 def load_profile_file(path: Path) -> Profile:
     """One profile file on its own (tests and tools; builds use the catalog)."""
-    document = load_toml(path)
-    validate(document, PROFILE_SCHEMA, path)
-    return profile_from_document(path.stem, document, path)
+    return load_record(path, profile_from_layers)
 
 
 # How much each value shrinks a binary, per key, higher = tighter. Keys not

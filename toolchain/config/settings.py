@@ -1,149 +1,159 @@
 """Settings: defaults from the package's data/defaults.toml, overridden by a
 project's toolchain.toml (found where invoke runs or in a folder above, or
-named by TOOLCHAIN_CONFIG). Both are checked against one schema. Loading the
-settings also builds the project's catalog of targets, profiles and policies
+named by TOOLCHAIN_CONFIG), merged key by key and converted once into
+SettingsFile, the one declaration of the keys. Loading the settings also
+builds the project's catalog of targets, profiles and policies
 (toolchain.toml's [targets.*], [profiles.*] and [policies.*] tables, and the
 targets/, profiles/ and policies/ folders beside it)."""
 
-from __future__ import annotations
-
-import dataclasses
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import os
 import re
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from msgspec import Meta
 
 from toolchain import REPO_ROOT
-from toolchain.build.cache import BACKENDS, CacheSettings
+from toolchain.build.cache import CacheSettings
 from toolchain.config import catalog
-from toolchain.config.schema import Key, Table, load_toml, validate
-from toolchain.errors import ConfigError, ProjectError
-from toolchain.release.channels.formats import FORMATS
-
-MACOS_SIGN_MODES = ("auto", "linker", "adhoc", "developer-id")
+from toolchain.config.catalog import Catalog
+from toolchain.config.schema import Layer, Model, decode, load_toml
+from toolchain.config.targets import RunnerName
+from toolchain.errors import ConfigError, ProjectError, require_file
+from toolchain.release.channels.formats import Format
 
 DEFAULTS_FILE = catalog.packaged("defaults.toml")
 PROJECT_FILE_NAME = "toolchain.toml"
 # The demo ships with a source checkout of the toolkit (not in the wheel).
 DEMO_MANIFEST = REPO_ROOT / "demo" / "Cargo.toml"
 
-SETTINGS_SCHEMA = Table(
-    keys={
-        "build": Table(
-            keys={
-                "manifest-path": Key((str,)),
-                "profile": Key((str,)),
-                "runner": Key((str,), choices=("auto", "native", "zig", "cross", "container")),
-                "out-dir": Key((str,)),
-                "targets": Key((list,), item_types=(str,)),
-                "features": Key((list,), item_types=(str,)),
-                "all-features": Key((bool,)),
-                "no-default-features": Key((bool,)),
-                "locked": Key((bool,)),
-                "auditable": Key((bool,)),
-                "timings": Key((bool,)),
-            }
-        ),
-        "package": Table(
-            keys={
-                "include": Key((list,), item_types=(str,)),
-                "formats": Key((list,), item_types=(str,), item_choices=FORMATS),
-            }
-        ),
-        "size": Table(
-            keys={
-                "baseline": Key((str,)),
-                "max-growth-percent": Key((float, int), minimum=0),
-                "max-growth-bytes": Key((int,), minimum=0),
-            }
-        ),
-        "github": Table(
-            keys={
-                "repository": Key((str,)),
-                "api-url": Key((str,), pattern=r"https?://\S+"),
-                "uploads-url": Key((str,), pattern=r"https?://\S+"),
-                "token-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
-                "tag-template": Key((str,)),
-            }
-        ),
-        "s3": Table(
-            keys={
-                "bucket": Key((str,)),
-                "prefix": Key((str,)),
-                "endpoint-url": Key((str,)),
-                "region": Key((str,)),
-                "multipart-threshold": Key((int,), minimum=5 * 1024 * 1024),
-                "multipart-chunk": Key((int,), minimum=5 * 1024 * 1024),
-            }
-        ),
-        "cache": Table(
-            keys={
-                "backend": Key((str,), choices=BACKENDS),
-                "dir": Key((str,)),
-                "bucket": Key((str,)),
-                "prefix": Key((str,)),
-                "endpoint-url": Key((str,), pattern=r"(https?://\S+)?"),
-                "region": Key((str,)),
-            }
-        ),
-        "container": Table(
-            keys={
-                "image": Key((str,)),
-                "base-image": Key((str,)),
-                "env": Key((list,), item_types=(str,)),
-                "user": Key((str,), pattern=r"(\d+:\d+)?"),
-                "network": Key((str,), choices=("host", "none", "bridge")),
-                "ca-bundle": Key((str,)),
-            }
-        ),
-        "update": Table(
-            keys={
-                "data-files": Key((list,), item_types=(str,)),
-                "backup-command": Key((list,), item_types=(str,)),
-                "keep": Key((int,), minimum=0),
-                "schema-command": Key((list,), item_types=(str,)),
-                "fail-migration-env": Key((str,), pattern=r"[A-Za-z_{}][A-Za-z0-9_{}]*"),
-                "seed-commands": Key((list,), item_types=(list,)),
-                "metadata-days": Key((int,), minimum=1),
-            }
-        ),
-        "release": Table(keys={"download-url": Key((str,))}),
-        "sign": Table(
-            keys={
-                "secret-key-file": Key((str,)),
-                "public-key-file": Key((str,)),
-                "authenticode-cert": Key((str,)),
-                "authenticode-key": Key((str,)),
-                "authenticode-password-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
-                "timestamp-url": Key((str,)),
-                "macos-sign": Key((str,), choices=MACOS_SIGN_MODES),
-                "macos-identity": Key((str,)),
-                "macos-password-env": Key((str,), pattern=r"[A-Za-z_][A-Za-z0-9_]*"),
-                "macos-hardened-runtime": Key((bool,)),
-                "macos-entitlements": Key((str,)),
-                "macos-timestamp-url": Key((str,)),
-            }
-        ),
-        "notarize": Table(
-            keys={
-                "key-file": Key((str,)),
-                "key-id": Key((str,)),
-                "issuer-id": Key((str,)),
-                "api-url": Key((str,), pattern=r"https?://\S+"),
-            }
-        ),
-        "smoke": Table(keys={"checks": Key((list,), item_types=(list,))}),
-        "cross": Table(
-            keys={
-                "images": Table(
-                    values=Key((str,)),
-                    doc="container image per target triple for the cross runner",
-                ),
-            }
-        ),
-    }
-)
+# Every key is documented, with its default, in toolchain/data/defaults.toml.
+Url = Annotated[str, Meta(pattern=r"^https?://\S+$")]
+EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+PartSize = Annotated[int, Meta(ge=5 * 1024 * 1024)]  # S3's smallest multipart part
+Count = Annotated[int, Meta(ge=0)]
+
+
+class BuildSettings(Model, frozen=True):
+    manifest_path: str
+    profile: str
+    runner: Literal["auto", RunnerName]
+    out_dir: str
+    targets: tuple[str, ...]
+    features: tuple[str, ...]
+    all_features: bool
+    no_default_features: bool
+    locked: bool
+    auditable: bool  # embed the dependency list with cargo-auditable
+    timings: bool
+
+
+class PackageSettings(Model, frozen=True):
+    include: tuple[str, ...]
+    formats: tuple[Format, ...]  # the release channels `invoke package` writes
+
+
+class CrossSettings(Model, frozen=True):
+    images: dict[str, str]  # container image per target triple for the cross runner
+
+
+class SmokeSettings(Model, frozen=True):
+    checks: tuple[tuple[str, ...], ...]
+
+
+class SizeSettings(Model, frozen=True):
+    baseline: str
+    max_growth_percent: Annotated[float, Meta(ge=0, le=sys.float_info.max)]  # the upper bound refuses inf
+    max_growth_bytes: Count
+
+
+class ReleaseSettings(Model, frozen=True):
+    download_url: str
+
+
+MacSignMode = Literal["auto", "linker", "adhoc", "developer-id"]
+MACOS_SIGN_MODES: tuple[str, ...] = get_args(MacSignMode)
+
+
+class SignSettings(Model, frozen=True):
+    secret_key_file: str
+    public_key_file: str
+    authenticode_cert: str
+    authenticode_key: str
+    authenticode_password_env: EnvName
+    timestamp_url: str
+    macos_sign: MacSignMode
+    macos_identity: str
+    macos_password_env: EnvName
+    macos_hardened_runtime: bool
+    macos_entitlements: str
+    macos_timestamp_url: str
+
+
+class NotarizeSettings(Model, frozen=True):
+    key_file: str
+    key_id: str
+    issuer_id: str
+    api_url: Url
+
+
+class UpdateSettings(Model, frozen=True):
+    data_files: tuple[str, ...]  # as written (the installers bake them); see Settings.update_data_files
+    backup_command: tuple[str, ...]
+    keep: Count
+    schema_command: tuple[str, ...]
+    fail_migration_env: Annotated[str, Meta(pattern=r"^[A-Za-z_{}][A-Za-z0-9_{}]*$")]
+    seed_commands: tuple[tuple[str, ...], ...]
+    metadata_days: Annotated[int, Meta(ge=1)]
+
+
+class GitHubSettings(Model, frozen=True):
+    repository: str
+    api_url: Url
+    uploads_url: Url
+    token_env: EnvName
+    tag_template: str
+
+
+class S3Settings(Model, frozen=True):
+    bucket: str
+    prefix: str
+    endpoint_url: str
+    region: str
+    multipart_threshold: PartSize
+    multipart_chunk: PartSize
+
+
+class ContainerSettings(Model, frozen=True):
+    image: str
+    base_image: str
+    env: tuple[str, ...]
+    user: Annotated[str, Meta(pattern=r"^(\d+:\d+)?$")]
+    network: Literal["host", "none", "bridge"]
+    ca_bundle: str
+
+
+class SettingsFile(Model, frozen=True):
+    """toolchain.toml (and the package's defaults.toml under it)."""
+
+    build: BuildSettings
+    package: PackageSettings
+    cross: CrossSettings
+    smoke: SmokeSettings
+    size: SizeSettings
+    release: ReleaseSettings
+    sign: SignSettings
+    notarize: NotarizeSettings
+    update: UpdateSettings
+    github: GitHubSettings
+    s3: S3Settings
+    cache: CacheSettings
+    container: ContainerSettings
 
 
 P12_BASE64_ENV = "TOOLCHAIN_AUTHENTICODE_P12_BASE64"
@@ -203,50 +213,77 @@ class NotarySettings:
     api_url: str = "https://appstoreconnect.apple.com/notary/v2"
 
 
-@dataclass(frozen=True)
-class Settings:
-    manifest_path: Path | None  # None: found from `cwd` when a task needs it (see manifest())
-    profile: str
-    runner: str
-    configured_out_dir: Path | None  # [build] out-dir when a project sets it
-    targets: tuple[str, ...]
-    include: tuple[str, ...]
-    cross_images: dict[str, str]
-    smoke_checks: list[list[str]]
-    size_baseline: Path
-    max_growth_percent: float
-    max_growth_bytes: int
-    download_url: str
-    update_data_files: tuple[Path, ...]  # the patterns placed on this machine (see expand_data_pattern)
-    github: dict[str, str]
-    container: dict[str, Any]
-    s3: dict[str, Any]
-    update_keep: int
-    update_metadata_days: int
-    secret_key_file: Path | None
-    public_key_file: Path | None
+class Settings(SettingsFile, frozen=True, kw_only=True):
+    """The settings in force: the merged file, and where it was read."""
+
+    base: Path  # relative paths in the settings are taken from here (toolchain.toml's folder, or cwd)
     sources: tuple[Path, ...]  # files the values came from, lowest first
-    features: tuple[str, ...] = ()
-    update_data_patterns: tuple[str, ...] = ()  # [update] data-files as written (the installers bake them)
-    update_backup_command: tuple[str, ...] = ()
-    all_features: bool = False
-    no_default_features: bool = False
-    locked: bool = True
-    auditable: bool = False  # embed the dependency list with cargo-auditable
-    cache: CacheSettings = field(default_factory=CacheSettings)
-    timings: bool = False
-    schema_command: tuple[str, ...] = ("migrate", "--status")
-    fail_migration_env: str = "{APP}_FAIL_MIGRATION"
-    seed_commands: tuple[tuple[str, ...], ...] = ()
     project_dir: Path | None = None  # where toolchain.toml (or else the crate) is
-    formats: tuple[str, ...] = ()  # [package] formats: the release channels `invoke package` writes
-    catalog: catalog.Catalog = field(default_factory=catalog.current)
-    cwd: Path = field(default_factory=Path.cwd)
-    authenticode: AuthenticodeSettings = field(
-        default_factory=lambda: AuthenticodeSettings(None, None, "TOOLCHAIN_AUTHENTICODE_PASSWORD", "")
-    )
-    macos_signing: MacSigningSettings = field(default_factory=MacSigningSettings)
-    notary: NotarySettings = field(default_factory=NotarySettings)
+    cwd: Path = msgspec.field(default_factory=Path.cwd)
+    catalog: Catalog = msgspec.field(default_factory=catalog.current)
+
+    def _path(self, value: str) -> Path | None:
+        return self.base / value if value else None
+
+    @property
+    def manifest_path(self) -> Path | None:
+        """[build] manifest-path; None: found from `cwd` when a task needs it (see manifest())."""
+        found = self._path(self.build.manifest_path)
+        return found.resolve() if found else None
+
+    @property
+    def configured_out_dir(self) -> Path | None:
+        return self._path(self.build.out_dir)
+
+    @property
+    def size_baseline(self) -> Path:
+        return self.base / self.size.baseline
+
+    @property
+    def secret_key_file(self) -> Path | None:
+        return self._path(self.sign.secret_key_file)
+
+    @property
+    def public_key_file(self) -> Path | None:
+        return self._path(self.sign.public_key_file)
+
+    @property
+    def update_data_files(self) -> tuple[Path, ...]:
+        """[update] data-files placed on this machine (see expand_data_pattern)."""
+        placed = (expand_data_pattern(pattern, os.environ) for pattern in self.update.data_files)
+        return tuple(self.base / p for p in placed if p)
+
+    @property
+    def authenticode(self) -> AuthenticodeSettings:
+        sign = self.sign
+        return AuthenticodeSettings(
+            cert=self._path(sign.authenticode_cert),
+            key=self._path(sign.authenticode_key),
+            password_env=sign.authenticode_password_env,
+            timestamp_url=sign.timestamp_url,
+        )
+
+    @property
+    def macos_signing(self) -> MacSigningSettings:
+        sign = self.sign
+        return MacSigningSettings(
+            mode=sign.macos_sign,
+            identity=self._path(sign.macos_identity),
+            password_env=sign.macos_password_env,
+            hardened_runtime=sign.macos_hardened_runtime,
+            entitlements=self._path(sign.macos_entitlements),
+            timestamp_url=sign.macos_timestamp_url,
+        )
+
+    @property
+    def notary(self) -> NotarySettings:
+        notarize = self.notarize
+        return NotarySettings(
+            key_file=self._path(notarize.key_file),
+            key_id=notarize.key_id,
+            issuer_id=notarize.issuer_id,
+            api_url=notarize.api_url,
+        )
 
     @property
     def out_dir(self) -> Path:
@@ -270,7 +307,7 @@ class Settings:
 
 
 # Tables of toolchain.toml that override the catalog's data, not settings.
-CATALOG_TABLES = ("targets", "profiles", "policies")
+CATALOG_TABLES = catalog.KINDS
 
 # [update] data-files may start with a place that differs per user and system.
 _DATA_PLACE = re.compile(r"(~|\$\{?HOME\}?|\$\{?XDG_DATA_HOME\}?|%LOCALAPPDATA%)(?=[/\\])")
@@ -317,14 +354,8 @@ def find_upwards(start: Path, name: str) -> Path | None:
 def config_file(cwd: Path) -> Path | None:
     named = os.environ.get("TOOLCHAIN_CONFIG")
     if named:
-        path = Path(named)
-        if not path.is_file():
-            what = "a folder" if path.is_dir() else "missing"
-            raise ConfigError(
-                f"TOOLCHAIN_CONFIG names {path}, which is {what}",
-                hint="point it at a toolchain.toml file, or unset it",
-            )
-        return path
+        message = "TOOLCHAIN_CONFIG names {path}, which is {what}"
+        return require_file(Path(named), ConfigError, message, hint="point it at a toolchain.toml file, or unset it")
     return find_upwards(cwd, PROJECT_FILE_NAME)
 
 
@@ -353,96 +384,39 @@ def demo_manifest() -> Path:
 
 def load_settings(cwd: Path | None = None) -> Settings:
     cwd = cwd or Path.cwd()
-    defaults = load_toml(DEFAULTS_FILE)
-    validate(defaults, SETTINGS_SCHEMA, DEFAULTS_FILE)
-    sources = [DEFAULTS_FILE]
-    merged = {table: dict(values) for table, values in defaults.items()}
+    layers = [Layer(DEFAULTS_FILE, load_toml(DEFAULTS_FILE))]
     override_path = config_file(cwd)
     base = cwd
     catalog_tables: dict[str, Any] = {}
     if override_path is not None:
         override = load_toml(override_path)
         catalog_tables = {name: override.pop(name) for name in CATALOG_TABLES if name in override}
-        validate(override, SETTINGS_SCHEMA, override_path)
-        for table, values in override.items():
-            merged.setdefault(table, {}).update(values)
-        sources.append(override_path)
+        layers.append(Layer(override_path, override))
         base = override_path.parent
-    build, package, sign = merged["build"], merged["package"], merged["sign"]
-    manifest = build["manifest-path"]
-    manifest_path = (base / manifest).resolve() if manifest else None
+    document = decode(SettingsFile, layers)
     project_dir = base if override_path is not None else None
     if project_dir is None:
         found = find_upwards(cwd, "Cargo.toml")
         project_dir = found.parent if found is not None else None
     known = catalog.load_catalog(project_dir, catalog_tables, override_path)
     catalog.use(known)
+    tables = msgspec.structs.asdict(document)
+    tables["package"] = msgspec.structs.replace(
+        document.package, formats=tuple(dict.fromkeys(document.package.formats))
+    )
+    tables["cache"] = _cache_settings(document.cache, base)
     return Settings(
-        manifest_path=manifest_path,
-        profile=build["profile"],
-        runner=build["runner"],
-        configured_out_dir=(base / build["out-dir"]) if build["out-dir"] else None,
-        targets=tuple(build["targets"]),
-        include=tuple(package["include"]),
-        cross_images=dict(merged.get("cross", {}).get("images", {})),
-        smoke_checks=[[str(a) for a in check] for check in merged["smoke"]["checks"]],
-        size_baseline=base / merged["size"]["baseline"],
-        max_growth_percent=float(merged["size"]["max-growth-percent"]),
-        max_growth_bytes=int(merged["size"]["max-growth-bytes"]),
-        download_url=merged["release"]["download-url"],
-        update_data_files=tuple(
-            base / p for p in (expand_data_pattern(f, os.environ) for f in merged["update"]["data-files"]) if p
-        ),
-        update_data_patterns=tuple(merged["update"]["data-files"]),
-        update_backup_command=tuple(merged["update"]["backup-command"]),
-        github=dict(merged["github"]),
-        container=dict(merged["container"]),
-        s3=dict(merged["s3"]),
-        update_keep=int(merged["update"]["keep"]),
-        update_metadata_days=int(merged["update"]["metadata-days"]),
-        secret_key_file=(base / merged["sign"]["secret-key-file"]) if merged["sign"]["secret-key-file"] else None,
-        public_key_file=(base / merged["sign"]["public-key-file"]) if merged["sign"]["public-key-file"] else None,
-        sources=tuple(sources),
-        features=tuple(build["features"]),
-        timings=bool(build["timings"]),
-        all_features=bool(build["all-features"]),
-        no_default_features=bool(build["no-default-features"]),
-        locked=bool(build["locked"]),
-        auditable=bool(build["auditable"]),
-        cache=_cache_settings(merged["cache"], base),
-        schema_command=tuple(str(a) for a in merged["update"]["schema-command"]),
-        fail_migration_env=str(merged["update"]["fail-migration-env"]),
-        seed_commands=tuple(tuple(str(a) for a in c) for c in merged["update"]["seed-commands"]),
+        **tables,
+        base=base,
+        sources=tuple(layer.path for layer in layers),
         project_dir=project_dir,
-        formats=tuple(dict.fromkeys(package["formats"])),
         catalog=known,
         cwd=cwd,
-        authenticode=AuthenticodeSettings(
-            cert=(base / sign["authenticode-cert"]) if sign["authenticode-cert"] else None,
-            key=(base / sign["authenticode-key"]) if sign["authenticode-key"] else None,
-            password_env=sign["authenticode-password-env"],
-            timestamp_url=sign["timestamp-url"],
-        ),
-        macos_signing=MacSigningSettings(
-            mode=sign["macos-sign"],
-            identity=(base / sign["macos-identity"]) if sign["macos-identity"] else None,
-            password_env=sign["macos-password-env"],
-            hardened_runtime=bool(sign["macos-hardened-runtime"]),
-            entitlements=(base / sign["macos-entitlements"]) if sign["macos-entitlements"] else None,
-            timestamp_url=sign["macos-timestamp-url"],
-        ),
-        notary=NotarySettings(
-            key_file=(base / merged["notarize"]["key-file"]) if merged["notarize"]["key-file"] else None,
-            key_id=merged["notarize"]["key-id"],
-            issuer_id=merged["notarize"]["issuer-id"],
-            api_url=merged["notarize"]["api-url"],
-        ),
     )
 
 
-def _cache_settings(table: dict[str, Any], base: Path) -> CacheSettings:
+def _cache_settings(cache: CacheSettings, base: Path) -> CacheSettings:
     """[cache], with a relative local folder taken from where toolchain.toml is."""
-    found = CacheSettings.from_table(table)
-    if found.local_dir and not Path(found.local_dir).is_absolute():
-        return dataclasses.replace(found, local_dir=str(base / found.local_dir))
-    return found
+    if cache.local_dir and not Path(cache.local_dir).is_absolute():
+        return msgspec.structs.replace(cache, local_dir=str(base / cache.local_dir))
+    return cache

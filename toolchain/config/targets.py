@@ -1,176 +1,117 @@
-"""Release targets: the schema of a target document and the record built
-from it. The documents come from toolchain.config.catalog (packaged data merged
-with a project's own)."""
+"""Release targets: the model of a target document (targets/TRIPLE.toml).
+The documents come from toolchain.config.catalog (packaged data merged with a
+project's own)."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first file is read.
 import platform
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
-from toolchain.config.schema import Key, Table, did_you_mean, load_toml, validate
+import msgspec
+from msgspec import Meta
+
+from toolchain.config.schema import Layer, Model, decode, did_you_mean, load_record
 from toolchain.errors import ConfigError
 
-HOSTS = ("linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-aarch64", "windows-x86_64")
-RUNNER_NAMES = ("native", "zig", "cross", "container")
-GLIBC_PATTERN = r"\d+\.\d+"
-MACOS_PATTERN = r"\d+\.\d+"
-
-TARGET_SCHEMA = Table(
-    keys={
-        "triple": Key((str,), required=True, pattern=r"[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?"),
-        "description": Key((str,), required=True),
-        "os": Key((str,), required=True, choices=("linux", "macos", "windows")),
-        "arch": Key((str,), required=True, choices=("x86_64", "aarch64", "universal")),
-        "release": Key((bool,), doc="one of the release targets built by --all"),
-        "substitutes": Key((str,), doc="built by --all in place of this release target where that cannot be built"),
-        "components": Key((list,), item_types=(str,), doc="targets whose binaries are joined into this one"),
-        "binary": Table(
-            required=True,
-            keys={
-                "format": Key((str,), required=True, choices=("elf", "macho", "pe")),
-                "machine": Key((str,), required=True, choices=("x86_64", "aarch64", "universal")),
-                "bits": Key((int,), required=True, choices=(32, 64)),
-                "endianness": Key((str,), required=True, choices=("little", "big")),
-                "exe-suffix": Key((str,), required=True, choices=("", ".exe")),
-            },
-        ),
-        "archive": Table(
-            required=True,
-            keys={"format": Key((str,), required=True, choices=("tar.xz", "zip"))},
-        ),
-        "compat": Table(
-            keys={
-                "glibc": Key((str,), pattern=GLIBC_PATTERN, doc="highest glibc symbol version allowed"),
-                "macos": Key((str,), pattern=MACOS_PATTERN, doc="minimum macOS version"),
-                "windows": Key((str,), doc="minimum Windows version"),
-            }
-        ),
-        "runners": Table(
-            required=True,
-            key_choices=HOSTS,
-            values=Key((list,), item_types=(str,)),
-            doc="runner preference per host, first usable wins",
-        ),
-        "toolchain": Table(
-            keys={
-                "linker": Key((str,), doc="C linker the native runner uses from a foreign host"),
-                "linker-package": Key((str,), doc="Debian package that provides the linker"),
-                "std-package": Key((str,), doc="Debian package with a prebuilt std for the target"),
-                "build-std": Key((bool,), doc="offline route builds std from rust-src"),
-                "abi": Key((str,), choices=("gnu", "msvc"), doc="which C runtime ABI"),
-                "sdk": Key((str,), choices=("macos",), doc="platform SDK that framework-linking crates need"),
-                "sdk-crates": Key(
-                    (list,), item_types=(str,), doc="crates that link the SDK's frameworks (checked before cargo)"
-                ),
-            }
-        ),
-        "ci": Table(
-            keys={"github-runs-on": Key((str,), doc="GitHub Actions runner label of the job that builds it")},
-        ),
-        "run": Table(
-            key_choices=HOSTS,
-            values=Key((str,), choices=("native", "qemu", "wine", "none")),
-            doc="how a built binary can be run on each host",
-        ),
-    }
-)
+Host = Literal["linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-aarch64", "windows-x86_64"]
+RunnerName = Literal["native", "zig", "cross", "container"]
+HOSTS: tuple[str, ...] = get_args(Host)
+if TYPE_CHECKING:
+    HostKey = str  # what callers look a host up by
+else:
+    HostKey = Host  # what msgspec checks the keys against
+RUNNER_NAMES: tuple[str, ...] = get_args(RunnerName)
+Machine = Literal["x86_64", "aarch64", "universal"]
+Version = Annotated[str, Meta(pattern=r"^\d+\.\d+$")]
 
 
-@dataclass(frozen=True)
-class BinaryExpectation:
-    format: str
-    machine: str
-    bits: int
-    endianness: str
-    exe_suffix: str
+class BinaryExpectation(Model, frozen=True):
+    """[binary]: what every built executable must be."""
+
+    format: Literal["elf", "macho", "pe"]
+    machine: Machine
+    bits: Literal[32, 64]
+    endianness: Literal["little", "big"]
+    exe_suffix: Literal["", ".exe"]
 
 
-@dataclass(frozen=True)
-class Target:
-    triple: str
+class Archive(Model, frozen=True):
+    format: Literal["tar.xz", "zip"]
+
+
+class Compat(Model, frozen=True):
+    glibc: Version | None = None  # highest glibc symbol version allowed
+    macos: Version | None = None  # minimum macOS version
+    windows: str | None = None  # minimum Windows version
+
+
+class TargetToolchain(Model, frozen=True):
+    """[toolchain]: what building the target needs."""
+
+    linker: str | None = None  # C linker the native runner uses from a foreign host
+    linker_package: str | None = None  # Debian package that provides the linker
+    std_package: str | None = None  # Debian package with a prebuilt std for the target
+    build_std: bool = False  # the offline route builds std from rust-src
+    abi: Literal["gnu", "msvc"] | None = None  # which C runtime ABI
+    sdk: Literal["macos"] | None = None  # platform SDK that framework-linking crates need
+    sdk_crates: tuple[str, ...] = ()  # crates that link the SDK's frameworks (checked before cargo)
+
+
+class TargetCI(Model, frozen=True):
+    github_runs_on: str | None = None  # GitHub Actions runner label of the job that builds it
+
+
+class TargetFile(Model, frozen=True):
+    """A targets/TRIPLE.toml document."""
+
+    triple: Annotated[str, Meta(pattern=r"^[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+(-[a-z0-9_]+)?$")]
     description: str
-    os: str
-    arch: str
-    release: bool
+    os: Literal["linux", "macos", "windows"]
+    arch: Machine
     binary: BinaryExpectation
-    archive_format: str
-    glibc: str | None
-    macos: str | None
-    runners: dict[str, tuple[str, ...]]
-    linker: str | None
-    linker_package: str | None
-    std_package: str | None
-    build_std: bool
-    run: dict[str, str]
+    archive: Archive
+    runners: dict[HostKey, tuple[str, ...]]  # runner preference per host, first usable wins
+    release: bool = False  # one of the release targets built by --all
+    substitutes: str | None = None  # built by --all in place of this release target where that cannot be built
+    components: tuple[str, ...] = ()  # targets whose binaries are joined into this one
+    compat: Compat = Compat()
+    toolchain: TargetToolchain = TargetToolchain()
+    ci: TargetCI = TargetCI()
+    # How a built binary runs on each host (msgspec copies the empty default).
+    run: dict[HostKey, Literal["native", "qemu", "wine", "none"]] = {}  # noqa: RUF012
+
+
+class Target(TargetFile, frozen=True, kw_only=True):
+    """A target in force: its document and where its values came from."""
+
     source: Path
-    substitutes: str | None = None
-    components: tuple[str, ...] = ()
-    sdk: str | None = None
-    sdk_crates: tuple[str, ...] = ()
     origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
-    github_runs_on: str | None = None
 
     def runner_preference(self, host: str) -> tuple[str, ...]:
         return self.runners.get(host, ())
 
 
-def target_from_document(
-    record_name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()
-) -> Target:
-    binary = document["binary"]
-    compat = document.get("compat", {})
-    tools = document.get("toolchain", {})
-    for host, names in document["runners"].items():
-        for name in names:
-            if name not in RUNNER_NAMES:
+def target_from_layers(name: str, layers: list[Layer]) -> Target:
+    document = decode(TargetFile, layers)
+    source = layers[-1].path
+    for host, names in document.runners.items():
+        for runner in names:
+            if runner not in RUNNER_NAMES:
                 raise ConfigError(
-                    f"{path}: unknown runner '{name}' for host {host}; {did_you_mean(name, RUNNER_NAMES)}",
+                    f"{source}: unknown runner '{runner}' for host {host}; {did_you_mean(runner, RUNNER_NAMES)}",
                     hint="fix the runners table",
                 )
-    if record_name != document["triple"]:
+    if name != document.triple:
         raise ConfigError(
-            f"{path}: '{record_name}' does not match its triple '{document['triple']}'",
-            hint=f"name it {document['triple']}",
+            f"{source}: '{name}' does not match its triple '{document.triple}'", hint=f"name it {document.triple}"
         )
-    return Target(
-        triple=document["triple"],
-        description=document["description"],
-        os=document["os"],
-        arch=document["arch"],
-        release=document.get("release", False),
-        binary=BinaryExpectation(
-            format=binary["format"],
-            machine=binary["machine"],
-            bits=binary["bits"],
-            endianness=binary["endianness"],
-            exe_suffix=binary["exe-suffix"],
-        ),
-        archive_format=document["archive"]["format"],
-        glibc=compat.get("glibc"),
-        macos=compat.get("macos"),
-        runners={host: tuple(names) for host, names in document["runners"].items()},
-        linker=tools.get("linker"),
-        linker_package=tools.get("linker-package"),
-        std_package=tools.get("std-package"),
-        build_std=tools.get("build-std", False),
-        run=dict(document.get("run", {})),
-        source=path,
-        substitutes=document.get("substitutes"),
-        components=tuple(document.get("components", ())),
-        sdk=tools.get("sdk"),
-        sdk_crates=tuple(tools.get("sdk-crates", ())),
-        origins=origins or (str(path),),
-        github_runs_on=document.get("ci", {}).get("github-runs-on"),
-    )
+    return Target(**msgspec.structs.asdict(document), source=source, origins=tuple(la.origin for la in layers))
 
 
 def load_target_file(path: Path) -> Target:
     """One target file on its own (tests and tools; builds use the catalog)."""
-    document = load_toml(path)
-    validate(document, TARGET_SCHEMA, path)
-    return target_from_document(path.stem, document, path)
+    return load_record(path, target_from_layers)
 
 
 def host_platform() -> str:

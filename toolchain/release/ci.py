@@ -41,12 +41,12 @@ def matrix(known: Catalog) -> list[MatrixEntry]:
         if not target.release:
             continue
         host = build_host(target)
-        if not target.github_runs_on:
+        if not target.ci.github_runs_on:
             raise ConfigError(
                 f"{target.source}: release target {target.triple} names no CI runner",
                 hint='add [ci] github-runs-on = "LABEL" (the GitHub Actions runner that builds it)',
             )
-        entries.append(MatrixEntry(target.triple, host, target.github_runs_on, target.runners[host][0]))
+        entries.append(MatrixEntry(target.triple, host, target.ci.github_runs_on, target.runners[host][0]))
     return entries
 
 

@@ -88,7 +88,7 @@ def render_installers(
                 f"Sha256 = '{archive.sha256}'; Binaries = @({binaries}) }}"
             )
         else:
-            floor = target.glibc if target.os == "linux" and target.glibc else "-"
+            floor = target.compat.glibc if target.os == "linux" and target.compat.glibc else "-"
             unix_lines.append(f"{target.triple} {archive.name} {archive.sha256} {floor} {','.join(archive.binaries)}")
     patterns = update.installer_patterns()
     for word in (*patterns, *update.backup_command):

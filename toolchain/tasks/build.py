@@ -91,12 +91,12 @@ def package_built(report: BuildReport, settings: Settings) -> None:
     package_release(
         report.out_dir,
         key,
-        settings.download_url,
+        settings.release.download_url,
         report.workspace_root or report.out_dir,
-        schema_command=settings.schema_command,
-        update=InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
-        formats=settings.formats,
-        metadata_days=settings.update_metadata_days,
+        schema_command=settings.update.schema_command,
+        update=InstallerUpdate(settings.update.data_files, settings.update.backup_command),
+        formats=settings.package.formats,
+        metadata_days=settings.update.metadata_days,
     )
 
 
@@ -153,7 +153,7 @@ def build_task(
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
     settings = load_settings()
-    if timings or settings.timings:
+    if timings or settings.build.timings:
         require_matplotlib()  # before the build, not after minutes of it
     report = build(
         BuildOptions(
@@ -183,7 +183,7 @@ def build_task(
     if not no_package:
         package_built(report, settings)
     page = None
-    if (timings or settings.timings) and report.record_path is not None:
+    if (timings or settings.build.timings) and report.record_path is not None:
         page = write_timings_report(report.out_dir, load_record(report.out_dir))
     if json:
         log.json({**report.to_dict(), **({"timings_report": str(page)} if page else {})})

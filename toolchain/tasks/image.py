@@ -23,10 +23,10 @@ def image_build_task(c: Context, base_image: str = "", force: bool = False, json
     """Build the hermetic build image from Dockerfile.build (skipped when unchanged)."""
     settings = load_settings().container
     tag, built = build_image(
-        base_image or settings.get("base-image", ""),
+        base_image or settings.base_image,
         network="host",
         force=force,
-        ca_bundle=settings.get("ca-bundle", ""),
+        ca_bundle=settings.ca_bundle,
     )
     if json:
         log.json({"schema": "toolchain.image/v1", "image": tag, "built": built})

@@ -50,16 +50,16 @@ def package_task(
     report_stale(folder, record, clean)
     manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
     repo = manifests[0].parent if manifests else folder
-    update = InstallerUpdate(settings.update_data_patterns, settings.update_backup_command)
+    update = InstallerUpdate(settings.update.data_files, settings.update.backup_command)
     report = package_release(
         folder,
         key,
-        download_url or settings.download_url,
+        download_url or settings.release.download_url,
         repo,
-        schema_command=settings.schema_command,
+        schema_command=settings.update.schema_command,
         update=update,
-        formats=settings.formats,
-        metadata_days=settings.update_metadata_days,
+        formats=settings.package.formats,
+        metadata_days=settings.update.metadata_days,
     )
     if json:
         log.json(

@@ -32,7 +32,9 @@ def validate_rollback_task(
     folder = out_folder(out_dir, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
     key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
-    options = RollbackOptions(settings.schema_command, settings.fail_migration_env, settings.seed_commands)
+    options = RollbackOptions(
+        settings.update.schema_command, settings.update.fail_migration_env, settings.update.seed_commands
+    )
     report = validate_rollback(folder, previous, key_text, key, options)
     if json:
         log.json(

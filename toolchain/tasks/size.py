@@ -94,7 +94,7 @@ def size_task(
             folder,
             read_history(folder),
             baseline_sizes(baseline),
-            GrowthLimit(settings.max_growth_percent, settings.max_growth_bytes),
+            GrowthLimit(settings.size.max_growth_percent, settings.size.max_growth_bytes),
             load_attributions(folder),
             baseline_crates(baseline),
         )
@@ -104,7 +104,7 @@ def size_task(
         return
     record = load_record(folder)
     rows = rows_from_record(record, load_baseline(settings.size_baseline), triples)
-    problems = regressions(rows, settings.max_growth_percent, settings.max_growth_bytes)
+    problems = regressions(rows, settings.size.max_growth_percent, settings.size.max_growth_bytes)
     if update_baseline:
         write_baseline(settings.size_baseline, rows)
         log.info(f"wrote {settings.size_baseline}")
@@ -121,8 +121,8 @@ def size_task(
         )
     else:
         log.table(
-            f"Sizes against {settings.size_baseline.name} (fail above {settings.max_growth_percent}% "
-            f"and {settings.max_growth_bytes:,} bytes)",
+            f"Sizes against {settings.size_baseline.name} (fail above {settings.size.max_growth_percent}% "
+            f"and {settings.size.max_growth_bytes:,} bytes)",
             ["target", "binary", "size", "change", "archive", "change", "largest sections"],
             [
                 [

@@ -28,7 +28,7 @@ def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = Fal
         chosen = settings.catalog.target(triple)
         with log.group(f"smoke {chosen.triple}"):
             for path, version in built_binaries(folder, chosen.triple):
-                results.append((chosen.triple, smoke_binary(chosen, path, version, settings.smoke_checks)))
+                results.append((chosen.triple, smoke_binary(chosen, path, version, settings.smoke.checks)))
     if json:
         log.json(
             {

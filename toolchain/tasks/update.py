@@ -11,7 +11,7 @@ from invoke.context import Context
 
 from toolchain.atomic import write_atomic
 from toolchain.config.settings import load_settings
-from toolchain.errors import UpdateError, UsageError
+from toolchain.errors import UpdateError, UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
 from toolchain.update.journal import default_state_dir
@@ -40,13 +40,10 @@ def _binary(binary: str, receipt: str) -> Path:
         path = Path(str(document["install_dir"])) / str(document["binaries"][0])
     else:
         raise UsageError("which installation?", hint="pass --binary PATH or --receipt install-receipt.json")
-    if not path.is_file():
-        what = "a folder" if path.is_dir() else "missing"
-        raise UsageError(
-            f"{path} is {what}, not an installed binary",
-            hint="pass the installed executable with --binary (or its install receipt with --receipt)",
-        )
-    return path
+    return require_file(
+        path, UsageError, "{path} is {what}, not an installed binary",
+        hint="pass the installed executable with --binary (or its install receipt with --receipt)",
+    )  # fmt: skip
 
 
 def _state_dir(binary: str, receipt: str, state_dir: str) -> Path:
@@ -165,7 +162,7 @@ def update_task(
         decision.public_key,
         [p.resolve() for p in data_files],
         state_dir=Path(state_dir) if state_dir else None,
-        keep=_keep(keep, settings.update_keep),
+        keep=_keep(keep, settings.update.keep),
         wait=wait,
         allow_downgrade=decision.allow_downgrade,
         channel="" if artifact else decision.channel,

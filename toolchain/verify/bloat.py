@@ -85,7 +85,7 @@ def attribute(
 ) -> list[Attribution]:
     settings = load_settings()
     target = settings.catalog.target(triple or settings.catalog.host_triple())
-    profile = unstripped(settings.catalog.profile(profile_name or settings.profile))
+    profile = unstripped(settings.catalog.profile(profile_name or settings.build.profile))
     project = load_project(manifest_path or settings.manifest())
     selections = select(project, None, [])
     compiled = compile_target(project, selections, target, profile, settings, force_profile=True)

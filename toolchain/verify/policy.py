@@ -1,43 +1,57 @@
 """Verification policy: rules from policies/*.toml (one per OS, like
 auditwheel's manylinux policies) applied to an inspected binary."""
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: msgspec gets the field types as objects
+# instead of strings it would evaluate when the first policy is read.
 import fnmatch
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-from toolchain.config.schema import Key, Table, did_you_mean, load_toml, validate
+import msgspec
+
+from toolchain.config.schema import Layer, Model, decode, did_you_mean, load_record
 from toolchain.config.targets import Target
 from toolchain.errors import UsageError, VerificationError
-from toolchain.verify.inspection import BinaryInfo
 
-SEVERITIES = ("error", "warn", "report")
-RULES = (
+Severity = Literal["error", "warn", "report"]
+Rule = Literal[
     "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
     "glibc-floor", "libraries", "pie", "nx", "relro", "stack-protector",
     "macos-min", "code-signature", "macos-signature", "subsystem", "aslr", "high-entropy-va", "authenticode",
-)  # fmt: skip
+]  # fmt: skip
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+RULES: tuple[str, ...] = get_args(Rule)
+if TYPE_CHECKING:
+    from toolchain.verify.inspection import BinaryInfo  # the settings load the policies without LIEF's module
 
-POLICY_SCHEMA = Table(
-    keys={
-        "description": Key((str,), required=True),
-        "os": Key((str,), required=True, choices=("linux", "macos", "windows")),
-        "rules": Table(required=True, key_choices=RULES, values=Key((str,), choices=SEVERITIES)),
-        "libraries": Table(keys={"allowed": Key((list,), item_types=(str,))}),
-        "windows": Table(keys={"subsystem": Key((str,), choices=("windows_cui", "windows_gui"))}),
-    }
-)
+    RuleKey = str  # what callers look a rule up by
+else:
+    RuleKey = Rule  # what msgspec checks the keys against
 
 
-@dataclass(frozen=True)
-class Policy:
+class AllowedLibraries(Model, frozen=True):
+    allowed: tuple[str, ...] = ()  # fnmatch patterns of the libraries a binary may link
+
+
+class WindowsRules(Model, frozen=True):
+    subsystem: Literal["windows_cui", "windows_gui"] | None = None
+
+
+class PolicyFile(Model, frozen=True):
+    """A policies/OS.toml document."""
+
+    description: str
+    os: Literal["linux", "macos", "windows"]
+    rules: dict[RuleKey, Severity]  # rule -> severity
+    libraries: AllowedLibraries = AllowedLibraries()
+    windows: WindowsRules = WindowsRules()
+
+
+class Policy(PolicyFile, frozen=True, kw_only=True):
+    """A policy in force: its document and where its values came from."""
+
     name: str
-    os: str
-    rules: dict[str, str]  # rule -> severity
-    allowed_libraries: tuple[str, ...]
-    subsystem: str | None
     source: Path
     origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
 
@@ -69,23 +83,19 @@ class RuleVerdict:
         return not self.ok and self.severity == "error" and not self.allowed
 
 
-def policy_from_document(name: str, document: dict[str, Any], path: Path, origins: tuple[str, ...] = ()) -> Policy:
+def policy_from_layers(name: str, layers: list[Layer]) -> Policy:
+    document = decode(PolicyFile, layers)
     return Policy(
+        **msgspec.structs.asdict(document),
         name=name,
-        os=document["os"],
-        rules=dict(document["rules"]),
-        allowed_libraries=tuple(document.get("libraries", {}).get("allowed", ())),
-        subsystem=document.get("windows", {}).get("subsystem"),
-        source=path,
-        origins=origins or (str(path),),
+        source=layers[-1].path,
+        origins=tuple(layer.origin for layer in layers),
     )
 
 
 def load_policy_file(path: Path) -> Policy:
     """One policy file on its own (tests and tools; builds use the catalog)."""
-    document = load_toml(path)
-    validate(document, POLICY_SCHEMA, path)
-    return policy_from_document(path.stem, document, path)
+    return load_record(path, policy_from_layers)
 
 
 def check_allow(rules: tuple[str, ...]) -> None:
@@ -98,7 +108,7 @@ def _version(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")) if text else ()
 
 
-def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
+def _machine_verdict(info: "BinaryInfo", target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
     machines = info.architectures or (info.machine,)
     if target.components:
         wanted = sorted(component_machines)
@@ -107,7 +117,7 @@ def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple
 
 
 def _findings(
-    info: BinaryInfo,
+    info: "BinaryInfo",
     target: Target,
     path: Path,
     policy: Policy,
@@ -138,7 +148,7 @@ def _findings(
         ),
     }
     libraries = info.imports if info.format == "pe" else info.needed_libraries
-    unexpected = [lib for lib in libraries if not any(fnmatch.fnmatch(lib, p) for p in policy.allowed_libraries)]
+    unexpected = [lib for lib in libraries if not any(fnmatch.fnmatch(lib, p) for p in policy.libraries.allowed)]
     found["libraries"] = (
         not unexpected,
         ", ".join(unexpected) if unexpected else "only allowed libraries",
@@ -146,7 +156,7 @@ def _findings(
         f"drop the dependency, or add it to [libraries] allowed in {policy.source.name}",
     )
     if info.format == "elf":
-        floor = target.glibc
+        floor = target.compat.glibc
         need = info.glibc_required
         found["glibc-floor"] = (
             not floor or _version(need) <= _version(floor),
@@ -164,7 +174,7 @@ def _findings(
             "build with -Z stack-protector=strong (nightly)",
         )
     if info.format == "macho":
-        minimum = target.macos
+        minimum = target.compat.macos
         slices = info.slices or ()
         too_new = [f"{s.machine} {s.macos_min}" for s in slices if _version(s.macos_min) > _version(minimum)]
         found["macos-min"] = (
@@ -187,9 +197,9 @@ def _findings(
         found["nx"] = (bool(info.nx), "NX" if info.nx else "no NX", "NX", "link without -allow_stack_execute")
     if info.format == "pe":
         found["subsystem"] = (
-            info.subsystem == policy.subsystem,
+            info.subsystem == policy.windows.subsystem,
             str(info.subsystem),
-            str(policy.subsystem),
+            str(policy.windows.subsystem),
             'build a console program (remove #![windows_subsystem = "windows"])',
         )
         found["nx"] = (bool(info.nx), "NX_COMPAT" if info.nx else "no NX_COMPAT", "NX_COMPAT", "link with --nxcompat")
@@ -233,7 +243,7 @@ def _macos_signature_finding(slices: Any, expected: MacSignatureExpectation) -> 
     return (True, found + (", hardened runtime" if expected.hardened_runtime else ""), expected.describe(), "")
 
 
-def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str, str]:
+def _authenticode_finding(info: "BinaryInfo", signer: str) -> tuple[bool, str, str, str]:
     expected = f"a valid signature by the configured certificate (SHA-256 {signer[:16]}...)"
     signature = info.authenticode
     if signature is None:
@@ -256,7 +266,7 @@ def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str
 
 
 def evaluate(
-    info: BinaryInfo,
+    info: "BinaryInfo",
     target: Target,
     path: Path,
     policy: Policy,

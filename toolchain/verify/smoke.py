@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,7 +104,7 @@ def launcher(target: Target, host: str) -> tuple[str, list[str], dict[str, str]]
         if sysroot is None or not sysroot.is_dir():
             raise MissingToolError(
                 f"no {target.arch} C library for {emulator} at {sysroot}",
-                hint=f"apt-get install {target.linker_package or 'libc6-' + target.arch + '-cross'}",
+                hint=f"apt-get install {target.toolchain.linker_package or 'libc6-' + target.arch + '-cross'}",
             )
         return how, [emulator, "-L", str(sysroot)], {}
     if how == "wine":
@@ -114,7 +115,7 @@ def launcher(target: Target, host: str) -> tuple[str, list[str], dict[str, str]]
 
 
 def smoke_binary(
-    target: Target, binary: Path, version: str, checks: list[list[str]], host: str | None = None
+    target: Target, binary: Path, version: str, checks: Sequence[Sequence[str]], host: str | None = None
 ) -> SmokeResult:
     """Run `binary --version` (must print `version`) and each check (must exit 0)."""
     host = host or host_platform()
@@ -123,7 +124,7 @@ def smoke_binary(
         log.info(f"{binary.name}: {target.triple} binaries cannot run on a {host} host; verified statically only")
         return SmokeResult(binary, how, ())
     results = []
-    runs = [(["--version"], f"prints {version}"), *((c, "exits 0") for c in checks)]
+    runs = [(["--version"], f"prints {version}"), *((list(c), "exits 0") for c in checks)]
     for args, expectation in runs:
         result = proc.run([*prefix, binary, *args], env=env, check=False, timeout=120)
         output = (result.stdout + result.stderr).strip()

@@ -82,7 +82,7 @@ class CommandRunner(ABC):
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
-        if job.settings.auditable:
+        if job.settings.build.auditable:
             invocation = CargoInvocation(*auditable_command(invocation.argv, invocation.env, self.name))
         env = dict(invocation.env)
         if self.uses_compile_cache:

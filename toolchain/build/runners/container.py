@@ -35,14 +35,14 @@ VENDORED_STD = Path("/usr/lib/rustlib/src/rust/library/vendor")
 def _tag(configured: Settings | None = None) -> str:
     # problem() and route() are asked before a job exists: they read the settings in force.
     settings = (configured or load_settings()).container
-    if settings.get("image"):
-        return str(settings["image"])
-    certificates = container.extra_ca_certificates(str(settings.get("ca-bundle", "")))
-    return container.image_tag(str(settings.get("base-image", "")), certificates)
+    if settings.image:
+        return settings.image
+    certificates = container.extra_ca_certificates(settings.ca_bundle)
+    return container.image_tag(settings.base_image, certificates)
 
 
 def _user(settings: Settings) -> str:
-    configured = str(settings.container.get("user") or "")
+    configured = settings.container.user
     if configured:
         return configured
     return f"{os.getuid()}:{os.getgid()}" if hasattr(os, "getuid") else "1000:1000"
@@ -68,7 +68,7 @@ class ContainerRunner:
         if facts.get("route") == "rustup":
             return Route("container-rustup", "rustc", detail=f"rustup std inside {_tag()}", versions=versions)
         env = {"RUSTC": "/usr/bin/rustc"}
-        if target.build_std:
+        if target.toolchain.build_std:
             return Route(
                 "container-build-std", "/usr/bin/rustc", {**env, "RUSTC_BOOTSTRAP": "1"},
                 build_std_args(VENDORED_STD), f"std built from source inside {_tag()}", versions,
@@ -99,7 +99,7 @@ class ContainerRunner:
 
     def environment(self, job: BuildJob) -> dict[str, str]:
         settings = job.settings.container
-        env = {name: os.environ[name] for name in settings.get("env", []) if name in os.environ}
+        env = {name: os.environ[name] for name in settings.env if name in os.environ}
         env.update(self.inner_invocation(job).env)
         if job.cache_env:
             # The store's settings and the host's AWS credentials, by name at run time: never in the image.
@@ -142,7 +142,7 @@ class ContainerRunner:
             user=user,
             volumes=volumes,
             environment=env,
-            network=str(settings.get("network", "host")),
+            network=settings.network,
         ) as box:
             for out, err in box.attach(stdout=True, stderr=True, stream=True, demux=True, logs=True):
                 if out:

@@ -97,7 +97,7 @@ def cross_toml_image(triple: str, root: Path | None) -> str | None:
 
 
 def configured_image(triple: str, settings: Settings, root: Path | None) -> str | None:
-    return settings.cross_images.get(triple) or os.environ.get(image_variable(triple)) or cross_toml_image(triple, root)
+    return settings.cross.images.get(triple) or os.environ.get(image_variable(triple)) or cross_toml_image(triple, root)
 
 
 def image_for(triple: str, settings: Settings, root: Path | None) -> tuple[str, bool]:
@@ -272,7 +272,7 @@ class CrossRunner(CommandRunner):
         if manifest.is_relative_to(job.project.workspace_root):
             args[args.index("--manifest-path") + 1] = manifest.relative_to(job.project.workspace_root).as_posix()
         env = {}
-        image = job.settings.cross_images.get(job.target.triple)
+        image = job.settings.cross.images.get(job.target.triple)
         if image:
             env[image_variable(job.target.triple)] = image
         if job.route.name in ("cross-image", "cross-host"):

@@ -54,13 +54,13 @@ class ZigRunner(CommandRunner):
         args = ["cargo-zigbuild", "zigbuild", *cargo_build_args(job)]
         target = job.target
         env = dict(job.route.env)
-        if target.os == "linux" and target.glibc:
+        if target.os == "linux" and target.compat.glibc:
             # `TRIPLE.2.17` pins the glibc symbol versions the binary may need.
             index = args.index("--target") + 1
-            args[index] = f"{target.triple}.{target.glibc}"
-        if target.os == "macos" and target.macos:
+            args[index] = f"{target.triple}.{target.compat.glibc}"
+        if target.os == "macos" and target.compat.macos:
             # Without it zig stamps its own (newest) macOS into the binary.
-            env["MACOSX_DEPLOYMENT_TARGET"] = target.macos
+            env["MACOSX_DEPLOYMENT_TARGET"] = target.compat.macos
         return CargoInvocation(tuple(args), env)
 
 

@@ -1,15 +1,17 @@
 """The release channels' names: which formats exist, what each is called in
 the release folder, and how a target's architecture is spelled by each
 packaging system. No imports beyond the standard library: the settings
-schema reads FORMATS."""
+model reads Format."""
 
 from __future__ import annotations
 
 import re
+from typing import Literal, get_args
 
 SBOM = "sbom"
 LINUX_PACKAGES = ("deb", "rpm", "apk")
-FORMATS = (SBOM, *LINUX_PACKAGES, "msi", "homebrew", "scoop")
+Format = Literal["sbom", "deb", "rpm", "apk", "msi", "homebrew", "scoop"]
+FORMATS: tuple[str, ...] = get_args(Format)
 SBOM_SUFFIX = ".cdx.json"
 
 # The release-folder file patterns of the channels (stale-file detection and `invoke verify`).

@@ -211,7 +211,7 @@ def _write_target(out_dir: Path, plan: _Planned, options: ChannelOptions, work: 
                     description=description,
                     license=app.license or "",
                     homepage=app.homepage or app.repository,
-                    glibc=target.glibc,
+                    glibc=target.compat.glibc,
                     binaries=binaries,
                     licenses=licenses,
                     readme=readme,
