@@ -76,11 +76,20 @@ def test_the_embedded_list_is_cargo_tree_for_the_target(report: BuildReport, cra
 @needs_tool
 def test_the_list_reaches_the_manifest_and_inspect(report: BuildReport, crate: Path) -> None:
     out_dir = crate / "dist"
-    package_release(out_dir, None, "https://example.invalid/releases", crate)
+    package_release(out_dir, None, "https://example.invalid/releases", crate, formats=("sbom",))
     manifest = json.loads((out_dir / "manifest.json").read_text())
     (archive,) = [a for a in manifest["artifacts"] if a["kind"] == "archive"]
     names = {p["name"] for p in archive["dependencies"]["corpus-cli"]}
     assert {"clap", "serde_json", "anyhow"} <= names
+    # The SBOM carries the binary's own account: every embedded package, marked with its kind.
+    sbom = json.loads((out_dir / f"{archive['name']}.cdx.json").read_text())
+    properties = {
+        (c["name"], c["version"]): {p["name"]: p["value"] for p in c.get("properties", ())} for c in sbom["components"]
+    }
+    marked = {key: found["toolchain:auditable"] for key, found in properties.items() if "toolchain:auditable" in found}
+    embedded = {(p.name, p.version): p.kind for p in report.results[0].binaries[0].info.dependencies}
+    embedded.pop(("corpus-cli", "0.1.0"))  # the app itself is the SBOM's subject
+    assert marked == embedded
     binary = report.results[0].binaries[0].path
     shown = run_invoke("inspect", "--path", str(binary))
     assert shown.returncode == 0, shown.stderr

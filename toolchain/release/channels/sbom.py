@@ -21,6 +21,18 @@ from toolchain.release.channels.crates import Crate, Resolve
 SBOM_NAMESPACE = uuid.UUID("0b6c9b52-5a43-5d64-9d3e-1f0f3c1d2a70")
 ARTIFACT_PROPERTY = "toolchain:artifact"
 TARGET_PROPERTY = "toolchain:target"
+# On a crate: the binary's own embedded list (cargo-auditable) names it, with this kind (runtime | build).
+AUDITABLE_PROPERTY = "toolchain:auditable"
+
+
+@dataclass(frozen=True)
+class EmbeddedPackage:
+    """One entry of a binary's cargo-auditable list, as the build record keeps it."""
+
+    name: str
+    version: str
+    source: str  # crates.io | local | git | registry
+    kind: str  # runtime | build
 
 
 @dataclass(frozen=True)
@@ -83,8 +95,15 @@ def _component(crate: Crate, kind: str = "library") -> Any:
     )
 
 
-def render_sbom(resolved: Resolve, artifact: str, artifact_sha256: str, mtime: int) -> str:
-    """The SBOM of one artifact as CycloneDX 1.6 JSON text."""
+def render_sbom(
+    resolved: Resolve, artifact: str, artifact_sha256: str, mtime: int, embedded: tuple[EmbeddedPackage, ...] = ()
+) -> str:
+    """The SBOM of one artifact as CycloneDX 1.6 JSON text.
+
+    embedded: the dependency list cargo-auditable put in the binaries. Each
+    crate it names is marked; one it names that the lock-file resolve does
+    not (a build dependency) is added, so the SBOM covers the binary's own
+    account of what went into it."""
     _library()
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom, BomMetaData
@@ -100,6 +119,16 @@ def render_sbom(resolved: Resolve, artifact: str, artifact_sha256: str, mtime: i
     metadata = BomMetaData(component=app, timestamp=datetime.fromtimestamp(mtime, UTC))
     metadata.tools.components.add(tool)
     components = {c.key: _component(c) for c in resolved.crates}
+    for package in sorted(set(embedded), key=lambda p: (p.name, p.version)):
+        key = f"{package.name}@{package.version}"
+        if key == resolved.root.key:
+            continue
+        if key not in components:
+            source = None if package.source == "local" else package.source
+            components[key] = _component(Crate(package.name, package.version, source, None, None, (), False, ()))
+        components[key].properties.add(Property(name=AUDITABLE_PROPERTY, value=package.kind))
+    if embedded:
+        app.properties.add(Property(name=AUDITABLE_PROPERTY, value=f"{len(set(embedded))} packages embedded"))
     bom = Bom(
         serial_number=uuid.uuid5(SBOM_NAMESPACE, f"{artifact}:{artifact_sha256}"),
         metadata=metadata,

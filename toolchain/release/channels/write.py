@@ -27,7 +27,7 @@ from toolchain.release.channels.crates import AppInfo, Resolve, resolve
 from toolchain.release.channels.manifests import ManifestApp, ManifestArchive, homebrew_formula, scoop_manifest
 from toolchain.release.channels.msi import WindowsPackage, write_msi
 from toolchain.release.channels.nfpm import LinuxPackage, write_package
-from toolchain.release.channels.sbom import render_sbom
+from toolchain.release.channels.sbom import EmbeddedPackage, render_sbom
 from toolchain.release.installers import ReleaseFile
 
 LICENSE_NAME = re.compile(r"(LICEN[CS]E|COPYING|UNLICENSE)([-._].*)?", re.IGNORECASE)
@@ -220,9 +220,15 @@ def _write_target(out_dir: Path, plan: _Planned, options: ChannelOptions, work: 
             artifacts.append(_describe(out, fmt, app.name, target.triple))
             log.info(f"wrote {out}")
     sboms = []
+    embedded = tuple(
+        EmbeddedPackage(d["name"], d["version"], d.get("source", "crates.io"), d.get("kind", "runtime"))
+        for b in plan.entry.binaries
+        if b.package == app.name
+        for d in b.dependencies
+    )
     if names.SBOM in options.formats:
         for artifact in (plan.archive, *artifacts):
-            text = render_sbom(plan.resolved, artifact.name, artifact.sha256, options.mtime)
+            text = render_sbom(plan.resolved, artifact.name, artifact.sha256, options.mtime, embedded)
             path = write_atomic(out_dir / names.sbom_name(artifact.name), text)
             sboms.append(_describe(path, "sbom", app.name, target.triple))
         log.info(f"wrote {len(sboms)} SBOMs for {target.triple} ({len(plan.resolved.crates)} crates)")
