@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from toolchain import proc
 from toolchain.config.settings import P12_BASE64_ENV, AuthenticodeSettings
 from toolchain.errors import ConfigError, MissingToolError, SignatureError
 from toolchain.release import certificates
@@ -87,12 +86,7 @@ def _load_certificates(settings: AuthenticodeSettings, data: bytes, password: st
 
 
 def _read(path: Path, key: str) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot read [sign] {key} {path}: {exc.strerror}", hint="point it at the file, or leave it empty"
-        ) from exc
+    return certificates.read_file(path, f"[sign] {key}", "the file, or leave it empty")
 
 
 @contextmanager
@@ -152,11 +146,6 @@ def sign_pe(source: Path, signed: Path, ident: Identity, description: str, epoch
         else:
             argv += ["-time", str(epoch)]
         argv += ["-in", str(source), "-out", str(partial)]
-        result = proc.run(argv, check=False)
-        if result.returncode != 0:
-            last = (result.stderr or result.stdout or "").strip().splitlines()
-            raise SignatureError(
-                f"osslsigncode could not sign {source.name}: {last[-1] if last else 'exit ' + str(result.returncode)}",
-                hint="check the certificate, its password and the timestamp URL",
-            )
+        hint = "check the certificate, its password and the timestamp URL"
+        certificates.run_signing_tool(argv, "osslsigncode", source.name, hint)
         os.replace(partial, signed)

@@ -1,6 +1,7 @@
-"""Signing identities in PKCS#12 files, shared by Authenticode and Apple code
-signing: open the file with its password, check that it holds a key and a
-certificate that has not expired, and describe the certificate."""
+"""What Authenticode and Apple code signing share: signing identities in
+PKCS#12 files (open the file with its password, check that it holds a key
+and a certificate that has not expired, describe the certificate), reading
+the files the settings name, and running the signing tool."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import binascii
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from toolchain import proc
 from toolchain.errors import ConfigError, SignatureError
 
 
@@ -78,3 +81,20 @@ def legacy_pkcs12(key: Any, cert: Any, password: str) -> bytes:
         .build(password.encode())
     )
     return pkcs12.serialize_key_and_certificates(b"identity", key, cert, None, encryption)
+
+
+def read_file(path: Path, key: str, what: str) -> bytes:
+    """A file a setting names (`key`, e.g. "[sign] macos-identity"); `what` it should be."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read {key} {path}: {exc.strerror}", hint=f"point it at {what}") from exc
+
+
+def run_signing_tool(argv: list[str], tool: str, subject: str, hint: str) -> None:
+    """Run a signing tool; a failure is one line quoting the tool's last words."""
+    result = proc.run(argv, check=False)
+    if result.returncode != 0:
+        last = (result.stderr or result.stdout or "").strip().splitlines()
+        said = last[-1] if last else f"exit {result.returncode}"
+        raise SignatureError(f"{tool} could not sign {subject}: {said}", hint=hint)

@@ -19,9 +19,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from toolchain import proc
 from toolchain.config.settings import MACOS_P12_BASE64_ENV, MacSigningSettings
-from toolchain.errors import ConfigError, MissingToolError, SignatureError
+from toolchain.errors import ConfigError, MissingToolError
 from toolchain.release import certificates
 from toolchain.verify.policy import MacSignatureExpectation
 
@@ -60,13 +59,7 @@ def identity(settings: MacSigningSettings) -> Iterator[MacIdentity | None]:
     password = os.environ.get(settings.password_env) or None
     if settings.identity is not None:
         what = str(settings.identity)
-        try:
-            data = settings.identity.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read [sign] macos-identity {settings.identity}: {exc.strerror}",
-                hint="point it at the .p12 file, or leave it empty",
-            ) from exc
+        data = certificates.read_file(settings.identity, "[sign] macos-identity", "the .p12 file, or leave it empty")
     else:
         what = f"in ${MACOS_P12_BASE64_ENV}"
         data = certificates.decode_secret(MACOS_P12_BASE64_ENV, os.environ[MACOS_P12_BASE64_ENV])
@@ -122,11 +115,6 @@ def sign_macho(
                 )
             argv += ["--entitlements-xml-file", str(settings.entitlements)]
         argv += [str(source), str(partial)]
-        result = proc.run(argv, check=False)
-        if result.returncode != 0:
-            last = (result.stderr or result.stdout or "").strip().splitlines()
-            raise SignatureError(
-                f"rcodesign could not sign {source.name}: {last[-1] if last else 'exit ' + str(result.returncode)}",
-                hint="check [sign] macos-identity, its password and macos-timestamp-url",
-            )
+        hint = "check [sign] macos-identity, its password and macos-timestamp-url"
+        certificates.run_signing_tool(argv, "rcodesign", source.name, hint)
         os.replace(partial, signed)

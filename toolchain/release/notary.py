@@ -25,6 +25,7 @@ from typing import Any
 
 from toolchain.config.settings import NOTARY_KEY_ENV, NotarySettings
 from toolchain.errors import ConfigError, NotaryError, SignatureError, UsageError
+from toolchain.release import certificates
 from toolchain.release.package import ZIP_EPOCH_FLOOR, ArchiveEntry, write_zip
 from toolchain.verify.inspection import BinaryInfo
 
@@ -113,12 +114,7 @@ def _api_key(settings: NotarySettings) -> Any:
     what = f"${NOTARY_KEY_ENV}"
     if settings.key_file is not None:
         what = str(settings.key_file)
-        try:
-            text = settings.key_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read [notarize] key-file {settings.key_file}: {exc.strerror}", hint="point it at the .p8 key"
-            ) from exc
+        text = certificates.read_file(settings.key_file, "[notarize] key-file", "the .p8 key")
     if not text:
         raise ConfigError(
             "no App Store Connect API key: [notarize] key-file is empty and $TOOLCHAIN_NOTARY_KEY is unset",

@@ -17,22 +17,13 @@ from typing import Any
 from toolchain import __version__
 from toolchain.errors import MissingToolError, ReleaseCheckError
 from toolchain.release.channels.crates import Crate, Resolve
+from toolchain.verify.inspection import AuditedPackage
 
 SBOM_NAMESPACE = uuid.UUID("0b6c9b52-5a43-5d64-9d3e-1f0f3c1d2a70")
 ARTIFACT_PROPERTY = "toolchain:artifact"
 TARGET_PROPERTY = "toolchain:target"
 # On a crate: the binary's own embedded list (cargo-auditable) names it, with this kind (runtime | build).
 AUDITABLE_PROPERTY = "toolchain:auditable"
-
-
-@dataclass(frozen=True)
-class EmbeddedPackage:
-    """One entry of a binary's cargo-auditable list, as the build record keeps it."""
-
-    name: str
-    version: str
-    source: str  # crates.io | local | git | registry
-    kind: str  # runtime | build
 
 
 @dataclass(frozen=True)
@@ -96,7 +87,7 @@ def _component(crate: Crate, kind: str = "library") -> Any:
 
 
 def render_sbom(
-    resolved: Resolve, artifact: str, artifact_sha256: str, mtime: int, embedded: tuple[EmbeddedPackage, ...] = ()
+    resolved: Resolve, artifact: str, artifact_sha256: str, mtime: int, embedded: tuple[AuditedPackage, ...] = ()
 ) -> str:
     """The SBOM of one artifact as CycloneDX 1.6 JSON text.
 

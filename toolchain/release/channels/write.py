@@ -27,8 +27,9 @@ from toolchain.release.channels.crates import AppInfo, Resolve, resolve
 from toolchain.release.channels.manifests import ManifestApp, ManifestArchive, homebrew_formula, scoop_manifest
 from toolchain.release.channels.msi import WindowsPackage, write_msi
 from toolchain.release.channels.nfpm import LinuxPackage, write_package
-from toolchain.release.channels.sbom import EmbeddedPackage, render_sbom
+from toolchain.release.channels.sbom import render_sbom
 from toolchain.release.installers import ReleaseFile
+from toolchain.verify.inspection import AuditedPackage
 
 LICENSE_NAME = re.compile(r"(LICEN[CS]E|COPYING|UNLICENSE)([-._].*)?", re.IGNORECASE)
 README_NAME = re.compile(r"README([-._].*)?", re.IGNORECASE)
@@ -221,7 +222,7 @@ def _write_target(out_dir: Path, plan: _Planned, options: ChannelOptions, work: 
             log.info(f"wrote {out}")
     sboms = []
     embedded = tuple(
-        EmbeddedPackage(d["name"], d["version"], d.get("source", "crates.io"), d.get("kind", "runtime"))
+        AuditedPackage(d["name"], d["version"], d.get("source", "crates.io"), d.get("kind", "runtime"))
         for b in plan.entry.binaries
         if b.package == app.name
         for d in b.dependencies
