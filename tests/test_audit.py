@@ -160,8 +160,7 @@ def test_s3_releases_are_downloaded_again_and_checked(
 def test_github_releases_are_downloaded_again_and_checked(release: tuple[Path, SecretKey], tmp_path: Path) -> None:
     folder, key = release
     with GitHubStandIn(TOKEN, REPO) as server:
-        target = GitHubTarget.from_settings({"repository": REPO, "api-url": server.url, "uploads-url": server.url,
-                                             "token-env": "AUDIT_TOKEN"})  # fmt: skip
+        target = GitHubTarget(REPO, api_url=server.url, uploads_url=server.url, token_env="AUDIT_TOKEN")
         from toolchain.release.publish import publish_github, release_info
 
         publish_github(release_info(folder, key.public_key().render()), target, replace=False, notes="", token=TOKEN)

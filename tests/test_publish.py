@@ -13,12 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from conftest import run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
+from toolchain.config.settings import load_settings
 from toolchain.errors import PublishError, ReleaseCheckError
 from toolchain.release.folder import package_release
 from toolchain.release.github import GitHubTarget
@@ -50,8 +52,7 @@ def standin() -> Iterator[GitHubStandIn]:
 
 
 def github_settings(server: GitHubStandIn) -> GitHubTarget:
-    return GitHubTarget.from_settings({"repository": REPO, "api-url": server.url, "uploads-url": server.url,
-                                       "token-env": "STANDIN_TOKEN", "tag-template": "v{version}"})  # fmt: skip
+    return GitHubTarget(REPO, api_url=server.url, uploads_url=server.url, token_env="STANDIN_TOKEN")
 
 
 def test_guardrail_refuses_before_any_request(
@@ -187,8 +188,9 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, request: pytest.Fixtur
     bucket = "releases-" + request.node.name.lower().replace("_", "-")[:40]
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket=bucket)
-    settings = {"bucket": bucket, "prefix": "downloads", "endpoint-url": s3_endpoint, "region": "us-east-1",
-                "multipart-threshold": 64 << 20, "multipart-chunk": 16 << 20}  # fmt: skip
+    settings = msgspec.structs.replace(
+        load_settings().s3, bucket=bucket, prefix="downloads", endpoint_url=s3_endpoint, region="us-east-1"
+    )
     return client, S3Target.from_settings(settings)
 
 
@@ -529,18 +531,20 @@ def test_keys_and_tags_are_derived_in_one_place(
     from toolchain.errors import ConfigError
     from toolchain.release.publish import plan, publish_s3
 
-    target = S3Target.from_settings({"bucket": "b", "prefix": "/downloads/"})
+    s3_settings = load_settings().s3
+    target = S3Target.from_settings(msgspec.structs.replace(s3_settings, bucket="b", prefix="/downloads/"))
     assert target.key("tally", "0.1.0", "a.tar.xz") == "downloads/tally/0.1.0/a.tar.xz"
     assert target.latest_key("tally") == "downloads/tally/latest.json"
-    bare = S3Target.from_settings({"bucket": "b", "prefix": ""})
+    bare = S3Target.from_settings(msgspec.structs.replace(s3_settings, bucket="b", prefix=""))
     assert (
         bare.key("tally", "0.1.0", "a.tar.xz") == "tally/0.1.0/a.tar.xz"
         and bare.latest_key("tally") == "tally/latest.json"
     )
-    github = GitHubTarget.from_settings({"repository": REPO, "tag-template": "{app}-v{version}"})
+    github_table = msgspec.structs.replace(load_settings().github, repository=REPO)
+    github = GitHubTarget.from_settings(msgspec.structs.replace(github_table, tag_template="{app}-v{version}"))
     assert github.tag("0.1.0", "tally") == "tally-v0.1.0"
     with pytest.raises(ConfigError, match=r"\[github\] tag-template"):
-        GitHubTarget.from_settings({"repository": REPO, "tag-template": "v{semver}"})
+        GitHubTarget.from_settings(msgspec.structs.replace(github_table, tag_template="v{semver}"))
     # The dry-run plan names exactly the objects and the tag a real publish uses.
     folder, key, _ = signed
     client, s3_target = s3

@@ -112,7 +112,7 @@ def test_a_migration_that_cannot_be_made_to_fail_fails_the_validation(releases: 
 
 
 def github(server: GitHubStandIn) -> GitHubTarget:
-    return GitHubTarget.from_settings({"repository": REPO, "api-url": server.url, "uploads-url": server.url})
+    return GitHubTarget(REPO, api_url=server.url, uploads_url=server.url)
 
 
 def test_publish_refuses_a_schema_change_without_a_passing_validation_of_these_artifacts(

@@ -30,11 +30,6 @@ T = TypeVar("T")
 class Model(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="kebab"):
     """Base of every table of a data file: a key it does not declare is an error."""
 
-    def as_table(self) -> dict[str, Any]:
-        """The values as a TOML table spells them (kebab-case keys), for code that takes a mapping."""
-        result: dict[str, Any] = msgspec.to_builtins(self)
-        return result
-
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Parse a TOML file; malformed TOML is a ConfigError with file and line."""

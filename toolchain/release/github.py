@@ -9,11 +9,11 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from toolchain.config.settings import GitHubSettings
 from toolchain.errors import ConfigError, GitHubError
 from toolchain.release.version import is_prerelease
 
@@ -171,16 +171,17 @@ class GitHubTarget:
     tag_template: str = "v{version}"
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> GitHubTarget:
-        defaults = cls("")
+    def from_settings(cls, settings: GitHubSettings) -> GitHubTarget:
+        """The [github] table (already checked by its model); a broken tag
+        template fails here, before anything is verified or sent."""
         target = cls(
-            repository=str(settings.get("repository", "")),
-            api_url=str(settings.get("api-url") or defaults.api_url),
-            uploads_url=str(settings.get("uploads-url") or defaults.uploads_url),
-            token_env=str(settings.get("token-env") or defaults.token_env),
-            tag_template=str(settings.get("tag-template") or defaults.tag_template),
+            repository=settings.repository,
+            api_url=settings.api_url,
+            uploads_url=settings.uploads_url,
+            token_env=settings.token_env,
+            tag_template=settings.tag_template,
         )
-        target.tag("0.0.0", "app")  # a broken template fails here, before anything is verified or sent
+        target.tag("0.0.0", "app")
         return target
 
     def tag(self, version: str, app: str) -> str:

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from toolchain.config.settings import S3Settings
 from toolchain.errors import AuditError, ConfigError, PublishError, ToolchainError
 from toolchain.release.version import semver_key
 
@@ -30,9 +31,10 @@ class S3Target:
     multipart_chunk: int = 16 << 20
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any]) -> S3Target:
-        defaults = cls("")
-        endpoint = str(settings.get("endpoint-url", "") or "")
+    def from_settings(cls, settings: S3Settings) -> S3Target:
+        """The [s3] table (already checked by its model), with the endpoint
+        URL checked further: a host, and no blanks."""
+        endpoint = settings.endpoint_url
         if endpoint:
             parts = urlsplit(endpoint)
             if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in endpoint):
@@ -40,24 +42,13 @@ class S3Target:
                     f"[s3] endpoint-url {endpoint!r} is not an http(s) URL",
                     hint='set it to the store\'s URL, e.g. "https://s3.example.com", or to "" for AWS',
                 )
-        sizes = {}
-        for name, default in (
-            ("multipart-threshold", defaults.multipart_threshold),
-            ("multipart-chunk", defaults.multipart_chunk),
-        ):
-            value = settings.get(name, default)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ConfigError(
-                    f"[s3] {name} = {value!r} is not a positive size", hint="set it in bytes, e.g. 16777216"
-                )
-            sizes[name] = value
         return cls(
-            bucket=str(settings.get("bucket", "") or ""),
-            prefix=str(settings.get("prefix", "") or "").strip("/"),
+            bucket=settings.bucket,
+            prefix=settings.prefix.strip("/"),
             endpoint_url=endpoint,
-            region=str(settings.get("region", "") or ""),
-            multipart_threshold=sizes["multipart-threshold"],
-            multipart_chunk=sizes["multipart-chunk"],
+            region=settings.region,
+            multipart_threshold=settings.multipart_threshold,
+            multipart_chunk=settings.multipart_chunk,
         )
 
     def release_prefix(self, app: str, version: str) -> str:

@@ -36,12 +36,12 @@ def audit_task(
     key = public_key_text(public_key, settings.public_key_file)
     if not folder and not s3 and not github:
         github, s3 = bool(settings.github.repository), bool(settings.s3.bucket)
-    s3_target = S3Target.from_settings(settings.s3.as_table()) if s3 else None
+    s3_target = S3Target.from_settings(settings.s3) if s3 else None
     if s3_target is not None and not s3_target.bucket:
         raise UsageError("no S3 bucket to audit", hint="set [s3] bucket")
     client = None
     if github:
-        target = GitHubTarget.from_settings(settings.github.as_table())
+        target = GitHubTarget.from_settings(settings.github)
         if not target.repository:
             raise UsageError("no GitHub repository to audit", hint="set [github] repository = OWNER/NAME")
         token = os.environ.get(target.token_env, "")

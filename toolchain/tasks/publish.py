@@ -22,8 +22,8 @@ def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[GitHubTar
     if not github and not s3:
         raise UsageError("nowhere to publish", hint="pass --github/--s3 or set [github] repository / [s3] bucket")
     return (
-        GitHubTarget.from_settings(settings.github.as_table()) if github else None,
-        S3Target.from_settings(settings.s3.as_table()) if s3 else None,
+        GitHubTarget.from_settings(settings.github) if github else None,
+        S3Target.from_settings(settings.s3) if s3 else None,
     )
 
 
@@ -105,8 +105,8 @@ def release_task(
         raise UsageError("a release must be signed", hint="set [sign] secret-key-file or $TOOLCHAIN_SECRET_KEY")
     folder = out_folder(out_dir, settings)
     # Settings first: a bad [github]/[s3] value fails before minutes of building.
-    github = GitHubTarget.from_settings(settings.github.as_table()) if settings.github.repository or dry_run else None
-    s3 = S3Target.from_settings(settings.s3.as_table()) if settings.s3.bucket or dry_run else None
+    github = GitHubTarget.from_settings(settings.github) if settings.github.repository or dry_run else None
+    s3 = S3Target.from_settings(settings.s3) if settings.s3.bucket or dry_run else None
     if not dry_run and github is None and s3 is None:
         raise UsageError("nowhere to publish", hint="set [github] repository and/or [s3] bucket")
     package_built(build(BuildOptions(all_targets=True, out_dir=folder), settings), settings)
