@@ -5,14 +5,15 @@ the same protocol."""
 
 from __future__ import annotations
 
-import datetime
 import subprocess
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
+
+from conftest import serving
+from signing_certs import self_signed
 
 CONFIG = """\
 [ tsa ]
@@ -36,24 +37,10 @@ ess_cert_id_alg = sha256
 
 def _write_identity(root: Path) -> None:
     from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import ExtendedKeyUsageOID
 
-    now = datetime.datetime.now(datetime.UTC)
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Toolkit Test TSA")])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(7)
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    key, cert = self_signed("Toolkit Test TSA", 30, x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]))
     (root / "tsa.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (root / "tsa.key").write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
@@ -95,11 +82,5 @@ def timestamp_authority() -> Iterator[tuple[str, list[bytes]]]:
             def log_message(self, *args: object) -> None:
                 pass
 
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
-        thread.start()
-        try:
-            yield f"http://127.0.0.1:{server.server_address[1]}/", answered
-        finally:
-            server.shutdown()
-            server.server_close()
+        with serving(Handler) as url:
+            yield f"{url}/", answered

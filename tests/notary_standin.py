@@ -15,12 +15,13 @@ import contextlib
 import hashlib
 import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+from conftest import serving
 
 BUCKET = "notary-submissions"
 
@@ -155,12 +156,5 @@ def notary_service(state: State) -> Iterator[str]:
     )
     with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):  # moto's server lives for the session
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    handler = type("BoundHandler", (Handler,), {"state": state})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/notary/v2"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(type("BoundHandler", (Handler,), {"state": state})) as url:
+        yield f"{url}/notary/v2"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,30 @@ class Certs:
     expired_p12: Path
 
 
+def self_signed(name: str, days: int, extension: Any) -> tuple[Any, Any]:
+    """(RSA key, certificate) for `name`, valid `days` either side of now, with one critical extension."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=days))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(extension, critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
 def make_certs(root: Path, signer_name: str = "Toolkit Test Signer") -> Certs:
     """A test CA, a code-signing certificate it issued (as a PKCS#12 and as
     PEM files, password "s3cret"), another signer's and an expired one."""
@@ -28,19 +53,8 @@ def make_certs(root: Path, signer_name: str = "Toolkit Test Signer") -> Certs:
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
     now = datetime.datetime.now(datetime.UTC)
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Toolkit Test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(1)
-        .not_valid_before(now - datetime.timedelta(days=400))
-        .not_valid_after(now + datetime.timedelta(days=400))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca_key, ca = self_signed("Toolkit Test CA", 400, x509.BasicConstraints(ca=True, path_length=None))
+    ca_name = ca.subject
 
     def signer(name: str, serial: int, days: int) -> tuple[object, object]:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -83,3 +97,29 @@ def make_certs(root: Path, signer_name: str = "Toolkit Test Signer") -> Certs:
         other_p12=p12(root / "other.p12", other_key, other_cert),
         expired_p12=p12(root / "expired.pfx", old_key, old_cert),
     )
+
+
+def assert_cli_refuses_a_wrong_password(sign_table: str, target: str, password_env: str, tmp_path: Path) -> None:
+    """`invoke build` with this [sign] table and a wrong password in
+    `password_env`: exit 11, one line naming it, no traceback, no password."""
+    from conftest import run_invoke
+
+    from toolchain.errors import SignatureError
+
+    config = tmp_path / "toolchain.toml"
+    config.write_text(f"[sign]\n{sign_table}")
+    result = run_invoke(
+        "build", "--target", target, "--out-dir", str(tmp_path / "dist"),
+        env={"TOOLCHAIN_CONFIG": str(config), password_env: "not-it"},
+    )  # fmt: skip
+    assert result.returncode == SignatureError.exit_code, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "wrong password" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "not-it" not in result.stderr + result.stdout
+
+
+def assert_refused_before_cargo(raised: Exception, words: str, out_dir: Path) -> None:
+    """A bad identity's refusal: its words, never the password, nothing written."""
+    assert words in str(raised)
+    assert "s3cret" not in str(raised)
+    assert not out_dir.exists() or not any(out_dir.iterdir()), "nothing may be written"

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import run_invoke
-from signing_certs import Certs, make_certs
+from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
 
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
@@ -196,22 +195,12 @@ def test_a_bad_identity_stops_the_build_before_cargo(
     out_dir = tmp_path / "dist"
     with pytest.raises(error) as raised:
         build(BuildOptions(targets=(WINDOWS,), profile="fast", out_dir=out_dir), _settings(cert))
-    assert words in str(raised.value)
-    assert "s3cret" not in str(raised.value)
-    assert not out_dir.exists() or not any(out_dir.iterdir()), "nothing may be written"
+    assert_refused_before_cargo(raised.value, words, out_dir)
 
 
 def test_the_cli_refuses_a_wrong_password_in_one_line(certs: Certs, tmp_path: Path) -> None:
-    config = tmp_path / "toolchain.toml"
-    config.write_text(f'[sign]\nauthenticode-cert = "{certs.p12}"\nauthenticode-password-env = "{PASSWORD_ENV}"\n')
-    result = run_invoke(
-        "build", "--target", WINDOWS, "--out-dir", str(tmp_path / "dist"),
-        env={"TOOLCHAIN_CONFIG": str(config), PASSWORD_ENV: "not-it"},
-    )  # fmt: skip
-    assert result.returncode == SignatureError.exit_code, result.stderr
-    errors = [line for line in result.stderr.splitlines() if "wrong password" in line]
-    assert len(errors) == 1 and "Traceback" not in result.stderr
-    assert "not-it" not in result.stderr + result.stdout
+    table = f'authenticode-cert = "{certs.p12}"\nauthenticode-password-env = "{PASSWORD_ENV}"\n'
+    assert_cli_refuses_a_wrong_password(table, WINDOWS, PASSWORD_ENV, tmp_path)
 
 
 def test_a_base64_secret_can_carry_the_pkcs12(certs: Certs, monkeypatch: pytest.MonkeyPatch, password: None) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from conftest import serving
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
@@ -61,15 +62,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def serve(folder: Path) -> Iterator[str]:
-    handler = functools.partial(QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(functools.partial(QuietHandler, directory=str(folder))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
