@@ -153,6 +153,7 @@ class BuildReport:
     results: tuple[TargetResult, ...]
     record_path: Path | None = None
     workspace_root: Path | None = None  # the project's (git information for provenance)
+    manifests: tuple[Path, ...] = ()  # the workspace's and its packages' Cargo.toml (the release folder reads them)
 
     @property
     def ok(self) -> bool:
@@ -215,7 +216,8 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
         append_history(out_dir, project.workspace_root, profile.name, [r.entry() for r in results if r.ok])
-    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root)
+    manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
+    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests)
 
 
 def usable_out_dir(path: Path) -> Path:

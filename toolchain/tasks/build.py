@@ -96,6 +96,8 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         update=InstallerUpdate(settings.update_data_patterns, settings.update_backup_command),
         formats=settings.formats,
         metadata_days=settings.update_metadata_days,
+        manifests=report.manifests,
+        reuse=True,
     )
 
 
