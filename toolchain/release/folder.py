@@ -24,7 +24,6 @@ from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
 from toolchain.release.channels.formats import SBOM_SUFFIX
-from toolchain.release.channels.write import ChannelOptions, write_channels
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
@@ -116,6 +115,9 @@ def package_release(
     if not archives:
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
     installers = []
+    # Here, not at the top: a no-op build that reuses the folder never loads the channels' libraries.
+    from toolchain.release.channels.write import ChannelOptions, write_channels
+
     with log.group(f"release folder {out_dir}"):
         channels = write_channels(out_dir, record, archives, ChannelOptions(formats, base_url, source_date_epoch(repo)))
         for app, version in sorted(versions.items()):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
-from toolchain.doctor import diagnose
 from toolchain.errors import MissingToolError
 from toolchain.log import log
 from toolchain.tasks.base import target_list, task
@@ -20,6 +18,9 @@ from toolchain.tasks.base import target_list, task
 )
 def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
+    from toolchain.config.settings import load_settings
+    from toolchain.doctor import diagnose
+
     settings = load_settings()
     requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
     report = diagnose(settings.catalog, requested or None, settings.cache)

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.publish import Action, GitHubTarget, S3Target, plan, publish, release_info
-from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import task
+
+if TYPE_CHECKING:
+    from toolchain.config.settings import Settings
+    from toolchain.release.publish import Action, GitHubTarget, S3Target
 
 
 def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[GitHubTarget | None, S3Target | None]:
+    from toolchain.release.publish import GitHubTarget, S3Target
+
     if not github and not s3:
         github, s3 = bool(settings.github.get("repository")), bool(settings.s3.get("bucket"))
     if not github and not s3:
@@ -63,6 +67,10 @@ def publish_task(
     previous: str = "",
 ) -> None:
     """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.publish import plan, publish, release_info
+    from toolchain.release.signing import public_key_text
+
     settings = load_settings()
     folder = Path(out_dir) if out_dir else settings.out_dir
     key = public_key_text(public_key, settings.public_key_file)
@@ -95,7 +103,9 @@ def release_task(
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
     from toolchain.build.pipeline import BuildOptions, build
-    from toolchain.release.signing import configured_secret_key
+    from toolchain.config.settings import load_settings
+    from toolchain.release.publish import GitHubTarget, S3Target, plan, publish, release_info
+    from toolchain.release.signing import configured_secret_key, public_key_text
     from toolchain.tasks.build import package_built
 
     settings = load_settings()
