@@ -64,11 +64,11 @@ def timed(argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Time
 
 
 def bare_command(
-    project: Project, target: Target, profile_name: str, settings: Settings
+    project: Project, target: Target, profile_name: str, settings: Settings, runner_name: str = "auto"
 ) -> tuple[list[str], dict[str, str]]:
     """The cargo command and environment `invoke build` runs for one target (the runner it picks)."""
     profile = settings.catalog.profile(profile_name)
-    runner = choose_runner("auto", target, host_platform()).runner
+    runner = choose_runner(runner_name, target, host_platform()).runner
     assert isinstance(runner, CommandRunner), f"{runner.name} is not one command"
     route = runner.route(target, project)
     define, _ = profile_is_defined_by_toolkit(profile, project, False)
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--skip-all", action="store_true", help="only the one-target part")
     parser.add_argument("--skip-one", action="store_true", help="only the every-target part")
     parser.add_argument("--all-targets", default="", help="comma-separated: these instead of every release target")
+    parser.add_argument("--runner", default="auto", help="the one-target part's runner (auto, native, zig)")
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="overhead-"))
@@ -119,9 +120,10 @@ def main() -> None:
             manifest = write_crate(work / "crate", options.modules)
             project = load_project(manifest)
             host = settings.catalog.target(settings.catalog.host_triple())
-            bare, bare_env = bare_command(project, host, "dist", settings)
+            bare, bare_env = bare_command(project, host, "dist", settings, options.runner)
             env = {**base_env, **bare_env}
             toolkit = [*invoke, "--manifest-path", str(manifest), "--out-dir", str(work / "dist")]
+            toolkit += ["--runner", options.runner]
 
             def clean() -> None:
                 shutil.rmtree(project.target_directory, ignore_errors=True)
@@ -140,7 +142,7 @@ def main() -> None:
 
             bare_fresh, toolkit_fresh = median(fresh["bare"]), median(fresh["toolkit"])
             print()
-            print(f"crate: {options.modules} generated modules, dist profile, {host.triple}")
+            print(f"crate: {options.modules} generated modules, dist profile, {host.triple}, runner {bare[0]}")
             print(f"fresh build   {show('bare cargo', bare_fresh)}   {show('invoke build', toolkit_fresh)}")
             print(
                 f"fixed overhead of a fresh build: {toolkit_fresh.wall - bare_fresh.wall:+.2f} s wall, "
