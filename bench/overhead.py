@@ -104,6 +104,12 @@ def main() -> None:
     parser.add_argument("--skip-one", action="store_true", help="only the every-target part")
     parser.add_argument("--all-targets", default="", help="comma-separated: these instead of every release target")
     parser.add_argument("--runner", default="auto", help="the one-target part's runner (auto, native, zig)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        help="a policy rule invoke build may break (--runner native: glibc-floor)",
+    )
     options = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="overhead-"))
@@ -123,7 +129,7 @@ def main() -> None:
             bare, bare_env = bare_command(project, host, "dist", settings, options.runner)
             env = {**base_env, **bare_env}
             toolkit = [*invoke, "--manifest-path", str(manifest), "--out-dir", str(work / "dist")]
-            toolkit += ["--runner", options.runner]
+            toolkit += ["--runner", options.runner, *(f"--allow={rule}" for rule in options.allow)]
 
             def clean() -> None:
                 shutil.rmtree(project.target_directory, ignore_errors=True)
