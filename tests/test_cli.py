@@ -18,6 +18,24 @@ def test_list_shows_every_task_with_one_line_help() -> None:
         assert re.search(rf"^\s+{name}\s+\S", listing.stdout, re.M), listing.stdout
 
 
+def test_listing_and_help_load_no_library_behind_the_tasks() -> None:
+    """Each task imports what it runs in its body: `--list` and `--help` stay quick."""
+    heavy = {"lief", "boto3", "botocore", "docker", "matplotlib", "cryptography", "nacl", "rich", "cyclonedx"}
+    for args in (["--list"], ["--help"], ["build", "--help"], ["publish", "--help"]):
+        result = run_invoke(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+        assert result.returncode == 0, result.stderr
+        imported = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines() if "import time:" in line}
+        assert "invoke" in imported  # the report is there
+        assert not {m for m in imported if m.split(".")[0] in heavy}, args
+        toolkit = {m for m in imported if m.startswith("toolchain.")}
+        assert toolkit <= {"toolchain.errors", "toolchain.log"} | {
+            m for m in toolkit if m.startswith("toolchain.tasks")
+        }, (
+            args,
+            sorted(toolkit),
+        )
+
+
 def _task_names() -> list[str]:
     from toolchain.tasks import namespace
 

@@ -15,15 +15,17 @@ import pytest
 from toolchain.build.cargo import load_project, select
 from toolchain.build.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
 from toolchain.build.runners import RUNNERS, BuildJob, choose_runner
+from toolchain.build.runners.container import ContainerRunner
 from toolchain.build.runners.cross import CrossRunner, image_variable
 from toolchain.build.runners.native import NativeRunner
-from toolchain.build.runners.zig import ZigRunner
+from toolchain.build.runners.zig import ZigRunner, zig_program
 from toolchain.build.vendor import merge_sources, project_sources
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import load_settings
 from toolchain.errors import ProjectError
 
 TARGETS = load_catalog()
+HOST_TRIPLE = "x86_64-unknown-linux-gnu"
 
 
 def job_for(triple: str, route: Route | None = None) -> BuildJob:
@@ -38,7 +40,9 @@ def test_zig_pins_glibc_and_macos_minimum() -> None:
     linux = ZigRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
     assert linux.argv[:2] == ("cargo-zigbuild", "zigbuild")
     assert linux.argv[linux.argv.index("--target") + 1] == "aarch64-unknown-linux-gnu.2.17"
-    assert linux.env == {"RUSTC": "/usr/bin/rustc"}
+    assert linux.env == {"RUSTC": "/usr/bin/rustc", "CARGO_ZIGBUILD_ZIG_COMMAND": zig_program()}
+    # Inside a container the image's own zig is found, not this host's.
+    assert "CARGO_ZIGBUILD_ZIG_COMMAND" not in ContainerRunner().environment(job_for(HOST_TRIPLE))
     mac = ZigRunner().invocation(job_for("x86_64-apple-darwin"))
     assert mac.argv[mac.argv.index("--target") + 1] == "x86_64-apple-darwin"
     assert mac.env["MACOSX_DEPLOYMENT_TARGET"] == "10.12"

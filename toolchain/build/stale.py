@@ -51,7 +51,7 @@ def expected_names(record: BuildRecord) -> set[str]:
                 names |= channels.expected_names(
                     artifact.package, min(versions), target.os, target.arch, artifact.path.name
                 )
-    names |= {f"{app}-installer.{suffix}" for app in apps for suffix in ("sh", "ps1")}
+    names |= {f"{app}-installer.{suffix}" for app in apps for suffix in ("sh", "ps1", "sh.sha256", "ps1.sha256")}
     return names | {f"{name}.minisig" for name in names}
 
 

@@ -6,6 +6,8 @@ untampered (`invoke verify`, and publish's guardrail)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import re
 import shutil
@@ -14,17 +16,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toolchain import __version__
 from toolchain.atomic import write_atomic, write_json
 from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_record
+from toolchain.config import catalog
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
 from toolchain.release.channels.formats import SBOM_SUFFIX
-from toolchain.release.channels.write import ChannelOptions, write_channels
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
-from toolchain.release.provenance import provenance
+from toolchain.release.provenance import SourceState, provenance, source_state
 from toolchain.release.schema import ArchiveRef, release_schema_level
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
 
@@ -32,6 +35,11 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "toolchain.manifest/v1"
 PROVENANCE_NAME = "provenance.intoto.json"
 SUMS_NAME = "sha256.sum"
+# What the folder's files were made from, and their digests (beside the archives' stamps).
+RELEASE_STAMP = Path(".stamps") / "release-folder.json"
+# Record fields that change on every build, even a no-op one; the files do not depend on them
+# beyond provenance's times, which then keep saying when the unchanged archives were made.
+_VOLATILE = ("started", "finished", "seconds", "phases", "cache")
 # The artifacts that carry a binary: each gets an SBOM when the sbom format is on.
 SBOM_KINDS = ("archive", "deb", "rpm", "apk", "msi")
 
@@ -57,13 +65,31 @@ def package_release(
     update: InstallerUpdate | None = None,
     formats: tuple[str, ...] = (),
     metadata_days: int = 30,
+    manifests: tuple[Path, ...] = (),
+    reuse: bool = False,
 ) -> ReleaseReport:
     """Write installers, manifest, provenance, latest.json (one app), sha256.sum (and signatures), and
     the release channels `formats` names ([package] formats: SBOMs, packages, manifests).
-    Each app's schema level is what `APP *schema_command` reports ([update] schema-command)."""
+    Each app's schema level is what `APP *schema_command` reports ([update] schema-command).
+
+    reuse: leave the folder as it is when it was made from the same inputs (the record
+    but its times, these arguments, `manifests`, the source state, the day) and its
+    files are unchanged since: a no-op build then spends no time here."""
     update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
+    state = source_state(repo)
+    options = {
+        "base_url": base_url,
+        "schema_command": list(schema_command),
+        "update": dataclasses.asdict(update),
+        "formats": list(formats),
+        "metadata_days": metadata_days,
+    }
+    inputs = _inputs(record, state, repo, options, manifests)
+    if reuse and (kept := _unchanged(out_dir, inputs)) is not None:
+        log.info(f"release folder {out_dir} unchanged")
+        return ReleaseReport(out_dir, kept, key is not None)
     archives: list[ReleaseFile] = []
     versions: dict[str, str] = {}
     for triple, entry in sorted(record.targets.items()):
@@ -89,6 +115,9 @@ def package_release(
     if not archives:
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
     installers = []
+    # Here, not at the top: a no-op build that reuses the folder never loads the channels' libraries.
+    from toolchain.release.channels.write import ChannelOptions, write_channels
+
     with log.group(f"release folder {out_dir}"):
         channels = write_channels(out_dir, record, archives, ChannelOptions(formats, base_url, source_date_epoch(repo)))
         for app, version in sorted(versions.items()):
@@ -100,7 +129,7 @@ def package_release(
                 installers.append(installer)
                 log.info(f"wrote {path}")
         subjects = archives + installers + channels
-        statement = provenance(record, subjects, started, repo)
+        statement = provenance(record, subjects, started, repo, state)
         prov = _describe(
             write_json(out_dir / PROVENANCE_NAME, statement),
             "provenance",
@@ -144,7 +173,64 @@ def package_release(
             log.info(f"signed {len(listed) + 1} files with key {key.key_id[::-1].hex().upper()}")
         else:
             log.warn("no signing key: the release folder is unsigned (see `invoke keygen`); publish will refuse it")
+        made = [*listed, SUMS_NAME, *(f"{i.name}.sha256" for i in installers)]
+        made += [f"{name}.minisig" for name in [*listed, SUMS_NAME]] if key is not None else []
+        outputs = {name: sha256_file(out_dir / name) for name in made}
+        (out_dir / RELEASE_STAMP).parent.mkdir(exist_ok=True)
+        write_atomic(out_dir / RELEASE_STAMP, json.dumps({"inputs": inputs, "outputs": outputs}, sort_keys=True))
     return ReleaseReport(out_dir, tuple(files), key is not None)
+
+
+def _inputs(
+    record: BuildRecord, state: SourceState, repo: Path, options: dict[str, Any], manifests: tuple[Path, ...]
+) -> str:
+    """Everything the release folder's files are made from, as one digest."""
+    known = catalog.current()
+    targets = {
+        triple: {k: v for k, v in entry.to_dict().items() if k not in _VOLATILE}
+        for triple, entry in sorted(record.targets.items())
+    }
+    document = {
+        "toolkit": __version__,
+        "targets": targets,
+        "target_data": {t: repr(known.target(t)) for t in targets if t in known.targets},
+        "source": dataclasses.asdict(state),
+        "source_date_epoch": source_date_epoch(repo),
+        "manifests": {str(m): sha256_file(m) if m.is_file() else None for m in sorted(manifests)},
+        # latest.json's `released` and `expires` are dated: they are renewed once a day.
+        "day": datetime.now(UTC).date().isoformat(),
+        **options,
+    }
+    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _unchanged(out_dir: Path, inputs: str) -> tuple[ReleaseFile, ...] | None:
+    """The folder's files as its manifest lists them, when they are what `inputs` made; else None."""
+    try:
+        stamp = json.loads((out_dir / RELEASE_STAMP).read_text())
+        outputs: dict[str, str] = stamp["outputs"]
+        if stamp["inputs"] != inputs or MANIFEST_NAME not in outputs:
+            return None
+        for name, digest in outputs.items():
+            if sha256_file(out_dir / name) != digest:
+                return None
+        manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
+        return tuple(
+            ReleaseFile(
+                a["name"],
+                a["kind"],
+                a["app"],
+                a["target"],
+                a["size"],
+                a["sha256"],
+                tuple(a["binaries"]),
+                tuple(a["verdicts"]),
+                a.get("dependencies"),
+            )
+            for a in manifest["artifacts"]
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no stamp, or one this version cannot read: make the folder afresh
 
 
 def merge_parts(parts: Path, out_dir: Path) -> list[str]:

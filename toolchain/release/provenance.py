@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,23 +23,43 @@ def _git(repo: Path, *args: str) -> str | None:
     return proc.output(["git", "-C", repo, *args])
 
 
-def provenance(record: BuildRecord, subjects: list[ReleaseFile], started: str, repo: Path) -> dict[str, Any]:
-    """An in-toto Statement v1 with a SLSA provenance v1 predicate."""
-    targets = record.targets
-    commit = _git(repo, "rev-parse", "HEAD")
-    dirty = bool(_git(repo, "status", "--porcelain", "--untracked-files=no"))
-    remote = _git(repo, "config", "--get", "remote.origin.url")
-    locks = {e.cargo_lock_sha256 for e in targets.values() if e.cargo_lock_sha256}
-    dependencies: list[dict[str, Any]] = []
-    if commit:
-        dependencies.append({"uri": f"git+{remote or repo}", "digest": {"gitCommit": commit}})
-    dependencies += [{"name": "Cargo.lock", "digest": {"sha256": lock}} for lock in sorted(locks)]
+@dataclass(frozen=True)
+class SourceState:
+    """Where the release's source and builder stand: what provenance says of them."""
+
+    commit: str | None
+    dirty: bool
+    remote: str | None
+    builder: str
+
+
+def source_state(repo: Path) -> SourceState:
     builder = os.environ.get("TOOLCHAIN_BUILDER_ID")
     if not builder and os.environ.get("GITHUB_ACTIONS") == "true":
         builder = (
             f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ.get('GITHUB_REPOSITORY', '')}"
             f"/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
         )
+    return SourceState(
+        commit=_git(repo, "rev-parse", "HEAD"),
+        dirty=bool(_git(repo, "status", "--porcelain", "--untracked-files=no")),
+        remote=_git(repo, "config", "--get", "remote.origin.url"),
+        builder=builder or f"urn:toolchain:builder:{socket.gethostname()}",
+    )
+
+
+def provenance(
+    record: BuildRecord, subjects: list[ReleaseFile], started: str, repo: Path, state: SourceState | None = None
+) -> dict[str, Any]:
+    """An in-toto Statement v1 with a SLSA provenance v1 predicate."""
+    targets = record.targets
+    state = state or source_state(repo)
+    commit, dirty, remote = state.commit, state.dirty, state.remote
+    locks = {e.cargo_lock_sha256 for e in targets.values() if e.cargo_lock_sha256}
+    dependencies: list[dict[str, Any]] = []
+    if commit:
+        dependencies.append({"uri": f"git+{remote or repo}", "digest": {"gitCommit": commit}})
+    dependencies += [{"name": "Cargo.lock", "digest": {"sha256": lock}} for lock in sorted(locks)]
     finished = [e.finished for e in targets.values() if e.finished]
     built_started = [e.started for e in targets.values() if e.started]
     return {
@@ -66,7 +87,7 @@ def provenance(record: BuildRecord, subjects: list[ReleaseFile], started: str, r
                 "resolvedDependencies": dependencies,
             },
             "runDetails": {
-                "builder": {"id": builder or f"urn:toolchain:builder:{socket.gethostname()}"},
+                "builder": {"id": state.builder},
                 "metadata": {
                     "invocationId": f"toolchain-{__version__}-{started}",
                     "startedOn": min(built_started, default=started),

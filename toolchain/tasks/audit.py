@@ -7,13 +7,8 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.errors import AuditError, UsageError
 from toolchain.log import log
-from toolchain.release.audit import audit, summary
-from toolchain.release.github import GitHubClient, GitHubTarget
-from toolchain.release.s3 import S3Target
-from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import task
 
 
@@ -32,6 +27,12 @@ def audit_task(
     c: Context, folder: str = "", s3: bool = False, github: bool = False, public_key: str = "", json: bool = False
 ) -> None:
     """Download every published release again and re-verify digests, signatures, provenance, installers and key."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.audit import audit, summary
+    from toolchain.release.github import GitHubClient, GitHubTarget
+    from toolchain.release.s3 import S3Target
+    from toolchain.release.signing import public_key_text
+
     settings = load_settings()
     key = public_key_text(public_key, settings.public_key_file)
     if not folder and not s3 and not github:

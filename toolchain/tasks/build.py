@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from toolchain.build.cache import BACKENDS
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
-from toolchain.build.record import load_record
-from toolchain.config.schema import did_you_mean
-from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import SOME_TARGETS_FAILED, UsageError
 from toolchain.log import log
-from toolchain.release.folder import package_release
-from toolchain.release.installers import InstallerUpdate
-from toolchain.release.signing import configured_secret_key
-from toolchain.report.charts import require_matplotlib
-from toolchain.report.pages import write_timings_report
 from toolchain.tasks.base import target_list, task
-from toolchain.verify.policy import RuleVerdict
+
+if TYPE_CHECKING:
+    from toolchain.build.pipeline import BuildReport
+    from toolchain.config.settings import Settings
+    from toolchain.verify.policy import RuleVerdict
 
 
 def _human(size: int) -> str:
@@ -73,6 +68,9 @@ def print_summary(report: BuildReport) -> None:
 
 def cache_backend(name: str) -> str | None:
     """--cache, checked before anything is built."""
+    from toolchain.build.cache import BACKENDS
+    from toolchain.config.schema import did_you_mean
+
     if not name:
         return None
     if name not in BACKENDS:
@@ -85,6 +83,10 @@ def cache_backend(name: str) -> str | None:
 def package_built(report: BuildReport, settings: Settings) -> None:
     """The release folder's files (installers, manifest, provenance, checksums,
     signatures) for what the build put there: a step of the task, not of build()."""
+    from toolchain.release.folder import package_release
+    from toolchain.release.installers import InstallerUpdate
+    from toolchain.release.signing import configured_secret_key
+
     if report.record_path is None:
         return
     key = configured_secret_key(settings.secret_key_file)
@@ -97,6 +99,8 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         update=InstallerUpdate(settings.update.data_files, settings.update.backup_command),
         formats=settings.package.formats,
         metadata_days=settings.update.metadata_days,
+        manifests=report.manifests,
+        reuse=True,
     )
 
 
@@ -152,8 +156,13 @@ def build_task(
     cache: str = "",
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
+    from toolchain.build.pipeline import BuildOptions, build
+    from toolchain.config.settings import load_settings
+
     settings = load_settings()
     if timings or settings.build.timings:
+        from toolchain.report.charts import require_matplotlib
+
         require_matplotlib()  # before the build, not after minutes of it
     report = build(
         BuildOptions(
@@ -184,6 +193,9 @@ def build_task(
         package_built(report, settings)
     page = None
     if (timings or settings.build.timings) and report.record_path is not None:
+        from toolchain.build.record import load_record
+        from toolchain.report.pages import write_timings_report
+
         page = write_timings_report(report.out_dir, load_record(report.out_dir))
     if json:
         log.json({**report.to_dict(), **({"timings_report": str(page)} if page else {})})

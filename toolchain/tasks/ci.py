@@ -8,9 +8,7 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.release.ci import AUDIT_WORKFLOW_NAME, WORKFLOW_NAME, matrix, workflow
 from toolchain.tasks.base import task
 
 
@@ -20,6 +18,9 @@ from toolchain.tasks.base import task
 )
 def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
     """The CI build matrix: one entry per release target, with its runner OS and runner."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.ci import matrix
+
     entries = [e.to_dict() for e in matrix(load_settings().catalog)]
     if compact:
         print(json_lib.dumps(entries, separators=(",", ":")))
@@ -37,6 +38,8 @@ def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
 )
 def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> None:
     """Write GitHub Actions workflows: the release (build matrix, sign, publish on tags) and a scheduled audit."""
+    from toolchain.release.ci import AUDIT_WORKFLOW_NAME, WORKFLOW_NAME, workflow
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(workflow(WORKFLOW_NAME))

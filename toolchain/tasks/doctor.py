@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
-from toolchain.doctor import Check, diagnose, signing_checks
 from toolchain.errors import MissingToolError
 from toolchain.log import log
 from toolchain.tasks.base import target_list, task
+
+if TYPE_CHECKING:
+    from toolchain.doctor import Check
 
 
 @task(
@@ -20,6 +23,9 @@ from toolchain.tasks.base import target_list, task
 )
 def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     """Show what this machine has for each target, and how to fix what is missing."""
+    from toolchain.config.settings import load_settings
+    from toolchain.doctor import diagnose, signing_checks
+
     settings = load_settings()
     requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
     signing = signing_checks(settings.authenticode, settings.macos_signing, settings.notary)

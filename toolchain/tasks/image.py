@@ -5,8 +5,6 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.build.container import build_image
-from toolchain.config.settings import load_settings
 from toolchain.log import log
 from toolchain.tasks.base import task
 
@@ -21,6 +19,9 @@ from toolchain.tasks.base import task
 )
 def image_build_task(c: Context, base_image: str = "", force: bool = False, json: bool = False) -> None:
     """Build the hermetic build image from Dockerfile.build (skipped when unchanged)."""
+    from toolchain.build.container import build_image
+    from toolchain.config.settings import load_settings
+
     settings = load_settings().container
     tag, built = build_image(
         base_image or settings.base_image,

@@ -7,12 +7,9 @@ from typing import Any
 
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.errors import VerificationError
 from toolchain.log import log
-from toolchain.release import authenticode, codesign
 from toolchain.tasks.base import out_folder, task
-from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 
 
 @task(
@@ -26,6 +23,10 @@ from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
 )
 def inspect_task(c: Context, path: str = "", target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Show format, architecture, stripping, size and largest sections of a binary."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release import authenticode, codesign
+    from toolchain.verify.inspect_report import inspect_paths, paths_from_last_build
+
     settings = load_settings()
     paths = [Path(path)] if path else paths_from_last_build(out_folder(out_dir, settings), target)
     signer = None

@@ -6,15 +6,8 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.atomic import write_atomic
-from toolchain.build.record import load_record
-from toolchain.build.stale import report_stale
-from toolchain.config.settings import load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.folder import SUMS_NAME, package_release, verify_release
-from toolchain.release.installers import InstallerUpdate
-from toolchain.release.signing import configured_secret_key, generate, load_secret_key, public_key_text, sign_file
 from toolchain.tasks.base import out_folder, required, task
 
 
@@ -39,6 +32,13 @@ def package_task(
     json: bool = False,
 ) -> None:
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
+    from toolchain.build.record import load_record
+    from toolchain.build.stale import report_stale
+    from toolchain.config.settings import load_settings
+    from toolchain.release.folder import package_release
+    from toolchain.release.installers import InstallerUpdate
+    from toolchain.release.signing import configured_secret_key
+
     settings = load_settings()
     folder = out_folder(out_dir, settings)
     if merge:
@@ -82,6 +82,10 @@ def package_task(
 )
 def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
     """Make a minisign (Ed25519) key pair for signing releases."""
+    from toolchain.atomic import write_atomic
+    from toolchain.release.folder import SUMS_NAME
+    from toolchain.release.signing import generate
+
     folder = Path(required(out_dir, "--out-dir"))
     secret, public = folder / "minisign.key", folder / "minisign.pub"
     if secret.exists() and not force:
@@ -111,6 +115,10 @@ def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
 )
 def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "") -> None:
     """Sign files with minisign-compatible Ed25519 signatures (.minisig)."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.folder import SUMS_NAME
+    from toolchain.release.signing import load_secret_key, sign_file
+
     settings = load_settings()
     key = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
     if path:
@@ -136,6 +144,10 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
 )
 def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
     """Check a release folder: every file listed, every digest and signature right."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.folder import verify_release
+    from toolchain.release.signing import public_key_text
+
     settings = load_settings()
     folder = out_folder(path, settings)
     key_text = public_key_text(public_key, settings.public_key_file)

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
 
-from toolchain.config.settings import Settings, load_settings
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.github import GitHubTarget
-from toolchain.release.publish import Action, plan, publish, release_info
-from toolchain.release.s3 import S3Target
-from toolchain.release.signing import public_key_text
 from toolchain.tasks.base import out_folder, task
+
+if TYPE_CHECKING:
+    from toolchain.config.settings import Settings
+    from toolchain.release.github import GitHubTarget
+    from toolchain.release.publish import Action
+    from toolchain.release.s3 import S3Target
 
 
 def _destinations(settings: Settings, github: bool, s3: bool) -> tuple[GitHubTarget | None, S3Target | None]:
+    from toolchain.release.github import GitHubTarget
+    from toolchain.release.s3 import S3Target
+
     if not github and not s3:
         github, s3 = bool(settings.github.repository), bool(settings.s3.bucket)
     if not github and not s3:
@@ -65,6 +70,10 @@ def publish_task(
     previous: str = "",
 ) -> None:
     """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.publish import plan, publish, release_info
+    from toolchain.release.signing import public_key_text
+
     settings = load_settings()
     folder = out_folder(out_dir, settings)
     key = public_key_text(public_key, settings.public_key_file)
@@ -97,7 +106,11 @@ def release_task(
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
     from toolchain.build.pipeline import BuildOptions, build
-    from toolchain.release.signing import configured_secret_key
+    from toolchain.config.settings import load_settings
+    from toolchain.release.github import GitHubTarget
+    from toolchain.release.publish import plan, publish, release_info
+    from toolchain.release.s3 import S3Target
+    from toolchain.release.signing import configured_secret_key, public_key_text
     from toolchain.tasks.build import package_built
 
     settings = load_settings()

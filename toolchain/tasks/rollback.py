@@ -6,10 +6,7 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.release.rollback import RollbackOptions, validate_rollback
-from toolchain.release.signing import configured_secret_key, public_key_text
 from toolchain.tasks.base import out_folder, required, task
 
 
@@ -27,6 +24,10 @@ def validate_rollback_task(
     c: Context, from_: str = "", out_dir: str = "", public_key: str = "", secret_key: str = "", json: bool = False
 ) -> None:
     """Install the previous release, fail its update on purpose, check the restore, then update cleanly."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.rollback import RollbackOptions, validate_rollback
+    from toolchain.release.signing import configured_secret_key, public_key_text
+
     previous = required(from_, "--from")
     settings = load_settings()
     folder = out_folder(out_dir, settings)

@@ -4,22 +4,9 @@ from __future__ import annotations
 
 from invoke.context import Context
 
-from toolchain.build.record import load_record
-from toolchain.config.settings import load_settings
 from toolchain.errors import SizeRegressionError
 from toolchain.log import log
 from toolchain.tasks.base import out_folder, target_list, task
-from toolchain.verify.size import (
-    GrowthLimit,
-    baseline_crates,
-    baseline_sizes,
-    load_baseline,
-    read_history,
-    regressions,
-    rows_from_record,
-    write_baseline,
-    write_baseline_crates,
-)
 
 
 def _change(current: int | None, base: int | None) -> str:
@@ -50,6 +37,20 @@ def size_task(
     json: bool = False,
 ) -> None:
     """Binary and archive sizes against the baseline; fail on growth past the threshold."""
+    from toolchain.build.record import load_record
+    from toolchain.config.settings import load_settings
+    from toolchain.verify.size import (
+        GrowthLimit,
+        baseline_crates,
+        baseline_sizes,
+        load_baseline,
+        read_history,
+        regressions,
+        rows_from_record,
+        write_baseline,
+        write_baseline_crates,
+    )
+
     settings = load_settings()
     folder = out_folder(out_dir, settings)
     triples = list(target_list(target))

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.log import log
 from toolchain.tasks.base import out_folder, target_list, task
-from toolchain.verify.inspect_report import built_binaries
-from toolchain.verify.smoke import require_ok, smoke_binary
 
 
 @task(
@@ -21,6 +18,10 @@ from toolchain.verify.smoke import require_ok, smoke_binary
 )
 def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = False) -> None:
     """Run the last build's binaries here (native, qemu or wine): --version and doctor."""
+    from toolchain.config.settings import load_settings
+    from toolchain.verify.inspect_report import built_binaries
+    from toolchain.verify.smoke import require_ok, smoke_binary
+
     settings = load_settings()
     folder = out_folder(out_dir, settings)
     results = []

@@ -5,8 +5,6 @@ from __future__ import annotations
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.build.provision import install
-from toolchain.config.settings import load_settings
 from toolchain.log import log
 from toolchain.tasks.base import required, target_list, task
 
@@ -22,6 +20,9 @@ from toolchain.tasks.base import required, target_list, task
 )
 def install_task(c: Context, target: str = "", offline: bool = False, force: bool = False, json: bool = False) -> None:
     """Provision the std library and linker a target needs (rustup, else offline)."""
+    from toolchain.build.provision import install
+    from toolchain.config.settings import load_settings
+
     done = [
         install(load_settings().catalog.target(triple), offline=offline, force=force)
         for triple in target_list(required(target, "--target"))

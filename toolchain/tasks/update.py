@@ -5,19 +5,16 @@ from __future__ import annotations
 import json as json_lib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
-from toolchain.atomic import write_atomic
-from toolchain.config.settings import load_settings
 from toolchain.errors import UpdateError, UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
-from toolchain.update.journal import default_state_dir
-from toolchain.update.policy import decide, find_receipt, read_receipt
-from toolchain.update.snapshot import list_snapshots
-from toolchain.update.updater import UpdateResult, recover, rollback, update
+
+if TYPE_CHECKING:
+    from toolchain.update.updater import UpdateResult
 
 
 def _read_receipt(receipt: str) -> dict[str, Any]:
@@ -47,6 +44,8 @@ def _binary(binary: str, receipt: str) -> Path:
 
 
 def _state_dir(binary: str, receipt: str, state_dir: str) -> Path:
+    from toolchain.update.journal import default_state_dir
+
     if state_dir:
         if not Path(state_dir).is_dir():
             raise UsageError(f"--state-dir {state_dir} is not a folder", hint="pass the .NAME-update folder")
@@ -65,6 +64,8 @@ def _keep(keep: str, configured: int) -> int:
 
 def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> None:
     """The receipt names the version now installed (one atomic rename)."""
+    from toolchain.atomic import write_atomic
+
     path = Path(receipt)
     document = _read_receipt(receipt)
     source = artifact if "://" in artifact else str(Path(artifact).resolve())
@@ -125,6 +126,10 @@ def update_task(
     json: bool = False,
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
+    from toolchain.config.settings import load_settings
+    from toolchain.update.policy import decide, find_receipt, read_receipt
+    from toolchain.update.updater import update
+
     if artifact and channel:
         raise UsageError("--artifact and --channel both given", hint="pass one of them")
     if not (channel or receipt):  # a receipt may pin the channel
@@ -193,6 +198,8 @@ def rollback_task(
     c: Context, binary: str = "", receipt: str = "", state_dir: str = "", wait: float = 0.0, yes: bool = False
 ) -> None:
     """Restore the binary and data of the newest snapshot (asks for --yes)."""
+    from toolchain.update.updater import rollback
+
     folder = rollback(_state_dir(binary, receipt, state_dir), wait, yes=yes)
     log.info(f"restored binary and data from {folder}")
 
@@ -210,6 +217,7 @@ def recover_task(
 ) -> None:
     """Finish or undo an update that was interrupted (fully old or fully new)."""
     from toolchain.update.journal import exclusive_lock
+    from toolchain.update.updater import recover
 
     folder = _state_dir(binary, receipt, state_dir)
     if not folder.is_dir():
@@ -225,6 +233,8 @@ def recover_task(
 @task(help={**LOCATION_HELP, "json": "print the list as JSON on stdout"}, name="snapshots")
 def snapshots_task(c: Context, binary: str = "", receipt: str = "", state_dir: str = "", json: bool = False) -> None:
     """List the pre-update snapshots of an installation."""
+    from toolchain.update.snapshot import list_snapshots
+
     folder = _state_dir(binary, receipt, state_dir)
     found = list_snapshots(folder)
     if json:

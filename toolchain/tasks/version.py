@@ -7,9 +7,7 @@ from pathlib import Path
 from invoke.collection import Collection
 from invoke.context import Context
 
-from toolchain.config.settings import load_settings
 from toolchain.log import log
-from toolchain.release.version import bump
 from toolchain.tasks.base import task
 
 
@@ -23,6 +21,9 @@ from toolchain.tasks.base import task
 )
 def bump_task(c: Context, manifest_path: str = "", dry_run: bool = False, json: bool = False) -> None:
     """Bump the crate version from conventional commits and update CHANGELOG.md (git-cliff)."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.version import bump
+
     result = bump(Path(manifest_path) if manifest_path else load_settings().manifest(), dry_run=dry_run)
     if json:
         log.json({"old": result.old, "new": result.new, "level": result.level, "commits": list(result.commits)})

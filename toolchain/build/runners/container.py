@@ -83,7 +83,7 @@ class ContainerRunner:
         relative = job.project.manifest_path.relative_to(job.project.workspace_root)
         inner = dataclasses.replace(job.project, manifest_path=Path(str(PROJECT / relative.as_posix())))
         inner_job = dataclasses.replace(job, project=inner)
-        runner = NativeRunner() if job.target.os == "windows" else ZigRunner()
+        runner = NativeRunner() if job.target.os == "windows" else ZigRunner(on_host=False)
         invocation = runner.invocation(inner_job)
         argv = list(invocation.argv)
         if argv[0] == cargo_program():

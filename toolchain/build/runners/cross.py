@@ -32,8 +32,6 @@ import re
 import shutil
 import tempfile
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path, PurePosixPath
 
 from toolchain import proc
@@ -129,6 +127,9 @@ def image_id(program: str, image: str) -> str | None:
 @functools.cache
 def registry_reachable(image: str) -> bool:
     """Whether the registry an image would be pulled from answers (any HTTP reply counts)."""
+    import urllib.error
+    import urllib.request  # here: http and ssl are not loaded for every build
+
     first = image.split("/", 1)[0]
     host = first if "/" in image and ("." in first or ":" in first or first == "localhost") else "registry-1.docker.io"
     try:
