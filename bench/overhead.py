@@ -107,10 +107,17 @@ def main() -> None:
     parser.add_argument("--noop-runs", type=int, default=5, help="no-op rebuilds of each kind")
     parser.add_argument("--all-modules", type=int, default=6, help="size of the crate built for every target")
     parser.add_argument("--all-runs", type=int, default=1, help="rounds of five bare builds against build --all")
-    parser.add_argument("--all-profile", default="fast", help="profile of the every-target part")
+    # Not "fast": it is incremental, so the comment edit costs cargo half a second per target.
+    parser.add_argument("--all-profile", default="dist", help="profile of the every-target part")
     parser.add_argument("--skip-all", action="store_true", help="only the one-target part")
     parser.add_argument("--skip-one", action="store_true", help="only the every-target part")
     parser.add_argument("--all-targets", default="", help="comma-separated: these instead of every release target")
+    parser.add_argument(
+        "--all-target-dir",
+        default="",
+        help="the every-target part's cargo target folder; default: the tests' shared one (std built once); "
+        "a private one avoids waiting on other builds' locks there",
+    )
     parser.add_argument("--runner", default="auto", help="the one-target part's runner (auto, native, zig)")
     parser.add_argument(
         "--allow",
@@ -182,7 +189,8 @@ def main() -> None:
         # std built from source for a target is then built once, not per run.
         root = Path(tempfile.gettempdir()) / f"toolchain-bench-{os.getuid()}" / "overheadall"
         manifest = write_crate(root, options.all_modules, name="overheadall")
-        target_dir = Path(tempfile.gettempdir()) / f"toolchain-tests-{os.getuid()}" / "target"
+        shared = Path(tempfile.gettempdir()) / f"toolchain-tests-{os.getuid()}" / "target"
+        target_dir = Path(options.all_target_dir).resolve() if options.all_target_dir else shared
         all_env = {**base_env, "CARGO_TARGET_DIR": str(target_dir)}
         os.environ["CARGO_TARGET_DIR"] = str(target_dir)  # load_project reads it, as cargo does
         project = load_project(manifest)

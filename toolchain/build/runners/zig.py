@@ -1,7 +1,7 @@
 """The zig runner: cargo-zigbuild links with `zig cc`, so one Linux host
 links glibc targets at a chosen glibc floor and macOS targets with no SDK.
-zig itself comes from the ziglang wheel (cargo-zigbuild finds it through
-`python -m ziglang`)."""
+zig itself comes from the ziglang wheel; the runner hands cargo-zigbuild the
+binary, which it would otherwise run through `python3 -m ziglang` each time."""
 
 from __future__ import annotations
 
