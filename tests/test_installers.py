@@ -286,15 +286,11 @@ def slow_server(data: bytes, trickle: bool) -> Iterator[str]:
         def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base class's name
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        let_go.set()
-        server.shutdown()
-        server.server_close()
+    with serving(Slow) as url:
+        try:
+            yield url
+        finally:
+            let_go.set()  # before the server stops: its handlers are waiting on it
 
 
 @pytest.fixture
