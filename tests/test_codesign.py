@@ -185,6 +185,26 @@ def test_a_forged_cms_signature_is_caught(developer_id_build: Signed, certs: Cer
     assert not ok and "bad CMS signature" in found
 
 
+def test_a_cut_or_scrambled_signature_is_a_finding_never_a_crash(developer_id_build: Signed) -> None:
+    import lief
+
+    from toolchain.verify.macho_signature import read_signature
+
+    result = next(r for r in developer_id_build.report.results if r.triple == "aarch64-apple-darwin")
+    data = result.binaries[0].path.read_bytes()
+    fat = lief.MachO.parse(str(result.binaries[0].path))
+    assert fat is not None
+    blob = bytes(fat.at(0).code_signature.content)  # type: ignore[union-attr]
+    assert read_signature(blob, data).status == "OK"
+    declared = int.from_bytes(blob[4:8], "big")  # the SuperBlob's own length; zero padding follows it
+    for cut in range(0, declared, max(1, declared // 97)):
+        assert read_signature(blob[:cut], data).status != "OK"
+    for at in range(8, len(blob), max(1, len(blob) // 89)):
+        scrambled = bytearray(blob)
+        scrambled[at] ^= 0xFF
+        read_signature(bytes(scrambled), data)  # whatever it finds, it returns
+
+
 # Notarization
 
 

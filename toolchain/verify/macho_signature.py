@@ -69,9 +69,12 @@ class _Malformed(Exception):
 def read_signature(blob: bytes, slice_bytes: bytes) -> MachOSignature:
     """The signature in `blob` (LC_CODE_SIGNATURE's data), checked against
     `slice_bytes` (the whole slice, from its first byte)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         return _read(blob, slice_bytes)
-    except (_Malformed, struct.error, IndexError, ValueError) as exc:
+    except (_Malformed, struct.error, IndexError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        # A signature that cannot be read is a finding for the policy, never a crash.
         return MachOSignature("unknown", False, "", "", f"malformed signature: {exc}")
 
 
