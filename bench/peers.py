@@ -378,6 +378,7 @@ def main() -> None:
     cases: dict[tuple[str, str], dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="peers-") as scratch:
         work = Path(scratch)
+        work.chmod(0o755)  # mkdtemp makes it 0700: the non-writable-dir case runs as nobody, who must reach in
         for crate in options.crates.split(","):
             for target in options.targets.split(","):
                 triple = TARGETS[target]
