@@ -118,7 +118,7 @@ def _api_key(settings: NotarySettings) -> Any:
     if not text:
         raise ConfigError(
             "no App Store Connect API key: [notarize] key-file is empty and $TOOLCHAIN_NOTARY_KEY is unset",
-            hint="set [notarize] key-file to the AuthKey_XXXX.p8 file (or its text in $TOOLCHAIN_NOTARY_KEY)",
+            hint="set [notarize] key-file to the .p8 key App Store Connect gave, or its text in $TOOLCHAIN_NOTARY_KEY",
         )
     try:
         key = serialization.load_pem_private_key(text, None)
