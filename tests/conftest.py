@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,6 +37,17 @@ def in_the_demo_copy() -> Iterator[None]:
     os.chdir(DEMO_COPY)
     yield
     os.chdir(previous)
+
+
+def demo_contract() -> dict[str, Any]:
+    """package_release's arguments for what the demo declares in its own toolchain.toml:
+    its schema report and its upgrade checks (`tally migrate`, `tally doctor`)."""
+    from toolchain.config.settings import load_settings
+    from toolchain.release.installers import InstallerUpdate
+
+    update = load_settings(DEMO_COPY).update
+    installer = InstallerUpdate(update.data_files, update.backup_command, checks=update.upgrade_checks)
+    return {"schema_command": update.schema_command, "update": installer}
 
 
 HELLO_MAIN = 'fn main() { println!("hello {}", env!("CARGO_PKG_VERSION")); }\n'

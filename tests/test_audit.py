@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 from test_publish import s3  # noqa: F401 - the S3 fixture (its endpoint is in conftest)
 
@@ -40,7 +40,7 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SecretKey]:
     folder = tmp_path_factory.mktemp("audit") / "tally-0.1.0"
     build(BuildOptions(out_dir=folder))
     key = generate()
-    package_release(folder, key, "", REPO_ROOT)
+    package_release(folder, key, "", REPO_ROOT, **demo_contract())
     return folder, key
 
 

@@ -11,6 +11,7 @@ import msgspec
 import pytest
 from conftest import run_invoke
 
+from toolchain import REPO_ROOT
 from toolchain.config.catalog import load_catalog
 from toolchain.config.profiles import ProfileFile
 from toolchain.config.schema import Layer, decode, load_toml
@@ -37,6 +38,10 @@ CASES = [
     ("toolchain.toml", "build = 3\n", "1: 'build' must be a table; write it as [build]"),
     ("toolchain.toml", '[package]\nformats = ["sbom", 3]\n',
      "2: every item of 'package.formats' must be a string, not 3"),
+    ("toolchain.toml", '[update]\nupgrade-checks = [["migrate"], []]\n',
+     "2: 'update.upgrade-checks' holds an empty list; give each command its arguments"),
+    ("toolchain.toml", '[update]\n\nupgrade-checks = [["a\\tb"]]\n',
+     "3: 'update.upgrade-checks' is 'a\\tb', which does not match [^\\t\\n\\r']+; write each argument without tabs"),
     # targets: a project's targets/TRIPLE.toml, and [targets.TRIPLE] in toolchain.toml
     (f"targets/{LINUX}.toml", '\n[toolchain]\nlinkr = "gcc"\n',
      "3: unknown key 'toolchain.linkr'; did you mean 'linker'?"),
@@ -128,3 +133,20 @@ def test_the_cli_reports_a_config_error_as_one_line_with_exit_3(tmp_path: Path) 
     assert result.returncode == 3, result.stderr
     assert f"{config}:2: 'update.keep' must be an integer, not '3'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_defaults_assume_nothing_of_the_app_and_the_demo_declares_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real app has --version and nothing else we can count on: the demo's
+    migrate/doctor contract lives in its own toolchain.toml, which a checkout
+    of the toolkit uses outside any crate (where the demo is the project)."""
+    monkeypatch.delenv("TOOLCHAIN_CONFIG", raising=False)
+    generic = load_settings(tmp_path)
+    assert generic.update.upgrade_checks == (("--version",),)
+    assert (generic.update.schema_command, generic.update.seed_commands, generic.smoke.checks) == ((), (), ())
+    demo = load_settings(REPO_ROOT / "docs")
+    assert demo.sources[-1] == REPO_ROOT / "demo" / "toolchain.toml"
+    assert demo.update.upgrade_checks == (("migrate",), ("doctor",))
+    assert demo.update.schema_command == ("migrate", "--status") and demo.smoke.checks == (("doctor",),)
+    assert demo.manifest() == REPO_ROOT / "demo" / "Cargo.toml"

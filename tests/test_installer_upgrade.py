@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import SHARED_TARGET
+from conftest import SHARED_TARGET, demo_contract
 from test_installers import (
     HOST_ARCHIVE,
     HOST_TOP,
@@ -58,7 +58,7 @@ class Releases:
 
 def packaged(built: Path, folder: Path, key: SecretKey | None, update: InstallerUpdate) -> None:
     shutil.copytree(built, folder, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
-    package_release(folder, key, "", REPO_ROOT, update=update)
+    package_release(folder, key, "", REPO_ROOT, schema_command=demo_contract()["schema_command"], update=update)
 
 
 @pytest.fixture(scope="module")
@@ -75,11 +75,12 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
             os.environ["CARGO_TARGET_DIR"] = saved
     root = tmp_path_factory.mktemp("served")
     key, other = generate(), generate()
-    with_backup = InstallerUpdate((DATA_PATTERN,), BACKUP)
+    checks = demo_contract()["update"].checks
+    with_backup = InstallerUpdate((DATA_PATTERN,), BACKUP, checks=checks)
     packaged(old, root / "0.1.0", key, with_backup)
     packaged(new, root / "0.2.0", key, with_backup)
     # Without a backup command: the installer falls back to sqlite3's .backup, or a plain copy.
-    packaged(new, root / "0.2.0-no-backup-command", key, InstallerUpdate((DATA_PATTERN,)))
+    packaged(new, root / "0.2.0-no-backup-command", key, InstallerUpdate((DATA_PATTERN,), checks=checks))
     packaged(new, root / "0.2.0-other-key", other, with_backup)
     packaged(new, root / "0.2.0-unsigned", None, with_backup)
     # Signed by another key than the one its installer carries.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import serving
+from conftest import demo_contract, serving
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
@@ -57,7 +57,7 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 def release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("release")
     build(BuildOptions(out_dir=folder))
-    package_release(folder, generate(), "", REPO_ROOT)
+    package_release(folder, generate(), "", REPO_ROOT, **demo_contract())
     return folder
 
 
@@ -843,9 +843,20 @@ def ps1_upgrade_problems(source: bytes) -> list[str]:
         problems.append("update-app does not restore the snapshot (and refuse) when the swap or checks failed")
     if not any(c.name == "restore-snapshot" for c in ps.function_calls("repair-upgrade")):
         problems.append("repair-upgrade does not restore an interrupted upgrade")
-    steps = {t for n in ps.nodes(ps.functions["invoke-checks"]) if n.type == "string_literal" for t in [ps.text(n)]}
-    if not {"'migrate'", "'doctor'"} <= steps:
-        problems.append("invoke-checks does not run migrate and doctor")
+    # Invoke-Checks runs each baked-in upgrade check, its tab-separated words splatted as arguments.
+    loops = [n for n in ps.nodes(ps.functions["invoke-checks"]) if n.type == "foreach_statement"]
+    if not any(
+        "$UpgradeChecks" in ps.text(n) and any(m.type == "variable" and ps.text(m) == "@words" for m in ps.nodes(n))
+        for n in loops
+    ):
+        problems.append("invoke-checks does not run the baked-in upgrade checks")
+    baked = [
+        ps.text(n)
+        for n in ps.nodes(ps.root)
+        if n.type == "assignment_expression" and ps.text(n).startswith("$UpgradeChecks = ")
+    ]
+    if baked != ["$UpgradeChecks = @('migrate', 'doctor')"]:
+        problems.append(f"the demo's upgrade checks are not baked in: {baked}")
 
     # Assert-Policy: the pinned key, the environment only tightening, the downgrade refusal.
     for variable in ("$env:TALLY_REQUIRE_SIGNATURE", "$env:TALLY_ALLOW_DOWNGRADE", "$PublicKey"):
@@ -904,7 +915,7 @@ PS1_UPGRADE_BREAKAGES = {
     "no journal": ("    Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version\n", ""),
     "no repair": ("        Repair-Upgrade -ReceiptDir $receiptDir -InstallDir $installDir\n", ""),
     "no lock": ("        $lock = Enter-Lock -ReceiptDir $receiptDir\n", ""),
-    "no doctor": ("foreach ($step in @('migrate', 'doctor'))", "foreach ($step in @('migrate'))"),
+    "no doctor": ("$UpgradeChecks = @('migrate', 'doctor')", "$UpgradeChecks = @('migrate')"),
     "no downgrade refusal": ("-and -not $allowed) {", "-and $false) {"),
     "environment cannot tighten": ("($env:TALLY_REQUIRE_SIGNATURE -eq '1')\n    if", "$false\n    if"),
     "environment loosens": (
@@ -916,6 +927,11 @@ PS1_UPGRADE_BREAKAGES = {
         "        Assert-Signature -Path $download -Url $url -Name $artifact.Archive -Timeout $timeout\n",
         "",
     ),
+    "checks without their arguments": (
+        "$output = & (Join-Path $InstallDir $main) @words 2>&1",
+        "$output = & (Join-Path $InstallDir $main) 2>&1",
+    ),
+    "checks not run": ("foreach ($check in $UpgradeChecks)", "foreach ($check in @())"),
     "receipt before checks": (
         "        $failed = Invoke-Checks -InstallDir $InstallDir -Binaries $Artifact.Binaries\n",
         "        Move-Item -LiteralPath 'x' -Destination $ReceiptPath\n"

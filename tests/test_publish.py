@@ -15,7 +15,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
@@ -39,7 +39,7 @@ def signed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
     folder = tmp_path_factory.mktemp("release")
     build(BuildOptions(out_dir=folder))
     key = generate()
-    package_release(folder, key, "", REPO_ROOT)
+    package_release(folder, key, "", REPO_ROOT, **demo_contract())
     key_file = folder.parent / "release.pub"
     key_file.write_text(key.public_key().render())
     return folder, key.public_key().render(), key_file
@@ -133,7 +133,7 @@ def test_a_different_digest_needs_replace(
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
     build(BuildOptions(out_dir=other))
     secret = generate()
-    package_release(other, secret, "", REPO_ROOT)
+    package_release(other, secret, "", REPO_ROOT, **demo_contract())
     other_key = secret.public_key().render()
     before = len(standin.state.events)
     with pytest.raises(PublishError, match="already has .* with a different digest"):
@@ -268,7 +268,7 @@ def relabel(folder: Path, version: str, dest: Path) -> tuple[Path, str]:
             binary["version"] = version
     record_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
     secret = generate()
-    package_release(dest, secret, "", REPO_ROOT)
+    package_release(dest, secret, "", REPO_ROOT, **demo_contract())
     return dest, secret.public_key().render()
 
 

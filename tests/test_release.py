@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
@@ -40,7 +40,7 @@ def release(tmp_path_factory: pytest.TempPathFactory, keys: Path) -> Path:
     folder = tmp_path_factory.mktemp("release")
     build(BuildOptions(out_dir=folder))
     key = parse_secret_key((keys / "minisign.key").read_text())
-    package_release(folder, key, "https://downloads.example/tally/0.1.0", REPO_ROOT)
+    package_release(folder, key, "https://downloads.example/tally/0.1.0", REPO_ROOT, **demo_contract())
     return folder
 
 

@@ -13,14 +13,13 @@ from typing import Any
 
 import jsonschema
 import pytest
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 from test_publish import s3  # noqa: F401 - the S3 fixture (its endpoint is in conftest)
 from test_update import build_version
 
 from toolchain import REPO_ROOT
 from toolchain.config.catalog import packaged
-from toolchain.config.settings import load_settings
 from toolchain.errors import RollbackValidationError
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, parse_sums, verify_release
 from toolchain.release.github import GitHubTarget
@@ -53,7 +52,7 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Releases:
     new = build_version(root, "0.2.0", "3", HOST)
     key = generate()
     for folder in (old, new):
-        package_release(folder, key, "", REPO_ROOT, schema_command=load_settings().update.schema_command)
+        package_release(folder, key, "", REPO_ROOT, **demo_contract())
     (root / "k.pub").write_text(key.public_key().render())
     (root / "k.key").write_text(key.render())
     return Releases(old, new, key, key.public_key().render(), root / "k.pub", root / "k.key")
@@ -131,7 +130,7 @@ def test_publish_refuses_a_schema_change_without_a_passing_validation_of_these_a
         validate_rollback(validated, str(releases.old), releases.public, releases.key, OPTIONS)
         # A validation of other artifacts does not count (here: re-packaged, so other digests).
         repackaged = copy_of(releases.new, tmp_path / "repackaged")
-        package_release(repackaged, releases.key, "https://example.invalid/", REPO_ROOT)
+        package_release(repackaged, releases.key, "https://example.invalid/", REPO_ROOT, **demo_contract())
         _record(repackaged, json.loads((validated / VALIDATION_NAME).read_text()), releases.key)
         verify_release(repackaged, releases.public)
         with pytest.raises(RollbackValidationError, match="covers other artifacts"):

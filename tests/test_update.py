@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
@@ -79,7 +79,7 @@ def make_release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     new = tmp_path_factory.mktemp("release") / built.name
     shutil.copytree(built, new, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
     key = generate()
-    package_release(new, key, "", REPO_ROOT)
+    package_release(new, key, "", REPO_ROOT, **demo_contract())
 
     def binary_of(folder: Path, target: str = "x86_64-unknown-linux-gnu") -> Path:
         record = json.loads((folder / "build-record.json").read_text())

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import run_invoke
+from conftest import demo_contract, run_invoke
 from test_update import Install, built_versions, make_install
 
 from toolchain import REPO_ROOT
@@ -56,7 +56,7 @@ class Releases:
 
 def _signed_copy(built: Path, into: Path, key: SecretKey) -> Path:
     shutil.copytree(built, into, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
-    package_release(into, key, "", REPO_ROOT)
+    package_release(into, key, "", REPO_ROOT, **demo_contract())
     return into
 
 

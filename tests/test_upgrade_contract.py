@@ -1,16 +1,21 @@
-"""The installer's upgrade over an app that has no `migrate` or `doctor`
-subcommand: most real apps. A known defect, found by bench/peers.py on
-2026-11-27 (stop 22): the upgrade path runs the demo's `APP migrate` and
-`APP doctor` after the swap, so the upgrade of such an app fails and is
-rolled back. Marked xfail(strict): the fix (post-swap commands declared
-by the app, with `APP --version` as the generic default) turns it into an
-unexpected pass, which fails until the marker goes."""
+"""What the new binary runs after the swap on an upgrade: the app's own
+declared [update] upgrade-checks, carried in the signed manifest and baked
+into the installers, with `APP --version` as the default.
+
+Found by bench/peers.py (2026-11-27): the upgrade path used to run the demo's
+`APP migrate` and `APP doctor` on every app, so an app without those commands
+(most real apps) could not be installed over; it was rolled back every time.
+The app here has only `--version` and a `selftest` that logs its arguments."""
 
 from __future__ import annotations
 
 import functools
+import json
 import os
+import shutil
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,14 +23,33 @@ from conftest import make_crate, serving
 from test_installers import QuietHandler
 
 from toolchain.build.pipeline import BuildOptions, build
+from toolchain.errors import UpdateError
 from toolchain.release.folder import package_release
-from toolchain.release.signing import generate
+from toolchain.release.installers import InstallerUpdate
+from toolchain.release.signing import SecretKey, generate
+from toolchain.update.artifact import LEGACY_UPGRADE_CHECKS, _upgrade_checks
+from toolchain.update.updater import update
 
 PLAIN_MAIN = """\
+use std::io::Write;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         None | Some("--version") => println!("plainapp {}", env!("CARGO_PKG_VERSION")),
+        Some("selftest") => {
+            let home = std::env::var("HOME").expect("HOME");
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(format!("{home}/selftest.log"))
+                .expect("log");
+            writeln!(log, "{}", args[1..].join("|")).expect("write");
+            if std::env::var_os("PLAINAPP_FAIL_SELFTEST").is_some() {
+                eprintln!("selftest: the data is broken");
+                std::process::exit(3);
+            }
+        }
         Some(other) => {
             eprintln!("error: unrecognized subcommand '{other}'");
             std::process::exit(2);
@@ -33,28 +57,166 @@ fn main() {
     }
 }
 """
+HOST = "x86_64-unknown-linux-gnu"
+# An argument with a space and one that is a glob: each must reach the app as written.
+SELFTEST = ("selftest", "--deep mode", "*")
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: the upgrade runs the demo's migrate and doctor on every app")
-def test_an_app_without_migrate_or_doctor_can_be_installed_over(tmp_path: Path, shared_target_dir: Path) -> None:
-    manifest = make_crate(tmp_path / "plainapp", "plainapp", main_rs=PLAIN_MAIN)
+@dataclass(frozen=True)
+class Release:
+    folder: Path
+    key: SecretKey
+
+    @property
+    def archive(self) -> Path:
+        return self.folder / f"plainapp-{HOST}.tar.xz"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory, shared_target_dir: Path) -> Path:
+    root = tmp_path_factory.mktemp("plainapp")
+    manifest = make_crate(root / "plainapp", "plainapp", main_rs=PLAIN_MAIN)
     (manifest.parent / "LICENSE").write_text("MIT\n")
-    out_dir = tmp_path / "dist"
-    build(BuildOptions(manifest_path=manifest, targets=("x86_64-unknown-linux-gnu",), profile="fast", out_dir=out_dir))
-    package_release(out_dir, generate(), "", manifest.parent)
-    home = tmp_path / "home"
-    (home / "tmp").mkdir(parents=True)
-    with serving(functools.partial(QuietHandler, directory=str(out_dir))) as url:
-        env = {
-            "PATH": os.environ["PATH"],
-            "HOME": str(home),
-            "TMPDIR": str(home / "tmp"),
-            "PLAINAPP_DOWNLOAD_URL": url,
-            "PLAINAPP_INSTALL_DIR": str(home / "bin"),
-            "PLAINAPP_NO_MODIFY_PATH": "1",
-        }
-        installer = str(out_dir / "plainapp-installer.sh")
-        first = subprocess.run(["sh", installer], env=env, capture_output=True, text=True, timeout=180, check=False)
-        assert first.returncode == 0, first.stderr
-        again = subprocess.run(["sh", installer], env=env, capture_output=True, text=True, timeout=180, check=False)
+    out_dir = root / "built"
+    build(BuildOptions(manifest_path=manifest, targets=(HOST,), profile="fast", out_dir=out_dir))
+    return out_dir
+
+
+def released(built: Path, folder: Path, checks: tuple[tuple[str, ...], ...] | None) -> Release:
+    """The build packaged with the app's declared checks (None: the default)."""
+    shutil.copytree(built, folder)
+    key = generate()
+    update = InstallerUpdate() if checks is None else InstallerUpdate(checks=checks)
+    package_release(folder, key, "", folder, update=update)
+    return Release(folder, key)
+
+
+@pytest.fixture(scope="module")
+def plain(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Release:
+    return released(built, tmp_path_factory.mktemp("default") / "release", None)
+
+
+@pytest.fixture(scope="module")
+def declared(built: Path, tmp_path_factory: pytest.TempPathFactory) -> Release:
+    return released(built, tmp_path_factory.mktemp("declared") / "release", (("--version",), SELFTEST))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "home" / "tmp").mkdir(parents=True)
+    return tmp_path / "home"
+
+
+@pytest.fixture
+def served(plain: Release, declared: Release) -> Iterator[dict[str, str]]:
+    with (
+        serving(functools.partial(QuietHandler, directory=str(plain.folder))) as plain_url,
+        serving(functools.partial(QuietHandler, directory=str(declared.folder))) as declared_url,
+    ):
+        yield {"plain": plain_url, "declared": declared_url}
+
+
+def install(release: Release, url: str, home: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "TMPDIR": str(home / "tmp"),
+        "PLAINAPP_DOWNLOAD_URL": url,
+        "PLAINAPP_INSTALL_DIR": str(home / "bin"),
+        "PLAINAPP_NO_MODIFY_PATH": "1",
+        **extra,
+    }
+    installer = str(release.folder / "plainapp-installer.sh")
+    return subprocess.run(["sh", installer], env=env, capture_output=True, text=True, timeout=180, check=False)
+
+
+def test_an_app_without_migrate_or_doctor_can_be_installed_over(
+    plain: Release, served: dict[str, str], home: Path
+) -> None:
+    first = install(plain, served["plain"], home)
+    assert first.returncode == 0, first.stderr
+    again = install(plain, served["plain"], home)
     assert again.returncode == 0, again.stderr
+    assert "'plainapp --version' passed" in again.stdout, again.stdout
+
+
+def test_the_declared_checks_run_in_order_with_their_arguments_as_written(
+    declared: Release, served: dict[str, str], home: Path
+) -> None:
+    assert install(declared, served["declared"], home).returncode == 0
+    assert not (home / "selftest.log").exists(), "a first install runs no upgrade check"
+    again = install(declared, served["declared"], home)
+    assert again.returncode == 0, again.stderr
+    assert (home / "selftest.log").read_text() == "--deep mode|*\n"
+    assert "'plainapp --version', 'plainapp selftest --deep mode *' passed" in again.stdout, again.stdout
+
+
+def test_a_failing_declared_check_restores_the_old_binary(
+    declared: Release, served: dict[str, str], home: Path
+) -> None:
+    assert install(declared, served["declared"], home).returncode == 0
+    installed = home / "bin" / "plainapp"
+    installed.write_bytes(installed.read_bytes() + b"\0")  # tell the old binary from the new one
+    before = installed.read_bytes()
+    failed = install(declared, served["declared"], home, PLAINAPP_FAIL_SELFTEST="1")
+    assert failed.returncode == 1
+    last = failed.stderr.strip().splitlines()[-1]
+    failure = "failed ('plainapp selftest --deep mode *' failed); restored"
+    assert last.startswith(f"ERROR: upgrade of plainapp from 0.3.1 to 0.3.1 {failure}"), last
+    assert "selftest: the data is broken" in failed.stderr
+    assert installed.read_bytes() == before
+
+
+def test_the_signed_manifest_carries_the_checks(plain: Release, declared: Release) -> None:
+    assert json.loads((plain.folder / "manifest.json").read_text())["upgrade_checks"] == [["--version"]]
+    assert json.loads((declared.folder / "manifest.json").read_text())["upgrade_checks"] == [
+        ["--version"],
+        list(SELFTEST),
+    ]
+
+
+def _installed(release: Release, tmp_path: Path) -> Path:
+    import tarfile
+
+    binary = tmp_path / "bin" / "plainapp"
+    binary.parent.mkdir()
+    with tarfile.open(release.archive) as tarball:
+        member = tarball.extractfile(f"plainapp-{HOST}/plainapp")
+        assert member is not None
+        binary.write_bytes(member.read())
+    binary.chmod(0o755)
+    return binary
+
+
+def test_the_updater_runs_the_checks_the_manifest_names(plain: Release, declared: Release, tmp_path: Path) -> None:
+    public = plain.key.public_key().render()
+    binary = _installed(plain, tmp_path)
+    result = update(binary, str(plain.archive), public, [], env={"HOME": str(tmp_path)})
+    assert result.ok and "migrating" in result.steps and "committed" in result.steps
+    assert result.output == "plainapp 0.3.1"
+
+
+def test_the_updater_rolls_back_when_a_declared_check_fails(declared: Release, tmp_path: Path) -> None:
+    binary = _installed(declared, tmp_path)
+    binary.write_bytes(binary.read_bytes() + b"\0")
+    before = binary.read_bytes()
+    env = {"HOME": str(tmp_path), "PLAINAPP_FAIL_SELFTEST": "1"}
+    with pytest.raises(UpdateError) as caught:
+        update(binary, str(declared.archive), declared.key.public_key().render(), [], env=env)
+    assert caught.value.message.startswith(
+        "`plainapp selftest --deep mode *` failed with exit code 3 after `plainapp --version`: "
+        "selftest: the data is broken"
+    ), caught.value.message
+    assert binary.read_bytes() == before
+    assert (tmp_path / "selftest.log").read_text() == "--deep mode|*\n"
+
+
+def test_a_manifest_from_before_the_setting_keeps_the_old_contract() -> None:
+    """Releases packaged before upgrade-checks existed were upgraded with migrate and doctor:
+    their apps count on that migration, so the updater keeps running it for them."""
+    assert _upgrade_checks({"artifacts": []}) == LEGACY_UPGRADE_CHECKS == (("migrate",), ("doctor",))
+    assert _upgrade_checks({"upgrade_checks": [["a", "b"]]}) == (("a", "b"),)
+    malformed: object
+    for malformed in ([[]], [["a", 3]], "doctor", [[""]]):
+        with pytest.raises(UpdateError, match="malformed 'upgrade_checks'"):
+            _upgrade_checks({"upgrade_checks": malformed})

@@ -155,6 +155,16 @@ def _unwrap(kind: Any) -> Any:
     return kind
 
 
+def _described(kind: Any, fallback: str) -> str:
+    """The fix a model's Meta(description=...) gives for a constrained value, else `fallback`."""
+    while get_origin(kind) is Annotated:
+        for meta in get_args(kind)[1:]:
+            if isinstance(meta, msgspec.Meta) and meta.description:
+                return meta.description
+        kind = get_args(kind)[0]
+    return fallback
+
+
 def _choices(kind: Any) -> tuple[Any, ...]:
     """The values a Literal (or a union with Literals and bool) allows; () when it is open."""
     kind = _unwrap(kind)
@@ -315,10 +325,16 @@ def _config_error(message: str, model: Any, document: Mapping[str, Any], layers:
             f"{where}: '{dotted}' is {_show(value)}, {side} {int(limit) if limit.is_integer() else limit}",
             hint=f"use a {'larger' if side == 'below' else 'smaller'} value",
         )
-    if pattern := re.match(r"Expected `str` matching regex '(.*)'$", what):
-        shown = pattern.group(1).replace("\\\\", "\\").removeprefix("^").removesuffix("$")
+    if pattern := re.match(r"""Expected `str` matching regex (['"])(.*)\1$""", what):
+        shown = pattern.group(2).replace("\\\\", "\\").removeprefix("^").removesuffix("$")
         return ConfigError(
-            f"{where}: '{dotted}' is {_show(value)}, which does not match {shown}", hint="change the value"
+            f"{where}: '{dotted}' is {_show(value)}, which does not match {shown}",
+            hint=_described(place.kind, "change the value"),
+        )
+    if short := re.match(r"Expected `array` of length >= (\d+)$", what):
+        return ConfigError(
+            f"{where}: '{dotted}' holds an empty list",
+            hint=_described(place.kind, f"give it at least {short.group(1)}"),
         )
     if expected := re.match(r"Expected `([^`]*)`, got `[^`]*`", what):
         names = _type_names(expected.group(1))

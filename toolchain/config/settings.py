@@ -37,6 +37,13 @@ Url = Annotated[str, Meta(pattern=r"^https?://\S+$")]
 EnvName = Annotated[str, Meta(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 PartSize = Annotated[int, Meta(ge=5 * 1024 * 1024)]  # S3's smallest multipart part
 Count = Annotated[int, Meta(ge=0)]
+# One argument the installers bake in: no tab (their word separator), line break or quote.
+InstallerWord = Annotated[
+    str, Meta(pattern=r"^[^\t\n\r']+$", description="write each argument without tabs, line breaks or quotes")
+]
+InstallerCommand = Annotated[
+    tuple[InstallerWord, ...], Meta(min_length=1, description='give each command its arguments, e.g. ["doctor"]')
+]
 
 
 class BuildSettings(Model, frozen=True):
@@ -109,6 +116,7 @@ class UpdateSettings(Model, frozen=True):
     schema_command: tuple[str, ...]
     fail_migration_env: Annotated[str, Meta(pattern=r"^[A-Za-z_{}][A-Za-z0-9_{}]*$")]
     seed_commands: tuple[tuple[str, ...], ...]
+    upgrade_checks: tuple[InstallerCommand, ...]
     metadata_days: Annotated[int, Meta(ge=1)]
 
 
@@ -356,7 +364,18 @@ def config_file(cwd: Path) -> Path | None:
     if named:
         message = "TOOLCHAIN_CONFIG names {path}, which is {what}"
         return require_file(Path(named), ConfigError, message, hint="point it at a toolchain.toml file, or unset it")
-    return find_upwards(cwd, PROJECT_FILE_NAME)
+    found = find_upwards(cwd, PROJECT_FILE_NAME)
+    if found is None and _demo_fallback(cwd):
+        demo_settings = DEMO_MANIFEST.parent / PROJECT_FILE_NAME  # the demo is a project like any other
+        return demo_settings if demo_settings.is_file() else None
+    return found
+
+
+def _demo_fallback(cwd: Path) -> bool:
+    """Whether `cwd` is in a source checkout of the toolkit, outside any crate: the demo is the project."""
+    return (
+        DEMO_MANIFEST.is_file() and cwd.resolve().is_relative_to(REPO_ROOT) and find_upwards(cwd, "Cargo.toml") is None
+    )
 
 
 def default_manifest(cwd: Path) -> Path:
@@ -365,7 +384,7 @@ def default_manifest(cwd: Path) -> Path:
     found = find_upwards(cwd, "Cargo.toml")
     if found is not None:
         return found.resolve()
-    if DEMO_MANIFEST.is_file() and cwd.resolve().is_relative_to(REPO_ROOT):
+    if _demo_fallback(cwd):
         return DEMO_MANIFEST
     raise ProjectError(
         f"no Cargo.toml in {cwd} or any folder above it",

@@ -61,7 +61,7 @@ def package_release(
     base_url: str,
     repo: Path,
     *,
-    schema_command: tuple[str, ...] = ("migrate", "--status"),
+    schema_command: tuple[str, ...] = (),
     update: InstallerUpdate | None = None,
     formats: tuple[str, ...] = (),
     metadata_days: int = 30,
@@ -151,6 +151,7 @@ def package_release(
             "schema": MANIFEST_SCHEMA,
             "apps": [{"name": a, "version": v, "schema_level": levels[a]} for a, v in sorted(versions.items())],
             "data_files": list(update.installer_patterns()),
+            "upgrade_checks": [list(check) for check in update.checks],
             "artifacts": [
                 f.to_dict()
                 | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})

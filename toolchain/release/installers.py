@@ -51,6 +51,7 @@ class InstallerUpdate:
     data_files: tuple[str, ...] = ()  # [update] data-files patterns (~, $XDG_DATA_HOME, %LOCALAPPDATA%)
     backup_command: tuple[str, ...] = ()  # [update] backup-command; "{dir}" is the folder to write into
     public_key: str = ""  # the minisign public key line the release is signed with ("" when unsigned)
+    checks: tuple[tuple[str, ...], ...] = (("--version",),)  # [update] upgrade-checks, run after the swap
 
     def installer_patterns(self) -> tuple[str, ...]:
         """The patterns an installer can place on an end user's machine (relative ones cannot)."""
@@ -91,9 +92,13 @@ def render_installers(
             floor = target.compat.glibc if target.os == "linux" and target.compat.glibc else "-"
             unix_lines.append(f"{target.triple} {archive.name} {archive.sha256} {floor} {','.join(archive.binaries)}")
     patterns = update.installer_patterns()
-    for word in (*patterns, *update.backup_command):
-        if "\n" in word or "'" in word:
-            raise PackagingError(f"[update] entry {word!r} contains a quote or a line break", hint="change it")
+    if any(not check for check in update.checks):
+        raise PackagingError("[update] upgrade-checks has an empty command", hint="give each one its arguments")
+    for word in (*patterns, *update.backup_command, *(w for check in update.checks for w in check)):
+        if "\n" in word or "'" in word or "\t" in word or not word:
+            raise PackagingError(
+                f"[update] entry {word!r} is empty or contains a quote, tab or line break", hint="change it"
+            )
     key_line = update.public_key.strip().splitlines()[-1] if update.public_key.strip() else ""
     values = {
         "@APP@": app,
@@ -103,6 +108,9 @@ def render_installers(
         "@PUBLIC_KEY@": key_line,
         "@DATA_FILES@": "\n".join(patterns),
         "@BACKUP_COMMAND@": "\n".join(update.backup_command),
+        # one command a line, its words separated by tabs (the shell splits on them)
+        "@UPGRADE_CHECKS@": "\n".join("\t".join(check) for check in update.checks),
+        "@PS_UPGRADE_CHECKS@": ", ".join("'" + "\t".join(check) + "'" for check in update.checks),
         "@PS_DATA_FILES@": ", ".join(f"'{p}'" for p in patterns),
         "@PS_BACKUP_COMMAND@": ", ".join(f"'{w}'" for w in update.backup_command),
     }

@@ -56,9 +56,9 @@ SQLITE_MAGIC = b"SQLite format 3\x00"
 class RollbackOptions:
     """The [update] settings validation needs, read once."""
 
-    schema_command: tuple[str, ...] = ("migrate", "--status")
+    schema_command: tuple[str, ...] = ()
     fail_migration_env: str = "{APP}_FAIL_MIGRATION"
-    seed_commands: tuple[tuple[str, ...], ...] = (("migrate",),)
+    seed_commands: tuple[tuple[str, ...], ...] = ()
 
     def fail_env(self, app: str) -> str:
         return self.fail_migration_env.replace("{APP}", env_prefix(app))

@@ -17,7 +17,7 @@ from toolchain.tasks.base import out_folder, target_list, task
     name="smoke",
 )
 def smoke_task(c: Context, target: str = "", out_dir: str = "", json: bool = False) -> None:
-    """Run the last build's binaries here (native, qemu or wine): --version and doctor."""
+    """Run the last build's binaries here (native, qemu or wine): --version, then [smoke] checks."""
     from toolchain.config.settings import load_settings
     from toolchain.verify.inspect_report import built_binaries
     from toolchain.verify.smoke import require_ok, smoke_binary

@@ -3,9 +3,10 @@
 verify the artifact (signatures, digests, and every archive member against
 the signed manifest) → lock → unpack the new binary beside the old one
 (streamed, capped, digest-checked) → journal → snapshot (binary + every
-SQLite file, through SQLite's online backup API) → atomic swap → `new
-migrate` and `new doctor` → commit and prune, or restore everything from
-the snapshot. Every step is written to a journal first, so an updater
+SQLite file, through SQLite's online backup API) → atomic swap → the new
+binary's upgrade checks (from the signed manifest: the app's migration and
+self-check, `--version` when it declares none) → commit and prune, or
+restore everything from the snapshot. Every step is written to a journal first, so an updater
 killed at any point is finished or undone by the next `update` or
 `recover`: the result is fully old or fully new, never a mix.
 

@@ -34,6 +34,10 @@ from toolchain.release.package import Member
 from toolchain.release.signing import HASHED_SIG_ALG, PublicKey, parse_public_key, verify_file
 from toolchain.update.files import CHUNK, PRIVATE_DIR, _os_reason
 
+# A manifest from before [update] upgrade-checks: the toolkit then always ran
+# `APP migrate` and `APP doctor` after the swap, and its apps count on the migration.
+LEGACY_UPGRADE_CHECKS: tuple[tuple[str, ...], ...] = (("migrate",), ("doctor",))
+
 
 @dataclass(frozen=True)
 class Artifact:
@@ -43,6 +47,7 @@ class Artifact:
     version: str
     binaries: tuple[str, ...]
     members: tuple[Member, ...] = ()
+    upgrade_checks: tuple[tuple[str, ...], ...] = (("--version",),)  # the signed manifest's, run after the swap
 
     @property
     def top(self) -> str:
@@ -140,8 +145,20 @@ def _field(document: Any, key: str, kind: type | tuple[type, ...], where: str) -
     return value
 
 
-def _parse_manifest(path: Path, name: str) -> tuple[dict[str, Any], str, tuple[Member, ...]]:
-    """The archive's manifest entry, the app's version, and its members."""
+def _upgrade_checks(manifest: dict[str, Any]) -> tuple[tuple[str, ...], ...]:
+    """What the publisher declared the new binary runs after the swap ([update] upgrade-checks)."""
+    if "upgrade_checks" not in manifest:
+        return LEGACY_UPGRADE_CHECKS
+    checks = _field(manifest, "upgrade_checks", list, "")
+    if not all(isinstance(c, list) and c and all(isinstance(w, str) and w for w in c) for c in checks):
+        raise _manifest_error("has a malformed 'upgrade_checks'")
+    return tuple(tuple(c) for c in checks)
+
+
+def _parse_manifest(
+    path: Path, name: str
+) -> tuple[dict[str, Any], str, tuple[Member, ...], tuple[tuple[str, ...], ...]]:
+    """The archive's manifest entry, the app's version, its members and the upgrade checks."""
     try:
         manifest = json.loads(path.read_bytes())
     except ValueError as exc:
@@ -171,7 +188,7 @@ def _parse_manifest(path: Path, name: str) -> tuple[dict[str, Any], str, tuple[M
     for app in apps:
         if _field(app, "name", str, "an app's ") == entry["app"]:
             version = _field(app, "version", str, "an app's ")
-    return entry, version, tuple(members)
+    return entry, version, tuple(members), _upgrade_checks(manifest)
 
 
 def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
@@ -187,7 +204,7 @@ def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
     _verify_signature(archive, _fetch(source, f"{name}.minisig", work), public, name)
     manifest_path = _fetch(source, "manifest.json", work)
     _verify_signature(manifest_path, _fetch(source, "manifest.json.minisig", work), public, "manifest.json")
-    entry, version, members = _parse_manifest(manifest_path, name)
+    entry, version, members, checks = _parse_manifest(manifest_path, name)
     if entry["sha256"] != digest:
         raise UpdateError(f"{name} is not in the signed manifest with this digest", hint="use the release's own files")
     target = entry["target"]
@@ -201,7 +218,7 @@ def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
             f"{name} is built for {target}, which does not run on this {host} machine",
             hint="pick the archive for this machine",
         )
-    artifact = Artifact(archive, digest, target, version, tuple(str(b) for b in entry["binaries"]), members)
+    artifact = Artifact(archive, digest, target, version, tuple(str(b) for b in entry["binaries"]), members, checks)
     check_members(artifact)
     return artifact
 

@@ -1,8 +1,9 @@
 """The update itself, and rollback and recovery around it.
 
 verify the artifact → lock → unpack the new binary beside the old one →
-journal → snapshot → atomic swap → `new migrate` and `new doctor` → commit
-and prune, or restore everything from the snapshot. `recover` finishes or
+journal → snapshot → atomic swap → the new binary's upgrade checks (the
+signed manifest's [update] upgrade-checks, e.g. `migrate` then `doctor`) →
+commit and prune, or restore everything from the snapshot. `recover` finishes or
 undoes an update that was interrupted; `rollback` restores the newest
 snapshot by hand.
 """
@@ -348,15 +349,23 @@ def _apply(
         fsync_dir(binary.parent)
         journal.advance("swapped", live=journal.live(binary))
         journal.advance("migrating")
-        code, output = _run(binary, ["migrate"], env)
-        if code != 0:
-            last = output.splitlines()[-1] if output else "no output"
-            raise UpdateError(f"`{binary.name} migrate` failed with exit code {code}: {last}")
-        journal.advance("migrated", live=journal.live(*data_files))
-        code, doctor_output = _run(binary, ["doctor"], env)
-        output = f"{output}\n{doctor_output}".strip()
-        if code != 0:
-            raise UpdateError(f"`{binary.name} doctor` failed with exit code {code} after the migration")
+        # The publisher's [update] upgrade-checks from the signed manifest: the first is
+        # the app's migration (when it has one), the rest check the migrated data.
+        output = ""
+        done: list[str] = []
+        for index, check in enumerate(artifact.upgrade_checks):
+            code, check_output = _run(binary, list(check), env)
+            output = f"{output}\n{check_output}".strip()
+            command = f"`{binary.name} {' '.join(check)}`"
+            if code != 0:
+                last = check_output.splitlines()[-1] if check_output else "no output"
+                after = f" after {', '.join(done)}" if done else ""
+                raise UpdateError(f"{command} failed with exit code {code}{after}: {last}")
+            done.append(command)
+            if index == 0:
+                journal.advance("migrated", live=journal.live(*data_files))
+        if not done:
+            journal.advance("migrated", live=journal.live(*data_files))
         journal.advance("checked", live=journal.live(*data_files))
         journal.advance("committed")
     except BaseException as failure:
