@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_crate, serving
-from test_installers import QuietHandler
+from test_installers import SHELLS, QuietHandler
 
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
@@ -116,18 +116,25 @@ def served(plain: Release, declared: Release) -> Iterator[dict[str, str]]:
         yield {"plain": plain_url, "declared": declared_url}
 
 
-def install(release: Release, url: str, home: Path, **extra: str) -> subprocess.CompletedProcess[str]:
-    env = {
+def install_env(url: str, home: Path) -> dict[str, str]:
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(home),
         "TMPDIR": str(home / "tmp"),
         "PLAINAPP_DOWNLOAD_URL": url,
         "PLAINAPP_INSTALL_DIR": str(home / "bin"),
         "PLAINAPP_NO_MODIFY_PATH": "1",
-        **extra,
     }
+
+
+def install(
+    release: Release, url: str, home: Path, shell: str = "dash", **extra: str
+) -> subprocess.CompletedProcess[str]:
+    env = install_env(url, home) | extra
     installer = str(release.folder / "plainapp-installer.sh")
-    return subprocess.run(["sh", installer], env=env, capture_output=True, text=True, timeout=180, check=False)
+    return subprocess.run(
+        [*SHELLS[shell], installer], env=env, capture_output=True, text=True, timeout=180, check=False
+    )
 
 
 def test_an_app_without_migrate_or_doctor_can_be_installed_over(
@@ -140,12 +147,22 @@ def test_an_app_without_migrate_or_doctor_can_be_installed_over(
     assert "'plainapp --version' passed" in again.stdout, again.stdout
 
 
+@pytest.mark.parametrize("shell", sorted(SHELLS))
 def test_the_declared_checks_run_in_order_with_their_arguments_as_written(
-    declared: Release, served: dict[str, str], home: Path
+    declared: Release, served: dict[str, str], home: Path, shell: str
 ) -> None:
-    assert install(declared, served["declared"], home).returncode == 0
+    assert install(declared, served["declared"], home, shell).returncode == 0
     assert not (home / "selftest.log").exists(), "a first install runs no upgrade check"
-    again = install(declared, served["declared"], home)
+    (home / "tmp" / "a-file-the-star-would-match").touch()
+    again = subprocess.run(
+        [*SHELLS[shell], str(declared.folder / "plainapp-installer.sh")],
+        env=install_env(served["declared"], home),
+        cwd=home / "tmp",
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     assert (home / "selftest.log").read_text() == "--deep mode|*\n"
     assert "'plainapp --version', 'plainapp selftest --deep mode *' passed" in again.stdout, again.stdout
