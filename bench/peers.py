@@ -71,6 +71,7 @@ class Built:
     installer: Path | None = None
     checks: list[str] = field(default_factory=list)
     error: str = ""
+    how: str = ""  # the build command the tool chose (its runner, or cargo-dist's cross wrapper)
 
 
 # --- installing cargo-dist -------------------------------------------------------------------
@@ -146,7 +147,14 @@ def build_toolkit(crate: str, triple: str, work: Path) -> Built:
         archive=archive,
         installer=next(out.glob("*-installer.sh")),
         checks=[*checks, "sha256 of each archive", "reproducible archive bytes", "signed manifest (with a key)"],
+        how=f"{result.get('runner')} runner, {result.get('route')} std",
     )
+
+
+@functools.cache
+def rustup_targets() -> frozenset[str]:
+    listed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True, check=False)
+    return frozenset(listed.stdout.split())
 
 
 def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
@@ -165,9 +173,10 @@ def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
         check=True,
     )
     env = {**os.environ, "CARGO_TARGET_DIR": str(project / "target")}
-    if triple != HOST:
+    if triple not in rustup_targets():
         # rustup cannot add targets here (no static.rust-lang.org); Debian's
-        # rustc has aarch64's std, as the toolkit's route uses.
+        # rustc has aarch64's std, as the toolkit's distro route uses. Where
+        # rustup has the target, both tools use rustup's rustc.
         env["RUSTC"] = "/usr/bin/rustc"
     started = time.perf_counter()
     done = subprocess.run(
@@ -179,9 +188,13 @@ def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
         check=False,
     )
     seconds = time.perf_counter() - started
+    # dist picks a cross wrapper itself (cargo-zigbuild from a Linux host to another Linux
+    # architecture) and names it in its "building T target, from H host, via W" line.
+    how = next((line.split(", via ")[1].split(",")[0] for line in done.stderr.splitlines() if ", via " in line), "")
+    how = f"cargo {how.removeprefix('cargo-')}" if how else "cargo build"
     if done.returncode != 0:
         lines = [line for line in done.stderr.splitlines() if line.strip()]
-        return Built("cargo-dist", crate, triple, False, seconds, error=" / ".join(lines[-3:])[:400])
+        return Built("cargo-dist", crate, triple, False, seconds, error=" / ".join(lines[-3:])[:400], how=how)
     distrib = project / "target" / "distrib"
     archive = next(distrib.glob(f"*{triple}.tar.xz"))
     binary = project / "target" / triple / "dist" / CRATES[crate]
@@ -203,6 +216,7 @@ def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
         archive=archive,
         installer=next(distrib.glob("*-installer.sh"), None),
         checks=checks,
+        how=how,
     )
 
 
@@ -365,6 +379,28 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), load {os.getloadavg()[0]:.1f}"
 
 
+def ratios(rows: list[Built]) -> str:
+    """The toolkit's wall time against cargo-dist's, per target and over every pair both built."""
+    lines = []
+    for target in sorted({r.target for r in rows}):
+        pairs = [
+            (ours, theirs)
+            for ours in rows
+            for theirs in rows
+            if ours.tool == "toolkit" and theirs.tool == "cargo-dist" and ours.ok and theirs.ok
+            and ours.crate == theirs.crate and ours.target == theirs.target == target
+        ]  # fmt: skip
+        if pairs:
+            ours_s, theirs_s = sum(p[0].seconds for p in pairs), sum(p[1].seconds for p in pairs)
+            lines.append(
+                f"{target}: toolkit {ours_s:.1f} s against cargo-dist {theirs_s:.1f} s over {len(pairs)} crates: "
+                f"{ours_s / theirs_s:.2f}x (goal <= 1.0x)"
+            )
+        else:
+            lines.append(f"{target}: no crate built by both tools")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--crates", default="cli,zstd")
@@ -400,14 +436,16 @@ def main() -> None:
     took = f"{install_seconds:.0f} s" if install_seconds is not None else "an unrecorded time"
     print(f"Machine: {machine()}. {version}, installed with `cargo install --locked` in {took}")
     print(f"({when}). Both tools from clean, one run.\n")
-    print("| crate | target | tool | wall s | binary bytes | archive bytes | checks |")
-    print("|---|---|---|---:|---:|---:|---|")
+    print("| crate | target | tool | built with | wall s | binary bytes | archive bytes | checks |")
+    print("|---|---|---|---|---:|---:|---:|---|")
     for row in rows:
         if row.ok:
-            print(f"| {row.crate} | {row.target} | {row.tool} | {row.seconds:.1f} | {row.binary_bytes:,} | "
+            print(f"| {row.crate} | {row.target} | {row.tool} | {row.how} | {row.seconds:.1f} | {row.binary_bytes:,} | "
                   f"{row.archive_bytes:,} | {', '.join(row.checks)} |")  # fmt: skip
         else:
-            print(f"| {row.crate} | {row.target} | {row.tool} | failed after {row.seconds:.1f} | | | {row.error} |")
+            print(f"| {row.crate} | {row.target} | {row.tool} | {row.how} | failed after {row.seconds:.1f} | | | "
+                  f"{row.error} |")  # fmt: skip
+    print(f"\n{ratios(rows)}")
     print("\n| crate | tool | " + " | ".join(next(iter(cases.values()), {}).keys()) + " |")
     print("|---|---|" + "---|" * len(next(iter(cases.values()), {})))
     for (tool, crate), outcome in cases.items():

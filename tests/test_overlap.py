@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,3 +183,34 @@ def test_lief_is_imported_while_cargo_compiles_and_never_for_a_noop_rebuild(
     again = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
     assert again.returncode == 0, again.stderr
     assert "Compiling" not in again.stderr and again.stdout.strip() == "False"
+
+
+def logging_shim(folder: Path, tool: str, log: Path) -> None:
+    """`tool` on PATH as a script that notes its arguments, then runs the real one."""
+    real = shutil.which(tool)
+    assert real, f"{tool} is not installed"
+    folder.mkdir(exist_ok=True)
+    shim = folder / tool
+    shim.write_text(f'#!/bin/sh\necho "{tool} $*" >> "{log}"\nexec "{real}" "$@"\n')
+    shim.chmod(0o755)
+
+
+def test_what_every_target_shares_is_asked_once_per_build(
+    tmp_path: Path, shared_target_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The archives' timestamp (a git call) and cargo's version are the same for
+    # every target: one call each per build, not one per target.
+    calls = tmp_path / "calls.log"
+    shims = tmp_path / "shims"
+    for tool in ("git", "cargo"):
+        logging_shim(shims, tool, calls)
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    monkeypatch.delenv("CARGO", raising=False)
+    manifest = overlap_crate(tmp_path / "crate", "overlapshared")
+    report = build(BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=tmp_path / "out"))
+    assert report.ok and len(report.results) == 2
+    lines = calls.read_text().splitlines()
+    assert lines.count(f"git -C {tmp_path / 'crate'} log -1 --format=%ct") == 1, lines
+    assert lines.count("cargo --version") == 1, lines
+    assert all(r.entry.toolchain["cargo"] == report.results[0].entry.toolchain["cargo"] for r in report.results)

@@ -334,6 +334,15 @@ class Plan:
     options: BuildOptions
     out_dir: Path
 
+    # Asked once per build, not once per target: each is a subprocess (git, cargo, rustc).
+    @functools.cached_property
+    def source_epoch(self) -> int:
+        return source_date_epoch(self.project.workspace_root)
+
+    @functools.cached_property
+    def cargo_version(self) -> str | None:
+        return proc.run([cargo_program(), "--version"], check=False, quiet=True).stdout.strip() or None
+
 
 @dataclass(frozen=True)
 class CargoStage:
@@ -527,7 +536,7 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         route=compiled.route.name,
         profile_source=compiled.profile_source,
         profile_settings=tuple(dict(s.__dict__) for s in compiled.profile_settings),
-        toolchain=toolchain_versions(compiled.route),
+        toolchain=toolchain_versions(compiled.route, plan),
         allowed_rules=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=stage.started_on,
         phases=tuple(phases),
@@ -553,7 +562,7 @@ def sign_binaries(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> li
     Windows, rcodesign on macOS), then hold the signed copies to it again,
     the `authenticode` or `macos-signature` rule included."""
     settings = plan.settings
-    epoch = source_date_epoch(plan.project.workspace_root)
+    epoch = plan.source_epoch
     signed: dict[str, Path] = {}
     with log.group(f"sign {target.triple}"):
         if target.os == "windows":
@@ -639,7 +648,7 @@ def archive_entries(
 
 def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
     project = plan.project
-    mtime = source_date_epoch(project.workspace_root)
+    mtime = plan.source_epoch
     artifacts = []
     with log.group(f"package {target.triple}"):
         for selection in plan.selections:
@@ -651,12 +660,11 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
     return artifacts
 
 
-def toolchain_versions(route: Route) -> dict[str, str | None]:
+def toolchain_versions(route: Route, plan: Plan) -> dict[str, str | None]:
     if route.versions:
         return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
-    cargo = proc.run([cargo_program(), "--version"], check=False, quiet=True)
     return {
-        "cargo": cargo.stdout.strip() or None,
+        "cargo": plan.cargo_version,
         "rustc": rustc_version(route.rustc),
         "route": route.name,
         "route_detail": route.detail,
