@@ -133,6 +133,7 @@ class BuildReport:
     record_path: Path | None = None
     workspace_root: Path | None = None  # the project's (git information for provenance)
     manifests: tuple[Path, ...] = ()  # the workspace's and its packages' Cargo.toml (the release folder reads them)
+    project: Project | None = None  # what was built (the fresh check's fingerprint reads its folders)
 
     @property
     def ok(self) -> bool:
@@ -203,7 +204,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         report_stale(out_dir, load_record(out_dir), options.clean)
         append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
     manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
-    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests)
+    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project)
 
 
 def usable_out_dir(path: Path) -> Path:

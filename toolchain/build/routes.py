@@ -44,10 +44,17 @@ class Route:
     trim_paths: bool = False
 
 
+# Every sysroot asked for in this process: the fresh check watches their compilers.
+SYSROOTS: set[Path] = set()
+
+
 @functools.cache
 def rustc_sysroot(rustc: str) -> Path | None:
     sysroot = proc.output([rustc, "--print", "sysroot"])
-    return Path(sysroot) if sysroot is not None else None
+    if sysroot is None:
+        return None
+    SYSROOTS.add(Path(sysroot))
+    return Path(sysroot)
 
 
 @functools.cache
