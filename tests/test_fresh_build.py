@@ -142,6 +142,14 @@ def test_a_new_file_in_a_package_with_a_build_script_builds_again(crate: Path, s
 
 
 def test_a_settings_or_policy_file_builds_again(crate: Path, shims: Path) -> None:
+    # Settings are looked for upwards from the current folder: one made in a folder above counts.
+    above = crate.parent / "toolchain.toml"
+    above.write_text("")
+    try:
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        above.unlink()
+    settle(crate, shims)
     settings = crate / "toolchain.toml"
     settings.write_text("")  # created where there was none
     try:
