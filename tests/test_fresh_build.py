@@ -203,3 +203,36 @@ def test_a_source_changed_while_the_build_ran_is_not_fingerprinted(crate: Path, 
     finally:
         os.utime(main)
     settle(crate, shims)
+
+
+def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container build's dep-info names the container's paths, and `dep-info-basedir`
+    makes them relative: neither can be watched, so no fingerprint is written."""
+    from toolchain.build import fresh
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    source = tmp_path / "src dir" / "main.rs"
+    source.parent.mkdir()
+    source.write_text(MAIN_RS)
+    binary = tmp_path / "target" / "app"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\x7fELF")
+    depinfo = binary.with_name("app.d")
+    escaped = str(source).replace(" ", "\\ ")
+
+    def save() -> str | None:
+        reads = fresh.Reads.start()
+        return fresh.save(
+            "k", reads, 0, {}, workspace_root=tmp_path, target_directory=tmp_path / "target",
+            out_dir=tmp_path / "out", manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
+        )  # fmt: skip
+
+    depinfo.write_text(f"{binary}: {escaped}\n")
+    assert fresh.dep_info_paths(binary) == [str(source)]  # make's "\ " is a space in a name
+    depinfo.write_text(f"{binary}: {escaped} /project/src/lib.rs\n")
+    assert save() == "app's dep-info names /project/src/lib.rs, which is not here"
+    depinfo.write_text(f"{binary}: src/main.rs\n")
+    assert save() == f"no usable dep-info beside {binary}"
+    assert not (tmp_path / "cache" / "toolchain" / "fresh" / "k.json").exists()

@@ -248,6 +248,10 @@ def save(
         listed = dep_info_paths(binary)
         if listed is None:
             return f"no usable dep-info beside {binary}"
+        # A container build's dep-info names the container's paths: nothing here to watch.
+        missing = next((path for path in listed if state(path) is None), None)
+        if missing is not None:
+            return f"{binary.name}'s dep-info names {missing}, which is not here"
         inputs.update(listed)
     walked: list[str] = []
     for root in build_script_roots:
