@@ -3,7 +3,6 @@ package, ending in one summary and a build record in the output folder."""
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -427,14 +426,17 @@ def build_targets(plan: Plan, targets: list[Target]) -> list[TargetResult]:
                 item.future.exception()
             item.held.replay()
 
+    sboms = plan.options.package_artifacts and SBOM in plan.settings.package.formats
+    asked_ahead = threading.Event()
+
+    def on_compiling() -> None:
+        warm_up_inspection(sboms)
+        if sboms and not asked_ahead.is_set():
+            asked_ahead.set()
+            _ask_ahead(plan, targets)
+
     with (
-        log.progress(
-            [t.triple for t in targets],
-            show=len(targets) > 1,
-            on_compiling=functools.partial(
-                warm_up_inspection, plan.options.package_artifacts and SBOM in plan.settings.package.formats
-            ),
-        ) as progress,
+        log.progress([t.triple for t in targets], show=len(targets) > 1, on_compiling=on_compiling) as progress,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolchain-finish") as pool,
     ):
         try:
@@ -508,6 +510,23 @@ def _warm_up(release_channels: bool) -> None:
         from toolchain.release.channels import sbom, write  # noqa: F401
 
         sbom.import_libraries()
+
+
+def _ask_ahead(plan: Plan, targets: list[Target]) -> None:
+    """The SBOMs' dependency queries (one `cargo metadata` per triple), run while cargo compiles."""
+    from toolchain.release.channels import crates
+
+    build_table = plan.settings.build
+    triples = [c for t in targets for c in (t.components or (t.triple,))]
+    project = plan.project
+    crates.prefetch(
+        project.manifest_path,
+        project.lockfile,
+        triples,
+        build_table.features,
+        build_table.all_features,
+        build_table.no_default_features,
+    )
 
 
 def cargo_stage(plan: Plan, target: Target) -> CargoStage:
