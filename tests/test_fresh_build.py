@@ -59,6 +59,8 @@ def build(root: Path, shims: Path, *extra: str, env: dict[str, str] | None = Non
         cwd=root, env={"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}", **(env or {})},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    # A real build ends without freeing its objects (gc.freeze): LIEF must not call them leaks.
+    assert "leaked" not in done.stderr, done.stderr[-2000:]
     report: dict[str, object] = json.loads(done.stdout)
     assert report["ok"] is True
     assert ("fresh: nothing changed" in done.stderr) is report["fresh"]
