@@ -4,6 +4,7 @@ package, ending in one summary and a build record in the output folder."""
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -28,7 +29,7 @@ from toolchain.build.record import (
     load_record_or_empty,
     save_record,
 )
-from toolchain.build.routes import Route, rustc_version
+from toolchain.build.routes import Route, default_rustc, rustc_sysroot, rustc_version
 from toolchain.build.runners import BuildJob, choose_runner
 from toolchain.build.sdk import require_sdk
 from toolchain.build.vendor import merge_sources
@@ -194,6 +195,8 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     check_allow(options.allow)
     profile = settings.catalog.profile(options.profile or settings.build.profile)
     targets = resolve_targets(options, settings)
+    # rustc's sysroot (the std route) is asked on a thread while cargo metadata runs: one wait, not two.
+    threading.Thread(target=_ask_sysroot, name="toolchain-sysroot", daemon=True).start()
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
@@ -219,6 +222,12 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
     manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
     return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project)
+
+
+def _ask_sysroot() -> None:
+    rustc = default_rustc()
+    if shutil.which(rustc) or Path(rustc).is_file():
+        rustc_sysroot(rustc)  # cached for candidate_routes
 
 
 def usable_out_dir(path: Path) -> Path:
