@@ -93,6 +93,26 @@ def test_a_noop_build_is_fresh_and_reports_the_last_result(crate: Path, shims: P
     settle(crate, shims)
 
 
+def test_the_build_after_one_that_made_its_output_folder_is_fresh(crate: Path, shims: Path) -> None:
+    """The crate's folder (listed for license files) gains the new output folder while the
+    build runs: only that, so the build is fingerprinted and the next one is fresh."""
+    out = crate / "another-dist"
+    args = ("build", "--profile", "fast", "--manifest-path", str(crate / "Cargo.toml"), "--json")
+    env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        for expected in (False, True):
+            done = run_invoke(*args, "--out-dir", str(out), cwd=crate, env=env)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["fresh"] is expected, done.stderr
+        (crate / "LICENSE").write_text("MIT\n")  # the listed folder gains a file the archive takes
+        done = run_invoke(*args, "--out-dir", str(out), cwd=crate, env=env)
+        assert json.loads(done.stdout)["fresh"] is False
+    finally:
+        shutil.rmtree(out)
+        (crate / "LICENSE").unlink(missing_ok=True)
+    settle(crate, shims)
+
+
 def test_a_touched_or_edited_source_builds_again(crate: Path, shims: Path) -> None:
     main = crate / "src" / "main.rs"
     os.utime(main)
@@ -238,3 +258,21 @@ def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
     depinfo.write_text(f"{binary}: src/main.rs\n")
     assert save() == f"no usable dep-info beside {binary}"
     assert not (tmp_path / "cache" / "toolchain" / "fresh" / "k.json").exists()
+
+
+def test_a_listed_folder_that_gained_anything_but_an_output_folder_changed(tmp_path: Path) -> None:
+    from toolchain.build import fresh
+
+    folder = tmp_path / "crate"
+    (folder / "src").mkdir(parents=True)
+    reads = fresh.Reads()
+    reads.listings[str(folder)] = frozenset({"src"})
+    outputs = {str(folder / "target"), str(folder / "out" / "dist")}
+    (folder / "target").mkdir()
+    (folder / "out" / "dist").mkdir(parents=True)
+    assert fresh._gained_only(str(folder), reads, outputs)  # target/, and out/ which holds dist/
+    (folder / "policies").mkdir()
+    assert not fresh._gained_only(str(folder), reads, outputs)
+    (folder / "policies").rmdir()
+    (folder / "src").rmdir()
+    assert not fresh._gained_only(str(folder), reads, outputs)  # lost one

@@ -73,8 +73,9 @@ def store_dir() -> Path:
 
 
 def command_key(options: dict[str, Any]) -> str:
-    """One command: the folder it runs in, its options and the toolkit's version."""
-    text = json.dumps({"cwd": str(Path.cwd()), "options": options, "toolkit": __version__}, sort_keys=True, default=str)
+    """One command: the folder it runs in, its options, and the toolkit (version, place, interpreter)."""
+    toolkit = {"version": __version__, "at": str(Path(__file__).parent.parent), "python": sys.executable}
+    text = json.dumps({"cwd": str(Path.cwd()), "options": options, "toolkit": toolkit}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
@@ -127,8 +128,10 @@ class Reads:
     def __init__(self) -> None:
         self.files: set[str] = set()
         self.folders: set[str] = set()
+        self.listings: dict[str, frozenset[str]] = {}  # each folder's names when first listed
         self.on = False
         self.env = ""
+        self._listing = False
 
     @classmethod
     def start(cls) -> Reads:
@@ -136,7 +139,7 @@ class Reads:
             cls._installed = Reads()
             sys.addaudithook(cls._installed._hook)
         reads = cls._installed
-        reads.files, reads.folders, reads.on = set(), set(), True
+        reads.files, reads.folders, reads.listings, reads.on = set(), set(), {}, True
         reads.env = env_digest()  # as the command found it, before the build sets any variable
         return reads
 
@@ -150,8 +153,19 @@ class Reads:
             path, _, flags = args
             if isinstance(path, str) and not (flags or 0) & (os.O_WRONLY | os.O_RDWR):
                 self.files.add(path)
-        elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], str):
-            self.folders.add(args[0])
+        elif event in ("os.listdir", "os.scandir") and args and isinstance(args[0], str) and not self._listing:
+            folder = os.path.abspath(args[0])  # noqa: PTH100 - a str, as the other inputs
+            self.folders.add(folder)
+            if folder not in self.listings:
+                # What the build saw: a folder it listed that gains only this build's output folders
+                # (dist/, target/) still counts as unchanged.
+                self._listing = True
+                try:
+                    self.listings[folder] = frozenset(p.name for p in Path(folder).iterdir())
+                except OSError:
+                    pass
+                finally:
+                    self._listing = False
 
 
 def dep_info_paths(binary: Path) -> list[str] | None:
@@ -198,6 +212,21 @@ def _walk(root: Path, skip: set[str], found: list[str]) -> bool:
         if len(found) > MAX_WALKED:
             return False
     return True
+
+
+def _gained_only(folder: str, reads: Reads, outputs: set[str]) -> bool:
+    """Whether a folder the build listed has since gained only output folders (or folders
+    that hold one: the first build of a crate makes dist/ and target/ beside its sources)."""
+    before = reads.listings.get(folder)
+    if before is None:
+        return False
+    try:
+        now = frozenset(p.name for p in Path(folder).iterdir())
+    except OSError:
+        return False
+    prefix = folder.rstrip(os.sep) + os.sep
+    added = [prefix + name for name in now - before]
+    return before <= now and all(any(o == p or o.startswith(p + os.sep) for o in outputs) for p in added)
 
 
 def _upwards(start: Path) -> list[str]:
@@ -270,7 +299,7 @@ def save(
         seen = state(path)
         if seen is None and (path in reads.files or path in reads.folders):
             continue  # read and gone: a temporary file
-        if seen is not None and max(seen[0], seen[1]) >= started_ns:
+        if seen is not None and max(seen[0], seen[1]) >= started_ns and not _gained_only(path, reads, outputs):
             return f"{path} changed while the build ran"
         files.append((path, seen))
     produced: list[str] = [str(b) for b in binaries]
