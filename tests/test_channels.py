@@ -26,7 +26,7 @@ from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.build.record import TargetEntry
 from toolchain.digest import sha256_file
-from toolchain.errors import ConfigError, ProjectError, ReleaseCheckError
+from toolchain.errors import ConfigError, ProjectError, ReleaseCheckError, ToolchainError
 from toolchain.release.channels.crates import resolve
 from toolchain.release.channels.msi import upgrade_code
 from toolchain.release.channels.nfpm import LINTIAN_ACCEPTED
@@ -303,6 +303,37 @@ def test_the_sbom_follows_the_target_and_the_features() -> None:
     cli = corpus / "cli" / "Cargo.toml"
     crates = {c.key for c in resolve(cli, "corpus-cli", "x86_64-pc-windows-gnu", entry("x")).crates}
     assert crates == cargo_tree(cli, "x86_64-pc-windows-gnu", "corpus-cli") and len(crates) > 15
+
+
+def test_the_sbom_query_asked_ahead_is_used_once_and_only_while_the_project_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The build asks `cargo metadata` while cargo compiles; the SBOM takes that answer
+    (seen here with cargo gone from PATH) unless Cargo.toml or Cargo.lock changed since."""
+    from toolchain.release.channels import crates
+
+    manifest = make_crate(tmp_path / "ahead", "ahead")
+    subprocess.run(["cargo", "generate-lockfile", "--manifest-path", manifest], check=True, capture_output=True)
+    monkeypatch.delenv("CARGO", raising=False)
+    host = "x86_64-unknown-linux-gnu"
+
+    def ask_ahead() -> None:
+        crates.prefetch(manifest, manifest.with_name("Cargo.lock"), [host], (), False, False)
+        for _, future in list(crates._ahead.values()):
+            future.result()
+
+    path = os.environ["PATH"]
+    ask_ahead()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert resolve(manifest, "ahead", host, entry(host)).root.name == "ahead"
+    with pytest.raises(ToolchainError, match="'cargo' is not installed"):
+        resolve(manifest, "ahead", host, entry(host))  # used once
+    monkeypatch.setenv("PATH", path)
+    ask_ahead()
+    manifest.write_text(manifest.read_text().replace('version = "0.3.1"', 'version = "0.3.2"'))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError, match="'cargo' is not installed"):
+        resolve(manifest, "ahead", host, entry(host))
 
 
 def test_the_homebrew_formula_and_scoop_manifest_point_at_the_archives(release: Release) -> None:

@@ -35,9 +35,10 @@ def crate(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build(root: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    # --force: past the fresh check (tests/test_fresh_build.py), to the reuse inside a real build.
     return run_invoke(
         "build", "--profile", "fast", "--manifest-path", str(root / "Cargo.toml"), "--out-dir", str(root / "dist"),
-        cwd=root, env=env,
+        "--force", cwd=root, env=env,
     )  # fmt: skip
 
 

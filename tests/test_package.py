@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import lzma
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from toolchain.release.package import xz_compress
+from toolchain.release.package import XZ_BLOCK_SIZE, XZ_MIN_BLOCK_SIZE, xz_block_size, xz_compress
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +35,27 @@ def test_the_same_bytes_with_one_or_two_threads(machine_code: Path, tmp_path: Pa
     assert outputs[0] == outputs[1]
     assert lzma.decompress(outputs[0]) == machine_code.read_bytes()
     assert len(outputs[0]) < machine_code.stat().st_size
+
+
+def test_a_small_archive_is_two_blocks_with_the_same_bytes_on_one_or_two_threads(
+    machine_code: Path, tmp_path: Path
+) -> None:
+    """About the size of a small CLI's tar (1.1 MB): cut in two blocks by its size alone."""
+    small = tmp_path / "small.tar"
+    small.write_bytes(machine_code.read_bytes()[:1_100_000])
+    block = xz_block_size(small.stat().st_size)
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"t{threads}.xz"
+        xz_compress(small, out, threads=threads, block_size=block)
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    assert lzma.decompress(outputs[0]) == small.read_bytes()
+    listed = subprocess.run(["xz", "--robot", "--list", tmp_path / "t2.xz"], capture_output=True, text=True, check=True)
+    totals = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith("totals"))
+    assert totals[2] == "2", listed.stdout  # the blocks column
+    assert xz_block_size(100_000) == XZ_MIN_BLOCK_SIZE  # one block: too small to split
+    assert xz_block_size(200 << 20) == XZ_BLOCK_SIZE
 
 
 def test_without_xz_packaging_says_what_to_install(

@@ -33,7 +33,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(routes, "DISTRO_RUSTC", tmp_path / "distro" / "bin" / "rustc")
     monkeypatch.setattr(routes, "DISTRO_SYSROOT", tmp_path / "distro")
     monkeypatch.setattr(routes, "VENDORED_STD_SOURCES", tmp_path / "distro" / "lib" / "rustlib" / "src" / "vendor")
-    routes.rustc_sysroot.cache_clear()
+    routes.forget_sysroots()
     return tmp_path
 
 

@@ -43,6 +43,8 @@ class Project:
     manifest_profiles: dict[str, dict[str, Any]]  # [profile.*] tables of the workspace's Cargo.toml
     registry_dependencies: tuple[str, ...] = ()  # crates.io (or other registry) deps of members
     sources: ProjectSources = field(default_factory=ProjectSources)  # offline? vendored? (what build-std needs to know)
+    member_manifests: tuple[Path, ...] = ()  # every workspace member's Cargo.toml, libraries too
+    build_script_roots: tuple[Path, ...] = ()  # members with a build script (their folders)
 
     @property
     def lockfile(self) -> Path:
@@ -74,9 +76,13 @@ def load_project(manifest_path: Path) -> Project:
     members = set(metadata["workspace_members"])
     packages = []
     registry_dependencies = set()
+    member_manifests, build_script_roots = [], []
     for raw in metadata["packages"]:
         if raw["id"] not in members:
             continue
+        member_manifests.append(Path(raw["manifest_path"]))
+        if any("custom-build" in t["kind"] for t in raw["targets"]):
+            build_script_roots.append(Path(raw["manifest_path"]).parent)
         registry_dependencies |= {
             d["name"] for d in raw["dependencies"] if (d.get("source") or "").startswith(("registry+", "sparse+"))
         }
@@ -111,6 +117,8 @@ def load_project(manifest_path: Path) -> Project:
         manifest_profiles={k: dict(v) for k, v in root_manifest.get("profile", {}).items() if isinstance(v, dict)},
         registry_dependencies=dependencies,
         sources=project_sources(workspace_root, dependencies, target_directory),
+        member_manifests=tuple(sorted(member_manifests)),
+        build_script_roots=tuple(sorted(build_script_roots)),
     )
 
 

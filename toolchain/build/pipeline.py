@@ -5,21 +5,22 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from toolchain import __version__, proc
 from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
-from toolchain.build.fat import join_fat
 from toolchain.build.record import (
     ArtifactEntry,
     BinaryEntry,
@@ -29,10 +30,9 @@ from toolchain.build.record import (
     load_record_or_empty,
     save_record,
 )
-from toolchain.build.routes import Route, rustc_version
+from toolchain.build.routes import Route, default_rustc, rustc_sysroot, rustc_version
 from toolchain.build.runners import BuildJob, choose_runner
 from toolchain.build.sdk import require_sdk
-from toolchain.build.stale import report_stale
 from toolchain.build.vendor import merge_sources
 from toolchain.config.profiles import Profile, SettingSource, effective_settings
 from toolchain.config.settings import Settings, load_settings
@@ -40,14 +40,23 @@ from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
-from toolchain.release import authenticode, codesign
 from toolchain.release.channels.formats import SBOM
-from toolchain.release.package import ArchiveEntry, Artifact, archive_name, source_date_epoch, write_archive
-from toolchain.report.cargo_timings import keep_cargo_timings
-from toolchain.verify.cache import inspect_cached
-from toolchain.verify.inspection import BinaryInfo, import_lief
-from toolchain.verify.policy import MacSignatureExpectation, RuleVerdict, check_allow, evaluate, require
-from toolchain.verify.size import append_history
+from toolchain.verify.policy import check_allow
+
+if TYPE_CHECKING:
+    from toolchain.release.package import ArchiveEntry, Artifact
+    from toolchain.verify.inspection import BinaryInfo
+    from toolchain.verify.policy import MacSignatureExpectation, RuleVerdict
+
+# What verifying and packaging need, imported here only when used: the warm-up thread loads
+# them while cargo compiles, so they cost the path before cargo nothing.
+AFTER_CARGO = (
+    "toolchain.build.fat",
+    "toolchain.build.stale",
+    "toolchain.release.package",
+    "toolchain.verify.cache",
+    "toolchain.verify.size",
+)
 
 REPORT_SCHEMA = "toolchain.build/v1"
 EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
@@ -133,6 +142,7 @@ class BuildReport:
     record_path: Path | None = None
     workspace_root: Path | None = None  # the project's (git information for provenance)
     manifests: tuple[Path, ...] = ()  # the workspace's and its packages' Cargo.toml (the release folder reads them)
+    project: Project | None = None  # what was built (the fresh check's fingerprint reads its folders)
 
     @property
     def ok(self) -> bool:
@@ -186,24 +196,39 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     check_allow(options.allow)
     profile = settings.catalog.profile(options.profile or settings.build.profile)
     targets = resolve_targets(options, settings)
+    # rustc's sysroot (the std route) is asked on a thread while cargo metadata runs: one wait, not two.
+    threading.Thread(target=_ask_sysroot, name="toolchain-sysroot", daemon=True).start()
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
+        from toolchain.release import authenticode
+
         with authenticode.identity(settings.authenticode):
             pass  # a wrong password or an expired certificate stops the build before cargo runs
     if settings.macos_signing.signs and any(t.os == "macos" for t in targets):
+        from toolchain.release import codesign
+
         codesign.rcodesign()  # likewise a missing rcodesign
         with codesign.identity(settings.macos_signing):
             pass
     results = build_targets(Plan(project, selections, profile, settings, options, out_dir), targets)
     record_path = None
     if any(r.ok for r in results):
+        from toolchain.build.stale import report_stale
+        from toolchain.verify.size import append_history
+
         record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
         append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
     manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
-    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests)
+    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project)
+
+
+def _ask_sysroot() -> None:
+    rustc = default_rustc()
+    if shutil.which(rustc) or Path(rustc).is_file():
+        rustc_sysroot(rustc)  # cached for candidate_routes
 
 
 def usable_out_dir(path: Path) -> Path:
@@ -249,6 +274,7 @@ class Compiled:
     route: Route
     profile_source: str
     profile_settings: tuple[SettingSource, ...] = ()
+    versions: Future[dict[str, str | None]] | None = None  # toolchain_versions(route), asked while cargo ran
 
 
 def compile_target(
@@ -304,13 +330,16 @@ def compile_target(
             cache_env=dict(cache_env or {}),
             timings=settings.build.timings,
         )
+        versions = _soon(toolchain_versions, route)  # two version probes, off the path after cargo
         executables = choice.runner.build(job)
-    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings)
+    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions)
 
 
 def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
     """Join each binary's slices, built for the target's components, into one fat Mach-O."""
     out_dir = project.target_directory / target.triple / profile.dir_name()
+    from toolchain.build.fat import join_fat
+
     out_dir.mkdir(parents=True, exist_ok=True)
     joined = {}
     with log.group(f"join {target.triple}"):
@@ -320,7 +349,9 @@ def join_components(project: Project, target: Target, profile: Profile, parts: l
             log.info(f"joined {', '.join(str(p) for p in slices)} into {joined[name]}")
     first = parts[0]
     reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
-    return Compiled(joined, first.runner, reason, first.route, first.profile_source, first.profile_settings)
+    return Compiled(
+        joined, first.runner, reason, first.route, first.profile_source, first.profile_settings, first.versions
+    )
 
 
 @dataclass(frozen=True)
@@ -337,6 +368,8 @@ class Plan:
     # Asked once per build, not once per target: each is a subprocess (git, cargo, rustc).
     @functools.cached_property
     def source_epoch(self) -> int:
+        from toolchain.release.package import source_date_epoch
+
         return source_date_epoch(self.project.workspace_root)
 
     @functools.cached_property
@@ -414,14 +447,17 @@ def build_targets(plan: Plan, targets: list[Target]) -> list[TargetResult]:
                 item.future.exception()
             item.held.replay()
 
+    sboms = plan.options.package_artifacts and SBOM in plan.settings.package.formats
+    asked_ahead = threading.Event()
+
+    def on_compiling() -> None:
+        warm_up_inspection(sboms)
+        if sboms and not asked_ahead.is_set():
+            asked_ahead.set()
+            _ask_ahead(plan, targets)
+
     with (
-        log.progress(
-            [t.triple for t in targets],
-            show=len(targets) > 1,
-            on_compiling=functools.partial(
-                warm_up_inspection, plan.options.package_artifacts and SBOM in plan.settings.package.formats
-            ),
-        ) as progress,
+        log.progress([t.triple for t in targets], show=len(targets) > 1, on_compiling=on_compiling) as progress,
         ThreadPoolExecutor(max_workers=1, thread_name_prefix="toolchain-finish") as pool,
     ):
         try:
@@ -484,11 +520,34 @@ def warm_up_inspection(release_channels: bool = False) -> None:
 
 
 def _warm_up(release_channels: bool) -> None:
+    import importlib
+
+    for module in AFTER_CARGO:
+        importlib.import_module(module)
+    from toolchain.verify.inspection import import_lief
+
     import_lief()
     if release_channels:
         from toolchain.release.channels import sbom, write  # noqa: F401
 
         sbom.import_libraries()
+
+
+def _ask_ahead(plan: Plan, targets: list[Target]) -> None:
+    """The SBOMs' dependency queries (one `cargo metadata` per triple), run while cargo compiles."""
+    from toolchain.release.channels import crates
+
+    build_table = plan.settings.build
+    triples = [c for t in targets for c in (t.components or (t.triple,))]
+    project = plan.project
+    crates.prefetch(
+        project.manifest_path,
+        project.lockfile,
+        triples,
+        build_table.features,
+        build_table.all_features,
+        build_table.no_default_features,
+    )
 
 
 def cargo_stage(plan: Plan, target: Target) -> CargoStage:
@@ -502,6 +561,8 @@ def cargo_stage(plan: Plan, target: Target) -> CargoStage:
             project, plan.selections, target, plan.profile, settings, plan.options.force_profile, compile_cache.env
         )
     if settings.build.timings:
+        from toolchain.report.cargo_timings import keep_cargo_timings
+
         keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
     phases = (("cargo", time.monotonic() - started),)
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
@@ -536,7 +597,11 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         route=compiled.route.name,
         profile_source=compiled.profile_source,
         profile_settings=tuple(dict(s.__dict__) for s in compiled.profile_settings),
-        toolchain=toolchain_versions(compiled.route, plan),
+        toolchain=with_cargo(
+            compiled.versions.result() if compiled.versions else toolchain_versions(compiled.route),
+            compiled.route,
+            plan,
+        ),
         allowed_rules=tuple(sorted({v.rule for b in binaries for v in b.verdicts if v.allowed})),
         started=stage.started_on,
         phases=tuple(phases),
@@ -561,6 +626,8 @@ def sign_binaries(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> li
     """Sign copies of binaries that passed the policy (Authenticode on
     Windows, rcodesign on macOS), then hold the signed copies to it again,
     the `authenticode` or `macos-signature` rule included."""
+    from toolchain.release import authenticode, codesign
+
     settings = plan.settings
     epoch = plan.source_epoch
     signed: dict[str, Path] = {}
@@ -592,6 +659,9 @@ def check_binaries(
     macos: MacSignatureExpectation | None = None,
 ) -> list[BuiltBinary]:
     """Inspect each binary (cached by digest) and hold it to the target's policy."""
+    from toolchain.verify.cache import inspect_cached
+    from toolchain.verify.policy import evaluate, require
+
     cache_dir = plan.project.target_directory / ".toolchain"
     owner = {b: s.package for s in plan.selections for b in s.binaries}
     built = []
@@ -620,6 +690,8 @@ def check_binaries(
 def archive_entries(
     selection: Selection, binaries: list[BuiltBinary], target: Target, project: Project, settings: Settings
 ) -> list[ArchiveEntry]:
+    from toolchain.release.package import ArchiveEntry
+
     package = selection.package
     entries = [ArchiveEntry(b.path.name, b.path, executable=True) for b in binaries if b.package == package.name]
     docs: list[Path] = [*package.license_files]
@@ -647,6 +719,8 @@ def archive_entries(
 
 
 def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
+    from toolchain.release.package import archive_name, write_archive
+
     project = plan.project
     mtime = plan.source_epoch
     artifacts = []
@@ -660,16 +734,35 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
     return artifacts
 
 
-def toolchain_versions(route: Route, plan: Plan) -> dict[str, str | None]:
+def _soon(function: Callable[[Route], dict[str, str | None]], route: Route) -> Future[dict[str, str | None]]:
+    """function(route) on a thread of its own, now; its result (or exception) when asked."""
+    future: Future[dict[str, str | None]] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function(route))
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="toolchain-probe", daemon=True).start()
+    return future
+
+
+def toolchain_versions(route: Route) -> dict[str, str | None]:
+    """The route's compiler versions; cargo's is asked once per build (with_cargo)."""
     if route.versions:
         return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
     return {
-        "cargo": plan.cargo_version,
         "rustc": rustc_version(route.rustc),
         "route": route.name,
         "route_detail": route.detail,
         "toolkit": __version__,
     }
+
+
+def with_cargo(versions: dict[str, str | None], route: Route, plan: Plan) -> dict[str, str | None]:
+    """The versions with the build's one `cargo --version` (a route that names its own keeps it)."""
+    return versions if route.versions else {"cargo": plan.cargo_version, **versions}
 
 
 def write_record(

@@ -8,7 +8,7 @@ import shutil
 from dataclasses import dataclass
 
 from toolchain import proc
-from toolchain.build.routes import Route, candidate_routes, resolve_route, rustc_sysroot
+from toolchain.build.routes import Route, candidate_routes, forget_sysroots, resolve_route
 from toolchain.config.targets import Target, host_platform
 from toolchain.errors import MissingToolError
 from toolchain.log import log
@@ -47,7 +47,7 @@ def install(target: Target, *, offline: bool = False, force: bool = False) -> Pr
     if not offline and shutil.which("rustup") and not target.toolchain.build_std:
         result = proc.run(["rustup", "target", "add", target.triple], check=False, timeout=600)
         if result.returncode == 0:
-            rustc_sysroot.cache_clear()
+            forget_sysroots()
             return Provisioned(target.triple, resolve_route(target), "rustup target add")
         log.warn(f"rustup could not download the {target.triple} std; falling back to the offline route")
     packages = offline_packages(target)
@@ -63,5 +63,5 @@ def install(target: Target, *, offline: bool = False, force: bool = False) -> Pr
     if foreign:
         proc.run(["apt-get", "update", "-qq"], what="apt-get update", timeout=900)
     proc.run(command, env={"DEBIAN_FRONTEND": "noninteractive"}, what="apt-get install", timeout=1800)
-    rustc_sysroot.cache_clear()
+    forget_sysroots()
     return Provisioned(target.triple, resolve_route(target), " ".join(command))

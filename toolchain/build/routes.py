@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,10 +45,31 @@ class Route:
     trim_paths: bool = False
 
 
-@functools.cache
+# Every sysroot asked for in this process: the fresh check watches their compilers.
+SYSROOTS: set[Path] = set()
+
+
+# One probe per rustc: a caller asking while another thread's probe runs waits for its answer.
+_sysroot_lock = threading.Lock()
+
+
 def rustc_sysroot(rustc: str) -> Path | None:
+    with _sysroot_lock:
+        return _sysroot(rustc)
+
+
+def forget_sysroots() -> None:
+    """Ask again next time (a toolchain was just installed)."""
+    _sysroot.cache_clear()
+
+
+@functools.cache
+def _sysroot(rustc: str) -> Path | None:
     sysroot = proc.output([rustc, "--print", "sysroot"])
-    return Path(sysroot) if sysroot is not None else None
+    if sysroot is None:
+        return None
+    SYSROOTS.add(Path(sysroot))
+    return Path(sysroot)
 
 
 @functools.cache

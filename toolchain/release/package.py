@@ -71,6 +71,16 @@ def archive_name(app: str, triple: str, archive_format: str) -> str:
 # writes the same bytes whatever the thread count (its single-threaded encoder,
 # and Python's lzma, write other bytes): archives are the same on every machine.
 XZ_BLOCK_SIZE = 16 << 20
+# Below two blocks of this, one block: a smaller one costs more ratio than a second thread saves.
+XZ_MIN_BLOCK_SIZE = 256 << 10
+
+
+def xz_block_size(size: int) -> int:
+    """The block size for an input of `size` bytes: from the size alone (never the
+    thread count, so the bytes do not depend on the machine), two blocks at least
+    from 512 KiB, so a small archive is compressed on two cores too."""
+    half = -(-size // 2)
+    return min(XZ_BLOCK_SIZE, max(XZ_MIN_BLOCK_SIZE, -(-half // 4096) * 4096))
 
 
 def xz_compress(source: Path, out: Path, *, threads: int | None = None, block_size: int = XZ_BLOCK_SIZE) -> None:
@@ -106,7 +116,7 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
                 mode = EXEC_MODE if entry.executable else FILE_MODE
                 with entry.source.open("rb") as data:
                     tar.addfile(info(f"{top}/{entry.name}", entry.source.stat().st_size, mode), data)
-        xz_compress(plain, out)
+        xz_compress(plain, out, block_size=xz_block_size(plain.stat().st_size))
     finally:
         plain.unlink(missing_ok=True)
 
@@ -129,6 +139,7 @@ def _stamp(entries: list[ArchiveEntry], mtime: int, digests: dict[str, str]) -> 
         {
             "toolkit": __version__,
             "mtime": mtime,
+            "xz_blocks": [XZ_MIN_BLOCK_SIZE, XZ_BLOCK_SIZE],  # another choice of blocks writes other bytes
             "entries": [[e.name, e.executable, digests[e.name]] for e in entries],
         },
         sort_keys=True,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -13,6 +14,7 @@ from toolchain.log import log
 from toolchain.tasks.base import target_list, task
 
 if TYPE_CHECKING:
+    from toolchain.build.fresh import Reads
     from toolchain.build.pipeline import BuildReport
     from toolchain.config.settings import Settings
     from toolchain.verify.policy import RuleVerdict
@@ -35,7 +37,8 @@ def _verdict(verdicts: tuple[RuleVerdict, ...]) -> str:
     return "ok" + (f" ({', '.join(notes)})" if notes else "")
 
 
-def print_summary(report: BuildReport) -> None:
+def summary(report: BuildReport) -> tuple[str, list[str], list[list[str]]]:
+    """The summary table: its title, columns and rows (kept with the fresh check's fingerprint)."""
     rows = []
     for result in report.results:
         entry = result.entry
@@ -59,11 +62,12 @@ def print_summary(report: BuildReport) -> None:
                     _verdict(binary.verdicts),
                 ]
             )
-    log.table(
-        f"Build summary ({report.profile} profile, artifacts in {report.out_dir})",
-        ["target", "runner", "route", "binary", "size", "archive", "seconds", "cache", "verdict"],
-        rows,
-    )
+    title = f"Build summary ({report.profile} profile, artifacts in {report.out_dir})"
+    return title, ["target", "runner", "route", "binary", "size", "archive", "seconds", "cache", "verdict"], rows
+
+
+def print_summary(report: BuildReport) -> None:
+    log.table(*summary(report))
 
 
 def cache_backend(name: str) -> str | None:
@@ -129,6 +133,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         "timings": "chart each target's phases into build-timings.html and keep cargo's own --timings page",
         "json": "print the result as a JSON document on stdout",
         "cache": "compile cache for this build: none, local or s3 (default: [cache] backend)",
+        "force": "build even when nothing changed since this command's last successful build",
     },
     iterable=["bin", "allow", "features"],
     name="build",
@@ -156,57 +161,120 @@ def build_task(
     timings: bool = False,
     json: bool = False,
     cache: str = "",
+    force: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
+    import time
+
+    from toolchain.build import fresh
+
+    # Every option that changes what is built or written (not --json, --force: how it is shown, whether to check).
+    options = dict(locals())
+    for name in ("c", "json", "force", "time", "fresh"):
+        options.pop(name, None)
+    key = fresh.command_key(options)
+    previous = None if force else fresh.stored(key)
+    if previous is not None:
+        log.info("fresh: nothing changed since this command's last build (--force builds again)")
+        if json:
+            log.json({**previous["report"], "fresh": True})
+        else:
+            log.table(previous["title"], previous["columns"], previous["rows"])
+        return
+    started_ns = time.time_ns()
+    reads = fresh.Reads.start()
+    try:
+        _build(SimpleNamespace(**options), json, key, reads, started_ns)
+    finally:
+        reads.stop()
+
+
+def _build(o: SimpleNamespace, json: bool, key: str, reads: Reads, started_ns: int) -> None:
+    """The build itself, then the fresh check's fingerprint of it."""
+    from toolchain.build import fresh
     from toolchain.build.pipeline import BuildOptions, build
+    from toolchain.build.routes import SYSROOTS
     from toolchain.config.settings import load_settings
 
     settings = load_settings()
-    if timings or settings.build.timings:
+    if o.timings or settings.build.timings:
         from toolchain.report.charts import require_matplotlib
 
         require_matplotlib()  # before the build, not after minutes of it
     report = build(
         BuildOptions(
-            targets=target_list(target),
-            all_targets=all,
-            profile=profile or None,
-            manifest_path=Path(manifest_path) if manifest_path else None,
-            package=package or None,
-            binaries=tuple(bin or ()),
-            runner=runner or None,
-            force_profile=force_profile,
-            out_dir=Path(out_dir) if out_dir else None,
-            keep_going=keep_going,
-            package_artifacts=not no_package,
-            allow=tuple(allow or ()),
-            demo=demo,
-            features=target_list(*(features or ())),  # the same comma-list syntax
-            all_features=all_features or None,
-            no_default_features=no_default_features or None,
-            locked=False if no_locked else None,
-            clean=clean,
-            cache=cache_backend(cache),
-            timings=timings or None,
+            targets=target_list(o.target),
+            all_targets=o.all,
+            profile=o.profile or None,
+            manifest_path=Path(o.manifest_path) if o.manifest_path else None,
+            package=o.package or None,
+            binaries=tuple(o.bin or ()),
+            runner=o.runner or None,
+            force_profile=o.force_profile,
+            out_dir=Path(o.out_dir) if o.out_dir else None,
+            keep_going=o.keep_going,
+            package_artifacts=not o.no_package,
+            allow=tuple(o.allow or ()),
+            demo=o.demo,
+            features=target_list(*(o.features or ())),  # the same comma-list syntax
+            all_features=o.all_features or None,
+            no_default_features=o.no_default_features or None,
+            locked=False if o.no_locked else None,
+            clean=o.clean,
+            cache=cache_backend(o.cache),
+            timings=o.timings or None,
         ),
         settings,
     )
-    if not no_package:
+    if not o.no_package:
         package_built(report, settings)
     page = None
-    if (timings or settings.build.timings) and report.record_path is not None:
+    if (o.timings or settings.build.timings) and report.record_path is not None:
         from toolchain.build.record import load_record
         from toolchain.report.pages import write_timings_report
 
         page = write_timings_report(report.out_dir, load_record(report.out_dir))
+    document = {**report.to_dict(), **({"timings_report": str(page)} if page else {})}
     if json:
-        log.json({**report.to_dict(), **({"timings_report": str(page)} if page else {})})
+        log.json({**document, "fresh": False})
     else:
         print_summary(report)
     if page is not None:
         log.info(f"build timings: {page}")
     if not report.ok:
         raise Exit(code=SOME_TARGETS_FAILED)
+    project = report.project
+    if project is not None and report.record_path is not None:
+        title, columns, rows = summary(report)
+        why_not = fresh.save(
+            key,
+            reads,
+            started_ns,
+            {"report": document, "title": title, "columns": columns, "rows": rows},
+            workspace_root=project.workspace_root,
+            target_directory=project.target_directory,
+            out_dir=report.out_dir,
+            manifests=(project.workspace_root / "Cargo.toml", *project.member_manifests),
+            build_script_roots=project.build_script_roots,
+            binaries=tuple(b.path for r in report.results for b in r.binaries),
+            sysroots=tuple(SYSROOTS),
+        )
+        if why_not:
+            log.info(f"the next build runs cargo again: {why_not}")
+    _end_without_freeing()
+
+
+def _end_without_freeing() -> None:
+    """Everything is written: let the process end without collecting its heap. Freeing
+    LIEF's bindings and the release folder's libraries at exit takes 0.1-0.3 s, more than
+    any other step after cargo; the operating system takes the memory back at once.
+    Files are closed by their `with` blocks, temporary folders by theirs."""
+    import gc
+
+    from toolchain.verify.inspection import quiet_about_kept_objects
+
+    quiet_about_kept_objects()
+    gc.freeze()
 
 
 TASK = build_task

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import struct
+import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ LARGEST_SECTIONS = 8
 def import_lief() -> None:
     """Import LIEF now (about a second), e.g. on a thread while cargo compiles."""
     import lief  # noqa: F401
+
+
+def quiet_about_kept_objects() -> None:
+    """A process that ends without freeing its objects (gc.freeze) leaves LIEF's
+    alive: without this LIEF's bindings report each as a leak on stderr."""
+    lief = sys.modules.get("lief")
+    disable = getattr(lief, "disable_leak_warning", None)  # None too while a thread still imports it
+    if disable is not None:
+        disable()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,9 @@ triple, with the same feature selection as the build (`cargo metadata
 from __future__ import annotations
 
 import json
+import threading
 import tomllib
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ from typing import Any
 from toolchain import proc
 from toolchain.build.cargo import cargo_program
 from toolchain.build.record import TargetEntry
-from toolchain.errors import PackagingError
+from toolchain.errors import PackagingError, ToolchainError
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,84 @@ class Resolve:
 
 
 def feature_args(entry: TargetEntry) -> list[str]:
-    args = ["--features", ",".join(entry.features)] if entry.features else []
-    if entry.all_features:
+    return _feature_args(entry.features, entry.all_features, entry.no_default_features)
+
+
+def _feature_args(features: tuple[str, ...], all_features: bool, no_default_features: bool) -> list[str]:
+    args = ["--features", ",".join(features)] if features else []
+    if all_features:
         args.append("--all-features")
-    if entry.no_default_features:
+    if no_default_features:
         args.append("--no-default-features")
     return args
+
+
+def _metadata_argv(manifest: Path, triple: str, features: list[str]) -> tuple[str, ...]:
+    argv = [cargo_program(), "metadata", "--format-version", "1", "--locked", "--manifest-path", str(manifest)]
+    return (*argv, "--filter-platform", triple, *features)
+
+
+# Queries resolve() will make, run ahead while cargo compiles: argv -> (what they read, as it was; the answer).
+_ahead: dict[tuple[str, ...], tuple[tuple[object, ...], Future[str]]] = {}
+_ahead_lock = threading.Lock()
+
+
+def _read_state(manifest: Path, lockfile: Path) -> tuple[object, ...]:
+    def one(path: Path) -> object:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    return (one(manifest), one(lockfile))
+
+
+def prefetch(
+    manifest: Path,
+    lockfile: Path,
+    triples: list[str],
+    features: tuple[str, ...],
+    all_features: bool,
+    no_default_features: bool,
+) -> None:
+    """Run the `cargo metadata` queries resolve() will make for these triples on a
+    thread, now: called while cargo compiles, the SBOMs then wait for none of them.
+    An answer is used once, and only if Cargo.toml and Cargo.lock are as they were."""
+    chosen = _feature_args(features, all_features, no_default_features)
+    jobs = []
+    with _ahead_lock:
+        for triple in triples:
+            argv = _metadata_argv(manifest, triple, chosen)
+            future: Future[str] = Future()
+            _ahead[argv] = (_read_state(manifest, lockfile), future)
+            jobs.append((argv, future))
+
+    def run() -> None:
+        for argv, future in jobs:
+            try:
+                future.set_result(proc.run(argv, error=PackagingError, what="cargo metadata", quiet=True).stdout)
+            except BaseException as exc:  # handed to resolve(), which asks again
+                future.set_exception(exc)
+
+    threading.Thread(target=run, name="toolchain-metadata", daemon=True).start()
+
+
+def _metadata(argv: tuple[str, ...], manifest: Path) -> dict[str, Any]:
+    with _ahead_lock:
+        ahead = _ahead.pop(argv, None)
+    if ahead is not None:
+        state, future = ahead
+        try:
+            text = future.result()
+            document: dict[str, Any] = json.loads(text)
+            lockfile = Path(document["workspace_root"]) / "Cargo.lock"
+            if _read_state(manifest, lockfile) == state:
+                return document
+        except (ToolchainError, ValueError, KeyError, TypeError):
+            pass  # asked again below: a failure is reported from there
+    result: dict[str, Any] = json.loads(proc.run(argv, error=PackagingError, what="cargo metadata", quiet=True).stdout)
+    return result
 
 
 def _lock_checksums(lockfile: Path) -> dict[tuple[str, str, str | None], str]:
@@ -103,9 +177,7 @@ def resolve(manifest: Path, app: str, triple: str, entry: TargetEntry) -> Resolv
             f"{manifest} (the Cargo.toml the build record names) does not exist",
             hint="run `invoke package` in the checkout that built the release",
         )
-    argv: list[str | Path] = [cargo_program(), "metadata", "--format-version", "1", "--locked"]
-    argv += ["--manifest-path", manifest, "--filter-platform", triple, *feature_args(entry)]
-    metadata = json.loads(proc.run(argv, error=PackagingError, what="cargo metadata", quiet=True).stdout)
+    metadata = _metadata(_metadata_argv(manifest, triple, feature_args(entry)), manifest)
     packages = {p["id"]: p for p in metadata["packages"]}
     members = set(metadata["workspace_members"])
     root_ids = [i for i in members if packages[i]["name"] == app]

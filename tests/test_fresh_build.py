@@ -1,0 +1,278 @@
+"""The fresh check: a build with nothing changed since the same command's last
+successful build reports that build's result without running cargo, and each
+input it fingerprints, changed, makes the next build a real one. Real builds
+of one small crate with a build script, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import make_crate, run_invoke
+
+HOST = "x86_64-unknown-linux-gnu"
+# The app reads a constant of a library member whose build script takes it from a variable.
+BUILD_RS = """fn main() {
+    println!("cargo:rerun-if-env-changed=FRESH_FLAVOUR");
+    let flavour = std::env::var("FRESH_FLAVOUR").unwrap_or_else(|_| "plain".into());
+    println!("cargo:rustc-env=FLAVOUR={flavour}");
+}
+"""
+LIB_RS = 'pub const FLAVOUR: &str = env!("FLAVOUR");\n'
+MAIN_RS = 'fn main() { println!("{}", flavour::FLAVOUR); }\n'
+
+
+@pytest.fixture(scope="module")
+def shims(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder first on PATH with a cargo-zigbuild that runs the real one."""
+    folder = tmp_path_factory.mktemp("shims")
+    real = shutil.which("cargo-zigbuild")
+    assert real is not None
+    shim = folder / "cargo-zigbuild"
+    shim.write_text(f'#!/bin/sh\nexec {real} "$@"\n')
+    shim.chmod(0o755)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def crate(tmp_path_factory: pytest.TempPathFactory, shims: Path) -> Iterator[Path]:
+    """The app (no build script: only cargo's dep-info names its sources) and, in flavour/,
+    a library member with a build script (the check watches every file of that one)."""
+    root = tmp_path_factory.mktemp("fresh") / "freshapp"
+    make_crate(root, "freshapp", main_rs=MAIN_RS, manifest_extra='flavour = { path = "flavour" }\n\n[workspace]\n')
+    make_crate(root / "flavour", "flavour", main_rs=None, lib_rs=LIB_RS)
+    (root / "flavour" / "build.rs").write_text(BUILD_RS)
+    assert build(root, shims)["fresh"] is False
+    settle(root, shims)
+    yield root
+
+
+def build(root: Path, shims: Path, *extra: str, env: dict[str, str] | None = None) -> dict[str, object]:
+    done = run_invoke(
+        "build", "--profile", "fast", "--manifest-path", str(root / "Cargo.toml"), "--out-dir", str(root / "dist"),
+        "--json", *extra,
+        cwd=root, env={"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}", **(env or {})},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # A real build ends without freeing its objects (gc.freeze): LIEF must not call them leaks.
+    assert "leaked" not in done.stderr, done.stderr[-2000:]
+    report: dict[str, object] = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert ("fresh: nothing changed" in done.stderr) is report["fresh"]
+    return report
+
+
+def settle(root: Path, shims: Path, env: dict[str, str] | None = None) -> None:
+    """Build until a build is fresh: the build after a change may see its own folder made
+    (dist/, target/) while it ran and leave no fingerprint; the one after it does."""
+    for _ in range(2):
+        if build(root, shims, env=env)["fresh"]:
+            return
+    assert build(root, shims, env=env)["fresh"] is True
+
+
+def binary(root: Path) -> Path:
+    return root / "target" / HOST / "fast" / "freshapp"
+
+
+def test_a_noop_build_is_fresh_and_reports_the_last_result(crate: Path, shims: Path) -> None:
+    archive = crate / "dist" / f"freshapp-{HOST}.tar.xz"
+    manifest = crate / "dist" / "manifest.json"
+    before = (archive.stat().st_mtime_ns, manifest.stat().st_mtime_ns, binary(crate).stat().st_mtime_ns)
+    again = build(crate, shims)
+    assert again["fresh"] is True
+    assert again["targets"][0]["target"] == HOST  # type: ignore[index]
+    assert again["targets"][0]["artifacts"][0]["path"] == str(archive)  # type: ignore[index]
+    assert (archive.stat().st_mtime_ns, manifest.stat().st_mtime_ns, binary(crate).stat().st_mtime_ns) == before
+    assert build(crate, shims, "--force")["fresh"] is False
+    settle(crate, shims)
+
+
+def test_the_build_after_one_that_made_its_output_folder_is_fresh(crate: Path, shims: Path) -> None:
+    """The crate's folder (listed for license files) gains the new output folder while the
+    build runs: only that, so the build is fingerprinted and the next one is fresh."""
+    out = crate / "another-dist"
+    args = ("build", "--profile", "fast", "--manifest-path", str(crate / "Cargo.toml"), "--json")
+    env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    try:
+        for expected in (False, True):
+            done = run_invoke(*args, "--out-dir", str(out), cwd=crate, env=env)
+            assert done.returncode == 0, done.stderr
+            assert json.loads(done.stdout)["fresh"] is expected, done.stderr
+        (crate / "LICENSE").write_text("MIT\n")  # the listed folder gains a file the archive takes
+        done = run_invoke(*args, "--out-dir", str(out), cwd=crate, env=env)
+        assert json.loads(done.stdout)["fresh"] is False
+    finally:
+        shutil.rmtree(out)
+        (crate / "LICENSE").unlink(missing_ok=True)
+    settle(crate, shims)
+
+
+def test_a_touched_or_edited_source_builds_again(crate: Path, shims: Path) -> None:
+    main = crate / "src" / "main.rs"
+    os.utime(main)
+    assert build(crate, shims)["fresh"] is False
+    settle(crate, shims)
+    main.write_text(MAIN_RS.replace('"{}"', '"edited {}"'))
+    try:
+        assert build(crate, shims)["fresh"] is False
+        assert b"edited" in binary(crate).read_bytes()
+    finally:
+        main.write_text(MAIN_RS)
+    settle(crate, shims)
+
+
+def test_a_changed_cargo_lock_builds_again(crate: Path, shims: Path) -> None:
+    lock = crate / "Cargo.lock"
+    text = lock.read_text()
+    lock.write_text(text + "\n")
+    try:
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        lock.write_text(text)
+    settle(crate, shims)
+
+
+def test_a_variable_the_build_script_reads_builds_again(crate: Path, shims: Path) -> None:
+    flavoured = {"FRESH_FLAVOUR": "minty"}
+    assert build(crate, shims, env=flavoured)["fresh"] is False
+    assert b"minty" in binary(crate).read_bytes()
+    settle(crate, shims, env=flavoured)
+    assert build(crate, shims)["fresh"] is False  # unset again
+    settle(crate, shims)
+
+
+def test_a_new_file_in_a_package_with_a_build_script_builds_again(crate: Path, shims: Path) -> None:
+    """cargo reruns a build script that names no rerun-if-changed path on any change in
+    its package; the check does not ask which kind it is and watches the whole package."""
+    extra = crate / "flavour" / "data" / "table.txt"
+    extra.parent.mkdir()
+    extra.write_text("1\n")
+    try:
+        assert build(crate, shims)["fresh"] is False
+        settle(crate, shims)
+        extra.write_text("2\n")
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        shutil.rmtree(extra.parent)
+    settle(crate, shims)
+
+
+def test_a_settings_or_policy_file_builds_again(crate: Path, shims: Path) -> None:
+    # Settings are looked for upwards from the current folder: one made in a folder above counts.
+    above = crate.parent / "toolchain.toml"
+    above.write_text("")
+    try:
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        above.unlink()
+    settle(crate, shims)
+    settings = crate / "toolchain.toml"
+    settings.write_text("")  # created where there was none
+    try:
+        assert build(crate, shims)["fresh"] is False
+        settle(crate, shims)
+        settings.write_text('[package]\ninclude = ["Cargo.toml"]\n')
+        report = build(crate, shims)
+        assert report["fresh"] is False
+        policies = crate / "policies"
+        policies.mkdir()
+        (policies / "linux.toml").write_text('[rules]\nstack-protector = "report"\n')
+        assert build(crate, shims)["fresh"] is False
+        settle(crate, shims)
+        (policies / "linux.toml").write_text('[rules]\nstack-protector = "warn"\n')
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        settings.unlink()
+        shutil.rmtree(crate / "policies", ignore_errors=True)
+    settle(crate, shims)
+
+
+def test_a_deleted_archive_or_an_altered_binary_builds_again(crate: Path, shims: Path) -> None:
+    archive = crate / "dist" / f"freshapp-{HOST}.tar.xz"
+    archive.unlink()
+    assert build(crate, shims)["fresh"] is False
+    assert archive.is_file()
+    settle(crate, shims)
+    with binary(crate).open("ab") as handle:
+        handle.write(b"\0")
+    assert build(crate, shims)["fresh"] is False
+    os.utime(crate / "src" / "main.rs")  # cargo links it again
+    settle(crate, shims)
+
+
+def test_a_changed_tool_on_path_builds_again(crate: Path, shims: Path) -> None:
+    shim = shims / "cargo-zigbuild"
+    shim.write_text(shim.read_text() + "# another version\n")
+    assert build(crate, shims)["fresh"] is False
+    settle(crate, shims)
+
+
+def test_a_source_changed_while_the_build_ran_is_not_fingerprinted(crate: Path, shims: Path) -> None:
+    """A file whose time is after the build began may have been read before its change:
+    no fingerprint is written, and the next build is a real one too."""
+    main = crate / "src" / "main.rs"
+    later = time.time() + 3600
+    os.utime(main, (later, later))
+    try:
+        assert build(crate, shims)["fresh"] is False
+        assert build(crate, shims)["fresh"] is False
+    finally:
+        os.utime(main)
+    settle(crate, shims)
+
+
+def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container build's dep-info names the container's paths, and `dep-info-basedir`
+    makes them relative: neither can be watched, so no fingerprint is written."""
+    from toolchain.build import fresh
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    source = tmp_path / "src dir" / "main.rs"
+    source.parent.mkdir()
+    source.write_text(MAIN_RS)
+    binary = tmp_path / "target" / "app"
+    binary.parent.mkdir()
+    binary.write_bytes(b"\x7fELF")
+    depinfo = binary.with_name("app.d")
+    escaped = str(source).replace(" ", "\\ ")
+
+    def save() -> str | None:
+        reads = fresh.Reads.start()
+        return fresh.save(
+            "k", reads, 0, {}, workspace_root=tmp_path, target_directory=tmp_path / "target",
+            out_dir=tmp_path / "out", manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
+        )  # fmt: skip
+
+    depinfo.write_text(f"{binary}: {escaped}\n")
+    assert fresh.dep_info_paths(binary) == [str(source)]  # make's "\ " is a space in a name
+    depinfo.write_text(f"{binary}: {escaped} /project/src/lib.rs\n")
+    assert save() == "app's dep-info names /project/src/lib.rs, which is not here"
+    depinfo.write_text(f"{binary}: src/main.rs\n")
+    assert save() == f"no usable dep-info beside {binary}"
+    assert not (tmp_path / "cache" / "toolchain" / "fresh" / "k.json").exists()
+
+
+def test_a_listed_folder_that_gained_anything_but_an_output_folder_changed(tmp_path: Path) -> None:
+    from toolchain.build import fresh
+
+    folder = tmp_path / "crate"
+    (folder / "src").mkdir(parents=True)
+    reads = fresh.Reads()
+    reads.listings[str(folder)] = frozenset({"src"})
+    outputs = {str(folder / "target"), str(folder / "out" / "dist")}
+    (folder / "target").mkdir()
+    (folder / "out" / "dist").mkdir(parents=True)
+    assert fresh._gained_only(str(folder), reads, outputs)  # target/, and out/ which holds dist/
+    (folder / "policies").mkdir()
+    assert not fresh._gained_only(str(folder), reads, outputs)
+    (folder / "policies").rmdir()
+    (folder / "src").rmdir()
+    assert not fresh._gained_only(str(folder), reads, outputs)  # lost one
