@@ -46,8 +46,7 @@ def demo_contract() -> dict[str, Any]:
     from toolchain.release.installers import InstallerUpdate
 
     update = load_settings(DEMO_COPY).update
-    installer = InstallerUpdate(update.data_files, update.backup_command, checks=update.upgrade_checks)
-    return {"schema_command": update.schema_command, "update": installer}
+    return {"schema_command": update.schema_command, "update": InstallerUpdate.from_settings(update)}
 
 
 HELLO_MAIN = 'fn main() { println!("hello {}", env!("CARGO_PKG_VERSION")); }\n'

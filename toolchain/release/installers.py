@@ -13,7 +13,7 @@ from importlib import resources
 from typing import Any
 
 from toolchain.config import catalog
-from toolchain.config.settings import installer_data_pattern
+from toolchain.config.settings import UpdateSettings, installer_data_pattern
 from toolchain.errors import PackagingError
 from toolchain.log import log
 
@@ -52,6 +52,10 @@ class InstallerUpdate:
     backup_command: tuple[str, ...] = ()  # [update] backup-command; "{dir}" is the folder to write into
     public_key: str = ""  # the minisign public key line the release is signed with ("" when unsigned)
     checks: tuple[tuple[str, ...], ...] = (("--version",),)  # [update] upgrade-checks, run after the swap
+
+    @classmethod
+    def from_settings(cls, update: UpdateSettings) -> InstallerUpdate:
+        return cls(update.data_files, update.backup_command, checks=update.upgrade_checks)
 
     def installer_patterns(self) -> tuple[str, ...]:
         """The patterns an installer can place on an end user's machine (relative ones cannot)."""

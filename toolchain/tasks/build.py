@@ -100,9 +100,7 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         settings.release.download_url,
         report.workspace_root or report.out_dir,
         schema_command=settings.update.schema_command,
-        update=InstallerUpdate(
-            settings.update.data_files, settings.update.backup_command, checks=settings.update.upgrade_checks
-        ),
+        update=InstallerUpdate.from_settings(settings.update),
         formats=settings.package.formats,
         metadata_days=settings.update.metadata_days,
         manifests=report.manifests,

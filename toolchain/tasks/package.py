@@ -50,9 +50,7 @@ def package_task(
     report_stale(folder, record, clean)
     manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
     repo = manifests[0].parent if manifests else folder
-    update = InstallerUpdate(
-        settings.update.data_files, settings.update.backup_command, checks=settings.update.upgrade_checks
-    )
+    update = InstallerUpdate.from_settings(settings.update)
     report = package_release(
         folder,
         key,
