@@ -17,25 +17,34 @@ import pytest
 from conftest import make_crate
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.build import pipeline
+from toolchain.build.pipeline import BuildOptions, BuiltBinary, Plan, build
 from toolchain.build.record import load_record
 from toolchain.config.settings import load_settings
+from toolchain.config.targets import Target
 from toolchain.errors import VerificationError
+from toolchain.release.package import Artifact
 
 HOST = "x86_64-unknown-linux-gnu"
 ARM = "aarch64-unknown-linux-gnu"
 TARGETS = (HOST, ARM)
 
 # While cargo builds the target named in OVERLAP_WAIT_TARGET, its build script
-# waits for the file OVERLAP_WAIT_FOR (another target's archive) to appear.
+# first writes OVERLAP_STARTED (saying whether the file OVERLAP_WAIT_FOR, another
+# target's archive, existed yet), then waits for that file to appear.
 # It gives up after a minute, so a build without overlap fails instead of hanging.
 BUILD_RS = """
-use std::{env, path::Path, thread, time::Duration};
+use std::{env, fs, path::Path, thread, time::Duration};
 fn main() {
     println!("cargo:rerun-if-env-changed=OVERLAP_WAIT_FOR");
     println!("cargo:rerun-if-env-changed=OVERLAP_WAIT_TARGET");
+    println!("cargo:rerun-if-env-changed=OVERLAP_STARTED");
     let (Ok(target), Ok(file)) = (env::var("OVERLAP_WAIT_TARGET"), env::var("OVERLAP_WAIT_FOR")) else { return };
     if env::var("TARGET").unwrap() != target { return; }
+    if let Ok(started) = env::var("OVERLAP_STARTED") {
+        let seen = if Path::new(&file).exists() { "archive-present" } else { "archive-absent" };
+        fs::write(started, seen).unwrap();
+    }
     for _ in 0..600 {
         if Path::new(&file).exists() { return; }
         thread::sleep(Duration::from_millis(100));
@@ -65,26 +74,38 @@ def transitions(stderr: str, triple: str) -> list[str]:
 def test_packaging_of_one_target_runs_while_cargo_builds_the_next(
     tmp_path: Path, shared_target_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # cargo's run for the second target ends only once the first target's
-    # archive exists: without the overlap this build fails.
+    # A rendezvous between the two threads, so the test does not race them:
+    # the first target's packaging waits until cargo's run for the second target
+    # has begun (its build script wrote `started`), and that run ends only once
+    # the first target's archive exists. Built one after the other, the packaging
+    # waits in vain, the archive is there before the second run, and `started` says so.
     out = tmp_path / "out"
+    started = tmp_path / "started"
     monkeypatch.setenv("OVERLAP_WAIT_TARGET", ARM)
     monkeypatch.setenv("OVERLAP_WAIT_FOR", str(out / f"overlapped-{HOST}.tar.xz"))
+    monkeypatch.setenv("OVERLAP_STARTED", str(started))
+    package_target = pipeline.package_target
+
+    def package_once_the_next_cargo_runs(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
+        deadline = time.monotonic() + 60
+        while target.triple == HOST and not started.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return package_target(plan, target, binaries)
+
+    monkeypatch.setattr(pipeline, "package_target", package_once_the_next_cargo_runs)
     manifest = overlap_crate(tmp_path / "crate", "overlapped")
     report = build(BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=out))
     assert report.ok
+    assert started.read_text() == "archive-absent"
     assert [r.triple for r in report.results] == list(TARGETS)
-    assert list(load_record(out).targets) == sorted(TARGETS) or set(load_record(out).targets) == set(TARGETS)
+    assert set(load_record(out).targets) == set(TARGETS)
     for result in report.results:
         assert [name for name, _ in result.entry.phases] == ["cargo", "verify", "package"]
         assert (out / f"overlapped-{result.triple}.tar.xz").is_file()
     stderr = capsys.readouterr().err
     for triple in TARGETS:
         assert transitions(stderr, triple) == ["queued", "building", "verifying", "packaging", "done"]
-    # The second target's cargo run began before the first target's packaging,
-    # and (its build script waited for the archive) ended after it.
-    assert stderr.index(f"[2/2] {ARM}: building") < stderr.index(f"[1/2] {HOST}: packaging")
-    # The worker's other lines come out as one block, after the cargo run they overlapped.
+    # The worker's log lines are held and come out as one block, after the cargo run they overlapped.
     assert stderr.index(f"==> build {ARM}") < stderr.index(f"==> verify {HOST}") < stderr.index(f"==> package {HOST}")
 
 
@@ -159,7 +180,8 @@ def test_ctrl_c_while_cargo_builds_the_second_target_exits_130(tmp_path: Path, s
 NOOP_SCRIPT = """
 import sys
 from pathlib import Path
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.build import pipeline
+from toolchain.build.pipeline import BuildOptions, BuiltBinary, Plan, build
 build(BuildOptions(manifest_path=Path(sys.argv[1]), out_dir=Path(sys.argv[2])))
 print("lief" in sys.modules)
 """
