@@ -193,6 +193,30 @@ def test_a_settings_or_policy_file_builds_again(crate: Path, shims: Path) -> Non
     settle(crate, shims)
 
 
+def test_a_settings_file_made_in_the_named_members_folder_builds_again(tmp_path: Path, shims: Path) -> None:
+    """Settings are looked for upwards from the folder of --manifest-path, here a
+    workspace member below the root, run from an unrelated folder."""
+    root = tmp_path / "freshspace"
+    root.mkdir()
+    (root / "Cargo.toml").write_text('[workspace]\nmembers = ["tool"]\nresolver = "2"\n')
+    make_crate(root / "tool", "freshtool")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
+    manifest, out = str(root / "tool" / "Cargo.toml"), str(root / "dist")
+    args = ("build", "--profile", "fast", "--manifest-path", manifest, "--out-dir", out, "--json")
+
+    def fresh() -> bool:
+        done = run_invoke(*args, cwd=elsewhere, env=env)
+        assert done.returncode == 0, done.stderr
+        return bool(json.loads(done.stdout)["fresh"])
+
+    assert fresh() is False
+    assert fresh() is True or fresh() is True
+    (root / "tool" / "toolchain.toml").write_text("")
+    assert fresh() is False
+
+
 def test_a_deleted_archive_or_an_altered_binary_builds_again(crate: Path, shims: Path) -> None:
     archive = crate / "dist" / f"freshapp-{HOST}.tar.xz"
     archive.unlink()

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, serving
+from conftest import make_crate, run_invoke, serving
 from test_installers import SHELLS, QuietHandler
 
+from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
 from toolchain.release.folder import package_release
@@ -237,3 +238,26 @@ def test_a_manifest_from_before_the_setting_keeps_the_old_contract() -> None:
     for malformed in ([[]], [["a", 3]], "doctor", [[""]]):
         with pytest.raises(UpdateError, match="malformed 'upgrade_checks'"):
             _upgrade_checks({"upgrade_checks": malformed})
+
+
+@pytest.mark.parametrize("own_settings", [False, True], ids=["defaults", "its-own-toolchain-toml"])
+def test_a_crate_named_by_manifest_path_gets_its_own_settings_not_the_demos(
+    own_settings: bool, tmp_path: Path, shared_target_dir: Path
+) -> None:
+    """`invoke build --manifest-path ../app/Cargo.toml` run from a checkout of the
+    toolkit used to read the demo's toolchain.toml there (found from the current
+    folder): the app's installers got the demo's `migrate`/`doctor` upgrade checks."""
+    crate = tmp_path / "elsewhere"
+    make_crate(crate, "manifestpathapp", main_rs=PLAIN_MAIN)
+    if own_settings:
+        (crate / "toolchain.toml").write_text('[update]\nupgrade-checks = [["selftest", "own"]]\n')
+    out = tmp_path / "out"
+    result = run_invoke(
+        "build", "--manifest-path", str(crate / "Cargo.toml"), "--target", HOST, "--profile", "fast",
+        "--out-dir", str(out), "--json", cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["upgrade_checks"] == ([["selftest", "own"]] if own_settings else [["--version"]])
+    baked = "UPGRADE_CHECKS='selftest\town'" if own_settings else "UPGRADE_CHECKS='--version'"
+    assert f"\n{baked}\n" in (out / "manifestpathapp-installer.sh").read_text()

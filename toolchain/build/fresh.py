@@ -271,6 +271,8 @@ def save(
 
     inputs = {str(workspace_root / "Cargo.lock"), *map(str, manifests), *_upwards(Path.cwd())}
     inputs |= {*_upwards(workspace_root), *_tools()}
+    for manifest in manifests:  # settings are looked up from the built crate's folder too
+        inputs.update(_upwards(manifest.parent))
     for sysroot in sysroots:
         inputs |= {str(sysroot / "bin" / "rustc"), str(sysroot / "bin" / "cargo"), str(sysroot / "lib" / "rustlib")}
     for binary in binaries:

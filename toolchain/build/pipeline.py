@@ -35,7 +35,7 @@ from toolchain.build.runners import BuildJob, choose_runner
 from toolchain.build.sdk import require_sdk
 from toolchain.build.vendor import merge_sources
 from toolchain.config.profiles import Profile, SettingSource, effective_settings
-from toolchain.config.settings import Settings, load_settings
+from toolchain.config.settings import Settings, load_settings, settings_folder
 from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, ToolchainError, UsageError
@@ -176,7 +176,7 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
 
 def build(options: BuildOptions, settings: Settings | None = None) -> BuildReport:
     """Build, verify and package every requested target."""
-    settings = settings or load_settings()
+    settings = settings or load_settings(settings_folder(options.manifest_path, options.demo))
     build_table = settings.build
     settings = msgspec.structs.replace(
         settings,

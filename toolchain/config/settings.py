@@ -401,6 +401,17 @@ def demo_manifest() -> Path:
     return DEMO_MANIFEST
 
 
+def settings_folder(manifest_path: Path | None = None, demo: bool = False) -> Path:
+    """Where settings discovery starts for a build: the folder of the crate that
+    --manifest-path (or --demo) names, so a project brings its own toolchain.toml
+    wherever it is built from; else the current folder."""
+    if demo:
+        return demo_manifest().parent
+    if manifest_path is not None:
+        return manifest_path.resolve().parent
+    return Path.cwd()
+
+
 def load_settings(cwd: Path | None = None) -> Settings:
     cwd = cwd or Path.cwd()
     layers = [Layer(DEFAULTS_FILE, load_toml(DEFAULTS_FILE))]

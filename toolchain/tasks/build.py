@@ -192,9 +192,10 @@ def _build(o: SimpleNamespace, json: bool, key: str, reads: Reads, started_ns: i
     from toolchain.build import fresh
     from toolchain.build.pipeline import BuildOptions, build
     from toolchain.build.routes import SYSROOTS
-    from toolchain.config.settings import load_settings
+    from toolchain.config.settings import load_settings, settings_folder
 
-    settings = load_settings()
+    manifest_path = Path(o.manifest_path) if o.manifest_path else None
+    settings = load_settings(settings_folder(manifest_path, o.demo))
     if o.timings or settings.build.timings:
         from toolchain.report.charts import require_matplotlib
 
@@ -204,7 +205,7 @@ def _build(o: SimpleNamespace, json: bool, key: str, reads: Reads, started_ns: i
             targets=target_list(o.target),
             all_targets=o.all,
             profile=o.profile or None,
-            manifest_path=Path(o.manifest_path) if o.manifest_path else None,
+            manifest_path=manifest_path,
             package=o.package or None,
             binaries=tuple(o.bin or ()),
             runner=o.runner or None,
