@@ -54,6 +54,12 @@ def test_a_small_archive_is_two_blocks_with_the_same_bytes_on_one_or_two_threads
     listed = subprocess.run(["xz", "--robot", "--list", tmp_path / "t2.xz"], capture_output=True, text=True, check=True)
     totals = next(line.split("\t") for line in listed.stdout.splitlines() if line.startswith("totals"))
     assert totals[2] == "2", listed.stdout  # the blocks column
+    # Each block's dictionary is no larger than the block (preset 6's 8 MiB would only cost time and memory).
+    detail = subprocess.run(["xz", "--robot", "--list", "-vv", tmp_path / "t2.xz"], capture_output=True, text=True)
+    filters = {line.split("\t")[-1] for line in detail.stdout.splitlines() if line.startswith("block")}
+    (only,) = filters
+    recorded = int(only.removeprefix("--lzma2=dict=").removesuffix("KiB")) << 10  # rounded up to 2^n or 3*2^(n-1)
+    assert block <= recorded <= block * 3 // 2 < 8 << 20, detail.stdout
     assert xz_block_size(100_000) == XZ_MIN_BLOCK_SIZE  # one block: too small to split
     assert xz_block_size(200 << 20) == XZ_BLOCK_SIZE
 

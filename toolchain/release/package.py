@@ -73,6 +73,7 @@ def archive_name(app: str, triple: str, archive_format: str) -> str:
 XZ_BLOCK_SIZE = 16 << 20
 # Below two blocks of this, one block: a smaller one costs more ratio than a second thread saves.
 XZ_MIN_BLOCK_SIZE = 256 << 10
+XZ_PRESET_DICTIONARY = 8 << 20  # what `xz -6` uses
 
 
 def xz_block_size(size: int) -> int:
@@ -83,13 +84,21 @@ def xz_block_size(size: int) -> int:
     return min(XZ_BLOCK_SIZE, max(XZ_MIN_BLOCK_SIZE, -(-half // 4096) * 4096))
 
 
+def xz_dictionary(block_size: int) -> int:
+    """LZMA2's dictionary for blocks of `block_size`: preset 6's 8 MiB, or the block when
+    smaller. A block is compressed alone, so a larger dictionary holds nothing more:
+    it only costs the encoder time (0.14 s against 0.09 s on a 0.5 MB tar) and every
+    decompressor memory."""
+    return min(XZ_PRESET_DICTIONARY, block_size)
+
+
 def xz_compress(source: Path, out: Path, *, threads: int | None = None, block_size: int = XZ_BLOCK_SIZE) -> None:
     """`xz -6` with the multi-threaded encoder in fixed blocks (`-T+1` is that
     encoder with one thread). Python's lzma has no threads, hence the tool."""
     count = threads or min(os.cpu_count() or 1, 8)
     argv: list[str | Path] = [
         "xz",
-        "-6",
+        f"--lzma2=preset=6,dict={xz_dictionary(block_size)}",
         f"--threads={count if count > 1 else '+1'}",
         f"--block-size={block_size}",
         "--stdout",
@@ -139,7 +148,8 @@ def _stamp(entries: list[ArchiveEntry], mtime: int, digests: dict[str, str]) -> 
         {
             "toolkit": __version__,
             "mtime": mtime,
-            "xz_blocks": [XZ_MIN_BLOCK_SIZE, XZ_BLOCK_SIZE],  # another choice of blocks writes other bytes
+            # another choice of blocks or dictionary writes other bytes
+            "xz_blocks": [XZ_MIN_BLOCK_SIZE, XZ_BLOCK_SIZE, XZ_PRESET_DICTIONARY, "dictionary<=block"],
             "entries": [[e.name, e.executable, digests[e.name]] for e in entries],
         },
         sort_keys=True,
