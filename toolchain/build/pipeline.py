@@ -452,9 +452,12 @@ def build_targets(plan: Plan, targets: list[Target]) -> list[TargetResult]:
 
     def on_compiling() -> None:
         warm_up_inspection(sboms)
-        if sboms and not asked_ahead.is_set():
+        if not asked_ahead.is_set():
             asked_ahead.set()
-            _ask_ahead(plan, targets)
+            # What every target's record and archive need, asked while cargo compiles, not after it.
+            threading.Thread(target=_ask_plan, args=(plan,), name="toolchain-plan", daemon=True).start()
+            if sboms:
+                _ask_ahead(plan, targets)
 
     with (
         log.progress([t.triple for t in targets], show=len(targets) > 1, on_compiling=on_compiling) as progress,
@@ -533,6 +536,17 @@ def _warm_up(release_channels: bool) -> None:
         sbom.import_libraries()
 
 
+def _ask_plan(plan: Plan) -> None:
+    """Fill the plan's cached answers (cargo's version, the archives' timestamp); a
+    failure here is left for the target that asks again to report."""
+    try:
+        plan.cargo_version  # noqa: B018 - a cached property, read to fill it
+        if plan.options.package_artifacts:
+            plan.source_epoch  # noqa: B018
+    except (ToolchainError, OSError):
+        pass
+
+
 def _ask_ahead(plan: Plan, targets: list[Target]) -> None:
     """The SBOMs' dependency queries (one `cargo metadata` per triple), run while cargo compiles."""
     from toolchain.release.channels import crates
@@ -607,7 +621,9 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         phases=tuple(phases),
         cache=stage.cache,
         binaries=tuple(b.entry() for b in binaries),
-        artifacts=tuple(ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path) for a in artifacts),
+        artifacts=tuple(
+            ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path, a.members) for a in artifacts
+        ),
     )
     result = TargetResult(entry, tuple(binaries), tuple(artifacts), compiled.profile_settings)
     if progress is not None:
