@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.release.package import XZ_BLOCK_SIZE, XZ_MIN_BLOCK_SIZE, xz_block_size, xz_compress
+from toolchain.release.package import (
+    XZ_BLOCK_SIZE,
+    XZ_MIN_BLOCK_SIZE,
+    ArchiveEntry,
+    archive_members,
+    write_archive,
+    xz_block_size,
+    xz_compress,
+)
 
 
 @pytest.fixture(scope="module")
@@ -75,3 +83,22 @@ def test_without_xz_packaging_says_what_to_install(
     with pytest.raises(MissingToolError, match="'xz' is not installed"):
         xz_compress(machine_code, tmp_path / "out.xz")
     assert shutil.which("xz") is None
+
+
+@pytest.mark.parametrize("archive_format", ["tar.xz", "zip"])
+def test_packaging_lists_the_members_it_wrote_as_the_archive_holds_them(
+    archive_format: str, machine_code: Path, tmp_path: Path
+) -> None:
+    """The release folder's manifest lists each archive's members from what packaging
+    wrote, not by unpacking the archive again: they must be what the archive holds,
+    for a new archive and for one kept because its inputs did not change."""
+    readme = tmp_path / "README.md"
+    readme.write_text("the app\n")
+    entries = [ArchiveEntry("app", machine_code, True), ArchiveEntry("README.md", readme, False)]
+    name = f"app-x86_64-unknown-linux-gnu.{archive_format}"
+    made = write_archive("app", entries, tmp_path / "out", name, 1_700_000_000)
+    kept = write_archive("app", entries, tmp_path / "out", name, 1_700_000_000)
+    assert (made.reused, kept.reused) == (False, True)
+    held = tuple(archive_members(tmp_path / "out" / name))
+    assert [m.path for m in held] == ["app-x86_64-unknown-linux-gnu/README.md", "app-x86_64-unknown-linux-gnu/app"]
+    assert made.members == kept.members == held

@@ -61,19 +61,37 @@ class BinaryEntry:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A regular file inside an archive, as manifest.json lists it."""
+
+    path: str
+    size: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, str | int]:
+        return {"path": self.path, "size": self.size, "sha256": self.sha256}
+
+
+@dataclass(frozen=True)
 class ArtifactEntry:
     package: str
     path: Path
     sha256: str
     size: int
     checksum: Path
+    # The archive's regular files as packaging wrote them; empty in a record from before
+    # they were kept (the release folder then reads them from the archive).
+    members: tuple[Member, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "path": str(self.path), "checksum": str(self.checksum)}
+        document = {**self.__dict__, "path": str(self.path), "checksum": str(self.checksum)}
+        document["members"] = [m.to_dict() for m in self.members]
+        return document
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ArtifactEntry:
-        return cls(raw["package"], Path(raw["path"]), raw["sha256"], int(raw["size"]), Path(raw["checksum"]))
+        members = tuple(Member(str(m["path"]), int(m["size"]), str(m["sha256"])) for m in raw.get("members", ()))
+        return cls(raw["package"], Path(raw["path"]), raw["sha256"], int(raw["size"]), Path(raw["checksum"]), members)
 
 
 @dataclass(frozen=True)

@@ -91,6 +91,7 @@ def package_release(
         log.info(f"release folder {out_dir} unchanged")
         return ReleaseReport(out_dir, kept, key is not None)
     archives: list[ReleaseFile] = []
+    members: dict[str, list[dict[str, str | int]]] = {}
     versions: dict[str, str] = {}
     for triple, entry in sorted(record.targets.items()):
         for artifact in entry.artifacts:
@@ -99,6 +100,10 @@ def package_release(
                 raise PackagingError(f"{path.name} is in the build record but not in {out_dir}", hint="rebuild it")
             if sha256_file(path) != artifact.sha256:
                 raise PackagingError(f"{path.name} changed since it was built", hint=f"rebuild {triple}")
+            # As packaging wrote them (the digest above ties them to this archive); unpacked
+            # only for a record from before they were kept.
+            written = artifact.members or tuple(archive_members(path))
+            members[path.name] = [m.to_dict() for m in written]
             app = artifact.package
             binaries = entry.binaries_of(app)
             versions[app] = binaries[0].version if binaries else ""
@@ -152,11 +157,7 @@ def package_release(
             "apps": [{"name": a, "version": v, "schema_level": levels[a]} for a, v in sorted(versions.items())],
             "data_files": list(update.installer_patterns()),
             "upgrade_checks": [list(check) for check in update.checks],
-            "artifacts": [
-                f.to_dict()
-                | ({"members": [m.to_dict() for m in archive_members(out_dir / f.name)]} if f.kind == "archive" else {})
-                for f in files
-            ],
+            "artifacts": [f.to_dict() | ({"members": members[f.name]} if f.kind == "archive" else {}) for f in files],
         }
         write_json(out_dir / MANIFEST_NAME, manifest)
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])

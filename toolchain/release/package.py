@@ -20,6 +20,7 @@ from typing import IO
 
 from toolchain import __version__, proc
 from toolchain.atomic import write_atomic
+from toolchain.build.record import Member
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError
 
@@ -45,6 +46,7 @@ class Artifact:
     sha256: str
     size: int
     reused: bool  # inputs unchanged: the existing archive was kept
+    members: tuple[Member, ...] = ()  # its regular files, as written: the manifest lists them without unpacking
 
 
 def source_date_epoch(repo: Path) -> int:
@@ -108,7 +110,7 @@ def xz_compress(source: Path, out: Path, *, threads: int | None = None, block_si
         proc.run_to(argv, handle, error=PackagingError, what=f"xz of {source.name}")
 
 
-def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
+def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> list[Member]:
     def info(name: str, size: int, mode: int, kind: bytes = tarfile.REGTYPE) -> tarfile.TarInfo:
         item = tarfile.TarInfo(name)
         item.size, item.mode, item.mtime, item.type = size, mode, mtime, kind
@@ -117,6 +119,7 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
         return item
 
     plain = out.with_name(out.name + ".tar")
+    members = []
     try:
         # PAX headers would carry host-specific atime/ctime; GNU format does not.
         with tarfile.open(plain, mode="w", format=tarfile.GNU_FORMAT) as tar:
@@ -124,23 +127,43 @@ def _tar_xz(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> Non
             for entry in entries:
                 mode = EXEC_MODE if entry.executable else FILE_MODE
                 with entry.source.open("rb") as data:
-                    tar.addfile(info(f"{top}/{entry.name}", entry.source.stat().st_size, mode), data)
+                    size = os.fstat(data.fileno()).st_size
+                    hashed = _Hashing(data)
+                    tar.addfile(info(f"{top}/{entry.name}", size, mode), hashed)
+                members.append(Member(f"{top}/{entry.name}", size, hashed.digest.hexdigest()))
         xz_compress(plain, out, block_size=xz_block_size(plain.stat().st_size))
     finally:
         plain.unlink(missing_ok=True)
+    return members
 
 
-def write_zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> None:
+class _Hashing:
+    """A reader that hashes what it hands on: a member's digest is of the bytes the archive got."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.digest = handle, hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.handle.read(size)
+        self.digest.update(chunk)
+        return chunk
+
+
+def write_zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> list[Member]:
     import time
 
     stamp = time.gmtime(mtime)[:6]
+    members = []
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for entry in entries:
             item = zipfile.ZipInfo(f"{top}/{entry.name}", date_time=stamp)
             item.create_system = 3  # unix, so the mode bits below are honoured
             item.external_attr = ((EXEC_MODE if entry.executable else FILE_MODE) | 0o100000) << 16
             item.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(item, entry.source.read_bytes())
+            data = entry.source.read_bytes()
+            archive.writestr(item, data)
+            members.append(Member(item.filename, len(data), hashlib.sha256(data).hexdigest()))
+    return members
 
 
 def _stamp(entries: list[ArchiveEntry], mtime: int, digests: dict[str, str]) -> str:
@@ -171,7 +194,9 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
     if out.is_file() and checksum_path.is_file() and stamp_path.is_file():
         recorded = checksum_path.read_text().split()[0] if checksum_path.read_text().strip() else ""
         if stamp_path.read_text() == stamp and recorded == sha256_file(out):
-            return Artifact(package, out, checksum_path, recorded, out.stat().st_size, reused=True)
+            # Made from files with these digests: its members are these.
+            members = [Member(f"{top}/{e.name}", e.source.stat().st_size, digests[e.name]) for e in entries]
+            return Artifact(package, out, checksum_path, recorded, out.stat().st_size, True, _sorted(members))
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         stamp_path.parent.mkdir(exist_ok=True)
@@ -180,9 +205,9 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
     partial = out.with_name(f".{name}.partial")
     try:
         if name.endswith(".zip"):
-            write_zip(entries, top, mtime, partial)
+            members = write_zip(entries, top, mtime, partial)
         else:
-            _tar_xz(entries, top, mtime, partial)
+            members = _tar_xz(entries, top, mtime, partial)
         digest = sha256_file(partial)
         os.replace(partial, out)
         write_atomic(checksum_path, f"{digest}  {name}\n")
@@ -193,25 +218,17 @@ def write_archive(package: str, entries: list[ArchiveEntry], out_dir: Path, name
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return Artifact(package, out, checksum_path, digest, out.stat().st_size, reused=False)
+    return Artifact(package, out, checksum_path, digest, out.stat().st_size, False, _sorted(members))
+
+
+def _sorted(members: list[Member]) -> tuple[Member, ...]:
+    return tuple(sorted(members, key=lambda member: member.path))  # as archive_members lists them
 
 
 def remove_artifact(out_dir: Path, name: str) -> None:
     """Remove an archive and its checksum (used when a later check fails)."""
     for path in (out_dir / name, out_dir / f"{name}.sha256", out_dir / ".stamps" / f"{name}.json"):
         path.unlink(missing_ok=True)
-
-
-@dataclass(frozen=True)
-class Member:
-    """A regular file inside an archive, as manifest.json lists it."""
-
-    path: str
-    size: int
-    sha256: str
-
-    def to_dict(self) -> dict[str, str | int]:
-        return {"path": self.path, "size": self.size, "sha256": self.sha256}
 
 
 def unsafe_member_path(name: str) -> bool:
