@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import HELLO_MAIN, make_crate, run_invoke
 
-from toolchain.build.cargo import load_project, select
+from toolchain.build.cargo import ask_metadata_ahead, load_project, select
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
@@ -102,6 +102,23 @@ def test_workspace_binaries_come_from_cargo_metadata(workspace: Path) -> None:
         select(project, "alpah", [])
     with pytest.raises(UsageError, match="no binary named 'gamma'"):
         select(project, None, ["gamma"])
+
+
+def test_cargo_metadata_asked_ahead_gives_the_same_project_and_the_same_errors(workspace: Path, tmp_path: Path) -> None:
+    """The build task asks `cargo metadata` on a thread while its modules load: the
+    project, and a broken Cargo.toml's error, are what asking in place gives; an answer
+    is used once, so a later load asks again."""
+    ask_metadata_ahead(workspace)
+    assert load_project(workspace) == load_project(workspace)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "Cargo.toml").write_text("[package\n")
+    ask_metadata_ahead(broken / "Cargo.toml")
+    with pytest.raises(ProjectError, match="cargo metadata failed") as ahead:
+        load_project(broken)
+    with pytest.raises(ProjectError, match="cargo metadata failed") as in_place:
+        load_project(broken)
+    assert ahead.value.message == in_place.value.message
 
 
 def test_workspace_build_one_package(workspace: Path, tmp_path: Path) -> None:

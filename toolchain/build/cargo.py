@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,21 +59,51 @@ class Selection:
     binaries: tuple[str, ...]
 
 
-def load_project(manifest_path: Path) -> Project:
+# `cargo metadata` answers asked ahead (ask_metadata_ahead), by resolved Cargo.toml.
+_ahead: dict[Path, Future[proc.Result]] = {}
+
+
+def _manifest_file(manifest_path: Path) -> Path:
     manifest_path = manifest_path.resolve()
-    if manifest_path.is_dir():
-        manifest_path = manifest_path / "Cargo.toml"
-    if not manifest_path.is_file():
-        raise ProjectError(
-            f"no Cargo.toml at {manifest_path}",
-            hint="pass --manifest-path pointing at a crate's or workspace's Cargo.toml",
-        )
-    result = proc.run(
+    return manifest_path / "Cargo.toml" if manifest_path.is_dir() else manifest_path
+
+
+def _metadata(manifest_path: Path) -> proc.Result:
+    return proc.run(
         [cargo_program(), "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest_path],
         error=ProjectError,
         what="cargo metadata",
         quiet=True,
     )
+
+
+def ask_metadata_ahead(manifest_path: Path) -> None:
+    """Start `cargo metadata` for this Cargo.toml on a thread: it runs while the build's
+    other modules load (about as long), and load_project takes the answer."""
+    manifest_path = _manifest_file(manifest_path)
+    if not manifest_path.is_file() or manifest_path in _ahead:
+        return
+    answer: Future[proc.Result] = Future()
+
+    def ask() -> None:
+        try:
+            answer.set_result(_metadata(manifest_path))
+        except BaseException as exc:  # handed to load_project, which raises it
+            answer.set_exception(exc)
+
+    _ahead[manifest_path] = answer
+    threading.Thread(target=ask, name="toolchain-metadata-ahead", daemon=True).start()
+
+
+def load_project(manifest_path: Path) -> Project:
+    manifest_path = _manifest_file(manifest_path)
+    if not manifest_path.is_file():
+        raise ProjectError(
+            f"no Cargo.toml at {manifest_path}",
+            hint="pass --manifest-path pointing at a crate's or workspace's Cargo.toml",
+        )
+    asked = _ahead.pop(manifest_path, None)
+    result = asked.result() if asked is not None else _metadata(manifest_path)
     metadata = json.loads(result.stdout)
     members = set(metadata["workspace_members"])
     packages = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from toolchain.errors import SOME_TARGETS_FAILED, UsageError
+from toolchain.errors import SOME_TARGETS_FAILED, ToolchainError, UsageError
 from toolchain.log import log
 from toolchain.tasks.base import target_list, task
 
@@ -189,13 +190,18 @@ def build_task(
 
 def _build(o: SimpleNamespace, json: bool, key: str, reads: Reads, started_ns: int) -> None:
     """The build itself, then the fresh check's fingerprint of it."""
-    from toolchain.build import fresh
-    from toolchain.build.pipeline import BuildOptions, build
-    from toolchain.build.routes import SYSROOTS
     from toolchain.config.settings import load_settings, settings_folder
 
     manifest_path = Path(o.manifest_path) if o.manifest_path else None
     settings = load_settings(settings_folder(manifest_path, o.demo))
+    with contextlib.suppress(ToolchainError):  # no Cargo.toml: the build says so, in its order
+        from toolchain.build.cargo import ask_metadata_ahead
+
+        ask_metadata_ahead(manifest_path or settings.manifest(demo=o.demo))  # while the imports below run
+    from toolchain.build import fresh
+    from toolchain.build.pipeline import BuildOptions, build
+    from toolchain.build.routes import SYSROOTS
+
     if o.timings or settings.build.timings:
         from toolchain.report.charts import require_matplotlib
 
