@@ -5,6 +5,7 @@ whose build script can hold one target's cargo run until a file exists."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import make_crate
+from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build import pipeline
@@ -220,8 +221,9 @@ def logging_shim(folder: Path, tool: str, log: Path) -> None:
 def test_what_every_target_shares_is_asked_once_per_build(
     tmp_path: Path, shared_target_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The archives' timestamp (a git call) and cargo's version are the same for
-    # every target: one call each per build, not one per target.
+    # The archives' timestamp and the source's state (git calls) and cargo's version are
+    # the same for every target and for the release folder: one call each per
+    # `invoke build`, not one per target or per step.
     calls = tmp_path / "calls.log"
     shims = tmp_path / "shims"
     for tool in ("git", "cargo"):
@@ -229,10 +231,31 @@ def test_what_every_target_shares_is_asked_once_per_build(
     monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     monkeypatch.delenv("CARGO", raising=False)
-    manifest = overlap_crate(tmp_path / "crate", "overlapshared")
-    report = build(BuildOptions(manifest_path=manifest, targets=TARGETS, profile="fast", out_dir=tmp_path / "out"))
-    assert report.ok and len(report.results) == 2
+    crate = tmp_path / "crate"
+    manifest = overlap_crate(crate, "overlapshared")
+    subprocess.run(["git", "init", "-q", str(crate)], check=True)
+    subprocess.run(["git", "-C", str(crate), "add", "."], check=True)
+    subprocess.run(
+        ["git", "-C", str(crate), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c"], check=True
+    )
+    calls.unlink()
+    done = run_invoke(
+        "build", "--manifest-path", str(manifest), "--target", ",".join(TARGETS), "--profile", "fast",
+        "--out-dir", str(tmp_path / "out"), "--json", cwd=crate,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert len(report["targets"]) == 2
     lines = calls.read_text().splitlines()
-    assert lines.count(f"git -C {tmp_path / 'crate'} log -1 --format=%ct") == 1, lines
-    assert lines.count("cargo --version") == 1, lines
-    assert all(r.entry.toolchain["cargo"] == report.results[0].entry.toolchain["cargo"] for r in report.results)
+    for asked in (
+        f"git -C {crate} log -1 --format=%ct",
+        f"git -C {crate} rev-parse HEAD",
+        f"git -C {crate} status --porcelain --untracked-files=no",
+        f"git -C {crate} config --get remote.origin.url",
+        "cargo --version",
+    ):
+        assert lines.count(asked) == 1, (asked, lines)
+    assert all(t["toolchain"]["cargo"] == report["targets"][0]["toolchain"]["cargo"] for t in report["targets"])
+    provenance = json.loads((tmp_path / "out" / "provenance.intoto.json").read_text())
+    head = subprocess.run(["git", "-C", str(crate), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+    assert json.dumps(provenance).count(head.strip()) >= 1

@@ -45,6 +45,7 @@ from toolchain.verify.policy import check_allow
 
 if TYPE_CHECKING:
     from toolchain.release.package import ArchiveEntry, Artifact
+    from toolchain.release.provenance import SourceState
     from toolchain.verify.inspection import BinaryInfo
     from toolchain.verify.policy import MacSignatureExpectation, RuleVerdict
 
@@ -143,6 +144,9 @@ class BuildReport:
     workspace_root: Path | None = None  # the project's (git information for provenance)
     manifests: tuple[Path, ...] = ()  # the workspace's and its packages' Cargo.toml (the release folder reads them)
     project: Project | None = None  # what was built (the fresh check's fingerprint reads its folders)
+    # Asked while cargo compiled, for the release folder (so it asks git nothing again).
+    source_state: SourceState | None = None
+    source_epoch: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -212,17 +216,24 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
         codesign.rcodesign()  # likewise a missing rcodesign
         with codesign.identity(settings.macos_signing):
             pass
-    results = build_targets(Plan(project, selections, profile, settings, options, out_dir), targets)
+    plan = Plan(project, selections, profile, settings, options, out_dir)
+    results = build_targets(plan, targets)
     record_path = None
+    source = None
     if any(r.ok for r in results):
         from toolchain.build.stale import report_stale
         from toolchain.verify.size import append_history
 
         record_path = write_record(out_dir, project, profile, results, settings)
         report_stale(out_dir, load_record(out_dir), options.clean)
-        append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok])
+        source = plan.source_state
+        commit = (source.commit, source.dirty)
+        append_history(out_dir, project.workspace_root, profile.name, [r.entry for r in results if r.ok], commit)
     manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
-    return BuildReport(profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project)
+    epoch = plan.source_epoch if record_path is not None and options.package_artifacts else None
+    return BuildReport(
+        profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project, source, epoch
+    )
 
 
 def _ask_sysroot() -> None:
@@ -371,6 +382,12 @@ class Plan:
         from toolchain.release.package import source_date_epoch
 
         return source_date_epoch(self.project.workspace_root)
+
+    @functools.cached_property
+    def source_state(self) -> SourceState:
+        from toolchain.release.provenance import source_state
+
+        return source_state(self.project.workspace_root)
 
     @functools.cached_property
     def cargo_version(self) -> str | None:
@@ -543,6 +560,7 @@ def _ask_plan(plan: Plan) -> None:
         plan.cargo_version  # noqa: B018 - a cached property, read to fill it
         if plan.options.package_artifacts:
             plan.source_epoch  # noqa: B018
+            plan.source_state  # noqa: B018
     except (ToolchainError, OSError):
         pass
 

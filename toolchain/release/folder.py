@@ -67,6 +67,8 @@ def package_release(
     metadata_days: int = 30,
     manifests: tuple[Path, ...] = (),
     reuse: bool = False,
+    source: SourceState | None = None,
+    source_epoch: int | None = None,
 ) -> ReleaseReport:
     """Write installers, manifest, provenance, latest.json (one app), sha256.sum (and signatures), and
     the release channels `formats` names ([package] formats: SBOMs, packages, manifests).
@@ -74,11 +76,15 @@ def package_release(
 
     reuse: leave the folder as it is when it was made from the same inputs (the record
     but its times, these arguments, `manifests`, the source state, the day) and its
-    files are unchanged since: a no-op build then spends no time here."""
+    files are unchanged since: a no-op build then spends no time here.
+
+    source, source_epoch: the repository's state and SOURCE_DATE_EPOCH when the build
+    already asked git for them (else they are asked here)."""
     update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
-    state = source_state(repo)
+    state = source or source_state(repo)
+    epoch = source_date_epoch(repo) if source_epoch is None else source_epoch
     options = {
         "base_url": base_url,
         "schema_command": list(schema_command),
@@ -86,7 +92,7 @@ def package_release(
         "formats": list(formats),
         "metadata_days": metadata_days,
     }
-    inputs = _inputs(record, state, repo, options, manifests)
+    inputs = _inputs(record, state, epoch, options, manifests)
     if reuse and (kept := _unchanged(out_dir, inputs)) is not None:
         log.info(f"release folder {out_dir} unchanged")
         return ReleaseReport(out_dir, kept, key is not None)
@@ -124,7 +130,7 @@ def package_release(
     from toolchain.release.channels.write import ChannelOptions, write_channels
 
     with log.group(f"release folder {out_dir}"):
-        channels = write_channels(out_dir, record, archives, ChannelOptions(formats, base_url, source_date_epoch(repo)))
+        channels = write_channels(out_dir, record, archives, ChannelOptions(formats, base_url, epoch))
         for app, version in sorted(versions.items()):
             app_archives = [a for a in archives if a.app == app]
             for name, text in render_installers(app, version, app_archives, base_url, update).items():
@@ -184,7 +190,7 @@ def package_release(
 
 
 def _inputs(
-    record: BuildRecord, state: SourceState, repo: Path, options: dict[str, Any], manifests: tuple[Path, ...]
+    record: BuildRecord, state: SourceState, epoch: int, options: dict[str, Any], manifests: tuple[Path, ...]
 ) -> str:
     """Everything the release folder's files are made from, as one digest."""
     known = catalog.current()
@@ -197,7 +203,7 @@ def _inputs(
         "targets": targets,
         "target_data": {t: repr(known.target(t)) for t in targets if t in known.targets},
         "source": dataclasses.asdict(state),
-        "source_date_epoch": source_date_epoch(repo),
+        "source_date_epoch": epoch,
         "manifests": {str(m): sha256_file(m) if m.is_file() else None for m in sorted(manifests)},
         # latest.json's `released` and `expires` are dated: they are renewed once a day.
         "day": datetime.now(UTC).date().isoformat(),

@@ -106,6 +106,8 @@ def package_built(report: BuildReport, settings: Settings) -> None:
         metadata_days=settings.update.metadata_days,
         manifests=report.manifests,
         reuse=True,
+        source=report.source_state,
+        source_epoch=report.source_epoch,
     )
 
 

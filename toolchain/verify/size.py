@@ -98,9 +98,12 @@ def git_commit(repo: Path) -> tuple[str | None, bool]:
     return head, bool(proc.output(["git", "-C", repo, "status", "--porcelain", "--untracked-files=no"]))
 
 
-def append_history(out_dir: Path, repo: Path, profile: str, targets: list[TargetEntry]) -> Path:
-    """One line per built binary: when, which commit, how big."""
-    commit, dirty = git_commit(repo)
+def append_history(
+    out_dir: Path, repo: Path, profile: str, targets: list[TargetEntry], source: tuple[str | None, bool] | None = None
+) -> Path:
+    """One line per built binary: when, which commit, how big (`source`: the commit and
+    whether the tree is dirty, when the caller knows them; else asked of git)."""
+    commit, dirty = source or git_commit(repo)
     now = datetime.now(UTC).isoformat(timespec="seconds")
     path = out_dir / HISTORY_NAME
     lines = []
