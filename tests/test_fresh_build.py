@@ -270,10 +270,11 @@ def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
 
     def save() -> str | None:
         reads = fresh.Reads.start()
-        return fresh.save(
-            "k", reads, 0, {}, workspace_root=tmp_path, target_directory=tmp_path / "target",
-            out_dir=tmp_path / "out", manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
+        watched = fresh.Watched(
+            workspace_root=tmp_path, target_directory=tmp_path / "target", out_dir=tmp_path / "out",
+            manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
         )  # fmt: skip
+        return fresh.save("k", reads, 0, {}, watched)
 
     depinfo.write_text(f"{binary}: {escaped}\n")
     assert fresh.dep_info_paths(binary) == [str(source)]  # make's "\ " is a space in a name

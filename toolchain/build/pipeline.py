@@ -21,6 +21,7 @@ import msgspec
 from toolchain import __version__, proc
 from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.build.options import BuildOptions as BuildOptions  # its home is light: the fresh check keys on it
 from toolchain.build.record import (
     ArtifactEntry,
     BinaryEntry,
@@ -60,30 +61,6 @@ AFTER_CARGO = (
 
 REPORT_SCHEMA = "toolchain.build/v1"
 EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    targets: tuple[str, ...] = ()  # empty: settings, else this host's target
-    all_targets: bool = False
-    profile: str | None = None
-    manifest_path: Path | None = None
-    package: str | None = None
-    binaries: tuple[str, ...] = ()
-    runner: str | None = None
-    force_profile: bool = False
-    out_dir: Path | None = None
-    keep_going: bool = False
-    package_artifacts: bool = True
-    allow: tuple[str, ...] = ()  # policy rules overridden on purpose (recorded)
-    features: tuple[str, ...] = ()  # added to [build] features
-    all_features: bool | None = None  # None: [build] all-features
-    no_default_features: bool | None = None  # None: [build] no-default-features
-    locked: bool | None = None  # None: [build] locked
-    demo: bool = False  # build the bundled demo (a source checkout only)
-    clean: bool = False  # remove release files of the folder that this build record did not make
-    cache: str | None = None  # compile cache backend; None: [cache] backend
-    timings: bool | None = None  # None: [build] timings (keep cargo's timings page per target)
 
 
 @dataclass(frozen=True)
