@@ -240,6 +240,26 @@ def test_a_changed_tool_on_path_builds_again(crate: Path, shims: Path) -> None:
     settle(crate, shims)
 
 
+def test_a_changed_cargo_home_config_builds_again(crate: Path, shims: Path, tmp_path: Path) -> None:
+    """cargo reads $CARGO_HOME/config.toml, outside the project: made or edited, it counts.
+    A cargo home of the test's own, sharing the real one's tools and downloads."""
+    real = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    home = tmp_path / "cargo-home"
+    home.mkdir()
+    for name in ("bin", "registry", "git"):
+        if (real / name).exists():
+            (home / name).symlink_to(real / name)
+    env = {"CARGO_HOME": str(home)}
+    settle(crate, shims, env=env)
+    config = home / "config.toml"
+    config.write_text("[term]\nverbose = false\n")
+    assert build(crate, shims, env=env)["fresh"] is False
+    settle(crate, shims, env=env)
+    config.write_text("[term]\nquiet = false\n")
+    assert build(crate, shims, env=env)["fresh"] is False
+    settle(crate, shims)
+
+
 def test_a_source_changed_while_the_build_ran_is_not_fingerprinted(crate: Path, shims: Path) -> None:
     """A file whose time is after the build began may have been read before its change:
     no fingerprint is written, and the next build is a real one too."""
