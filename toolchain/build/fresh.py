@@ -19,7 +19,7 @@ result depends on:
   a file that is absent (toolchain.toml, Cargo.toml, rust-toolchain(.toml),
   .cargo/config(.toml) in each folder above);
 - the tools on PATH (cargo, rustc, cargo-zigbuild, zig, xz, git, rustup's
-  settings and the sysroots' compilers);
+  settings, $CARGO_HOME/config(.toml) and the sysroots' compilers);
 - every file of the output folder and the binaries in cargo's target folder;
 - the git commit and the tracked files' status (one `git status` call).
 
