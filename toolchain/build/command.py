@@ -80,8 +80,10 @@ def _end_without_freeing() -> None:
     Files are closed by their `with` blocks, temporary folders by theirs."""
     import gc
 
+    from toolchain.build.pipeline import warmed_up
     from toolchain.verify.inspection import quiet_about_kept_objects
 
+    warmed_up()  # a cargo run whose binary's inspection was cached can end while LIEF is still importing
     quiet_about_kept_objects()
     gc.freeze()
 

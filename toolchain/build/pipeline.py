@@ -484,6 +484,7 @@ def _finish_held(
 
 
 _warmed = threading.Event()
+_warming: list[threading.Thread] = []
 
 
 def warm_up_inspection(release_channels: bool = False) -> None:
@@ -493,7 +494,16 @@ def warm_up_inspection(release_channels: bool = False) -> None:
     cargo run, whose binary's inspection is cached, never pays for it."""
     if not _warmed.is_set():
         _warmed.set()
-        threading.Thread(target=_warm_up, args=(release_channels,), name="toolchain-warm-up").start()
+        thread = threading.Thread(target=_warm_up, args=(release_channels,), name="toolchain-warm-up")
+        thread.start()
+        _warming.append(thread)
+
+
+def warmed_up() -> None:
+    """Wait for the warm-up thread. The process waits for it at exit anyway; a build that ends
+    without freeing its objects waits first, so that LIEF is whole when told to keep quiet."""
+    for thread in _warming:
+        thread.join()
 
 
 def _warm_up(release_channels: bool) -> None:
