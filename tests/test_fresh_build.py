@@ -1,7 +1,8 @@
 """The fresh check: a build with nothing changed since the same command's last
 successful build reports that build's result without running cargo, and each
 input it fingerprints, changed, makes the next build a real one. Real builds
-of one small crate with a build script, through the CLI."""
+of one small crate with a build script, through the CLI; then the library's
+run_or_reuse and the pruning of the fingerprint store, on real files."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import make_crate, run_invoke
+
+from toolchain.build import fresh
 
 HOST = "x86_64-unknown-linux-gnu"
 # The app reads a constant of a library member whose build script takes it from a variable.
@@ -237,6 +240,26 @@ def test_a_changed_tool_on_path_builds_again(crate: Path, shims: Path) -> None:
     settle(crate, shims)
 
 
+def test_a_changed_cargo_home_config_builds_again(crate: Path, shims: Path, tmp_path: Path) -> None:
+    """cargo reads $CARGO_HOME/config.toml, outside the project: made or edited, it counts.
+    A cargo home of the test's own, sharing the real one's tools and downloads."""
+    real = Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
+    home = tmp_path / "cargo-home"
+    home.mkdir()
+    for name in ("bin", "registry", "git"):
+        if (real / name).exists():
+            (home / name).symlink_to(real / name)
+    env = {"CARGO_HOME": str(home)}
+    settle(crate, shims, env=env)
+    config = home / "config.toml"
+    config.write_text("[term]\nverbose = false\n")
+    assert build(crate, shims, env=env)["fresh"] is False
+    settle(crate, shims, env=env)
+    config.write_text("[term]\nquiet = false\n")
+    assert build(crate, shims, env=env)["fresh"] is False
+    settle(crate, shims)
+
+
 def test_a_source_changed_while_the_build_ran_is_not_fingerprinted(crate: Path, shims: Path) -> None:
     """A file whose time is after the build began may have been read before its change:
     no fingerprint is written, and the next build is a real one too."""
@@ -256,8 +279,6 @@ def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
 ) -> None:
     """A container build's dep-info names the container's paths, and `dep-info-basedir`
     makes them relative: neither can be watched, so no fingerprint is written."""
-    from toolchain.build import fresh
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     source = tmp_path / "src dir" / "main.rs"
     source.parent.mkdir()
@@ -270,10 +291,11 @@ def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
 
     def save() -> str | None:
         reads = fresh.Reads.start()
-        return fresh.save(
-            "k", reads, 0, {}, workspace_root=tmp_path, target_directory=tmp_path / "target",
-            out_dir=tmp_path / "out", manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
+        watched = fresh.Watched(
+            workspace_root=tmp_path, target_directory=tmp_path / "target", out_dir=tmp_path / "out",
+            manifests=(), build_script_roots=(), binaries=(binary,), sysroots=(),
         )  # fmt: skip
+        return fresh.save("k", reads, 0, {}, watched)
 
     depinfo.write_text(f"{binary}: {escaped}\n")
     assert fresh.dep_info_paths(binary) == [str(source)]  # make's "\ " is a space in a name
@@ -285,8 +307,6 @@ def test_dep_info_that_names_paths_not_here_leaves_no_fingerprint(
 
 
 def test_a_listed_folder_that_gained_anything_but_an_output_folder_changed(tmp_path: Path) -> None:
-    from toolchain.build import fresh
-
     folder = tmp_path / "crate"
     (folder / "src").mkdir(parents=True)
     reads = fresh.Reads()
@@ -300,3 +320,149 @@ def test_a_listed_folder_that_gained_anything_but_an_output_folder_changed(tmp_p
     (folder / "policies").rmdir()
     (folder / "src").rmdir()
     assert not fresh._gained_only(str(folder), reads, outputs)  # lost one
+
+
+# The library: fresh.run_or_reuse around a stand-in command whose "build" is a source file
+# and a binary with cargo's dep-info beside it (real files; no cargo needed to watch them).
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fingerprint store of its own, and a built project's files in tmp_path/'app'."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    root = tmp_path / "app"
+    (root / "src").mkdir(parents=True)
+    (root / "src" / "main.rs").write_text(MAIN_RS)
+    (root / "Cargo.toml").write_text('[package]\nname = "app"\n')
+    (root / "target").mkdir()
+    (root / "target" / "app").write_bytes(b"\x7fELF")
+    (root / "target" / "app.d").write_text(f"{root / 'target' / 'app'}: {root / 'src' / 'main.rs'}\n")
+    (root / "dist").mkdir()
+    (root / "dist" / "app.tar.xz").write_bytes(b"archive")
+    return root
+
+
+def watched(root: Path, binary: str = "app") -> fresh.Watched:
+    return fresh.Watched(
+        workspace_root=root, target_directory=root / "target", out_dir=root / "dist",
+        manifests=(root / "Cargo.toml",), build_script_roots=(), binaries=(root / "target" / binary,), sysroots=(),
+    )  # fmt: skip
+
+
+class Command:
+    """A command run through run_or_reuse: counts its real runs."""
+
+    def __init__(self, root: Path, *, ok: bool = True, binary: str = "app") -> None:
+        self.root, self.ok, self.binary, self.runs = root, ok, binary, 0
+
+    def run(self) -> fresh.FreshResult:
+        self.runs += 1
+        return fresh.FreshResult(
+            ok=self.ok, document={"run": self.runs}, title="Build summary", columns=["target", "verdict"],
+            rows=[[HOST, "ok"]], notes=("build timings: page.html",), watched=watched(self.root, self.binary),
+        )  # fmt: skip
+
+    def __call__(self, *, force: bool = False, json: bool = True, options: dict[str, str] | None = None) -> bool:
+        """Whether this call was fresh."""
+        outcome = fresh.run_or_reuse(options or {"profile": "fast"}, self.run, force=force, json=json)
+        assert outcome.ok is self.ok
+        return outcome.fresh
+
+
+def test_run_or_reuse_prints_the_stored_result_until_an_input_changes(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = Command(project)
+    assert command() is False
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"run": 1, "fresh": False}
+    assert "build timings: page.html" in err
+    assert "next build runs cargo again" not in err
+    assert command() is True
+    out, err = capsys.readouterr()
+    assert json.loads(out) == {"run": 1, "fresh": True}
+    assert "fresh: nothing changed" in err and "build timings" not in err  # the run's notes are its own
+    assert command(json=False) is True
+    out, _ = capsys.readouterr()
+    assert out.splitlines()[0] == "Build summary" and HOST in out  # the stored table, as the run printed it
+    assert command.runs == 1
+    assert command(force=True) is False
+    assert command(options={"profile": "size"}) is False  # another command
+    assert command() is True
+    os.utime(project / "src" / "main.rs", (1, 1))  # a source dep-info names
+    assert command() is False
+    assert command() is True
+    assert command.runs == 4
+
+
+def test_a_failed_run_or_an_unwatchable_one_is_not_fingerprinted(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    failing = Command(project, ok=False)
+    assert failing() is False
+    assert failing() is False
+    assert failing.runs == 2
+    assert not fresh.store_dir().exists()
+    no_dep_info = Command(project, binary="other")
+    (project / "target" / "other").write_bytes(b"\x7fELF")
+    assert no_dep_info() is False
+    assert f"the next build runs cargo again: no usable dep-info beside {project / 'target' / 'other'}" in (
+        capsys.readouterr().err
+    )
+    assert no_dep_info() is False
+    assert not fresh.store_dir().exists()
+
+
+def test_a_store_that_cannot_be_written_costs_only_the_next_build(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # the store's folder cannot be made
+    command = Command(project)
+    assert command() is False
+    assert f"the next build runs cargo again: cannot write to {blocked}/toolchain/fresh" in capsys.readouterr().err
+    assert command() is False
+
+
+def _aged(folder: Path, name: str, days: float, now: float) -> Path:
+    path = folder / name
+    path.write_text("{}")
+    os.utime(path, (now - days * 86400, now - days * 86400))
+    return path
+
+
+def test_saving_prunes_unused_fingerprints_and_a_hit_keeps_its_own(project: Path) -> None:
+    store = fresh.store_dir()
+    store.mkdir(parents=True)
+    now = time.time()
+    stale = _aged(store, "stale.json", 31, now)
+    partial = _aged(store, ".crashed.123.partial", 40, now)
+    recent = _aged(store, "recent.json", 29, now)
+    command = Command(project)
+    assert command() is False
+    assert not stale.exists() and not partial.exists()
+    assert recent.exists()
+    (ours,) = set(store.glob("*.json")) - {recent}
+    os.utime(ours, (now - 29 * 86400, now - 29 * 86400))
+    assert command() is True
+    assert ours.stat().st_mtime > now - 60  # used: touched
+    assert command(options={"profile": "size"}) is False  # another save: a prune
+    assert ours.exists()
+
+
+def test_prune_keeps_the_newest_and_goes_past_what_it_cannot_remove(tmp_path: Path) -> None:
+    now = time.time()
+    store = tmp_path / "fresh"
+    store.mkdir()
+    # Minutes apart, all recent: only the cap removes any.
+    files = [_aged(store, f"{n:03}.json", n / 1440, now) for n in range(fresh.KEEP_NEWEST + 5)]
+    folder = store / "old-folder.json"  # cannot be unlinked: passed over
+    folder.mkdir()
+    os.utime(folder, (now - 90 * 86400, now - 90 * 86400))
+    (store / "dangling.json").symlink_to(store / "gone")  # vanished before its stat: passed over
+    fresh.prune(store, now)
+    assert sorted(p.name for p in store.iterdir()) == sorted(
+        [*(f.name for f in files[: fresh.KEEP_NEWEST]), "old-folder.json", "dangling.json"]
+    )
+    fresh.prune(tmp_path / "absent", now)  # no store yet: nothing to do

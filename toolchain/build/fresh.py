@@ -19,7 +19,7 @@ result depends on:
   a file that is absent (toolchain.toml, Cargo.toml, rust-toolchain(.toml),
   .cargo/config(.toml) in each folder above);
 - the tools on PATH (cargo, rustc, cargo-zigbuild, zig, xz, git, rustup's
-  settings and the sysroots' compilers);
+  settings, $CARGO_HOME/config(.toml) and the sysroots' compilers);
 - every file of the output folder and the binaries in cargo's target folder;
 - the git commit and the tracked files' status (one `git status` call).
 
@@ -28,20 +28,30 @@ toolkit beyond this module and proc. Anything it cannot read counts as
 changed, never as an error. A file modified after the build began is not
 fingerprinted (the build may have read it before the change): the next build
 is then a real one, as cargo decides from its own start time.
+
+`run_or_reuse` is the whole check around one command: it prints the stored
+result on a hit, else runs the command and fingerprints it when it succeeded.
+Saving a fingerprint also prunes the store (unused ones, then all but the
+newest): a failure there, as any failure to write, costs only the next
+build's speed, never this build.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
 from toolchain.errors import ToolchainError
+from toolchain.log import log
 
 SCHEMA = "toolchain.fresh/v1"
 # Variables that differ between two runs of the same command and that no build reads.
@@ -62,6 +72,10 @@ TOOLS = ("cargo", "rustc", "rustup", "cargo-zigbuild", "zig", "xz", "git")
 # A member with a build script is walked; past this many files the build is not fingerprinted.
 MAX_WALKED = 20000
 _UNSEEN = "/proc/", "/sys/", "/dev/"
+# A fingerprint (~50 KB) unused this long is of a command no longer run, often in a deleted temporary folder.
+UNUSED_FOR_S = 30 * 86400
+# At most this many (~10 MB): one per command and folder, so a machine that builds many folders keeps the recent.
+KEEP_NEWEST = 200
 
 State = tuple[int, int, int, int] | None  # mtime_ns, ctime_ns, size, inode; None: absent
 
@@ -91,6 +105,112 @@ def state(path: str) -> State:
     except FileNotFoundError:
         return None
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+@dataclass(frozen=True)
+class Watched:
+    """What a successful build's fingerprint watches beside what its process read."""
+
+    workspace_root: Path
+    target_directory: Path
+    out_dir: Path
+    manifests: tuple[Path, ...]  # the workspace's and every member's Cargo.toml
+    build_script_roots: tuple[Path, ...]  # members with a build script: walked whole
+    binaries: tuple[Path, ...]  # each with cargo's dep-info beside it
+    sysroots: tuple[Path, ...]
+
+
+@dataclass(frozen=True)
+class FreshResult:
+    """One real run of a command: what it prints, and what a fresh hit prints again."""
+
+    ok: bool  # only a successful run is fingerprinted
+    document: dict[str, Any]  # the --json document, without "fresh"
+    title: str
+    columns: Sequence[str]
+    rows: Sequence[Sequence[str]]
+    notes: tuple[str, ...] = ()  # lines logged after the result, by this run only
+    watched: Watched | None = None  # None: nothing to fingerprint (the next run is a real one)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    fresh: bool  # the stored result was printed; nothing ran
+
+
+def run_or_reuse(
+    options: Mapping[str, Any], run: Callable[[], FreshResult], *, force: bool = False, json: bool = False
+) -> Outcome:
+    """The command keyed by `options` (every option that changes what it builds or writes):
+    its stored result when nothing it depends on changed since its last success (and not
+    `force`), else `run()`'s, fingerprinted when it succeeded. Either is printed: the
+    --json document with "fresh" added, or the summary table."""
+    key = command_key(dict(options))
+    previous = None if force else stored(key)
+    if previous is not None:
+        touch(key)
+        log.info("fresh: nothing changed since this command's last build (--force builds again)")
+        _show(previous["report"], previous["title"], previous["columns"], previous["rows"], fresh=True, json=json)
+        return Outcome(ok=True, fresh=True)
+    started_ns = time.time_ns()
+    reads = Reads.start()
+    try:
+        result = run()
+    finally:
+        reads.stop()
+    _show(result.document, result.title, result.columns, result.rows, fresh=False, json=json)
+    for note in result.notes:
+        log.info(note)
+    if result.ok and result.watched is not None:
+        shown = {"report": result.document, "title": result.title, "columns": result.columns, "rows": result.rows}
+        why_not = save(key, reads, started_ns, shown, result.watched)
+        if why_not:
+            log.info(f"the next build runs cargo again: {why_not}")
+    return Outcome(ok=result.ok, fresh=False)
+
+
+def _show(
+    document: dict[str, Any],
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    *,
+    fresh: bool,
+    json: bool,
+) -> None:
+    if json:
+        log.json({**document, "fresh": fresh})
+    else:
+        log.table(title, columns, rows)
+
+
+def touch(key: str) -> None:
+    """Mark a fingerprint used (pruning goes by mtime); a cache: a failure is ignored."""
+    with contextlib.suppress(OSError):
+        os.utime(store_dir() / f"{key}.json")
+
+
+def prune(folder: Path, now: float | None = None) -> None:
+    """Remove what is older than UNUSED_FOR_S, then all but the KEEP_NEWEST newest, by mtime.
+    A file that vanishes or cannot be removed (another build pruning, a read-only folder) is
+    left: this is a cache."""
+    now = time.time() if now is None else now
+    aged: list[tuple[float, str]] = []
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                try:
+                    aged.append((entry.stat().st_mtime, entry.path))
+                except OSError:
+                    continue  # gone since listed, or a dangling link
+    except OSError:
+        return
+    aged.sort(reverse=True)
+    for rank, (mtime, path) in enumerate(aged):
+        if rank >= KEEP_NEWEST or mtime < now - UNUSED_FOR_S:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # noqa: PTH108 - a str from scandir, as the other paths here
 
 
 def git_state(repo: Path) -> str | None:
@@ -248,22 +368,12 @@ def _tools() -> list[str]:
     return found
 
 
-def save(
-    key: str,
-    reads: Reads,
-    started_ns: int,
-    result: dict[str, Any],
-    *,
-    workspace_root: Path,
-    target_directory: Path,
-    out_dir: Path,
-    manifests: tuple[Path, ...],
-    build_script_roots: tuple[Path, ...],
-    binaries: tuple[Path, ...],
-    sysroots: tuple[Path, ...],
-) -> str | None:
-    """Write this command's fingerprint; None when written, else why not (nothing is written)."""
+def save(key: str, reads: Reads, started_ns: int, result: dict[str, Any], watched: Watched) -> str | None:
+    """Write this command's fingerprint and prune the store; None when written, else why
+    not (nothing is written)."""
     reads.stop()
+    workspace_root, target_directory, out_dir = watched.workspace_root, watched.target_directory, watched.out_dir
+    manifests, binaries = watched.manifests, watched.binaries
     outputs = {str(target_directory), str(out_dir), str(store_dir())}
 
     def is_output(path: str) -> bool:
@@ -273,7 +383,7 @@ def save(
     inputs |= {*_upwards(workspace_root), *_tools()}
     for manifest in manifests:  # settings are looked up from the built crate's folder too
         inputs.update(_upwards(manifest.parent))
-    for sysroot in sysroots:
+    for sysroot in watched.sysroots:
         inputs |= {str(sysroot / "bin" / "rustc"), str(sysroot / "bin" / "cargo"), str(sysroot / "lib" / "rustlib")}
     for binary in binaries:
         listed = dep_info_paths(binary)
@@ -285,7 +395,7 @@ def save(
             return f"{binary.name}'s dep-info names {missing}, which is not here"
         inputs.update(listed)
     walked: list[str] = []
-    for root in build_script_roots:
+    for root in watched.build_script_roots:
         if not _walk(root, outputs, walked):
             return f"more than {MAX_WALKED} files under {root}"
     inputs.update(walked)
@@ -318,8 +428,14 @@ def save(
         "result": result,
     }
     folder = store_dir()
-    folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{key}.{os.getpid()}.partial"
-    partial.write_text(json.dumps(document), encoding="utf-8")
-    os.replace(partial, folder / f"{key}.json")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(document), encoding="utf-8")
+        os.replace(partial, folder / f"{key}.json")
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        return f"cannot write to {folder} ({exc.strerror or exc})"
+    prune(folder)
     return None

@@ -21,6 +21,7 @@ import msgspec
 from toolchain import __version__, proc
 from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.build.options import BuildOptions as BuildOptions  # its home is light: the fresh check keys on it
 from toolchain.build.record import (
     ArtifactEntry,
     BinaryEntry,
@@ -61,30 +62,6 @@ AFTER_CARGO = (
 
 REPORT_SCHEMA = "toolchain.build/v1"
 EXTRA_DOC_NAMES = ("CHANGELOG.md", "CHANGELOG")
-
-
-@dataclass(frozen=True)
-class BuildOptions:
-    targets: tuple[str, ...] = ()  # empty: settings, else this host's target
-    all_targets: bool = False
-    profile: str | None = None
-    manifest_path: Path | None = None
-    package: str | None = None
-    binaries: tuple[str, ...] = ()
-    runner: str | None = None
-    force_profile: bool = False
-    out_dir: Path | None = None
-    keep_going: bool = False
-    package_artifacts: bool = True
-    allow: tuple[str, ...] = ()  # policy rules overridden on purpose (recorded)
-    features: tuple[str, ...] = ()  # added to [build] features
-    all_features: bool | None = None  # None: [build] all-features
-    no_default_features: bool | None = None  # None: [build] no-default-features
-    locked: bool | None = None  # None: [build] locked
-    demo: bool = False  # build the bundled demo (a source checkout only)
-    clean: bool = False  # remove release files of the folder that this build record did not make
-    cache: str | None = None  # compile cache backend; None: [cache] backend
-    timings: bool | None = None  # None: [build] timings (keep cargo's timings page per target)
 
 
 @dataclass(frozen=True)
@@ -527,6 +504,7 @@ def _finish_held(
 
 
 _warmed = threading.Event()
+_warming: list[threading.Thread] = []
 
 
 def warm_up_inspection(release_channels: bool = False) -> None:
@@ -536,7 +514,16 @@ def warm_up_inspection(release_channels: bool = False) -> None:
     cargo run, whose binary's inspection is cached, never pays for it."""
     if not _warmed.is_set():
         _warmed.set()
-        threading.Thread(target=_warm_up, args=(release_channels,), name="toolchain-warm-up").start()
+        thread = threading.Thread(target=_warm_up, args=(release_channels,), name="toolchain-warm-up")
+        thread.start()
+        _warming.append(thread)
+
+
+def warmed_up() -> None:
+    """Wait for the warm-up thread. The process waits for it at exit anyway; a build that ends
+    without freeing its objects waits first, so that LIEF is whole when told to keep quiet."""
+    for thread in _warming:
+        thread.join()
 
 
 def _warm_up(release_channels: bool) -> None:

@@ -105,13 +105,13 @@ def release_task(
     json: bool = False,
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
+    from toolchain.build.command import package_built
     from toolchain.build.pipeline import BuildOptions, build
     from toolchain.config.settings import load_settings
     from toolchain.release.github import GitHubTarget
     from toolchain.release.publish import plan, publish, release_info
     from toolchain.release.s3 import S3Target
     from toolchain.release.signing import configured_secret_key, public_key_text
-    from toolchain.tasks.build import package_built
 
     settings = load_settings()
     if configured_secret_key(settings.secret_key_file) is None:
