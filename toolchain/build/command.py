@@ -36,9 +36,11 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
     settings = load_settings(settings_folder(options.manifest_path, options.demo))
     with contextlib.suppress(ToolchainError):  # no Cargo.toml: the build says so, in its order
         from toolchain.build.cargo import ask_metadata_ahead
+        from toolchain.build.routes import ask_sysroot_ahead
 
-        # cargo metadata runs while the pipeline's modules load below
+        # cargo metadata and rustc --print sysroot run while the pipeline's modules load below
         ask_metadata_ahead(options.manifest_path or settings.manifest(demo=options.demo))
+        ask_sysroot_ahead()
     from toolchain.build.pipeline import build
     from toolchain.build.routes import SYSROOTS
 

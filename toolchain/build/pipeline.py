@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import os
-import shutil
 import threading
 import time
 from collections import deque
@@ -31,7 +30,7 @@ from toolchain.build.record import (
     load_record_or_empty,
     save_record,
 )
-from toolchain.build.routes import Route, default_rustc, rustc_sysroot, rustc_version
+from toolchain.build.routes import Route, ask_sysroot_ahead, rustc_version
 from toolchain.build.runners import BuildJob, choose_runner
 from toolchain.build.sdk import require_sdk
 from toolchain.build.vendor import merge_sources
@@ -178,7 +177,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     profile = settings.catalog.profile(options.profile or settings.build.profile)
     targets = resolve_targets(options, settings)
     # rustc's sysroot (the std route) is asked on a thread while cargo metadata runs: one wait, not two.
-    threading.Thread(target=_ask_sysroot, name="toolchain-sysroot", daemon=True).start()
+    ask_sysroot_ahead()
     project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
     selections = select(project, options.package, list(options.binaries))
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
@@ -211,12 +210,6 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     return BuildReport(
         profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project, source, epoch
     )
-
-
-def _ask_sysroot() -> None:
-    rustc = default_rustc()
-    if shutil.which(rustc) or Path(rustc).is_file():
-        rustc_sysroot(rustc)  # cached for candidate_routes
 
 
 def usable_out_dir(path: Path) -> Path:

@@ -58,6 +58,18 @@ def rustc_sysroot(rustc: str) -> Path | None:
         return _sysroot(rustc)
 
 
+def ask_sysroot_ahead() -> None:
+    """Ask rustc's sysroot (the std route) on a thread, while other work runs: one wait, not two.
+    Asked twice, the second waits for the first's answer (the lock, the cache)."""
+
+    def ask() -> None:
+        rustc = default_rustc()
+        if shutil.which(rustc) or Path(rustc).is_file():
+            rustc_sysroot(rustc)  # cached for candidate_routes
+
+    threading.Thread(target=ask, name="toolchain-sysroot", daemon=True).start()
+
+
 def forget_sysroots() -> None:
     """Ask again next time (a toolchain was just installed)."""
     _sysroot.cache_clear()
