@@ -90,10 +90,10 @@ def bare_command(
     return list(invocation.argv), env
 
 
-def cargo_seconds(out_dir: Path, triple: str) -> float:
-    """The cargo phase of the last build's record for `triple`."""
+def phase_seconds(out_dir: Path, triple: str) -> dict[str, float]:
+    """The phases (cargo, verify, package) of the last build's record for `triple`."""
     record = json.loads((out_dir / RECORD_NAME).read_text())
-    return float(dict(record["targets"][triple]["phases"])["cargo"])
+    return {name: float(seconds) for name, seconds in record["targets"][triple]["phases"]}
 
 
 def median(values: list[Timed]) -> Timed:
@@ -156,6 +156,7 @@ def main() -> None:
 
             fresh: dict[str, list[Timed]] = {"bare": [], "toolkit": []}
             outside: list[float] = []  # a toolkit run's wall seconds outside its own cargo phase
+            after_cargo: dict[str, list[float]] = {"verify": [], "package": []}
             for run in range(options.runs):
                 # Alternate the order so neither side always gets a warmer cache.
                 order = [("bare", bare, env), ("toolkit", toolkit, base_env)]
@@ -164,10 +165,15 @@ def main() -> None:
                     fresh[kind].append(timed(argv, run_env))
                     extra = ""
                     if kind == "toolkit":
-                        outside.append(fresh[kind][-1].wall - cargo_seconds(work / "dist", host.triple))
+                        phases = phase_seconds(work / "dist", host.triple)
+                        outside.append(fresh[kind][-1].wall - phases["cargo"])
+                        for name, kept in after_cargo.items():
+                            kept.append(phases.get(name, 0.0))
                         extra = f"  ({outside[-1]:.2f} s outside its cargo phase)"
                     print(f"fresh {kind:8} run {run + 1}: {show('', fresh[kind][-1])}{extra}", flush=True)
             noop_bare = [timed(bare, env) for _ in range(options.noop_runs)]
+            # What any invoke task costs before it does anything: the interpreter and invoke starting.
+            listing = [timed([*invoke[:-1], "--list"], base_env) for _ in range(options.noop_runs)]
             # With --json, to see which runs took the fresh check's fast path (the first after a
             # fresh build does not: that build made dist/ and target/ in a folder it had listed).
             documents: list[bytes] = []
@@ -187,6 +193,14 @@ def main() -> None:
             print(
                 f"  the same from the toolkit's own record (its wall time outside its cargo phase, "
                 f"immune to cargo's run-to-run spread): {statistics.median(outside):+.2f} s (goal <= 0.5 s)"
+            )
+            start, verify = median(listing).wall, statistics.median(after_cargo["verify"])
+            package = statistics.median(after_cargo["package"])
+            rest = statistics.median(outside) - start - verify - package
+            print(
+                f"  of which: Python and invoke starting {start:.2f} s (`invoke --list`), verify {verify:.2f} s, "
+                f"package {package:.2f} s (tar, xz -6, checksums), the rest {rest:.2f} s "
+                "(settings, cargo metadata, release folder, fingerprint, exit)"
             )
             print(
                 f"no-op rebuild {show('bare cargo', median(noop_bare))}   {show('invoke build', median(noop_toolkit))}"
@@ -239,7 +253,7 @@ def main() -> None:
                 else:
                     edit()
                     toolkit_all.append(timed(every, all_env))
-                    cargo = {t.triple: cargo_seconds(work / "dist-all", t.triple) for t in targets}
+                    cargo = {t.triple: phase_seconds(work / "dist-all", t.triple)["cargo"] for t in targets}
                     outside_all.append(toolkit_all[-1].wall - sum(cargo.values()))
                     for triple, seconds in cargo.items():
                         print(f"  toolkit {triple:25} {seconds:7.2f} s wall in its cargo phase", flush=True)
