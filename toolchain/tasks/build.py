@@ -7,7 +7,6 @@ from pathlib import Path
 from invoke.context import Context
 from invoke.exceptions import Exit
 
-from toolchain.build.options import BuildOptions
 from toolchain.errors import SOME_TARGETS_FAILED
 from toolchain.tasks.base import target_list, task
 
@@ -67,6 +66,7 @@ def build_task(
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
     from toolchain.build.command import build_command
+    from toolchain.build.options import BuildOptions
 
     # Every option that changes what is built or written (not --json, --force: how it is shown, whether to check).
     options = BuildOptions(
