@@ -534,8 +534,8 @@ def _warm_up(release_channels: bool) -> None:
 
 
 def _ask_plan(plan: Plan) -> None:
-    """Fill the plan's cached answers (cargo's version, the archives' timestamp); a
-    failure here is left for the target that asks again to report."""
+    """Fill the plan's cached answers (cargo's version, the archives' timestamp, the
+    source's state); a failure here is left for whoever asks again to report."""
     try:
         plan.cargo_version  # noqa: B018 - a cached property, read to fill it
         if plan.options.package_artifacts:
