@@ -261,3 +261,25 @@ def test_a_crate_named_by_manifest_path_gets_its_own_settings_not_the_demos(
     assert manifest["upgrade_checks"] == ([["selftest", "own"]] if own_settings else [["--version"]])
     baked = "UPGRADE_CHECKS='selftest\town'" if own_settings else "UPGRADE_CHECKS='--version'"
     assert f"\n{baked}\n" in (out / "manifestpathapp-installer.sh").read_text()
+
+
+def test_invoke_package_of_a_crates_release_folder_uses_that_crates_settings(
+    tmp_path: Path, shared_target_dir: Path
+) -> None:
+    """`invoke package --out-dir ../app/dist` rewrites the installers and the manifest:
+    with the settings of the project the folder's build record names, not those where
+    invoke runs (here the checkout, whose demo declares migrate/doctor)."""
+    crate = tmp_path / "elsewhere"
+    make_crate(crate, "repackagedapp", main_rs=PLAIN_MAIN)
+    (crate / "toolchain.toml").write_text('[update]\nupgrade-checks = [["selftest", "own"]]\n')
+    out = tmp_path / "out"
+    built = run_invoke(
+        "build", "--manifest-path", str(crate / "Cargo.toml"), "--target", HOST, "--profile", "fast",
+        "--out-dir", str(out), cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    (out / "manifest.json").unlink()
+    packaged = run_invoke("package", "--out-dir", str(out), cwd=REPO_ROOT)
+    assert packaged.returncode == 0, packaged.stderr
+    assert json.loads((out / "manifest.json").read_text())["upgrade_checks"] == [["selftest", "own"]]
+    assert "\nUPGRADE_CHECKS='selftest\town'\n" in (out / "repackagedapp-installer.sh").read_text()

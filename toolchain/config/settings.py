@@ -11,6 +11,7 @@ targets/, profiles/ and policies/ folders beside it)."""
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -410,6 +411,14 @@ def settings_folder(manifest_path: Path | None = None, demo: bool = False) -> Pa
     if manifest_path is not None:
         return manifest_path.resolve().parent
     return Path.cwd()
+
+
+def project_settings(manifests: Sequence[Path]) -> Settings:
+    """The settings a build of these Cargo.toml files read (a release folder's record names
+    them): discovered from the first one's folder when it is on this machine, else from
+    the current folder (a record merged from another machine's build)."""
+    here = next((m for m in manifests if m.is_file()), None)
+    return load_settings(settings_folder(here) if here is not None else None)
 
 
 def load_settings(cwd: Path | None = None) -> Settings:

@@ -34,21 +34,21 @@ def package_task(
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
     from toolchain.build.record import load_record
     from toolchain.build.stale import report_stale
-    from toolchain.config.settings import load_settings
+    from toolchain.config.settings import load_settings, project_settings
     from toolchain.release.folder import package_release
     from toolchain.release.installers import InstallerUpdate
     from toolchain.release.signing import configured_secret_key
 
-    settings = load_settings()
-    folder = out_folder(out_dir, settings)
+    folder = out_folder(out_dir, load_settings())
     if merge:
         from toolchain.release.folder import merge_parts
 
         log.info(f"merged {', '.join(merge_parts(Path(merge), folder))} into {folder}")
-    key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
     record = load_record(folder)
     report_stale(folder, record, clean)
     manifests = [e.manifest_path for e in record.targets.values() if e.manifest_path]
+    settings = project_settings(manifests)  # the built project's, as its build read them
+    key = configured_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
     repo = manifests[0].parent if manifests else folder
     update = InstallerUpdate.from_settings(settings.update)
     report = package_release(
