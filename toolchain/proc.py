@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from toolchain.errors import MissingToolError, ToolchainError
 from toolchain.log import log
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -162,3 +166,18 @@ def which(name: str) -> str | None:
     import shutil
 
     return shutil.which(name)
+
+
+def soon(function: Callable[[], T], name: str) -> Future[T]:
+    """function() on a daemon thread of its own, started now (a tool asked something while
+    other work runs); its result, or its exception, when the Future is asked."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(function())
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,16 +82,7 @@ def ask_metadata_ahead(manifest_path: Path) -> None:
     manifest_path = _manifest_file(manifest_path)
     if not manifest_path.is_file() or manifest_path in _ahead:
         return
-    answer: Future[proc.Result] = Future()
-
-    def ask() -> None:
-        try:
-            answer.set_result(_metadata(manifest_path))
-        except BaseException as exc:  # handed to load_project, which raises it
-            answer.set_exception(exc)
-
-    _ahead[manifest_path] = answer
-    threading.Thread(target=ask, name="toolchain-metadata-ahead", daemon=True).start()
+    _ahead[manifest_path] = proc.soon(lambda: _metadata(manifest_path), "toolchain-metadata-ahead")
 
 
 def load_project(manifest_path: Path) -> Project:

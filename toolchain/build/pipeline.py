@@ -8,7 +8,6 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -311,7 +310,8 @@ def compile_target(
             cache_env=dict(cache_env or {}),
             timings=settings.build.timings,
         )
-        versions = _soon(toolchain_versions, route)  # two version probes, off the path after cargo
+        # two version probes, off the path after cargo
+        versions = proc.soon(lambda: toolchain_versions(route), "toolchain-probe")
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions)
 
@@ -746,20 +746,6 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)
     return artifacts
-
-
-def _soon(function: Callable[[Route], dict[str, str | None]], route: Route) -> Future[dict[str, str | None]]:
-    """function(route) on a thread of its own, now; its result (or exception) when asked."""
-    future: Future[dict[str, str | None]] = Future()
-
-    def run() -> None:
-        try:
-            future.set_result(function(route))
-        except BaseException as exc:  # handed to whoever asks for the result
-            future.set_exception(exc)
-
-    threading.Thread(target=run, name="toolchain-probe", daemon=True).start()
-    return future
 
 
 def toolchain_versions(route: Route) -> dict[str, str | None]:
