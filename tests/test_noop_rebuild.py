@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, run_invoke
+from conftest import make_crate, run_invoke, unless_the_day_turned
 
 from toolchain.digest import sha256_file
 from toolchain.verify.cache import inspect_cached
@@ -55,8 +55,14 @@ def project_file(crate: Path) -> Iterator[Path]:
 
 def test_noop_rebuild_imports_no_lief_and_keeps_the_release_folder(crate: Path) -> None:
     manifest = crate / "dist" / "manifest.json"
-    before = manifest.stat().st_mtime_ns
-    again = build(crate, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    before = 0  # the manifest's mtime before the build that counts
+
+    def build_again() -> subprocess.CompletedProcess[str]:
+        nonlocal before
+        before = manifest.stat().st_mtime_ns
+        return build(crate, env={"PYTHONPROFILEIMPORTTIME": "1"})
+
+    again = unless_the_day_turned(build_again)
     assert again.returncode == 0, again.stderr
     imported = {line.rsplit("|", 1)[1].strip() for line in again.stderr.splitlines() if line.startswith("import time:")}
     assert "toolchain.build.pipeline" in imported  # the import report is there
@@ -107,7 +113,7 @@ def test_the_release_folder_is_made_again_when_an_input_or_a_file_changes(crate:
     remade = build(crate)
     assert remade.returncode == 0 and unchanged not in remade.stderr
     assert "https://downloads.example/noop" in (dist / "noopapp-installer.sh").read_text()
-    assert unchanged in build(crate).stderr
+    assert unchanged in unless_the_day_turned(lambda: build(crate)).stderr
     # A file of the folder edited by hand.
     installer = dist / "noopapp-installer.sh"
     installer.write_text(installer.read_text() + "# edited\n")

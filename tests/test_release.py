@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import tarfile
 from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import jsonschema
@@ -21,6 +22,7 @@ from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.config.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
+from toolchain.release import folder as folder_module
 from toolchain.release.folder import package_release, verify_release
 from toolchain.release.signing import generate, load_secret_key, parse_secret_key, sign_file
 
@@ -264,3 +266,34 @@ def test_archives_are_reproducible_from_a_clean_build(tmp_path: Path) -> None:
         document = json.loads(result.stdout)
         digests.append(document["targets"][0]["artifacts"][0]["sha256"])
     assert digests[0] == digests[1]
+
+
+def test_a_release_folder_made_again_says_which_input_changed(
+    copy: Path, keys: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Reused when nothing changed; else made again with the reason on one line: a file
+    edited by hand, or an input (here the UTC day, which latest.json's dates follow)."""
+    key = parse_secret_key((keys / "minisign.key").read_text())
+
+    def package() -> str:
+        capfd.readouterr()
+        package_release(copy, key, "https://downloads.example/tally/0.1.0", REPO_ROOT, **demo_contract(), reuse=True)
+        return capfd.readouterr().err
+
+    # The release fixture may have been made on the day before.
+    first = package()
+    assert f"release folder {copy} unchanged" in (package() if "made again: day changed" in first else first)
+    installer = copy / "tally-installer.sh"
+    installer.write_text(installer.read_text() + "# edited\n")
+    assert f"release folder {copy} made again: tally-installer.sh changed since it was written" in package()
+    assert f"release folder {copy} unchanged" in package()
+
+    class Tomorrow(datetime):
+        @classmethod
+        def now(cls, tz: tzinfo | None = None) -> Tomorrow:
+            moment = datetime.now(tz) + timedelta(days=1)
+            return cls.fromtimestamp(moment.timestamp(), tz)
+
+    monkeypatch.setattr(folder_module, "datetime", Tomorrow)
+    assert f"release folder {copy} made again: day changed" in package()
+    assert f"release folder {copy} unchanged" in package()

@@ -93,9 +93,13 @@ def package_release(
         "metadata_days": metadata_days,
     }
     inputs = _inputs(record, state, epoch, options, manifests)
-    if reuse and (kept := _unchanged(out_dir, inputs)) is not None:
-        log.info(f"release folder {out_dir} unchanged")
-        return ReleaseReport(out_dir, kept, key is not None)
+    if reuse:
+        kept, why = _unchanged(out_dir, inputs)
+        if kept is not None:
+            log.info(f"release folder {out_dir} unchanged")
+            return ReleaseReport(out_dir, kept, key is not None)
+        if why:
+            log.info(f"release folder {out_dir} made again: {why}")
     archives: list[ReleaseFile] = []
     members: dict[str, list[dict[str, str | int]]] = {}
     versions: dict[str, str] = {}
@@ -185,14 +189,16 @@ def package_release(
         made += [f"{name}.minisig" for name in [*listed, SUMS_NAME]] if key is not None else []
         outputs = {name: sha256_file(out_dir / name) for name in made}
         (out_dir / RELEASE_STAMP).parent.mkdir(exist_ok=True)
-        write_atomic(out_dir / RELEASE_STAMP, json.dumps({"inputs": inputs, "outputs": outputs}, sort_keys=True))
+        stamp = {"inputs": _digest(inputs), "input_document": inputs, "outputs": outputs}
+        write_atomic(out_dir / RELEASE_STAMP, json.dumps(stamp, sort_keys=True, default=str))
     return ReleaseReport(out_dir, tuple(files), key is not None)
 
 
 def _inputs(
     record: BuildRecord, state: SourceState, epoch: int, options: dict[str, Any], manifests: tuple[Path, ...]
-) -> str:
-    """Everything the release folder's files are made from, as one digest."""
+) -> dict[str, Any]:
+    """Everything the release folder's files are made from (kept in the stamp as a
+    document, so a folder made again can say which of them changed)."""
     known = catalog.current()
     targets = {
         triple: {k: v for k, v in entry.to_dict().items() if k not in _VOLATILE}
@@ -209,19 +215,42 @@ def _inputs(
         "day": datetime.now(UTC).date().isoformat(),
         **options,
     }
-    return hashlib.sha256(json.dumps(document, sort_keys=True, default=str).encode()).hexdigest()
+    # Through JSON once: the stamp's copy then compares equal to a new one (tuples, paths).
+    loaded: dict[str, Any] = json.loads(json.dumps(document, sort_keys=True, default=str))
+    return loaded
 
 
-def _unchanged(out_dir: Path, inputs: str) -> tuple[ReleaseFile, ...] | None:
-    """The folder's files as its manifest lists them, when they are what `inputs` made; else None."""
+def _digest(inputs: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def changed_inputs(before: Any, now: Any, prefix: str = "", depth: int = 3) -> list[str]:
+    """The inputs that differ, by dotted name (`targets.TRIPLE.FIELD` at most)."""
+    if before == now:
+        return []
+    if depth == 0 or not (isinstance(before, dict) and isinstance(now, dict)):
+        return [prefix or "inputs"]
+    found = []
+    for name in sorted(before.keys() | now.keys()):
+        found += changed_inputs(before.get(name), now.get(name), f"{prefix}.{name}" if prefix else name, depth - 1)
+    return found
+
+
+def _unchanged(out_dir: Path, inputs: dict[str, Any]) -> tuple[tuple[ReleaseFile, ...] | None, str]:
+    """The folder's files as its manifest lists them, when they are what `inputs` made; else
+    None and why not ("" when there is no stamp to compare with)."""
     try:
         stamp = json.loads((out_dir / RELEASE_STAMP).read_text())
         outputs: dict[str, str] = stamp["outputs"]
-        if stamp["inputs"] != inputs or MANIFEST_NAME not in outputs:
-            return None
+        if stamp["inputs"] != _digest(inputs):
+            before = stamp.get("input_document")
+            named = changed_inputs(before, inputs) if isinstance(before, dict) else []
+            return None, (", ".join(named) + " changed") if named else "its inputs changed"
+        if MANIFEST_NAME not in outputs:
+            return None, "its stamp lists no manifest"
         for name, digest in outputs.items():
             if sha256_file(out_dir / name) != digest:
-                return None
+                return None, f"{name} changed since it was written"
         manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
         return tuple(
             ReleaseFile(
@@ -236,9 +265,11 @@ def _unchanged(out_dir: Path, inputs: str) -> tuple[ReleaseFile, ...] | None:
                 a.get("dependencies"),
             )
             for a in manifest["artifacts"]
-        )
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # no stamp, or one this version cannot read: make the folder afresh
+        ), ""
+    except FileNotFoundError:
+        return None, ""  # never made, or made by a toolkit that kept no stamp
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return None, f"its stamp cannot be read ({type(exc).__name__})"  # made afresh
 
 
 def merge_parts(parts: Path, out_dir: Path) -> list[str]:
