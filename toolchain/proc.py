@@ -5,9 +5,13 @@ Argument lists only (never a shell string), every call logged as `+ cmd`.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import signal
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -40,6 +44,7 @@ def run(
     what: str | None = None,
     quiet: bool = False,
     timeout: float | None = None,
+    early: bool = False,
 ) -> Result:
     """Run argv; return its output.
 
@@ -48,6 +53,8 @@ def run(
         it, so a failure can quote the tool's own first error line.
     env: variables added to (not replacing) the current environment.
     check: on a non-zero exit raise `error` naming `what` failed.
+    early: (with tee_stderr) a command that may be started ahead next time: the first
+        such run of the process is kept (first_launch) for the next identical command.
     """
     if isinstance(argv, str):
         raise TypeError("proc.run takes an argument list, never a shell string")
@@ -58,8 +65,14 @@ def run(
     if env:
         full_env = dict(os.environ)
         full_env.update(env)
+    global _first_launch
+    if early and tee_stderr and _first_launch is None:
+        _first_launch = Launch(tuple(args), dict(env or {}), str(cwd) if cwd is not None else None)
     try:
-        if tee_stderr:
+        ahead = _take_ahead(args, cwd, full_env) if tee_stderr else None
+        if ahead is not None:
+            stdout, stderr_text, returncode = ahead.follow()
+        elif tee_stderr:
             proc = subprocess.Popen(
                 args,
                 cwd=cwd,
@@ -151,6 +164,159 @@ def _tee(proc: subprocess.Popen[str]) -> tuple[str, str]:
     if reader is not None:
         reader.join()
     return "".join(stdout_parts), "".join(stderr_lines)
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One command as started: what a later identical `run` may adopt."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]  # added to the current environment
+    cwd: str | None
+
+
+class _Ahead:
+    """A command started before the code that decides it has run (see start_ahead).
+    Its own process group, so stopping it stops its children too (cargo's rustc);
+    its output is kept until it is adopted, then shown as it comes."""
+
+    def __init__(self, launch: Launch) -> None:
+        self.launch = launch
+        self.full_env = {**os.environ, **launch.env}
+        self.started = time.monotonic()
+        self.popen = subprocess.Popen(
+            list(launch.argv),
+            cwd=launch.cwd,
+            env=self.full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            process_group=0,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stdout: list[str] = []
+        self._readers = [
+            threading.Thread(target=self._read_stderr, name="toolchain-ahead-err", daemon=True),
+            threading.Thread(target=self._read_stdout, name="toolchain-ahead-out", daemon=True),
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    def _read_stderr(self) -> None:
+        assert self.popen.stderr is not None
+        for line in self.popen.stderr:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _read_stdout(self) -> None:
+        assert self.popen.stdout is not None
+        self.stdout.append(self.popen.stdout.read())
+
+    def matches(self, argv: list[str], cwd: Path | None, full_env: Mapping[str, str] | None) -> bool:
+        return (
+            tuple(argv) == self.launch.argv
+            and (str(cwd) if cwd is not None else None) == self.launch.cwd
+            and dict(full_env if full_env is not None else os.environ) == self.full_env
+        )
+
+    def follow(self) -> tuple[str, str, int]:
+        """Show its error output (what it wrote so far, then the rest live) as `run` does;
+        its standard output, error output and exit code once it ends. Interrupted, it is
+        stopped: Ctrl-C reaches only the terminal's process group, not this one."""
+        shown: list[str] = []
+        try:
+            while (line := self.lines.get()) is not None:
+                shown.append(line)
+                log.tool_output(line)
+            self.popen.wait()
+            for reader in self._readers:
+                reader.join()
+        except BaseException:
+            self.stop()
+            raise
+        return "".join(self.stdout), "".join(shown), self.popen.returncode
+
+    def stop(self) -> None:
+        """Interrupt its process group as Ctrl-C would, then kill what is left; wait for it."""
+        if self.popen.poll() is None:
+            with _suppress_gone():
+                os.killpg(self.popen.pid, signal.SIGINT)
+            try:
+                self.popen.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                with _suppress_gone():
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait()
+        with _suppress_gone():
+            os.killpg(self.popen.pid, signal.SIGKILL)  # a child that outlived its parent
+        for reader in self._readers:
+            reader.join(timeout=5)
+
+
+def _suppress_gone() -> contextlib.suppress:
+    return contextlib.suppress(ProcessLookupError, PermissionError)
+
+
+_ahead: _Ahead | None = None
+_adopted_at: float | None = None  # time.monotonic() at which the last adopted command started
+_first_launch: Launch | None = None
+
+
+def first_launch(forget: bool = False) -> Launch | None:
+    """The first command run with early=True since the last forget."""
+    global _first_launch
+    launch = _first_launch
+    if forget:
+        _first_launch = None
+    return launch
+
+
+def start_ahead(launch: Launch) -> None:
+    """Start `launch` now, before the code that decides the real command has run: the first
+    `run(..., tee_stderr=True)` of the identical command (argument list, folder and whole
+    environment) adopts it; any other such run, or stop_ahead(), stops it first. POSIX only
+    (its own process group); elsewhere, and when it cannot start, nothing is started."""
+    global _ahead
+    stop_ahead()
+    if os.name != "posix":
+        return
+    try:
+        _ahead = _Ahead(launch)
+    except OSError:
+        _ahead = None  # the real run will say what is missing
+
+
+def stop_ahead() -> bool:
+    """Stop a command started ahead that no run adopted; whether there was one."""
+    global _ahead
+    ahead, _ahead = _ahead, None
+    if ahead is None:
+        return False
+    ahead.stop()
+    return True
+
+
+def adopted_at() -> float | None:
+    """When (time.monotonic()) the last command `run` adopted had started, once; else None."""
+    global _adopted_at
+    started, _adopted_at = _adopted_at, None
+    return started
+
+
+def _take_ahead(argv: list[str], cwd: Path | None, full_env: Mapping[str, str] | None) -> _Ahead | None:
+    global _ahead, _adopted_at
+    ahead = _ahead
+    if ahead is None:
+        return None
+    if ahead.matches(argv, cwd, full_env):
+        _ahead, _adopted_at = None, ahead.started
+        log.info(f"{argv[0]} was started ahead {time.monotonic() - ahead.started:.2f} s ago: the same command, kept")
+        return ahead
+    log.info(f"stopped {ahead.launch.argv[0]} started ahead: this build runs another command")
+    stop_ahead()
+    return None
 
 
 def first_error_line(text: str) -> str | None:
