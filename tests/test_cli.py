@@ -93,7 +93,7 @@ def test_build_json_on_stdout_only(tmp_path: Path) -> None:
     assert document["schema"] == "toolchain.build/v1" and document["ok"] is True
     assert document["targets"][0]["artifacts"][0]["path"].endswith("jsontool-x86_64-unknown-linux-gnu.tar.xz")
     # The command trace goes to stderr (after the environment it sets).
-    assert re.search(r"^\+ ([^ ]+=[^ ]+ )*cargo-zigbuild zigbuild ", result.stderr, re.M), result.stderr
+    assert re.search(r"^\+ ([^ ]+=[^ ]+ )*(\S*/)?cargo-zigbuild zigbuild ", result.stderr, re.M), result.stderr
 
 
 def test_plain_progress_and_github_groups(tmp_path: Path) -> None:

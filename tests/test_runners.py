@@ -8,6 +8,8 @@ test_cross_targets.py."""
 from __future__ import annotations
 
 import json
+import os
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -38,7 +40,7 @@ def job_for(triple: str, route: Route | None = None) -> BuildJob:
 
 def test_zig_pins_glibc_and_macos_minimum() -> None:
     linux = ZigRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
-    assert linux.argv[:2] == ("cargo-zigbuild", "zigbuild")
+    assert Path(linux.argv[0]).name == "cargo-zigbuild" and linux.argv[1] == "zigbuild"
     assert linux.argv[linux.argv.index("--target") + 1] == "aarch64-unknown-linux-gnu.2.17"
     assert linux.env == {"RUSTC": "/usr/bin/rustc", "CARGO_ZIGBUILD_ZIG_COMMAND": zig_program()}
     # Inside a container the image's own zig is found, not this host's.
@@ -46,6 +48,29 @@ def test_zig_pins_glibc_and_macos_minimum() -> None:
     mac = ZigRunner().invocation(job_for("x86_64-apple-darwin"))
     assert mac.argv[mac.argv.index("--target") + 1] == "x86_64-apple-darwin"
     assert mac.env["MACOSX_DEPLOYMENT_TARGET"] == "10.12"
+
+
+def test_zig_runs_cargo_zigbuild_beside_this_python_rather_than_through_pyenvs_shim(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    beside = Path(sysconfig.get_path("scripts")) / "cargo-zigbuild"
+    if not os.access(beside, os.X_OK):
+        assert not os.environ.get("CI"), f"setup installs cargo-zigbuild into this Python: {beside} is missing"
+        pytest.skip("cargo-zigbuild is not installed beside this Python")
+    shims = tmp_path / "pyenv" / "shims"
+    other = tmp_path / "bin"
+    for folder in (shims, other):
+        folder.mkdir(parents=True)
+        (folder / "cargo-zigbuild").write_text("#!/bin/sh\nexit 1\n")
+        (folder / "cargo-zigbuild").chmod(0o755)
+    monkeypatch.setenv("PYENV_ROOT", str(tmp_path / "pyenv"))
+    monkeypatch.setenv("PATH", f"{shims}{os.pathsep}{os.environ['PATH']}")
+    assert ZigRunner().invocation(job_for(HOST_TRIPLE)).argv[0] == str(beside)
+    # Inside a container the image's own, by name.
+    assert ContainerRunner().inner_invocation(job_for(HOST_TRIPLE)).argv[0] == "cargo-zigbuild"
+    # Another cargo-zigbuild first on PATH is the user's choice: found by name, as cargo would.
+    monkeypatch.setenv("PATH", f"{other}{os.pathsep}{shims}{os.pathsep}{os.environ['PATH']}")
+    assert ZigRunner().invocation(job_for(HOST_TRIPLE)).argv[0] == "cargo-zigbuild"
 
 
 def test_native_adds_the_cross_linker_only_for_foreign_targets() -> None:

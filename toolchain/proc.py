@@ -312,9 +312,10 @@ def _take_ahead(argv: list[str], cwd: Path | None, full_env: Mapping[str, str] |
         return None
     if ahead.matches(argv, cwd, full_env):
         _ahead, _adopted_at = None, ahead.started
-        log.info(f"{argv[0]} was started ahead {time.monotonic() - ahead.started:.2f} s ago: the same command, kept")
+        name = Path(argv[0]).name
+        log.info(f"{name} was started ahead {time.monotonic() - ahead.started:.2f} s ago: the same command, kept")
         return ahead
-    log.info(f"stopped {ahead.launch.argv[0]} started ahead: this build runs another command")
+    log.info(f"stopped {Path(ahead.launch.argv[0]).name} started ahead: this build runs another command")
     stop_ahead()
     return None
 

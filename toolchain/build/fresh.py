@@ -354,8 +354,11 @@ def _upwards(start: Path) -> list[str]:
 
 
 def _tools() -> list[str]:
+    import sysconfig  # here: the fresh check's own path never needs it
+
     found = []
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
+    # And this interpreter's scripts (the zig runner may run cargo-zigbuild from there).
+    for folder in [*os.environ.get("PATH", "").split(os.pathsep), sysconfig.get_path("scripts")]:
         for tool in TOOLS:
             if folder:
                 found.append(str(Path(folder) / tool))  # absent ones too: a shim put in front is seen

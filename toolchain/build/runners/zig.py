@@ -10,6 +10,7 @@ import importlib.util
 import os
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 from toolchain import proc
@@ -71,7 +72,8 @@ class ZigRunner(CommandRunner):
         return executables
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
-        args = ["cargo-zigbuild", "zigbuild", *cargo_build_args(job)]
+        program_name = cargo_zigbuild_program() if self.on_host else "cargo-zigbuild"
+        args = [program_name, "zigbuild", *cargo_build_args(job)]
         target = job.target
         env = dict(job.route.env)
         program = zig_program() if self.on_host else None
@@ -88,6 +90,23 @@ class ZigRunner(CommandRunner):
             # Without it zig stamps its own (newest) macOS into the binary.
             env["MACOSX_DEPLOYMENT_TARGET"] = target.compat.macos
         return CargoInvocation(tuple(args), env)
+
+
+def cargo_zigbuild_program() -> str:
+    """`cargo-zigbuild`, found on PATH by the build; or the one beside this interpreter when
+    PATH's is pyenv's shim for it. The shim runs `pyenv exec` (bash and about twenty
+    processes, 0.2-0.3 s) on every build to find the script of pyenv's selected Python,
+    while the zig this runner hands it is this interpreter's ziglang."""
+    found = shutil.which("cargo-zigbuild")
+    beside = Path(sysconfig.get_path("scripts")) / "cargo-zigbuild"
+    if found is not None and is_pyenv_shim(Path(found)) and os.access(beside, os.X_OK):
+        return str(beside)
+    return "cargo-zigbuild"
+
+
+def is_pyenv_shim(path: Path) -> bool:
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    return path.parent == root / "shims"
 
 
 def llvm_strip() -> str | None:
