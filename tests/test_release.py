@@ -287,6 +287,9 @@ def test_a_release_folder_made_again_says_which_input_changed(
     installer.write_text(installer.read_text() + "# edited\n")
     assert f"release folder {copy} made again: tally-installer.sh changed since it was written" in package()
     assert f"release folder {copy} unchanged" in package()
+    (copy / "tally-installer.sh.sha256").unlink()
+    assert f"release folder {copy} made again: tally-installer.sh.sha256 is missing" in package()
+    assert f"release folder {copy} unchanged" in package()
 
     class Tomorrow(datetime):
         @classmethod

@@ -249,6 +249,8 @@ def _unchanged(out_dir: Path, inputs: dict[str, Any]) -> tuple[tuple[ReleaseFile
         if MANIFEST_NAME not in outputs:
             return None, "its stamp lists no manifest"
         for name, digest in outputs.items():
+            if not (out_dir / name).is_file():
+                return None, f"{name} is missing"
             if sha256_file(out_dir / name) != digest:
                 return None, f"{name} changed since it was written"
         manifest = json.loads((out_dir / MANIFEST_NAME).read_text())
