@@ -69,21 +69,9 @@ def run(
     if early and tee_stderr and _first_launch is None:
         _first_launch = Launch(tuple(args), dict(env or {}), str(cwd) if cwd is not None else None)
     try:
-        ahead = _take_ahead(args, cwd, full_env) if tee_stderr else None
-        if ahead is not None:
-            stdout, stderr_text, returncode = ahead.follow()
-        elif tee_stderr:
-            proc = subprocess.Popen(
-                args,
-                cwd=cwd,
-                env=full_env,
-                stdout=subprocess.PIPE if capture else None,
-                stderr=subprocess.PIPE,
-                text=True,
-                errors="replace",
-            )
-            stdout, stderr_text = _tee(proc)
-            returncode = proc.returncode
+        if tee_stderr:
+            teed = _take_ahead(args, cwd, full_env) or _Teed(args, cwd, full_env, capture=capture)
+            stdout, stderr_text, returncode = teed.follow()
         else:
             completed = subprocess.run(
                 args,
@@ -141,31 +129,6 @@ def run_to(
         raise error(f"{what} failed with exit code {completed.returncode}" + (f": {message[0]}" if message else ""))
 
 
-def _tee(proc: subprocess.Popen[str]) -> tuple[str, str]:
-    """Echo the child's stderr line by line while collecting both streams."""
-    import threading
-
-    stdout_parts: list[str] = []
-
-    def read_stdout() -> None:
-        assert proc.stdout is not None
-        stdout_parts.append(proc.stdout.read())
-
-    reader = None
-    if proc.stdout is not None:
-        reader = threading.Thread(target=read_stdout, daemon=True)
-        reader.start()
-    stderr_lines: list[str] = []
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        stderr_lines.append(line)
-        log.tool_output(line)
-    proc.wait()
-    if reader is not None:
-        reader.join()
-    return "".join(stdout_parts), "".join(stderr_lines)
-
-
 @dataclass(frozen=True)
 class Launch:
     """One command as started: what a later identical `run` may adopt."""
@@ -175,32 +138,42 @@ class Launch:
     cwd: str | None
 
 
-class _Ahead:
-    """A command started before the code that decides it has run (see start_ahead).
-    Its own process group, so stopping it stops its children too (cargo's rustc);
-    its output is kept until it is adopted, then shown as it comes."""
+class _Teed:
+    """A command whose error output is shown line by line as it comes (cargo's progress)
+    while both streams are kept. Started ahead (see start_ahead), it has its own process
+    group, so stopping it stops its children too (cargo's rustc), and its lines wait in
+    the queue until a run adopts it and follows it."""
 
-    def __init__(self, launch: Launch) -> None:
-        self.launch = launch
-        self.full_env = {**os.environ, **launch.env}
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path | str | None,
+        env: Mapping[str, str] | None,
+        *,
+        capture: bool = True,
+        ahead: bool = False,
+    ) -> None:
+        self.argv = tuple(argv)
+        self.cwd = str(cwd) if cwd is not None else None
+        self.full_env = dict(env if env is not None else os.environ)
+        self.ahead = ahead
         self.started = time.monotonic()
         self.popen = subprocess.Popen(
-            list(launch.argv),
-            cwd=launch.cwd,
-            env=self.full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
+            list(self.argv),
+            cwd=cwd,
+            env=dict(env) if env is not None else None,
+            stdin=subprocess.DEVNULL if ahead else None,
+            stdout=subprocess.PIPE if capture else None,
             stderr=subprocess.PIPE,
             text=True,
             errors="replace",
-            process_group=0,
+            process_group=0 if ahead else None,
         )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stdout: list[str] = []
-        self._readers = [
-            threading.Thread(target=self._read_stderr, name="toolchain-ahead-err", daemon=True),
-            threading.Thread(target=self._read_stdout, name="toolchain-ahead-out", daemon=True),
-        ]
+        self._readers = [threading.Thread(target=self._read_stderr, name="toolchain-tee-err", daemon=True)]
+        if capture:
+            self._readers.append(threading.Thread(target=self._read_stdout, name="toolchain-tee-out", daemon=True))
         for reader in self._readers:
             reader.start()
 
@@ -216,15 +189,15 @@ class _Ahead:
 
     def matches(self, argv: list[str], cwd: Path | None, full_env: Mapping[str, str] | None) -> bool:
         return (
-            tuple(argv) == self.launch.argv
-            and (str(cwd) if cwd is not None else None) == self.launch.cwd
+            tuple(argv) == self.argv
+            and (str(cwd) if cwd is not None else None) == self.cwd
             and dict(full_env if full_env is not None else os.environ) == self.full_env
         )
 
     def follow(self) -> tuple[str, str, int]:
-        """Show its error output (what it wrote so far, then the rest live) as `run` does;
-        its standard output, error output and exit code once it ends. Interrupted, it is
-        stopped: Ctrl-C reaches only the terminal's process group, not this one."""
+        """Show its error output (what it wrote so far, then the rest live); its standard
+        output, error output and exit code once it ends. Interrupted, one started ahead is
+        stopped: Ctrl-C reaches only the terminal's process group, not its own."""
         shown: list[str] = []
         try:
             while (line := self.lines.get()) is not None:
@@ -234,7 +207,8 @@ class _Ahead:
             for reader in self._readers:
                 reader.join()
         except BaseException:
-            self.stop()
+            if self.ahead:
+                self.stop()
             raise
         return "".join(self.stdout), "".join(shown), self.popen.returncode
 
@@ -259,7 +233,7 @@ def _suppress_gone() -> contextlib.suppress:
     return contextlib.suppress(ProcessLookupError, PermissionError)
 
 
-_ahead: _Ahead | None = None
+_ahead: _Teed | None = None
 _adopted_at: float | None = None  # time.monotonic() at which the last adopted command started
 _first_launch: Launch | None = None
 
@@ -283,7 +257,7 @@ def start_ahead(launch: Launch) -> None:
     if os.name != "posix":
         return
     try:
-        _ahead = _Ahead(launch)
+        _ahead = _Teed(launch.argv, launch.cwd, {**os.environ, **launch.env}, ahead=True)
     except OSError:
         _ahead = None  # the real run will say what is missing
 
@@ -305,7 +279,7 @@ def adopted_at() -> float | None:
     return started
 
 
-def _take_ahead(argv: list[str], cwd: Path | None, full_env: Mapping[str, str] | None) -> _Ahead | None:
+def _take_ahead(argv: list[str], cwd: Path | None, full_env: Mapping[str, str] | None) -> _Teed | None:
     global _ahead, _adopted_at
     ahead = _ahead
     if ahead is None:
@@ -315,7 +289,7 @@ def _take_ahead(argv: list[str], cwd: Path | None, full_env: Mapping[str, str] |
         name = Path(argv[0]).name
         log.info(f"{name} was started ahead {time.monotonic() - ahead.started:.2f} s ago: the same command, kept")
         return ahead
-    log.info(f"stopped {Path(ahead.launch.argv[0]).name} started ahead: this build runs another command")
+    log.info(f"stopped {Path(ahead.argv[0]).name} started ahead: this build runs another command")
     stop_ahead()
     return None
 
