@@ -354,8 +354,10 @@ class Command:
 
     def __init__(self, root: Path, *, ok: bool = True, binary: str = "app") -> None:
         self.root, self.ok, self.binary, self.runs = root, ok, binary, 0
+        self.options: dict[str, str] = {}
 
-    def run(self) -> fresh.FreshResult:
+    def run(self, key: str) -> fresh.FreshResult:
+        assert key == fresh.command_key(self.options)
         self.runs += 1
         return fresh.FreshResult(
             ok=self.ok, document={"run": self.runs}, title="Build summary", columns=["target", "verdict"],
@@ -364,7 +366,8 @@ class Command:
 
     def __call__(self, *, force: bool = False, json: bool = True, options: dict[str, str] | None = None) -> bool:
         """Whether this call was fresh."""
-        outcome = fresh.run_or_reuse(options or {"profile": "fast"}, self.run, force=force, json=json)
+        self.options = options or {"profile": "fast"}
+        outcome = fresh.run_or_reuse(self.options, self.run, force=force, json=json)
         assert outcome.ok is self.ok
         return outcome.fresh
 

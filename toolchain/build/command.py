@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 def build_command(options: BuildOptions, *, json: bool = False, force: bool = False) -> bool:
     """Build as `options` ask unless nothing changed since the same command's last successful
     build (`force`: build anyway); print the result (`json`: as a document). Whether it succeeded."""
-    keyed = dataclasses.asdict(options)
-    key = fresh.command_key(keyed)
-    outcome = fresh.run_or_reuse(keyed, lambda: _build(options, key), force=force, json=json)
+    outcome = fresh.run_or_reuse(dataclasses.asdict(options), lambda key: _build(options, key), force=force, json=json)
     if outcome.ok and not outcome.fresh:
         _end_without_freeing()
     return outcome.ok
