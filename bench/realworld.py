@@ -1,0 +1,234 @@
+"""The wide real-crate corpus: the registry's most-used binary crates, every target, default settings.
+
+Each crate is fetched from crates.io at a pinned version (its published source, with the
+Cargo.lock it ships), checked against the index's checksum, and built the way a new user
+would: `toolchain build --target T` in the crate's own folder, no toolchain.toml, no flags.
+Then `toolchain smoke` runs what this machine can run (native, qemu, wine). The table goes
+to docs/realworld.md (and the raw rows to docs/data/realworld.json); a cell is green, or red
+with the one-line reason the toolkit gave.
+
+Not CI: a full run is 10+ crates x 5 targets, hours on 2 cores.
+
+    python3 bench/realworld.py [--crates ripgrep,fd-find] [--targets x86_64-unknown-linux-gnu]
+                               [--cache /var/tmp/toolchain-realworld] [--timeout 2400] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+# (crate, version): the most-downloaded binary crates, and the C parts that are hard to
+# cross-compile (jemalloc, ring/aws-lc, libgit2, zstd) among their dependencies.
+CORPUS: tuple[tuple[str, str], ...] = (
+    ("ripgrep", "15.2.0"),
+    ("fd-find", "10.5.0"),
+    ("bat", "0.26.1"),
+    ("xh", "0.26.3"),
+    ("hyperfine", "2.0.0"),
+    ("just", "1.59.0"),
+    ("tokei", "15.0.0"),
+    ("du-dust", "1.2.7"),
+    ("sd", "1.0.0"),
+    ("zoxide", "0.10.0"),
+    ("git-delta", "0.20.1"),
+    ("ouch", "0.8.3"),
+)
+TARGETS = (
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-pc-windows-gnu",
+)
+# -sys crates worth naming in the table: the C parts a cross build has to compile.
+C_PARTS = ("tikv-jemalloc-sys", "aws-lc-sys", "ring", "libgit2-sys", "zstd-sys", "openssl-sys", "bzip2-sys", "lzma-sys")
+
+
+@dataclass
+class Cell:
+    crate: str
+    version: str
+    target: str
+    ok: bool
+    ran: str  # "ran", "static" (cannot run here) or "-" (not built)
+    seconds: float
+    cargo_seconds: float
+    binary_bytes: int
+    reason: str
+
+
+def index_path(name: str) -> str:
+    """The sparse index's path of a crate name (cargo's layout)."""
+    if len(name) <= 2:
+        return f"{len(name)}/{name}"
+    if len(name) == 3:
+        return f"3/{name[0]}/{name}"
+    return f"{name[:2]}/{name[2:4]}/{name}"
+
+
+def fetch(name: str, version: str, cache: Path) -> Path:
+    """The crate's published source, unpacked once into the cache: its folder."""
+    folder = cache / "src" / f"{name}-{version}"
+    if (folder / "Cargo.toml").is_file():
+        return folder
+    with urllib.request.urlopen(f"https://index.crates.io/{index_path(name)}", timeout=60) as reply:
+        rows = [json.loads(line) for line in reply.read().decode().splitlines() if line.strip()]
+    expected = next(r["cksum"] for r in rows if r["vers"] == version)
+    with urllib.request.urlopen(f"https://static.crates.io/crates/{name}/{name}-{version}.crate", timeout=120) as reply:
+        data = reply.read()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise SystemExit(f"{name} {version}: the download does not match the index's checksum")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        archive.extractall(folder.parent, filter="data")
+    return folder
+
+
+def c_parts(folder: Path) -> list[str]:
+    lock = folder / "Cargo.lock"
+    if not lock.is_file():
+        return []
+    text = lock.read_text()
+    return [name for name in C_PARTS if f'name = "{name}"' in text]
+
+
+def reason_of(stderr: str) -> str:
+    """The toolkit's one-line error (the last ERROR line), else the last line it printed."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if "ERROR" in line or line.startswith("error")]
+    return (errors[-1] if errors else lines[-1] if lines else "no output")[:300]
+
+
+def build_cell(name: str, version: str, folder: Path, target: str, cache: Path, timeout: int) -> Cell:
+    out_dir = cache / "out" / f"{name}-{version}" / target
+    shutil.rmtree(out_dir, ignore_errors=True)
+    env = dict(os.environ, CARGO_TARGET_DIR=str(cache / "target" / f"{name}-{version}"))
+    started = time.monotonic()
+    cargo_seconds, binary_bytes = 0.0, 0
+
+    def red(reason: str) -> Cell:
+        seconds = time.monotonic() - started
+        return Cell(name, version, target, False, "-", seconds, cargo_seconds, binary_bytes, reason)
+
+    def toolkit(*args: str, limit: int) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", "from toolchain.cli import main; main()", *args]
+        return subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True, timeout=limit, check=False)
+
+    try:
+        built = toolkit("build", "--target", target, "--out-dir", str(out_dir), "--json", limit=timeout)
+    except subprocess.TimeoutExpired:
+        return red(f"timed out after {timeout} s")
+    seconds = time.monotonic() - started
+    try:
+        entry = json.loads(built.stdout)["targets"][0]
+    except (json.JSONDecodeError, KeyError, IndexError):
+        return red(f"exit {built.returncode}: {reason_of(built.stderr)}")
+    cargo_seconds = sum(s for phase, s in entry.get("phases", ()) if phase == "cargo")
+    binary_bytes = sum(int(b.get("size", 0)) for b in entry.get("binaries", ()))
+    if built.returncode != 0 or not entry.get("ok"):
+        return red(f"exit {built.returncode}: {entry.get('error') or reason_of(built.stderr)}")
+    smoked = toolkit("smoke", "--target", target, "--out-dir", str(out_dir), "--json", limit=600)
+    try:
+        results = json.loads(smoked.stdout)["results"]
+    except (json.JSONDecodeError, KeyError):
+        return red(f"smoke: {reason_of(smoked.stderr)}")
+    if smoked.returncode != 0 or not all(r["ok"] for r in results):
+        return red(f"smoke exit {smoked.returncode}: {reason_of(smoked.stderr)}")
+    ran = "ran" if any(r["ran"] for r in results) else "static"
+    return Cell(name, version, target, True, ran, seconds, cargo_seconds, binary_bytes, "")
+
+
+def machine() -> str:
+    load = os.getloadavg()
+    return f"{platform.node() or 'host'}: {os.cpu_count()} cores, {platform.platform()}, load {load[0]:.1f} at start"
+
+
+def write_table(cells: list[Cell], parts: dict[str, list[str]], started: str, where: str) -> str:
+    crates = list(dict.fromkeys(f"{c.crate} {c.version}" for c in cells))
+    targets = list(dict.fromkeys(c.target for c in cells))
+    by = {(f"{c.crate} {c.version}", c.target): c for c in cells}
+    green = sum(c.ok for c in cells)
+    shares = [(c.seconds - c.cargo_seconds) / c.cargo_seconds for c in cells if c.ok and c.cargo_seconds > 0]
+    lines = [
+        "# The wide real-crate corpus",
+        "",
+        f"Made by `python3 bench/realworld.py` on {started} ({where}). Each crate at the pinned version, "
+        "its shipped Cargo.lock, built with `toolchain build --target T` in its own folder with default "
+        "settings, then `toolchain smoke` (native, qemu or wine; macOS binaries are checked statically).",
+        "",
+        f"**{green} of {len(cells)} cells green.** Time outside cargo, median over the green cells: "
+        + (f"{statistics.median(shares) * 100:.2f} % of cargo's time." if shares else "n/a."),
+        "",
+        "| crate | C parts | " + " | ".join(targets) + " |",
+        "|---|---|" + "---|" * len(targets),
+    ]
+    for crate in crates:
+        row = [crate, ", ".join(parts.get(crate, [])) or "-"]
+        for target in targets:
+            cell = by.get((crate, target))
+            if cell is None:
+                row.append("not run")
+            elif cell.ok:
+                row.append(f"ok, {cell.ran}, {cell.seconds:.0f} s, {cell.binary_bytes / 1e6:.1f} MB")
+            else:
+                row.append(f"**red** {cell.seconds:.0f} s")
+        lines.append("| " + " | ".join(row) + " |")
+    reds = [c for c in cells if not c.ok]
+    if reds:
+        lines += ["", "## Why each red cell is red", ""]
+        lines += [f"- {c.crate} {c.version}, {c.target}: {c.reason.replace('|', '/')}" for c in reds]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--crates", default="", help="comma-separated crate names (default: the whole corpus)")
+    parser.add_argument("--targets", default="", help="comma-separated target triples (default: all five)")
+    parser.add_argument("--cache", default="/var/tmp/toolchain-realworld", help="sources, target folders, outputs")
+    parser.add_argument("--timeout", type=int, default=2400, help="seconds one build may take")
+    parser.add_argument("--no-write", action="store_true", help="print the table; leave docs/ alone")
+    args = parser.parse_args()
+    wanted = {c for c in args.crates.split(",") if c}
+    corpus = [(n, v) for n, v in CORPUS if not wanted or n in wanted]
+    targets = [t for t in args.targets.split(",") if t] or list(TARGETS)
+    cache = Path(args.cache)
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    where = machine()
+    cells: list[Cell] = []
+    parts: dict[str, list[str]] = {}
+    for name, version in corpus:
+        folder = fetch(name, version, cache)
+        parts[f"{name} {version}"] = c_parts(folder)
+        for target in targets:
+            print(f"[realworld] {name} {version} {target} ...", flush=True)
+            cell = build_cell(name, version, folder, target, cache, args.timeout)
+            cells.append(cell)
+            verdict = "ok" if cell.ok else f"RED: {cell.reason}"
+            print(f"[realworld] {name} {target}: {verdict} ({cell.seconds:.0f} s)", flush=True)
+    table = write_table(cells, parts, started, where)
+    print(table)
+    if not args.no_write:
+        (REPO / "docs" / "data").mkdir(parents=True, exist_ok=True)
+        (REPO / "docs" / "realworld.md").write_text(table)
+        (REPO / "docs" / "data" / "realworld.json").write_text(json.dumps([asdict(c) for c in cells], indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
