@@ -4,8 +4,6 @@ In one run, on a generated zero-dependency crate:
 
 1. One target (this host's), from clean: the bare cargo command the toolkit
    runs against `invoke build`, alternating. Goal: fixed overhead <= 0.5 s.
-   The toolkit's first build here has no earlier build of the same command,
-   so it cannot start cargo ahead (toolchain/build/early.py); the later do.
 2. No-op rebuilds of both. Goal: `invoke build` <= 0.3 s in all.
 3. Every release target (`invoke build --all`, five on Linux) against the sum
    of the five bare cargo builds, each after the crate's source changed (std
@@ -202,8 +200,7 @@ def main() -> None:
             print(
                 f"  of which after cargo: verify {verify:.2f} s, package {package:.2f} s (tar, xz -6, checksums); "
                 f"the rest {rest:.2f} s (Python and invoke starting, the fresh check, the release folder, "
-                "fingerprint, exit; settings, cargo metadata and the pipeline's modules load while the cargo "
-                "started ahead runs, from the second build of the command on)"
+                "settings, cargo metadata, the pipeline's modules, fingerprint, exit)"
             )
             print(f"  for reference, `invoke --list` alone (Python, invoke, the task modules): {start:.2f} s")
             print(

@@ -25,6 +25,7 @@ import pytest
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.log import env_flag
 
 DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"
 shutil.copytree(REPO_ROOT / "demo", DEMO_COPY, ignore=shutil.ignore_patterns("target"))
@@ -47,6 +48,12 @@ def demo_contract() -> dict[str, Any]:
 
     update = load_settings(DEMO_COPY).update
     return {"schema_command": update.schema_command, "update": InstallerUpdate.from_settings(update)}
+
+
+def on_ci() -> bool:
+    """Whether the suite runs in CI, read as the toolkit reads `CI` (log.env_flag): there a
+    missing tool fails its tests instead of skipping them."""
+    return env_flag("CI")
 
 
 HELLO_MAIN = 'fn main() { println!("hello {}", env!("CARGO_PKG_VERSION")); }\n'

@@ -6,14 +6,13 @@ manifest and `invoke inspect`."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import run_invoke
+from conftest import on_ci, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build import auditable
@@ -29,7 +28,7 @@ try:
     MISSING = ""
 except MissingToolError as exc:
     MISSING = str(exc)
-needs_tool = pytest.mark.skipif(bool(MISSING) and not os.environ.get("CI"), reason=MISSING)
+needs_tool = pytest.mark.skipif(bool(MISSING) and not on_ci(), reason=MISSING)
 
 
 @pytest.fixture(scope="module")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
+from conftest import on_ci
 from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
 
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
@@ -26,7 +27,7 @@ from toolchain.verify.policy import evaluate
 from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("osslsigncode") is None and not os.environ.get("CI"), reason="osslsigncode is not installed"
+    shutil.which("osslsigncode") is None and not on_ci(), reason="osslsigncode is not installed"
 )
 
 WINDOWS = "x86_64-pc-windows-gnu"
@@ -104,7 +105,7 @@ def test_the_archived_exe_is_signed_and_verifies_against_the_ca(signed_build: Si
 
 
 def test_the_signed_exe_still_runs_under_wine(signed_build: Signed) -> None:
-    if shutil.which("wine") is None and not os.environ.get("CI"):
+    if shutil.which("wine") is None and not on_ci():
         pytest.skip("wine is not installed")  # scripts/setup.sh installs it: under CI the test must run
     binary = signed_build.report.results[0].binaries[0]
     exe = signed_build.signed.with_name("tally.exe")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from conftest import run_invoke
+from conftest import on_ci, run_invoke
 from local_tsa import timestamp_authority
 from notary_standin import BUCKET, State, notary_service
 from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
@@ -37,9 +37,7 @@ from toolchain.release import codesign, notary
 from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.policy import MacSignatureExpectation, evaluate
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("rcodesign") is None and not os.environ.get("CI"), reason="rcodesign is not installed"
-)
+pytestmark = pytest.mark.skipif(shutil.which("rcodesign") is None and not on_ci(), reason="rcodesign is not installed")
 
 PASSWORD_ENV = "TEST_MACOS_P12_PASSWORD"
 DEVELOPER_ID = "Developer ID Application: Toolkit Test (TKTEST1234)"

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, run_invoke
+from conftest import make_crate, on_ci, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.build import container
@@ -26,9 +26,7 @@ ENGINE_PROBLEM = container.engine_problem()
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        ENGINE_PROBLEM is not None and os.environ.get("CI") != "true", reason=f"docker: {ENGINE_PROBLEM}"
-    ),
+    pytest.mark.skipif(ENGINE_PROBLEM is not None and not on_ci(), reason=f"docker: {ENGINE_PROBLEM}"),
 ]
 
 

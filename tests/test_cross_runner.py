@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import on_ci
 
 from toolchain import REPO_ROOT
 from toolchain.build.container import engine_problem
@@ -35,7 +36,7 @@ MISSING = "the cross CLI is not installed (cargo install cross --locked)" if CRO
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(MISSING is not None and os.environ.get("CI") != "true", reason=f"cross: {MISSING}"),
+    pytest.mark.skipif(MISSING is not None and not on_ci(), reason=f"cross: {MISSING}"),
 ]
 
 

@@ -215,7 +215,7 @@ def test_a_settings_file_made_in_the_named_members_folder_builds_again(tmp_path:
         return bool(json.loads(done.stdout)["fresh"])
 
     assert fresh() is False
-    assert fresh() is True or fresh() is True
+    assert fresh() is True
     (root / "tool" / "toolchain.toml").write_text("")
     assert fresh() is False
 
@@ -356,8 +356,7 @@ class Command:
         self.root, self.ok, self.binary, self.runs = root, ok, binary, 0
         self.options: dict[str, str] = {}
 
-    def run(self, key: str) -> fresh.FreshResult:
-        assert key == fresh.command_key(self.options)
+    def run(self) -> fresh.FreshResult:
         self.runs += 1
         return fresh.FreshResult(
             ok=self.ok, document={"run": self.runs}, title="Build summary", columns=["target", "verdict"],

@@ -20,6 +20,14 @@ from toolchain.log import log
 WITHOUT_SECONDS = re.compile(r" in \d+\.\d s$")
 
 
+@pytest.fixture(autouse=True)
+def plain_output(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner's own CI variables off (GitHub Actions holds progress lines, CI and
+    NO_COLOR change colour): each test sets the one it is about."""
+    for name in ("CI", "GITHUB_ACTIONS", "NO_COLOR"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def lines(text: str) -> list[str]:
     return [WITHOUT_SECONDS.sub(" in N s", line) for line in text.splitlines()]
 

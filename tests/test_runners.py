@@ -13,6 +13,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from conftest import on_ci
 
 from toolchain.build.cargo import load_project, select
 from toolchain.build.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
@@ -55,7 +56,7 @@ def test_zig_runs_cargo_zigbuild_beside_this_python_rather_than_through_pyenvs_s
 ) -> None:
     beside = Path(sysconfig.get_path("scripts")) / "cargo-zigbuild"
     if not os.access(beside, os.X_OK):
-        assert not os.environ.get("CI"), f"setup installs cargo-zigbuild into this Python: {beside} is missing"
+        assert not on_ci(), f"setup installs cargo-zigbuild into this Python: {beside} is missing"
         pytest.skip("cargo-zigbuild is not installed beside this Python")
     shims = tmp_path / "pyenv" / "shims"
     other = tmp_path / "bin"

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import on_ci
 
 from toolchain import REPO_ROOT
 from toolchain.errors import UpdateError
@@ -132,7 +133,7 @@ print(peak_rss_kib())
 
 @pytest.mark.parametrize("where", ["same filesystem", "across filesystems"])
 def test_restore_streams_a_file_larger_than_its_memory_limit(tmp_path: Path, where: str) -> None:
-    if where == "across filesystems" and not Path("/dev/shm").is_dir() and not os.environ.get("CI"):
+    if where == "across filesystems" and not Path("/dev/shm").is_dir() and not on_ci():
         pytest.skip("no tmpfs at /dev/shm here")  # CI has one: there the test must run
     database = tmp_path / "app.db"
     make_database(database, "WAL")
@@ -161,7 +162,7 @@ def test_restore_streams_a_file_larger_than_its_memory_limit(tmp_path: Path, whe
 
 
 def test_restore_checks_the_bytes_it_writes_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    if not Path("/dev/shm").is_dir() and not os.environ.get("CI"):
+    if not Path("/dev/shm").is_dir() and not on_ci():
         pytest.skip("no tmpfs at /dev/shm here")  # CI has one: there the test must run
     database = tmp_path / "app.db"
     make_database(database, "WAL")

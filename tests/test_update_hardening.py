@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import jsonschema
 import pytest
-from conftest import run_invoke
+from conftest import on_ci, run_invoke
 from test_update import Install, Release, do_update, make_install, make_release, updater_code
 
 from toolchain import REPO_ROOT
@@ -487,7 +487,7 @@ def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
                               capture_output=True, text=True, check=False)  # fmt: skip
         if done.returncode != 0:
             # Mounting needs root; CI runs as root, so there it must work.
-            assert os.environ.get("CI") != "true", f"cannot mount a tmpfs: {done.stderr.strip()}"
+            assert not on_ci(), f"cannot mount a tmpfs: {done.stderr.strip()}"
             pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
         mounted.append(point)
         return point

@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from rich.live import Live
 
 
-def _truthy(name: str) -> bool:
+def env_flag(name: str) -> bool:
+    """Whether an on/off variable (CI, NO_COLOR) is on: set to anything but empty, 0, false or no."""
     return os.environ.get(name, "").lower() not in ("", "0", "false", "no")
 
 
@@ -178,7 +179,7 @@ class Logger:
     # Decided at each call, not at import: tests and tasks change the env.
     @property
     def fancy(self) -> bool:
-        return sys.stderr.isatty() and not _truthy("NO_COLOR") and not _truthy("CI")
+        return sys.stderr.isatty() and not env_flag("NO_COLOR") and not env_flag("CI")
 
     @property
     def github(self) -> bool:
@@ -331,7 +332,7 @@ class Logger:
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         """A result table on stdout."""
         cells = [[("" if c is None else str(c)) for c in row] for row in rows]
-        if sys.stdout.isatty() and not _truthy("NO_COLOR") and not _truthy("CI"):
+        if sys.stdout.isatty() and not env_flag("NO_COLOR") and not env_flag("CI"):
             from rich.table import Table
 
             table = Table(title=title, title_justify="left")

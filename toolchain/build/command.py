@@ -24,23 +24,13 @@ if TYPE_CHECKING:
 def build_command(options: BuildOptions, *, json: bool = False, force: bool = False) -> bool:
     """Build as `options` ask unless nothing changed since the same command's last successful
     build (`force`: build anyway); print the result (`json`: as a document). Whether it succeeded."""
-    outcome = fresh.run_or_reuse(dataclasses.asdict(options), lambda key: _build(options, key), force=force, json=json)
+    outcome = fresh.run_or_reuse(dataclasses.asdict(options), lambda: _build(options), force=force, json=json)
     if outcome.ok and not outcome.fresh:
         _end_without_freeing()
     return outcome.ok
 
 
-def _build(options: BuildOptions, key: str) -> fresh.FreshResult:
-    from toolchain.build import early
-
-    early.start(key)  # the last build's first cargo command, while the setup below runs
-    try:
-        return _build_started(options)
-    finally:
-        early.finish(key)
-
-
-def _build_started(options: BuildOptions) -> fresh.FreshResult:
+def _build(options: BuildOptions) -> fresh.FreshResult:
     from toolchain.config.settings import load_settings, settings_folder
 
     settings = load_settings(settings_folder(options.manifest_path, options.demo))

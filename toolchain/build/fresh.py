@@ -140,12 +140,11 @@ class Outcome:
 
 
 def run_or_reuse(
-    options: Mapping[str, Any], run: Callable[[str], FreshResult], *, force: bool = False, json: bool = False
+    options: Mapping[str, Any], run: Callable[[], FreshResult], *, force: bool = False, json: bool = False
 ) -> Outcome:
     """The command keyed by `options` (every option that changes what it builds or writes):
     its stored result when nothing it depends on changed since its last success (and not
-    `force`), else `run(key)`'s (the key names the command: build/early.py keeps its cargo
-    command under it), fingerprinted when it succeeded. Either is printed: the
+    `force`), else `run()`'s, fingerprinted when it succeeded. Either is printed: the
     --json document with "fresh" added, or the summary table."""
     key = command_key(dict(options))
     previous = None if force else stored(key)
@@ -157,7 +156,7 @@ def run_or_reuse(
     started_ns = time.time_ns()
     reads = Reads.start()
     try:
-        result = run(key)
+        result = run()
     finally:
         reads.stop()
     _show(result.document, result.title, result.columns, result.rows, fresh=False, json=json)

@@ -10,7 +10,7 @@ import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -576,11 +576,6 @@ def cargo_stage(plan: Plan, target: Target) -> CargoStage:
         from toolchain.report.cargo_timings import keep_cargo_timings
 
         keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
-    # A cargo started ahead (build/early.py) and adopted began before this stage: its phase counts from then.
-    ahead = proc.adopted_at()
-    if ahead is not None and ahead < started:
-        started_on = (datetime.now(UTC) - timedelta(seconds=time.monotonic() - ahead)).isoformat(timespec="seconds")
-        started = ahead
     phases = (("cargo", time.monotonic() - started),)
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
 

@@ -12,7 +12,6 @@ without sending it."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -46,13 +45,14 @@ class NotaryRequest:
 
     def shown(self) -> dict[str, Any]:
         """The request without the token's signature (it is a credential for 15 minutes)."""
-        header, claims, _signature = self.token.split(".")
+        import jwt
+
         return {
             "method": "POST",
             "url": self.url,
             "headers": {"Authorization": "Bearer <JWT>", "Content-Type": "application/json"},
-            "jwt_header": json.loads(_unb64(header)),
-            "jwt_claims": json.loads(_unb64(claims)),
+            "jwt_header": jwt.get_unverified_header(self.token),
+            "jwt_claims": jwt.decode(self.token, options={"verify_signature": False}),
             "body": self.body,
             "archive": str(self.archive),
             "archive_sha256": self.archive_sha256,
@@ -68,14 +68,6 @@ class NotaryResult:
     submission_id: str
     status: str  # Accepted | Invalid | Rejected | In Progress (when not waited for)
     log_url: str = ""
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def require_notarizable(name: str, info: BinaryInfo) -> None:
@@ -130,17 +122,11 @@ def _api_key(settings: NotarySettings) -> Any:
 
 
 def token(settings: NotarySettings, now: int) -> str:
-    """The ES256 JSON Web Token the Notary API takes as a bearer token."""
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+    """The ES256 JSON Web Token the Notary API takes as a bearer token (PyJWT)."""
+    import jwt
 
-    key = _api_key(settings)
-    header = {"alg": "ES256", "kid": settings.key_id, "typ": "JWT"}
     claims = {"iss": settings.issuer_id, "iat": now, "exp": now + TOKEN_SECONDS, "aud": AUDIENCE}
-    signing_input = f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}"
-    r, s = decode_dss_signature(key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-    return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+    return jwt.encode(claims, _api_key(settings), algorithm="ES256", headers={"kid": settings.key_id, "typ": "JWT"})
 
 
 def build_request(

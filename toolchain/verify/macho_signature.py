@@ -193,95 +193,38 @@ class _SignerInfo:
     timestamped: bool
 
 
-@dataclass(frozen=True)
-class _Node:
-    tag: int
-    head: int  # the tag byte
-    start: int  # first content byte
-    end: int  # one past the last content byte
-    outer_end: int  # one past the element (after an end-of-contents marker)
-
-
-def _node(data: bytes, pos: int) -> _Node:
-    """One BER/DER element (Apple's tools write CMS with indefinite lengths)."""
-    head, tag = pos, data[pos]
-    length = data[pos + 1]
-    pos += 2
-    if length == 0x80:  # indefinite: children until 00 00
-        child = pos
-        while data[child : child + 2] != b"\0\0":
-            child = _node(data, child).outer_end
-        return _Node(tag, head, pos, child, child + 2)
-    if length & 0x80:
-        count = length & 0x7F
-        length = int.from_bytes(data[pos : pos + count], "big")
-        pos += count
-    if pos + length > len(data):
-        raise _Malformed("CMS element runs past its end")
-    return _Node(tag, head, pos, pos + length, pos + length)
-
-
-def _children(data: bytes, node: _Node) -> list[_Node]:
-    found, pos = [], node.start
-    while pos < node.end:
-        child = _node(data, pos)
-        found.append(child)
-        pos = child.outer_end
-    return found
-
-
-def _oid(data: bytes, node: _Node) -> str:
-    raw = data[node.start : node.end]
-    parts = [raw[0] // 40, raw[0] % 40]
-    value = 0
-    for byte in raw[1:]:
-        value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
-            parts.append(value)
-            value = 0
-    return ".".join(str(p) for p in parts)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    raw = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(raw)]) + raw
-
-
 def _signer_info(cms: bytes) -> _SignerInfo:
-    content_info = _node(cms, 0)
-    explicit = _children(cms, content_info)[1]
-    signed_data = _children(cms, explicit)[0]
-    parts = _children(cms, signed_data)
-    certificates = tuple(cms[c.head : c.outer_end] for p in parts if p.tag == 0xA0 for c in _children(cms, p))
-    signer = _children(cms, parts[-1])[0]
-    fields = _children(cms, signer)
-    sid, digest_algorithm = fields[1], fields[2]
-    serial_node = _children(cms, sid)[1]
-    serial = int.from_bytes(cms[serial_node.start : serial_node.end], "big", signed=True)
-    digest_oid = _oid(cms, _children(cms, digest_algorithm)[0])
-    attributes = next((f for f in fields if f.tag == 0xA0), None)
-    if attributes is None:
+    """The one signer of a CMS SignedData, read with asn1crypto (it reads the BER with
+    indefinite lengths Apple's tools write)."""
+    from asn1crypto import cms as asn1_cms
+    from asn1crypto import parser
+
+    content = asn1_cms.ContentInfo.load(cms)
+    if content["content_type"].native != "signed_data":
+        raise _Malformed(f"CMS content type {content['content_type'].dotted}")
+    signed_data = content["content"]
+    certificates = tuple(c.chosen.dump() for c in signed_data["certificates"] or () if c.name == "certificate")
+    signer = signed_data["signer_infos"][0]
+    sid = signer["sid"]
+    if sid.name != "issuer_and_serial_number":
+        raise _Malformed("CMS signer named by key identifier")
+    attributes = signer["signed_attrs"]
+    if not attributes:
         raise _Malformed("CMS signer without signed attributes")
-    body = b"".join(cms[a.head : a.outer_end] for a in _children(cms, attributes))
     message_digest = b""
-    for attribute in _children(cms, attributes):
-        kind, values = _children(cms, attribute)
-        if _oid(cms, kind) == _OID_MESSAGE_DIGEST:
-            value = _children(cms, values)[0]
-            message_digest = cms[value.start : value.end]
-    signature_node = fields[fields.index(attributes) + 2]
-    unsigned = next((f for f in fields if f.tag == 0xA1), None)
-    timestamped = unsigned is not None and any(
-        _oid(cms, _children(cms, a)[0]) == _OID_TIMESTAMP_TOKEN for a in _children(cms, unsigned)
-    )
+    for attribute in attributes:
+        if attribute["type"].dotted == _OID_MESSAGE_DIGEST:
+            message_digest = attribute["values"][0].native
+    unsigned = signer["unsigned_attrs"]
+    timestamped = bool(unsigned) and any(a["type"].dotted == _OID_TIMESTAMP_TOKEN for a in unsigned)
+    # What was signed: the attributes as encoded, under a universal SET OF tag instead of [0].
+    signed = parser.emit(0, 1, 17, b"".join(a.dump() for a in attributes))
     return _SignerInfo(
         certificates=certificates,
-        serial=serial,
-        digest_oid=digest_oid,
-        signed_attributes=b"\x31" + _der_length(len(body)) + body,
+        serial=sid.chosen["serial_number"].native,
+        digest_oid=signer["digest_algorithm"]["algorithm"].dotted,
+        signed_attributes=signed,
         message_digest=message_digest,
-        signature=cms[signature_node.start : signature_node.end],
+        signature=signer["signature"].native,
         timestamped=timestamped,
     )

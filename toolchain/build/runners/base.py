@@ -72,8 +72,6 @@ class CommandRunner(ABC):
     remaps_host_paths = True
     # Whether cargo runs on this host, where the build's sccache server listens.
     uses_compile_cache = True
-    # Whether the next identical build may start this command before its setup (build/early.py).
-    starts_early = False
 
     @abstractmethod
     def invocation(self, job: BuildJob) -> CargoInvocation:
@@ -98,10 +96,6 @@ class CommandRunner(ABC):
                 project.sources.vendor_dir,
                 VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
             )
-        # Not with a compile cache (its server starts first) or merged std sources (written
-        # first), nor --timings (its page is found by the time cargo began): the setup of
-        # those writes what cargo reads.
-        early = self.starts_early and not job.cache_env and job.route.merge is None and not job.timings
         result = proc.run(
             invocation.argv,
             env=env,
@@ -109,7 +103,6 @@ class CommandRunner(ABC):
             tee_stderr=True,
             error=BuildError,
             what=f"cargo build for {job.target.triple}",
-            early=early,
         )
         return parse_executables(result.stdout)
 

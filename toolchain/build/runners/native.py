@@ -16,7 +16,6 @@ def _linker_needed(target: Target, host: str) -> bool:
 
 class NativeRunner(CommandRunner):
     name = "native"
-    starts_early = True
 
     def problem(self, target: Target, host: str) -> str | None:
         if shutil.which(cargo_program()) is None:

@@ -38,7 +38,6 @@ def zig_program() -> str | None:
 
 class ZigRunner(CommandRunner):
     name = "zig"
-    starts_early = True
 
     def __init__(self, on_host: bool = True) -> None:
         # False inside a container: the image finds its own zig.
