@@ -84,3 +84,45 @@ def test_stack_protector_is_the_imported_guard(tmp_path: Path) -> None:
     defines = "void __stack_chk_fail(void) {}\nint value(void) { return 1; }\n"
     library = _cc(tmp_path, "libguard.so", "-shared", "-fPIC", "-fno-stack-protector", source=defines)
     assert inspect_binary(library).stack_protector is False
+
+
+def _real_elf_files() -> list[Path]:
+    """ELF files this machine has: executables, the Rust toolchains' shared libraries
+    (librustc_driver among them), another architecture's libraries when installed."""
+    found = [Path("/usr/bin/ls"), Path("/usr/bin/readelf"), Path(sys.executable).resolve()]
+    rustc = shutil.which("rustc")
+    if rustc is not None:
+        sysroot = subprocess.run([rustc, "--print", "sysroot"], capture_output=True, text=True, check=True).stdout
+        found += sorted((Path(sysroot.strip()) / "lib").glob("*.so"))
+    found += sorted(Path("/usr/lib/x86_64-linux-gnu").glob("librustc_driver-*.so"))
+    found += sorted(Path("/usr/aarch64-linux-gnu/lib").glob("libc.so.*"))
+    return [p for p in found if p.is_file() and _starts_with(p, b"\x7fELF")]
+
+
+def _starts_with(path: Path, magic: bytes) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(magic)) == magic  # libLLVM's .so is a linker script
+
+
+def test_elf_read_from_a_map_matches_liefs_full_parse(demo_build: BuildReport, tmp_path: Path) -> None:
+    # The fast reader must say exactly what LIEF says, on real files: gcc builds with
+    # and without hardening, the demo, the toolchain's own large libraries.
+    built = [
+        _cc(tmp_path, "hardened", "-fstack-protector-all", "-Wl,-z,relro,-z,now", "-pie", "-fPIE"),
+        _cc(tmp_path, "plain", "-fno-stack-protector", "-Wl,-z,norelro", "-no-pie", "-Wl,-z,execstack"),
+        demo_build.results[0].binaries[0].path,
+    ]
+    files = built + _real_elf_files()
+    assert any(p.name.startswith("librustc_driver") for p in files)
+    for path in files:
+        assert inspect_binary(path) == inspect_binary(path, lief_only=True), path
+
+
+def test_an_elf_file_is_inspected_without_lief() -> None:
+    # The memory-map reader answers for ELF: LIEF (a second of start-up) is not even imported.
+    code = (
+        "import sys; from pathlib import Path; from toolchain.verify.inspection import inspect_binary; "
+        "info = inspect_binary(Path('/usr/bin/ls')); print(info.format, 'lief' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "elf False"

@@ -143,14 +143,20 @@ def _machine(raw: Any) -> str:
     return _MACHINES.get(name, name.lower())
 
 
-def inspect_binary(path: Path) -> BinaryInfo:
-    """Parse an executable (ELF, Mach-O, fat Mach-O or PE)."""
+def inspect_binary(path: Path, *, lief_only: bool = False) -> BinaryInfo:
+    """Parse an executable (ELF, Mach-O, fat Mach-O or PE). An ELF file is read from a
+    memory map, only the headers, sections and dynamic entries the rules need (LIEF
+    reads all of them); lief_only: LIEF's full parse, the reference it is checked against."""
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise InspectionError(f"cannot read {path}: {exc.strerror}", hint="check the path") from exc
     if size == 0:
         raise InspectionError(f"{path} is empty, not an executable", hint="rebuild it")
+    if not lief_only:
+        fast = _elf_from_map(path, size)
+        if fast is not None:
+            return fast
 
     import lief
 
@@ -293,6 +299,174 @@ def _imports_symbol(binary: Any, path: Path, name: str) -> bool:
 DF_BIND_NOW = 0x8
 DF_1_NOW = 0x1
 
+# ELF constants the fast reader needs (elf.h).
+_PT_LOAD, _PT_DYNAMIC, _PT_INTERP, _PT_GNU_STACK, _PT_GNU_RELRO = 1, 2, 3, 0x6474E551, 0x6474E552
+_PF_X = 1
+_SHT_NOBITS, _SHT_DYNSYM = 8, 11
+_DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_FLAGS, _DT_BIND_NOW = 1, 5, 10, 30, 24
+_DT_FLAGS_1, _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFB, 0x6FFFFFFE, 0x6FFFFFFF
+_ET_DYN = 3
+_ELF_MACHINES = {62: "x86_64", 183: "aarch64", 3: "x86", 40: "arm", 243: "riscv", 8: "mips", 21: "ppc64", 20: "ppc"}
+
+
+class _NotSimple(Exception):
+    """An ELF file the fast reader leaves to LIEF (no section headers, odd layouts)."""
+
+
+def _elf_from_map(path: Path, size: int) -> BinaryInfo | None:
+    """An ELF file's facts from a memory map (None: not ELF, or one to leave to LIEF).
+    On a 150 MB library LIEF's parse is mostly work no rule reads; here only the
+    ELF header, program headers, section headers, the dynamic table and the few
+    tables it points at are touched."""
+    import mmap
+
+    try:
+        with path.open("rb") as handle:
+            if handle.read(4) != b"\x7fELF":
+                return None
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return _elf_facts(path, data, size)
+    except _NotSimple:
+        return None
+
+
+def _elf_facts(path: Path, data: Any, size: int) -> BinaryInfo:
+    if size < 64 or data[4] not in (1, 2) or data[5] not in (1, 2):
+        raise _NotSimple
+    is64, order = data[4] == 2, "<" if data[5] == 1 else ">"
+    if is64:
+        e_type, e_machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(
+            order + "HHIQQQIHHHHHH", data, 16
+        )
+    else:
+        e_type, e_machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(
+            order + "HHIIIIIHHHHHH", data, 16
+        )
+    if shnum == 0 or shoff == 0 or shstrndx == 0 or shstrndx >= shnum:
+        raise _NotSimple  # LIEF finds sections another way; so does _imports_symbol's fallback
+    ends = [shoff + shnum * shentsize, phoff + phnum * phentsize]
+    _require_complete(path, size, ends, "ELF")
+    # Program headers: (type, flags, offset, vaddr, filesz).
+    segments = []
+    for index in range(phnum):
+        at = phoff + index * phentsize
+        if is64:
+            p_type, p_flags, p_offset, p_vaddr, _, p_filesz, _, _ = struct.unpack_from(order + "IIQQQQQQ", data, at)
+        else:
+            p_type, p_offset, p_vaddr, _, p_filesz, _, p_flags, _ = struct.unpack_from(order + "IIIIIIII", data, at)
+        segments.append((p_type, p_flags, p_offset, p_vaddr, p_filesz))
+    _require_complete(path, size, [offset + filesz for _, _, offset, _, filesz in segments], "ELF")
+    # Section headers: (name, type, offset, size, link).
+    raw_sections = []
+    for index in range(shnum):
+        at = shoff + index * shentsize
+        if is64:
+            sh_name, sh_type, _, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIQQQQI", data, at)
+        else:
+            sh_name, sh_type, _, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIIIIII", data, at)
+        raw_sections.append((sh_name, sh_type, sh_offset, sh_size, sh_link))
+    names_offset = raw_sections[shstrndx][2]
+    sections = [(_c_string(data, names_offset + n), t, o, sz, link) for n, t, o, sz, link in raw_sections]
+
+    def file_offset(address: int) -> int:
+        for p_type, _, offset, vaddr, filesz in segments:
+            if p_type == _PT_LOAD and vaddr <= address < vaddr + filesz:
+                return int(offset + address - vaddr)
+        raise _NotSimple
+
+    dynamic: list[tuple[int, int]] = []
+    for p_type, _, offset, _, filesz in segments:
+        if p_type == _PT_DYNAMIC:
+            layout = order + ("qQ" if is64 else "iI")
+            step = struct.calcsize(layout)
+            for at in range(offset, offset + filesz - step + 1, step):
+                tag, value = struct.unpack_from(layout, data, at)
+                if tag == 0:
+                    break
+                dynamic.append((tag, value))
+            break
+    tags = dict(dynamic)  # the last of a repeated tag; only single ones are read from it
+    needed: list[str] = []
+    glibc: tuple[int, ...] | None = None
+    if _DT_STRTAB in tags:
+        strtab = file_offset(tags[_DT_STRTAB])
+        needed = [_c_string(data, strtab + value) for tag, value in dynamic if tag == _DT_NEEDED]
+        if _DT_VERNEED in tags:
+            at = file_offset(tags[_DT_VERNEED])
+            for _ in range(tags.get(_DT_VERNEEDNUM, 0)):
+                _, count, _, aux, following = struct.unpack_from(order + "HHIII", data, at)
+                aux_at = at + aux
+                for _ in range(count):
+                    _, _, _, name, aux_next = struct.unpack_from(order + "IHHII", data, aux_at)
+                    match = re.fullmatch(r"GLIBC_(\d+(?:\.\d+)*)", _c_string(data, strtab + name))
+                    if match:
+                        version = tuple(int(p) for p in match.group(1).split("."))
+                        glibc = max(glibc, version) if glibc else version
+                    if aux_next == 0:
+                        break
+                    aux_at += aux_next
+                if following == 0:
+                    break
+                at += following
+    bind_now = any(
+        tag == _DT_BIND_NOW or (tag == _DT_FLAGS and value & DF_BIND_NOW) or (tag == _DT_FLAGS_1 and value & DF_1_NOW)
+        for tag, value in dynamic
+    )
+    types = {p_type for p_type, *_ in segments}
+    relro = ("full" if bind_now else "partial") if _PT_GNU_RELRO in types else "none"
+    stack = [flags for p_type, flags, *_ in segments if p_type == _PT_GNU_STACK]
+    section_names = [name for name, *_ in sections]
+    leftovers = [n for n in section_names if n == ".symtab" or n.startswith(".debug_")]
+    info = BinaryInfo(
+        format="elf",
+        machine=_ELF_MACHINES.get(e_machine, str(e_machine)),
+        bits=64 if is64 else 32,
+        endianness="little" if order == "<" else "big",
+        size=size,
+        stripped=not leftovers,
+        leftover_symbols=tuple(leftovers),
+        sections=_largest([Section(name, sz) for name, _, _, sz, _ in sections if name]),
+        glibc_required=".".join(map(str, glibc)) if glibc else None,
+        needed_libraries=tuple(needed),
+        pie=e_type == _ET_DYN and _PT_INTERP in types,
+        nx=bool(stack) and not stack[0] & _PF_X,
+        relro=relro,
+        stack_protector=_map_imports_symbol(data, sections, order, is64, "__stack_chk_fail"),
+    )
+    for name, sh_type, offset, sz, _ in sections:
+        if name in AUDIT_SECTIONS and sh_type != _SHT_NOBITS:
+            return _with_audit_data(info, name, bytes(data[offset : offset + sz]))
+    return info
+
+
+def _c_string(data: Any, offset: int) -> str:
+    end = data.find(b"\0", offset)
+    return bytes(data[offset : end if end >= 0 else len(data)]).decode("utf-8", "replace")
+
+
+def _map_imports_symbol(
+    data: Any, sections: list[tuple[str, int, int, int, int]], order: str, is64: bool, name: str
+) -> bool:
+    """Whether .dynsym has `name` undefined (imported), as _imports_symbol reads it."""
+    dynsym = next((s for s in sections if s[1] == _SHT_DYNSYM), None)
+    if dynsym is None:
+        raise _NotSimple  # LIEF may still find dynamic symbols without the section
+    _, _, table_offset, table_size, link = dynsym
+    _, _, strings_offset, strings_size, _ = sections[link]
+    strings = data[strings_offset : strings_offset + strings_size]
+    wanted = name.encode() + b"\0"
+    offsets = set()
+    start = strings.find(wanted)
+    while start != -1:
+        offsets.add(start)  # any hit: linkers share string tails between names
+        start = strings.find(wanted, start + 1)
+    if not offsets:
+        return False
+    layout, shndx = (order + "IBBHQQ", 3) if is64 else (order + "IIIBBH", 5)
+    entry = struct.calcsize(layout)
+    table = data[table_offset : table_offset + table_size - table_size % entry]
+    return any(sym[0] in offsets and sym[shndx] == 0 for sym in struct.iter_unpack(layout, table))
+
 
 def _elf_bind_now(binary: Any) -> bool:
     for entry in binary.dynamic_entries:
@@ -398,27 +572,30 @@ AUDIT_SECTIONS = (".dep-v0", "__dep_v0")  # ELF and PE; Mach-O (section names ar
 
 
 def _with_dependencies(info: BinaryInfo, sections: Any) -> BinaryInfo:
+    for section in sections:
+        if section.name in AUDIT_SECTIONS:
+            return _with_audit_data(info, section.name, bytes(section.content))
+    return info
+
+
+def _with_audit_data(info: BinaryInfo, name: str, content: bytes) -> BinaryInfo:
     """Read cargo-auditable's section: zlib-compressed JSON, {"packages": [...]}."""
     import json
     import zlib
     from dataclasses import replace
 
-    for section in sections:
-        if section.name not in AUDIT_SECTIONS:
-            continue
-        try:
-            document = json.loads(zlib.decompress(bytes(section.content)))
-            packages = tuple(
-                AuditedPackage(p["name"], p["version"], p.get("source", "crates.io"), p.get("kind", "runtime"))
-                for p in document["packages"]
-            )
-        except (zlib.error, ValueError, KeyError, TypeError) as exc:
-            raise InspectionError(
-                f"the {section.name} section (cargo-auditable's dependency list) cannot be read: {exc}",
-                hint="rebuild the binary; it was changed after it was built",
-            ) from exc
-        return replace(info, dependencies=packages)
-    return info
+    try:
+        document = json.loads(zlib.decompress(content))
+        packages = tuple(
+            AuditedPackage(p["name"], p["version"], p.get("source", "crates.io"), p.get("kind", "runtime"))
+            for p in document["packages"]
+        )
+    except (zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise InspectionError(
+            f"the {name} section (cargo-auditable's dependency list) cannot be read: {exc}",
+            hint="rebuild the binary; it was changed after it was built",
+        ) from exc
+    return replace(info, dependencies=packages)
 
 
 def _authenticode(binary: Any) -> Authenticode | None:
