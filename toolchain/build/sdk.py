@@ -10,7 +10,6 @@ import json
 import os
 from pathlib import Path
 
-from toolchain import proc
 from toolchain.build.cargo import Project, Selection, cargo_program
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
@@ -33,7 +32,7 @@ def sdk_crates_in_build(target: Target, project: Project, selections: list[Selec
     ]
     if locked and project.lockfile.is_file():
         argv.append("--locked")
-    result = proc.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
+    result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
     metadata = json.loads(result.stdout)
     names = {p["id"]: p["name"] for p in metadata["packages"]}
     nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from toolchain import proc
 from toolchain.build.auditable import auditable_command
 from toolchain.build.cargo import Project, Selection
 from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
@@ -80,7 +79,7 @@ class CommandRunner(ABC):
         """The command line (argument list and extra environment)."""
 
     def route(self, target: Target, project: Project) -> Route:
-        return resolve_route(target, project.sources)
+        return resolve_route(target, project.sources, project.context)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
@@ -97,15 +96,15 @@ class CommandRunner(ABC):
                 job.target.triple,
                 project.sources.vendor_dir,
                 VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
+                project.context.folder,
             )
         # Not with a compile cache (its server starts first) or merged std sources (written
         # first), nor --timings (its page is found by the time cargo began): the setup of
         # those writes what cargo reads.
         early = self.starts_early and not job.cache_env and job.route.merge is None and not job.timings
-        result = proc.run(
+        result = job.project.context.run(
             invocation.argv,
             env=env,
-            cwd=job.project.workspace_root,
             tee_stderr=True,
             error=BuildError,
             what=f"cargo build for {job.target.triple}",
