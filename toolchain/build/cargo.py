@@ -175,7 +175,7 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
             )
         packages = [p for p in packages if p.name == package]
     if not binaries:
-        return [Selection(p, p.binaries) for p in packages]
+        return unique_binaries([Selection(p, p.binaries) for p in packages])
     selections = []
     known = sorted({b for p in packages for b in p.binaries})
     for name in binaries:
@@ -188,4 +188,20 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
         chosen = tuple(b for b in p.binaries if b in binaries)
         if chosen:
             selections.append(Selection(p, chosen))
+    return unique_binaries(selections)
+
+
+def unique_binaries(selections: list[Selection]) -> list[Selection]:
+    """The selections, refused when two packages have a binary of the same name: cargo
+    writes both to one file in the target folder (and only warns of the collision)."""
+    owners: dict[str, str] = {}
+    for selection in selections:
+        for binary in selection.binaries:
+            other = owners.setdefault(binary, selection.package.name)
+            if other != selection.package.name:
+                raise UsageError(
+                    f"packages {other} and {selection.package.name} both have a binary named '{binary}', "
+                    "which cargo would write to one file",
+                    hint=f"build one package at a time: --package {other}, then --package {selection.package.name}",
+                )
     return selections

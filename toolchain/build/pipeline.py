@@ -38,7 +38,7 @@ from toolchain.config.profiles import Profile, SettingSource, effective_settings
 from toolchain.config.settings import Settings, load_settings, settings_folder
 from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
-from toolchain.errors import BuildError, ToolchainError, UsageError
+from toolchain.errors import BuildError, PackagingError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
 from toolchain.release.channels.formats import SBOM
 from toolchain.verify.policy import check_allow
@@ -741,6 +741,19 @@ def archive_entries(
     return entries
 
 
+def check_members(selection: Selection, entries: list[ArchiveEntry], target: Target, archive: str) -> None:
+    """An archive's executables are exactly its package's binaries as cargo reported them:
+    never one missing, nor another package's."""
+    expected = sorted(f"{b}{target.binary.exe_suffix}" for b in selection.binaries)
+    members = sorted(e.name for e in entries if e.executable)
+    if members != expected:
+        raise PackagingError(
+            f"{archive} would hold {', '.join(members) or 'no binary'}, "
+            f"but cargo built {', '.join(expected)} for {selection.package.name}",
+            hint="build one package at a time with --package (two packages may have binaries of one name)",
+        )
+
+
 def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
     from toolchain.release.package import archive_name, write_archive
 
@@ -751,6 +764,7 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
         for selection in plan.selections:
             name = archive_name(selection.package.name, target.triple, target.archive.format)
             entries = archive_entries(selection, binaries, target, project, plan.settings)
+            check_members(selection, entries, target, name)
             artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)

@@ -116,13 +116,21 @@ class CommandRunner(ABC):
 def parse_executables(stdout: str) -> dict[str, Path]:
     """Binary name -> path, from cargo's JSON messages (not from guessing)."""
     found = {}
+    packages: dict[str, str] = {}
     for line in stdout.splitlines():
         if not line.startswith("{"):
             continue
         message = json.loads(line)
         is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
         if is_artifact and "bin" in message["target"]["kind"]:
-            found[message["target"]["name"]] = Path(message["executable"])
+            name, package = message["target"]["name"], str(message.get("package_id", ""))
+            if packages.setdefault(name, package) != package:
+                # Both were written to one file: which binary it holds now is not knowable.
+                raise BuildError(
+                    f"cargo built two binaries named '{name}' ({packages[name]} and {package}) into one file",
+                    hint="build one package at a time with --package",
+                )
+            found[name] = Path(message["executable"])
     if not found:
         raise BuildError("cargo reported no executable", hint="check --package/--bin")
     return found
