@@ -118,3 +118,26 @@ def test_graphs_without_apple_links_need_no_sdk(monkeypatch: pytest.MonkeyPatch)
     project = load_project(CORPUS / "ctrlc" / "Cargo.toml")
     needs = sdk_needs(catalog.target(MAC), project, select(project, None, []), settings)
     assert [(n.chain[-1], n.libraries) for n in needs] == [("objc2", ("libobjc", "Foundation"))]
+
+
+@pytest.mark.slow
+def test_registry_scans_are_cached_by_id_and_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toolchain.build import links
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache-yet"))
+    settings = load_settings(CORPUS / "ctrlc")
+    target = settings.catalog.target(MAC)
+    project = load_project(CORPUS / "ctrlc" / "Cargo.toml")
+    first = sdk_needs(target, project, select(project, None, []), settings)
+    cached = links.ScanCache().entries
+    assert any(key.startswith("registry+") and "#objc2@0.6.5#" in key for key in cached), sorted(cached)
+    scanned: list[str] = []
+    real = links.scan_package
+
+    def counting(package: dict[str, object]) -> list[LinkLine]:
+        scanned.append(str(package["name"]))
+        return real(package)
+
+    monkeypatch.setattr(links, "scan_package", counting)
+    assert sdk_needs(target, project, select(project, None, []), settings) == first
+    assert scanned == ["corpus-ctrlc"]  # the path package only: registry sources never change

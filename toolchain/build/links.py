@@ -237,6 +237,7 @@ class ScanCache:
     def save(self) -> None:
         if self.changed:
             with contextlib.suppress(OSError):  # a cache only: the next build scans again
+                self.path.parent.mkdir(parents=True, exist_ok=True)
                 write_json(self.path, {"schema": SCAN_SCHEMA, "packages": self.entries})
 
 
