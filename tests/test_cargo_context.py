@@ -82,3 +82,25 @@ def test_vendored_crate_builds_offline_the_same_from_any_folder(tmp_path: Path) 
         assert first[name] == second[name], f"{name} differs between the two builds"
     # The SBOM lists the vendored crate the build used.
     assert any(b"itoa" in data for name, data in first.items() if "cdx" in name or "sbom" in name)
+
+
+def test_rustc_probes_follow_the_projects_rust_toolchain_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # rustup reads rust-toolchain.toml from the working folder: a project pinning Debian's
+    # toolchain (`path = "/usr"`) gets its routes from that compiler, wherever the toolkit started.
+    from toolchain.build.context import HERE
+    from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, is_rustup_toolchain
+    from toolchain.config.catalog import load_catalog
+
+    if not DISTRO_RUSTC.is_file() or "rustup" not in str(HERE.rustc_sysroot(default_rustc())):
+        pytest.skip("needs rustup's rustc on PATH and Debian's /usr/bin/rustc")
+    monkeypatch.delenv("RUSTUP_TOOLCHAIN", raising=False)
+    crate = tmp_path / "pinned"
+    crate.mkdir()
+    (crate / "rust-toolchain.toml").write_text('[toolchain]\npath = "/usr"\n')
+    (crate / "Cargo.toml").write_text('[package]\nname = "pinned"\nversion = "0.1.0"\n')
+    context = CargoContext.of(crate / "Cargo.toml")
+    assert context.rustc_sysroot(default_rustc()) == Path("/usr")
+    assert is_rustup_toolchain(HERE.rustc_sysroot(default_rustc()))
+    host = load_catalog().target("x86_64-unknown-linux-gnu")
+    assert candidate_routes(host, context=context)[0].detail == "std from /usr"
+    assert candidate_routes(host)[0].name == "rustup"
