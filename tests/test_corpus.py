@@ -143,7 +143,8 @@ def test_framework_crate_without_sdk_stops_before_cargo(corpus: Path, monkeypatc
     )
     assert result.returncode == 5, result.stderr
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
-    assert "core-foundation-sys links Apple frameworks" in line and "SDKROOT" in line
+    assert "corpus-macos-fw -> core-foundation -> core-foundation-sys: links CoreFoundation" in line
+    assert "SDKROOT" in line
     assert "Compiling" not in result.stderr and "cargo-zigbuild" not in result.stderr
 
 
@@ -183,6 +184,64 @@ def test_framework_crate_with_sdkroot_links_against_that_sdk(
     assert result.ok, result.entry.error
     (binary,) = result.binaries
     assert any("CoreFoundation.framework" in name for name in binary.info.needed_libraries), binary.info
+
+
+# A stand-in for the part of Apple's SDK that objc2 (ctrlc -> dispatch2 -> objc2) links:
+# text stubs (.tbd) of libobjc and of the Foundation framework, where an SDK keeps them.
+# No Apple SDK is reachable here; zig's linker reads .tbd stubs as it does a real SDK's.
+OBJC_STUB = """--- !tapi-tbd
+tbd-version:     4
+targets:         [ x86_64-macos, arm64-macos ]
+install-name:    '/usr/lib/libobjc.A.dylib'
+current-version: 228
+exports:
+  - targets:         [ x86_64-macos, arm64-macos ]
+    symbols:         [ _objc_msgSend ]
+...
+"""
+FOUNDATION_STUB = """--- !tapi-tbd
+tbd-version:     4
+targets:         [ x86_64-macos, arm64-macos ]
+install-name:    '/System/Library/Frameworks/Foundation.framework/Versions/C/Foundation'
+current-version: 1.0
+exports:
+  - targets:         [ x86_64-macos, arm64-macos ]
+    symbols:         [ _NSLog ]
+...
+"""
+
+
+def test_ctrlc_with_sdkroot_links_libobjc_and_foundation(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lief
+
+    sdk = tmp_path / "MacOSX.sdk"
+    (sdk / "usr" / "lib").mkdir(parents=True)
+    (sdk / "usr" / "lib" / "libobjc.tbd").write_text(OBJC_STUB)
+    framework = sdk / "System" / "Library" / "Frameworks" / "Foundation.framework"
+    framework.mkdir(parents=True)
+    (framework / "Foundation.tbd").write_text(FOUNDATION_STUB)
+    monkeypatch.setenv("SDKROOT", str(sdk))
+    report = build(
+        BuildOptions(
+            targets=("x86_64-apple-darwin",),
+            manifest_path=corpus / "crates" / "ctrlc" / "Cargo.toml",
+            profile="fast",
+            out_dir=tmp_path / "dist",
+        )
+    )
+    (result,) = report.results
+    assert result.ok, result.entry.error
+    (binary,) = result.binaries
+    macho = lief.MachO.parse(str(binary.path)).at(0)
+    loaded = {
+        command.name
+        for command in macho.commands
+        if command.command == lief.MachO.LoadCommand.TYPE.LOAD_DYLIB and isinstance(command, lief.MachO.DylibCommand)
+    }
+    assert "/usr/lib/libobjc.A.dylib" in loaded, loaded
+    assert any("/Foundation.framework/" in name for name in loaded), loaded
 
 
 def test_vendored_crate_builds_std_from_source_with_the_network_off(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
+from toolchain.build.context import CargoContext
 from toolchain.build.routes import ProjectSources
 from toolchain.build.vendor import project_sources
 from toolchain.config.schema import did_you_mean, load_toml
@@ -51,6 +52,11 @@ class Project:
     def lockfile(self) -> Path:
         return self.workspace_root / "Cargo.lock"
 
+    @property
+    def context(self) -> CargoContext:
+        """Where every cargo and rustc command for this project runs (its Cargo.toml's folder)."""
+        return CargoContext.of(self.manifest_path)
+
 
 @dataclass(frozen=True)
 class Selection:
@@ -68,7 +74,7 @@ def _manifest_file(manifest_path: Path) -> Path:
 
 
 def _metadata(manifest_path: Path) -> proc.Result:
-    return proc.run(
+    return CargoContext.of(manifest_path).run(
         [cargo_program(), "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest_path],
         error=ProjectError,
         what="cargo metadata",
@@ -138,7 +144,7 @@ def load_project(manifest_path: Path) -> Project:
         packages=tuple(sorted(packages, key=lambda p: p.name)),
         manifest_profiles={k: dict(v) for k, v in root_manifest.get("profile", {}).items() if isinstance(v, dict)},
         registry_dependencies=dependencies,
-        sources=project_sources(workspace_root, dependencies, target_directory),
+        sources=project_sources(manifest_path.parent, dependencies, target_directory),
         member_manifests=tuple(sorted(member_manifests)),
         build_script_roots=tuple(sorted(build_script_roots)),
     )
@@ -169,7 +175,7 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
             )
         packages = [p for p in packages if p.name == package]
     if not binaries:
-        return [Selection(p, p.binaries) for p in packages]
+        return unique_binaries([Selection(p, p.binaries) for p in packages])
     selections = []
     known = sorted({b for p in packages for b in p.binaries})
     for name in binaries:
@@ -182,4 +188,20 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
         chosen = tuple(b for b in p.binaries if b in binaries)
         if chosen:
             selections.append(Selection(p, chosen))
+    return unique_binaries(selections)
+
+
+def unique_binaries(selections: list[Selection]) -> list[Selection]:
+    """The selections, refused when two packages have a binary of the same name: cargo
+    writes both to one file in the target folder (and only warns of the collision)."""
+    owners: dict[str, str] = {}
+    for selection in selections:
+        for binary in selection.binaries:
+            other = owners.setdefault(binary, selection.package.name)
+            if other != selection.package.name:
+                raise UsageError(
+                    f"packages {other} and {selection.package.name} both have a binary named '{binary}', "
+                    "which cargo would write to one file",
+                    hint=f"build one package at a time: --package {other}, then --package {selection.package.name}",
+                )
     return selections

@@ -36,11 +36,13 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
     settings = load_settings(settings_folder(options.manifest_path, options.demo))
     with contextlib.suppress(ToolchainError):  # no Cargo.toml: the build says so, in its order
         from toolchain.build.cargo import ask_metadata_ahead
+        from toolchain.build.context import CargoContext
         from toolchain.build.routes import ask_sysroot_ahead
 
         # cargo metadata and rustc --print sysroot run while the pipeline's modules load below
-        ask_metadata_ahead(options.manifest_path or settings.manifest(demo=options.demo))
-        ask_sysroot_ahead()
+        manifest = options.manifest_path or settings.manifest(demo=options.demo)
+        ask_metadata_ahead(manifest)
+        ask_sysroot_ahead(CargoContext.of(manifest))
     from toolchain.build.pipeline import build
     from toolchain.build.routes import SYSROOTS
 

@@ -19,6 +19,7 @@ import msgspec
 from toolchain import __version__, proc
 from toolchain.build import cache
 from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.build.context import HERE, CargoContext
 from toolchain.build.options import BuildOptions as BuildOptions  # its home is light: the fresh check keys on it
 from toolchain.build.record import (
     ArtifactEntry,
@@ -37,7 +38,7 @@ from toolchain.config.profiles import Profile, SettingSource, effective_settings
 from toolchain.config.settings import Settings, load_settings, settings_folder
 from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
-from toolchain.errors import BuildError, ToolchainError, UsageError
+from toolchain.errors import BuildError, PackagingError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
 from toolchain.release.channels.formats import SBOM
 from toolchain.verify.policy import check_allow
@@ -176,8 +177,9 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     profile = settings.catalog.profile(options.profile or settings.build.profile)
     targets = resolve_targets(options, settings)
     # rustc's sysroot (the std route) is asked on a thread while cargo metadata runs: one wait, not two.
-    ask_sysroot_ahead()
-    project = load_project(options.manifest_path or settings.manifest(demo=options.demo))
+    manifest = options.manifest_path or settings.manifest(demo=options.demo)
+    ask_sysroot_ahead(CargoContext.of(manifest))
+    project = load_project(manifest)
     selections = select(project, options.package, list(options.binaries))
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
@@ -311,7 +313,7 @@ def compile_target(
             timings=settings.build.timings,
         )
         # two version probes, off the path after cargo
-        versions = proc.soon(lambda: toolchain_versions(route), "toolchain-probe")
+        versions = proc.soon(lambda: toolchain_versions(route, project.context), "toolchain-probe")
         executables = choice.runner.build(job)
     return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions)
 
@@ -361,7 +363,7 @@ class Plan:
 
     @functools.cached_property
     def cargo_version(self) -> str | None:
-        return proc.run([cargo_program(), "--version"], check=False, quiet=True).stdout.strip() or None
+        return self.project.context.output([cargo_program(), "--version"]) or None
 
 
 @dataclass(frozen=True)
@@ -610,7 +612,9 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         profile_source=compiled.profile_source,
         profile_settings=tuple(dict(s.__dict__) for s in compiled.profile_settings),
         toolchain=with_cargo(
-            compiled.versions.result() if compiled.versions else toolchain_versions(compiled.route),
+            compiled.versions.result()
+            if compiled.versions
+            else toolchain_versions(compiled.route, plan.project.context),
             compiled.route,
             plan,
         ),
@@ -732,6 +736,19 @@ def archive_entries(
     return entries
 
 
+def check_members(selection: Selection, entries: list[ArchiveEntry], target: Target, archive: str) -> None:
+    """An archive's executables are exactly its package's binaries as cargo reported them:
+    never one missing, nor another package's."""
+    expected = sorted(f"{b}{target.binary.exe_suffix}" for b in selection.binaries)
+    members = sorted(e.name for e in entries if e.executable)
+    if members != expected:
+        raise PackagingError(
+            f"{archive} would hold {', '.join(members) or 'no binary'}, "
+            f"but cargo built {', '.join(expected)} for {selection.package.name}",
+            hint="build one package at a time with --package (two packages may have binaries of one name)",
+        )
+
+
 def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
     from toolchain.release.package import archive_name, write_archive
 
@@ -742,18 +759,19 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
         for selection in plan.selections:
             name = archive_name(selection.package.name, target.triple, target.archive.format)
             entries = archive_entries(selection, binaries, target, project, plan.settings)
+            check_members(selection, entries, target, name)
             artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)
     return artifacts
 
 
-def toolchain_versions(route: Route) -> dict[str, str | None]:
+def toolchain_versions(route: Route, context: CargoContext = HERE) -> dict[str, str | None]:
     """The route's compiler versions; cargo's is asked once per build (with_cargo)."""
     if route.versions:
         return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
     return {
-        "rustc": rustc_version(route.rustc),
+        "rustc": rustc_version(route.rustc, context),
         "route": route.name,
         "route_detail": route.detail,
         "toolkit": __version__,

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass
 
 from toolchain import proc
+from toolchain.build.context import HERE, CargoContext
 from toolchain.build.routes import Route, candidate_routes, forget_sysroots, resolve_route
 from toolchain.config.targets import Target, host_platform
 from toolchain.errors import MissingToolError
@@ -34,21 +35,22 @@ def offline_packages(target: Target) -> list[str]:
     return packages
 
 
-def install(target: Target, *, offline: bool = False, force: bool = False) -> Provisioned:
+def install(target: Target, *, offline: bool = False, force: bool = False, context: CargoContext = HERE) -> Provisioned:
+    """context: the project's (its rust-toolchain.toml names the toolchain rustup adds the target to)."""
     if target.components:
         raise MissingToolError(
             f"{target.triple} is made of {', '.join(target.components)}",
             hint="install each of those targets",
         )
-    if candidate_routes(target) and not force:
-        route = resolve_route(target)
+    if candidate_routes(target, context=context) and not force:
+        route = resolve_route(target, context=context)
         log.info(f"{target.triple}: already buildable through the {route.name} route ({route.detail})")
         return Provisioned(target.triple, route, "already present")
     if not offline and shutil.which("rustup") and not target.toolchain.build_std:
-        result = proc.run(["rustup", "target", "add", target.triple], check=False, timeout=600)
+        result = context.run(["rustup", "target", "add", target.triple], check=False, timeout=600)
         if result.returncode == 0:
             forget_sysroots()
-            return Provisioned(target.triple, resolve_route(target), "rustup target add")
+            return Provisioned(target.triple, resolve_route(target, context=context), "rustup target add")
         log.warn(f"rustup could not download the {target.triple} std; falling back to the offline route")
     packages = offline_packages(target)
     command = ["apt-get", "install", "-y", *packages]
@@ -64,4 +66,4 @@ def install(target: Target, *, offline: bool = False, force: bool = False) -> Pr
         proc.run(["apt-get", "update", "-qq"], what="apt-get update", timeout=900)
     proc.run(command, env={"DEBIAN_FRONTEND": "noninteractive"}, what="apt-get install", timeout=1800)
     forget_sysroots()
-    return Provisioned(target.triple, resolve_route(target), " ".join(command))
+    return Provisioned(target.triple, resolve_route(target, context=context), " ".join(command))

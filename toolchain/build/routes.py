@@ -12,14 +12,15 @@ Online machines take the first; air-gapped ones fall back to the others.
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain import proc
+from toolchain.build.context import HERE, CargoContext
+from toolchain.build.context import SYSROOTS as SYSROOTS  # the fresh check's import
+from toolchain.build.context import forget_sysroots as forget_sysroots  # provision's
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError
 
@@ -45,48 +46,24 @@ class Route:
     trim_paths: bool = False
 
 
-# Every sysroot asked for in this process: the fresh check watches their compilers.
-SYSROOTS: set[Path] = set()
+def rustc_sysroot(rustc: str, context: CargoContext = HERE) -> Path | None:
+    return context.rustc_sysroot(rustc)
 
 
-# One probe per rustc: a caller asking while another thread's probe runs waits for its answer.
-_sysroot_lock = threading.Lock()
-
-
-def rustc_sysroot(rustc: str) -> Path | None:
-    with _sysroot_lock:
-        return _sysroot(rustc)
-
-
-def ask_sysroot_ahead() -> None:
+def ask_sysroot_ahead(context: CargoContext = HERE) -> None:
     """Ask rustc's sysroot (the std route) on a thread, while other work runs: one wait, not two.
     Asked twice, the second waits for the first's answer (the lock, the cache)."""
 
     def ask() -> None:
         rustc = default_rustc()
         if shutil.which(rustc) or Path(rustc).is_file():
-            rustc_sysroot(rustc)  # cached for candidate_routes
+            context.rustc_sysroot(rustc)  # cached for candidate_routes
 
     threading.Thread(target=ask, name="toolchain-sysroot", daemon=True).start()
 
 
-def forget_sysroots() -> None:
-    """Ask again next time (a toolchain was just installed)."""
-    _sysroot.cache_clear()
-
-
-@functools.cache
-def _sysroot(rustc: str) -> Path | None:
-    sysroot = proc.output([rustc, "--print", "sysroot"])
-    if sysroot is None:
-        return None
-    SYSROOTS.add(Path(sysroot))
-    return Path(sysroot)
-
-
-@functools.cache
-def rustc_version(rustc: str) -> str | None:
-    return proc.output([rustc, "--version"])
+def rustc_version(rustc: str, context: CargoContext = HERE) -> str | None:
+    return context.rustc_version(rustc)
 
 
 def has_std(sysroot: Path | None, triple: str) -> bool:
@@ -101,11 +78,14 @@ def is_rustup_toolchain(sysroot: Path | None) -> bool:
     return sysroot is not None and ".rustup" in sysroot.parts
 
 
-def candidate_routes(target: Target, sources: ProjectSources | None = None) -> list[Route]:
-    """Every route that can build this target on this machine, best first."""
+def candidate_routes(
+    target: Target, sources: ProjectSources | None = None, context: CargoContext = HERE
+) -> list[Route]:
+    """Every route that can build this target on this machine, best first (rustc asked in
+    the project's folder: its rust-toolchain.toml picks the compiler)."""
     routes = []
     rustc = default_rustc()
-    sysroot = rustc_sysroot(rustc) if shutil.which(rustc) or Path(rustc).is_file() else None
+    sysroot = context.rustc_sysroot(rustc) if shutil.which(rustc) or Path(rustc).is_file() else None
     if has_std(sysroot, target.triple):
         name = "rustup" if is_rustup_toolchain(sysroot) else "sysroot"
         routes.append(Route(name, rustc, detail=f"std from {sysroot}"))
@@ -188,8 +168,8 @@ def build_std_args(vendor: Path = VENDORED_STD_SOURCES) -> tuple[str, ...]:
     return (*BUILD_STD, *replace_crates_io("vendored-std", vendor))
 
 
-def resolve_route(target: Target, sources: ProjectSources | None = None) -> Route:
-    routes = candidate_routes(target, sources)
+def resolve_route(target: Target, sources: ProjectSources | None = None, context: CargoContext = HERE) -> Route:
+    routes = candidate_routes(target, sources, context)
     if routes:
         return routes[0]
     raise MissingToolError(

@@ -37,7 +37,7 @@ def _as_list(value: Any) -> list[str] | None:
     return None
 
 
-def user_rustflags(workspace_root: Path, triple: str, environ: dict[str, str] | None = None) -> list[str]:
+def user_rustflags(folder: Path, triple: str, environ: dict[str, str] | None = None) -> list[str]:
     """The flags cargo would use for this target without us, from where cargo reads them."""
     environ = dict(os.environ) if environ is None else environ
     encoded = environ.get("CARGO_ENCODED_RUSTFLAGS")
@@ -48,7 +48,7 @@ def user_rustflags(workspace_root: Path, triple: str, environ: dict[str, str] | 
     target_flags: list[str] | None = None
     build_flags: list[str] | None = None
     # Most specific file first; cargo joins arrays from all of them (lower precedence first).
-    for path in reversed(cargo_config_files(workspace_root)):
+    for path in reversed(cargo_config_files(folder)):
         try:
             config = tomllib.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
@@ -89,7 +89,9 @@ def encoded_rustflags(
     triple: str,
     vendor_dir: Path | None = None,
     rust_source: Path | None = None,
+    config_folder: Path | None = None,
 ) -> str:
-    flags = user_rustflags(workspace_root, triple)
+    """config_folder: where cargo runs (the project's context), whose config files it reads."""
+    flags = user_rustflags(config_folder or workspace_root, triple)
     flags += remap_flags(build_machine_prefixes(workspace_root, target_directory, vendor_dir, rust_source))
     return SEPARATOR.join(flags)

@@ -1,58 +1,178 @@
-"""Platform SDKs: a crate that links a macOS framework (CoreFoundation,
-Security...) cannot be linked without Apple's SDK, which cannot be shipped
-or downloaded here. Stop before cargo, naming the SDK and SDKROOT, instead
-of failing minutes later inside the linker. With SDKROOT set, cargo and the
+"""Platform SDKs: a crate graph that links a macOS framework (Foundation,
+CoreFoundation, Security...) or an SDK library (libobjc) cannot be linked
+without Apple's SDK, which cannot be shipped or downloaded here. Whether it
+does is read from the graph itself before cargo runs: every package cargo
+would build for the target (`cargo metadata --filter-platform`), scanned for
+what it links (toolchain.build.links). Without SDKROOT the build stops in
+seconds, naming the chain that pulls the library in, instead of failing in
+the linker after the whole graph compiled. With SDKROOT set, cargo and the
 linker get it from the environment."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import time
+import tomllib
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from toolchain import proc
 from toolchain.build.cargo import Project, Selection, cargo_program
+from toolchain.build.links import LinkLine, ScanCache, evaluate, mentions_target
+from toolchain.build.routes import default_rustc
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError, ProjectError
+from toolchain.log import log
 
 SDK_NAMES = {"macos": "the macOS SDK (MacOSX.sdk, from Xcode or the Command Line Tools)"}
 
 
-def sdk_crates_in_build(target: Target, project: Project, selections: list[Selection], locked: bool) -> list[str]:
-    """The target's SDK-linking crates among what cargo would build for it."""
+@dataclass(frozen=True)
+class SdkNeed:
+    """One package of the graph that links what only the SDK has, and how it is reached."""
+
+    chain: tuple[str, ...]  # package names, from the built package to the linking one
+    libraries: tuple[str, ...]  # as a user knows them: "libobjc", "Foundation"
+    optional: tuple[str, ...] = ()  # edges of the chain a feature choice would drop
+
+
+def _metadata(target: Target, project: Project, settings: Settings) -> dict[str, Any]:
     argv: list[str | Path] = [
-        cargo_program(),
-        "metadata",
-        "--format-version",
-        "1",
-        "--manifest-path",
-        project.manifest_path,
-        "--filter-platform",
-        target.triple,
-    ]
-    if locked and project.lockfile.is_file():
+        cargo_program(), "metadata", "--format-version", "1",
+        "--manifest-path", project.manifest_path, "--filter-platform", target.triple,
+    ]  # fmt: skip
+    build = settings.build
+    if build.features:
+        argv += ["--features", ",".join(build.features)]
+    if build.all_features:
+        argv.append("--all-features")
+    if build.no_default_features:
+        argv.append("--no-default-features")
+    if build.locked and project.lockfile.is_file():
         argv.append("--locked")
-    result = proc.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
-    metadata = json.loads(result.stdout)
-    names = {p["id"]: p["name"] for p in metadata["packages"]}
+    result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+def target_cfg(target: Target, project: Project) -> tuple[dict[str, set[str]], set[str]]:
+    """rustc's cfg values for the target (`key="value"` pairs and bare names); empty when
+    rustc cannot say (every predicate on the target is then taken as unknown)."""
+    text = project.context.output([default_rustc(), "--print", "cfg", "--target", target.triple]) or ""
+    pairs: dict[str, set[str]] = {}
+    bare: set[str] = set()
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            pairs.setdefault(key.strip(), set()).add(value.strip().strip('"'))
+        elif line.strip():
+            bare.add(line.strip())
+    return pairs, bare
+
+
+def _checksums(lockfile: Path) -> dict[tuple[str, str, str], str]:
+    try:
+        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return {}
+    return {
+        (p["name"], p["version"], p.get("source", "")): p["checksum"]
+        for p in lock.get("package", [])
+        if isinstance(p, dict) and "checksum" in p and "name" in p and "version" in p
+    }
+
+
+def _needs_sdk(line: LinkLine, target: Target, features: set[str], cfg: dict[str, set[str]], bare: set[str]) -> bool:
+    """Whether this link line is compiled for the target and names what only the SDK has."""
+    values = [evaluate(p, cfg, bare, features) for p in line.predicates]
+    if False in values:
+        return False
+    if line.kind == "framework":
+        return True  # frameworks exist only on Apple platforms: every one comes from the SDK
+    if line.kind not in ("dylib", "") or line.name in target.toolchain.sdk_free_libraries:
+        return False
+    # A module file may be compiled for another OS only (its `mod` line's cfg is not read).
+    return line.in_root or any(mentions_target(p) for p in line.predicates)
+
+
+def _optional_edges(chain: list[str], packages: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """For each edge of the chain that is an optional dependency, which feature turns it on."""
+    notes = []
+    for parent_id, child_id in itertools.pairwise(chain):
+        parent, child = packages[parent_id], packages[child_id]
+        for dep in parent.get("dependencies", []):
+            if dep.get("name") != child["name"] or not dep.get("optional"):
+                continue
+            key = dep.get("rename") or dep["name"]
+            features = parent.get("features") or {}
+            enabling = sorted(
+                feature
+                for feature, items in features.items()
+                if feature != "default"
+                and any(i in (key, f"dep:{key}") or i.startswith((f"{key}/", f"{key}?/")) for i in items)
+            )
+            defaults = set(features.get("default", []))
+            shown = ", ".join(f"'{f}'" + (" (on by default)" if f in defaults else "") for f in enabling)
+            notes.append(f"{parent['name']} -> {child['name']} is optional, behind {parent['name']}'s feature {shown}")
+            break
+    return tuple(notes)
+
+
+def sdk_needs(target: Target, project: Project, selections: list[Selection], settings: Settings) -> list[SdkNeed]:
+    """Every package cargo would build for the target that links what only the SDK has,
+    with the shortest chain from a selected package to it."""
+    started = time.monotonic()
+    metadata = _metadata(target, project, settings)
+    packages = {p["id"]: p for p in metadata["packages"]}
     nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
-    # Walk from the selected packages only: another member's macOS deps do not count.
-    roots = [pid for pid, name in names.items() if name in {s.package.name for s in selections} and pid in nodes]
-    seen: set[str] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        stack += [d["pkg"] for d in nodes[node].get("deps", [])]
-    wanted = set(target.toolchain.sdk_crates)
-    return sorted({names[pid] for pid in seen} & wanted)
+    members = set(metadata.get("workspace_members", []))
+    chosen = {s.package.name for s in selections}
+    roots = sorted(pid for pid in members if pid in nodes and packages[pid]["name"] in chosen)
+    # Breadth first along normal edges only: build-dependencies run on the build machine,
+    # dev-dependencies are not in a release binary. Another member's deps do not count.
+    parent: dict[str, str | None] = {pid: None for pid in roots}
+    queue = deque(roots)
+    while queue:
+        node = queue.popleft()
+        for dep in nodes[node].get("deps", []):
+            normal = any(kind.get("kind") is None for kind in dep.get("dep_kinds", [{"kind": None}]))
+            if normal and dep["pkg"] not in parent:
+                parent[dep["pkg"]] = node
+                queue.append(dep["pkg"])
+    cfg, bare = target_cfg(target, project)
+    checksums = _checksums(Path(metadata["workspace_root"]) / "Cargo.lock")
+    cache = ScanCache()
+    needs = []
+    for pid in parent:
+        package = packages[pid]
+        checksum = checksums.get((package["name"], package["version"], package.get("source") or ""))
+        features = set(nodes[pid].get("features", []))
+        libraries = []
+        for line in cache.lines(package, checksum):
+            if _needs_sdk(line, target, features, cfg, bare):
+                shown = line.name if line.kind == "framework" else f"lib{line.name}"
+                if shown not in libraries:
+                    libraries.append(shown)
+        if libraries:
+            chain = [pid]
+            while (up := parent[chain[-1]]) is not None:
+                chain.append(up)
+            chain.reverse()
+            names = tuple(packages[p]["name"] for p in chain)
+            needs.append(SdkNeed(names, tuple(libraries), _optional_edges(chain, packages)))
+    cache.save()
+    seconds = time.monotonic() - started
+    log.info(f"{target.triple}: {len(parent)} packages checked for what only the SDK links, in {seconds:.2f} s")
+    return sorted(needs, key=lambda n: (len(n.chain), n.chain))
 
 
 def require_sdk(target: Target, project: Project, selections: list[Selection], settings: Settings) -> None:
-    if not target.toolchain.sdk or not target.toolchain.sdk_crates:
+    """Stop before cargo when the target needs its SDK and SDKROOT does not point at one."""
+    if not target.toolchain.sdk:
         return
     sdkroot = os.environ.get("SDKROOT", "")
     if sdkroot:
@@ -61,11 +181,15 @@ def require_sdk(target: Target, project: Project, selections: list[Selection], s
                 f"SDKROOT is {sdkroot}, which is not a folder", hint="point SDKROOT at an unpacked MacOSX.sdk"
             )
         return
-    crates = sdk_crates_in_build(target, project, selections, settings.build.locked)
-    if crates:
-        raise MissingToolError(
-            f"{target.triple}: {', '.join(crates)} link{'s' if len(crates) == 1 else ''} Apple frameworks, "
-            f"which need {SDK_NAMES.get(target.toolchain.sdk, target.toolchain.sdk)}",
-            hint="set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
-            "or build this target on a macOS runner",
-        )
+    needs = sdk_needs(target, project, selections, settings)
+    if not needs:
+        return
+    shown = "; ".join(f"{' -> '.join(n.chain)}: links {', '.join(n.libraries)}" for n in needs[:3])
+    more = f" (and {len(needs) - 3} more)" if len(needs) > 3 else ""
+    optional = sorted({note for n in needs for note in n.optional})
+    avoid = f"; or avoid it: {'; '.join(optional)}" if optional else ""
+    raise MissingToolError(
+        f"{target.triple} needs {SDK_NAMES.get(target.toolchain.sdk, target.toolchain.sdk)}: {shown}{more}",
+        hint="set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
+        f"or build this target on a macOS runner{avoid}",
+    )

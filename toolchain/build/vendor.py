@@ -21,10 +21,11 @@ def _cargo_home() -> Path:
     return Path(os.environ.get("CARGO_HOME") or Path.home() / ".cargo")
 
 
-def cargo_config_files(workspace_root: Path) -> list[Path]:
-    """cargo's config files for this project, most specific first (as cargo merges them)."""
+def cargo_config_files(start: Path) -> list[Path]:
+    """cargo's config files for a cargo run in `start` (the project's context folder),
+    most specific first (as cargo merges them)."""
     found = []
-    for folder in (workspace_root, *workspace_root.parents):
+    for folder in (start, *start.parents):
         for name in ("config.toml", "config"):
             path = folder / ".cargo" / name
             if path.is_file():
@@ -50,11 +51,12 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes")
 
 
-def project_sources(workspace_root: Path, registry_dependencies: tuple[str, ...], target_dir: Path) -> ProjectSources:
+def project_sources(folder: Path, registry_dependencies: tuple[str, ...], target_dir: Path) -> ProjectSources:
+    """folder: where the project's cargo commands run (CargoContext), whose config files cargo reads."""
     offline = _truthy(os.environ.get("CARGO_NET_OFFLINE"))
     replace_with: str | None = None
     directories: dict[str, Path] = {}
-    for path in cargo_config_files(workspace_root):
+    for path in cargo_config_files(folder):
         config = _read(path)
         if not offline and config.get("net", {}).get("offline") is True:
             offline = True

@@ -55,7 +55,8 @@ class TargetToolchain(Model, frozen=True):
     build_std: bool = False  # the offline route builds std from rust-src
     abi: Literal["gnu", "msvc"] | None = None  # which C runtime ABI
     sdk: Literal["macos"] | None = None  # platform SDK that framework-linking crates need
-    sdk_crates: tuple[str, ...] = ()  # crates that link the SDK's frameworks (checked before cargo)
+    # Libraries a crate may link without the SDK (the linker brings them); any other is the SDK's.
+    sdk_free_libraries: tuple[str, ...] = ()
 
 
 class TargetCI(Model, frozen=True):

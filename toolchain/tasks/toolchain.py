@@ -20,11 +20,19 @@ from toolchain.tasks.base import required, target_list, task
 )
 def install_task(c: Context, target: str = "", offline: bool = False, force: bool = False, json: bool = False) -> None:
     """Provision the std library and linker a target needs (rustup, else offline)."""
+    import contextlib
+
+    from toolchain.build.context import HERE, CargoContext
     from toolchain.build.provision import install
     from toolchain.config.settings import load_settings
+    from toolchain.errors import ToolchainError
 
+    settings = load_settings()
+    context = HERE
+    with contextlib.suppress(ToolchainError):  # no crate here: rustup's default toolchain
+        context = CargoContext.of(settings.manifest())
     done = [
-        install(load_settings().catalog.target(triple), offline=offline, force=force)
+        install(settings.catalog.target(triple), offline=offline, force=force, context=context)
         for triple in target_list(required(target, "--target"))
     ]
     if json:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from toolchain import proc
 from toolchain.build.auditable import auditable_command
 from toolchain.build.cargo import Project, Selection
 from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
@@ -78,7 +77,7 @@ class CommandRunner(ABC):
         """The command line (argument list and extra environment)."""
 
     def route(self, target: Target, project: Project) -> Route:
-        return resolve_route(target, project.sources)
+        return resolve_route(target, project.sources, project.context)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         invocation = self.invocation(job)
@@ -95,11 +94,11 @@ class CommandRunner(ABC):
                 job.target.triple,
                 project.sources.vendor_dir,
                 VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
+                project.context.folder,
             )
-        result = proc.run(
+        result = job.project.context.run(
             invocation.argv,
             env=env,
-            cwd=job.project.workspace_root,
             tee_stderr=True,
             error=BuildError,
             what=f"cargo build for {job.target.triple}",
@@ -110,13 +109,21 @@ class CommandRunner(ABC):
 def parse_executables(stdout: str) -> dict[str, Path]:
     """Binary name -> path, from cargo's JSON messages (not from guessing)."""
     found = {}
+    packages: dict[str, str] = {}
     for line in stdout.splitlines():
         if not line.startswith("{"):
             continue
         message = json.loads(line)
         is_artifact = message.get("reason") == "compiler-artifact" and message.get("executable")
         if is_artifact and "bin" in message["target"]["kind"]:
-            found[message["target"]["name"]] = Path(message["executable"])
+            name, package = message["target"]["name"], str(message.get("package_id", ""))
+            if packages.setdefault(name, package) != package:
+                # Both were written to one file: which binary it holds now is not knowable.
+                raise BuildError(
+                    f"cargo built two binaries named '{name}' ({packages[name]} and {package}) into one file",
+                    hint="build one package at a time with --package",
+                )
+            found[name] = Path(message["executable"])
     if not found:
         raise BuildError("cargo reported no executable", hint="check --package/--bin")
     return found

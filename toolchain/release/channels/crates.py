@@ -15,6 +15,7 @@ from typing import Any
 
 from toolchain import proc
 from toolchain.build.cargo import cargo_program
+from toolchain.build.context import CargoContext
 from toolchain.build.record import TargetEntry
 from toolchain.errors import PackagingError, ToolchainError
 
@@ -78,6 +79,11 @@ def _metadata_argv(manifest: Path, triple: str, features: list[str]) -> tuple[st
     return (*argv, "--filter-platform", triple, *features)
 
 
+def _run_metadata(argv: tuple[str, ...], manifest: Path) -> proc.Result:
+    # In the project's cargo context: its .cargo/config.toml (a vendored source) applies, as in the build.
+    return CargoContext.of(manifest).run(argv, error=PackagingError, what="cargo metadata", quiet=True)
+
+
 # Queries resolve() will make, run ahead while cargo compiles: argv -> (what they read, as it was; the answer).
 _ahead: dict[tuple[str, ...], tuple[tuple[object, ...], Future[str]]] = {}
 _ahead_lock = threading.Lock()
@@ -117,7 +123,7 @@ def prefetch(
     def run() -> None:
         for argv, future in jobs:
             try:
-                future.set_result(proc.run(argv, error=PackagingError, what="cargo metadata", quiet=True).stdout)
+                future.set_result(_run_metadata(argv, manifest).stdout)
             except BaseException as exc:  # handed to resolve(), which asks again
                 future.set_exception(exc)
 
@@ -137,7 +143,7 @@ def _metadata(argv: tuple[str, ...], manifest: Path) -> dict[str, Any]:
                 return document
         except (ToolchainError, ValueError, KeyError, TypeError):
             pass  # asked again below: a failure is reported from there
-    result: dict[str, Any] = json.loads(proc.run(argv, error=PackagingError, what="cargo metadata", quiet=True).stdout)
+    result: dict[str, Any] = json.loads(_run_metadata(argv, manifest).stdout)
     return result
 
 
