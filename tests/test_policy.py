@@ -333,3 +333,16 @@ def test_a_policy_naming_a_list_the_toolkit_lacks_is_a_config_error(tmp_path: Pa
     policy.write_text(packaged("policies", "linux.toml").read_text().replace("linux-system-libraries.txt", "glibc.txt"))
     with pytest.raises(ConfigError, match="names the library list 'glibc.txt'.*linux-system-libraries.txt"):
         load_policy_file(policy)
+
+
+def test_glibc_libraries_pass_and_the_cxx_runtime_is_refused(tmp_path: Path) -> None:
+    # libresolv is glibc's (the old hand-kept list refused it); libstdc++ is not part of glibc.
+    resolver = "#include <resolv.h>\nint main(void) { return res_init(); }\n"
+    binary = cc(tmp_path, "resolver", "-s", "-Wl,--no-as-needed", "-lresolv", "-lanl", source=resolver)
+    assert {"libresolv.so.2", "libanl.so.1"} <= set(inspect_binary(binary).needed_libraries)
+    assert "libraries" not in failing(binary, LINUX.triple)
+    cxx = "#include <iostream>\nint main() { std::cout << 1; return 0; }\n"
+    binary = cc(tmp_path, "cxx", "-s", "-x", "c++", source=cxx, compiler="g++")
+    assert failing(binary, LINUX.triple)["libraries"] == "libstdc++.so.6"
+    (verdict,) = [v for v in _verdicts(binary, LINUX.triple) if v.rule == "libraries"]
+    assert "-static-libstdc++" in verdict.fix

@@ -64,7 +64,7 @@ def test_a_profile_that_keeps_symbols_is_refused_with_advice_for_that_profile(cr
 
 @pytest.mark.slow
 def test_windows_system_dll_from_the_data_passes_and_runs(crate: Path, tmp_path: Path) -> None:
-    report = _build(crate, WINDOWS, "fast", tmp_path / "out")  # fast: std shared with the corpus tests
+    report = _build(crate, WINDOWS, "dist", tmp_path / "out")
     (binary,) = report.results[0].binaries
     assert "combase.dll" in binary.info.imports
     verdicts = {v.rule: v for v in binary.verdicts}
