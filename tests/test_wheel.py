@@ -84,9 +84,10 @@ def test_console_command_lists_tasks_outside_the_checkout(venv: Path, crate: Pat
 
 def test_project_policy_override_is_applied_and_shown(venv: Path, crate: Path, released: Path) -> None:
     env = environment(venv, crate)
-    # A project-local policy that forbids every shared library: the build must fail by it.
+    # A project-local policy that forbids every shared library (it empties the toolkit's
+    # system list and allows one name no binary links): the build must fail by it.
     (crate / "policies").mkdir(exist_ok=True)
-    (crate / "policies" / "linux.toml").write_text('[libraries]\nallowed = ["libdoesnotexist.so"]\n')
+    (crate / "policies" / "linux.toml").write_text('[libraries]\nlists = []\nallowed = ["libdoesnotexist.so"]\n')
     doctor = run(["toolchain", "doctor", "--json"], crate, env)
     data = {(d["kind"], d["name"]): d["origins"] for d in json.loads(doctor.stdout)["data"]}
     assert data[("policy", "linux")][-1] == str(crate / "policies" / "linux.toml")
@@ -96,7 +97,7 @@ def test_project_policy_override_is_applied_and_shown(venv: Path, crate: Path, r
     assert f"breaks rule 'libraries' of {crate / 'policies' / 'linux.toml'}" in refused.stderr
     # The override relaxed again to the libraries a glibc binary needs: it builds.
     (crate / "policies" / "linux.toml").write_text(
-        '[libraries]\nallowed = ["libc.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "ld-linux*"]\n'
+        '[libraries]\nlists = []\nallowed = ["libc.so.6", "libgcc_s.so.1", "libpthread.so.0", "libdl.so.2", "ld-*"]'
     )
     built = run(["toolchain", "build", "--json"], crate, env)
     assert built.returncode == 0, built.stderr

@@ -41,7 +41,7 @@ from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, PackagingError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
 from toolchain.release.channels.formats import SBOM
-from toolchain.verify.policy import check_allow
+from toolchain.verify.policy import STRIPS_SYMBOLS, ProfileInUse, check_allow
 
 if TYPE_CHECKING:
     from toolchain.release.package import ArchiveEntry, Artifact
@@ -669,6 +669,37 @@ def sign_binaries(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> li
         return check_binaries(plan, target, signed, macos=expected)
 
 
+def profile_in_use(plan: Plan) -> ProfileInUse:
+    """The profile's effective `strip` and where it is set, as cargo resolves it."""
+    profile, project = plan.profile, plan.project
+    manifest = project.workspace_root / "Cargo.toml"
+    define, _ = profile_is_defined_by_toolkit(profile, project, plan.options.force_profile)
+    strip: Any = None
+    if define:
+        release = project.manifest_profiles.get("release", {})
+        _, sources = effective_settings(profile, release, manifest, plan.options.force_profile)
+        setting = next((s for s in sources if s.key == "strip"), None)
+        strip, where = (setting.value, setting.source) if setting else (None, str(profile.source))
+    else:
+        name: str | None = profile.name
+        where = f"[profile.{profile.name}] in {manifest}"
+        for _ in range(len(project.manifest_profiles) + 1):  # follow `inherits`, which cargo forbids to loop
+            table = project.manifest_profiles.get(name or "", {})
+            if "strip" in table or name is None:
+                strip = table.get("strip")
+                break
+            name = table.get("inherits")
+    catalog = plan.settings.catalog
+    stripping = sorted(
+        p.name
+        for p in catalog.profiles.values()
+        if p.name != profile.name and dict(p.settings).get("strip") in STRIPS_SYMBOLS
+    )
+    default = plan.settings.build.profile
+    alternative = default if default in stripping else next(iter(stripping), None)
+    return ProfileInUse(profile.name, strip, where, alternative)
+
+
 def check_binaries(
     plan: Plan,
     target: Target,
@@ -686,11 +717,12 @@ def check_binaries(
     allow = plan.options.allow
     policy = plan.settings.catalog.policy_for(target)
     machines = plan.settings.catalog.component_machines(target)
+    profile = profile_in_use(plan)
     with log.group(f"verify {target.triple} ({policy.source.name})"):
         for name, path in sorted(executables.items()):
             digest = sha256_file(path)
             info = inspect_cached(path, digest, cache_dir)
-            verdicts = evaluate(info, target, path, policy, allow, machines, signer, macos)
+            verdicts = evaluate(info, target, path, policy, allow, machines, signer, macos, profile)
             for verdict in verdicts:
                 if not verdict.ok and (verdict.allowed or verdict.severity == "warn"):
                     why = "allowed with --allow" if verdict.allowed else "warning"

@@ -17,7 +17,7 @@ from typing import Any
 from toolchain.errors import InspectionError
 from toolchain.verify.macho_signature import MachOSignature, read_signature
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: `stripped` counts only what strip removes
 LARGEST_SECTIONS = 8
 
 
@@ -201,7 +201,7 @@ def _elf_config(lief: Any) -> Any:
     tables and relocations are most of LIEF's time and no rule needs them."""
     config = lief.ELF.ParserConfig()
     config.parse_relocations = False
-    config.parse_symtab_symbols = False  # "stripped" looks at section names only
+    config.parse_symtab_symbols = False  # "stripped" looks at the section headers only
     config.parse_dyn_symbols = False  # the one name needed is read by _imports_symbol
     config.parse_notes = False
     config.parse_overlay = False
@@ -230,8 +230,7 @@ def _elf(binary: Any, size: int, path: Path) -> BinaryInfo:
     import lief
 
     header = binary.header
-    section_names = [s.name for s in binary.sections]
-    leftovers = [n for n in section_names if n == ".symtab" or n.startswith(".debug_")]
+    leftovers = _elf_leftovers(binary)
     glibc: tuple[int, ...] | None = None
     for requirement in binary.symbols_version_requirement:
         for aux in requirement.get_auxiliary_symbols():
@@ -258,6 +257,27 @@ def _elf(binary: Any, size: int, path: Path) -> BinaryInfo:
         relro=relro,
         stack_protector=_imports_symbol(binary, path, "__stack_chk_fail"),
     )
+
+
+# DWARF section names (.zdebug_* is the old compressed spelling). Only the
+# ones the loader does not map are debug info: rustc also emits an allocated
+# .debug_gdb_scripts (a pointer for gdb, kept by `strip`) when a profile keeps
+# `debug` on, and that is part of the program.
+DEBUG_PREFIXES = (".debug_", ".zdebug_")
+
+
+def _elf_leftovers(binary: Any) -> list[str]:
+    """What `strip` would still remove: the symbol table and unmapped debug sections."""
+    import lief
+
+    symtab, alloc = lief.ELF.Section.TYPE.SYMTAB, lief.ELF.Section.FLAGS.ALLOC
+    leftovers = []
+    for section in binary.sections:
+        if section.type == symtab:
+            leftovers.append(section.name or "symbol table")
+        elif section.name.startswith(DEBUG_PREFIXES) and not section.has(alloc):
+            leftovers.append(section.name)
+    return leftovers
 
 
 def _imports_symbol(binary: Any, path: Path, name: str) -> bool:
@@ -546,9 +566,9 @@ def _pe(binary: Any, size: int) -> BinaryInfo:
     leftovers = []
     if header.numberof_symbols:
         leftovers.append(f"{header.numberof_symbols} COFF symbols")
-    if binary.has_debug:
-        leftovers.append("debug directory")
-    leftovers += [s.name for s in binary.sections if s.name.startswith(".debug")]
+    # The debug directory is not counted: `strip` keeps it, and it only names
+    # a separate symbol file (CodeView/PDB) or a build id, as every MSVC release has.
+    leftovers += [s.name for s in binary.sections if s.name.startswith(DEBUG_PREFIXES)]
     optional = binary.optional_header
     return BinaryInfo(
         format="pe",

@@ -4,7 +4,10 @@ auditwheel's manylinux policies) applied to an inspected binary."""
 # No `from __future__ import annotations` here: msgspec gets the field types as objects
 # instead of strings it would evaluate when the first policy is read.
 import fnmatch
+import functools
+import posixpath
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -12,7 +15,7 @@ import msgspec
 
 from toolchain.config.schema import Layer, Model, decode, did_you_mean, load_record
 from toolchain.config.targets import Target
-from toolchain.errors import UsageError, VerificationError
+from toolchain.errors import ConfigError, UsageError, VerificationError
 
 Severity = Literal["error", "warn", "report"]
 Rule = Literal[
@@ -31,7 +34,13 @@ else:
 
 
 class AllowedLibraries(Model, frozen=True):
-    allowed: tuple[str, ...] = ()  # fnmatch patterns of the libraries a binary may link
+    """[libraries]: what a binary may link. The toolkit's policies fill `lists`
+    and `system` from the OS's real library set; a project adds `allowed`."""
+
+    lists: tuple[str, ...] = ()  # files of library names in the toolkit's data/policies/, one a line
+    system: tuple[str, ...] = ()  # fnmatch patterns of what the OS ships, beside the lists
+    allowed: tuple[str, ...] = ()  # the project's own additions (fnmatch patterns)
+    hints: dict[str, str] = msgspec.field(default_factory=dict)  # pattern -> how to do without such a library
 
 
 class WindowsRules(Model, frozen=True):
@@ -68,6 +77,34 @@ class MacSignatureExpectation:
         return f"{kind}{', hardened runtime' if self.hardened_runtime else ''}, valid on every slice"
 
 
+STRIPS_SYMBOLS = ("symbols", True)  # cargo's `strip` values that drop the symbol table
+
+
+@dataclass(frozen=True)
+class ProfileInUse:
+    """The cargo profile a binary was built with, for the `stripped` rule's advice."""
+
+    name: str
+    strip: Any  # its effective `strip` value (None: not set, cargo's default)
+    where: str  # where that value is set, or where to set it
+    alternative: str | None = None  # another known profile that strips symbols
+
+    def strip_fix(self) -> str:
+        if self.strip in STRIPS_SYMBOLS:
+            # rustc already stripped: what is left came from somewhere else.
+            return (
+                f"the {self.name} profile already strips (strip = {_spelled(self.strip)} in {self.where}); "
+                "what is left was added after rustc (a link-arg such as -g, or a step that rewrote the binary): "
+                "remove that"
+            )
+        fix = f'set strip = "symbols" for the {self.name} profile ({self.where})'
+        return fix + (f", or build with --profile {self.alternative}" if self.alternative else "")
+
+
+def _spelled(value: Any) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else f'"{value}"'
+
+
 @dataclass(frozen=True)
 class RuleVerdict:
     rule: str
@@ -85,6 +122,14 @@ class RuleVerdict:
 
 def policy_from_layers(name: str, layers: list[Layer]) -> Policy:
     document = decode(PolicyFile, layers)
+    for listed in document.libraries.lists:
+        if not _list_file(listed).is_file():
+            known = sorted(p.name for p in _list_file("").iterdir() if p.suffix == ".txt")
+            raise ConfigError(
+                f"policy '{name}' ({layers[-1].origin}) names the library list '{listed}', "
+                "which the toolkit does not have",
+                hint=f"[libraries] lists takes {', '.join(known)}; add your own names to [libraries] allowed",
+            )
     return Policy(
         **msgspec.structs.asdict(document),
         name=name,
@@ -96,6 +141,45 @@ def policy_from_layers(name: str, layers: list[Layer]) -> Policy:
 def load_policy_file(path: Path) -> Policy:
     """One policy file on its own (tests and tools; builds use the catalog)."""
     return load_record(path, policy_from_layers)
+
+
+def _list_file(name: str) -> Path:
+    # Not catalog.packaged: the catalog imports this module.
+    return Path(str(resources.files("toolchain").joinpath("data", "policies", name)))
+
+
+@functools.cache
+def listed_libraries(name: str) -> frozenset[str]:
+    """The names in one of the toolkit's library lists (`#` starts a comment)."""
+    lines = _list_file(name).read_text(encoding="utf-8").splitlines()
+    return frozenset(line.split("#", 1)[0].strip() for line in lines) - {""}
+
+
+def _unexpected_libraries(info: "BinaryInfo", rules: AllowedLibraries) -> list[str]:
+    pe = info.format == "pe"  # DLL names are not case-sensitive; inspection lower-cases them
+    known = frozenset().union(*(listed_libraries(name) for name in rules.lists))
+    patterns = rules.system + rules.allowed
+    libraries = info.imports if pe else info.needed_libraries
+    unexpected = []
+    for library in libraries:
+        name = _resolved(library)
+        if name in known or any(fnmatch.fnmatchcase(name.lower() if pe else name, p) for p in patterns):
+            continue
+        unexpected.append(library)
+    return unexpected
+
+
+def _resolved(library: str) -> str:
+    """A load command's path as the loader resolves it: no `..` way out of /usr/lib."""
+    return posixpath.normpath(library) if library.startswith("/") else library
+
+
+def _libraries_fix(unexpected: list[str], rules: AllowedLibraries, source: Path) -> str:
+    own = f"add it to [libraries] allowed in your project's policies/{source.name}"
+    for pattern, hint in rules.hints.items():
+        if any(fnmatch.fnmatchcase(_resolved(library), pattern) for library in unexpected):
+            return f"{hint}; if you ship it with the program, {own}"
+    return f"link it statically or drop the dependency (a user's machine does not have it); if you ship it, {own}"
 
 
 def check_allow(rules: tuple[str, ...]) -> None:
@@ -124,11 +208,13 @@ def _findings(
     component_machines: tuple[str, ...],
     signer: str | None = None,
     macos: MacSignatureExpectation | None = None,
+    profile: ProfileInUse | None = None,
 ) -> dict[str, tuple[bool, str, str, str]]:
     """rule -> (ok, found, expected, fix) for every rule that applies to this format.
 
     signer: the SHA-256 of the configured Authenticode certificate; the
-    `authenticode` rule applies only when one is configured."""
+    `authenticode` rule applies only when one is configured. profile: the
+    profile the binary was built with (None when it is not known, e.g. `inspect`)."""
     expected = target.binary
     where = target.source.name
     machine_ok, machine_found, machine_expected = _machine_verdict(info, target, component_machines)
@@ -143,17 +229,16 @@ def _findings(
         "stripped": (
             info.stripped,
             "stripped" if info.stripped else "left: " + ", ".join(info.leftover_symbols),
-            "no symbol table or debug info",
-            'build with a profile that strips (strip = "symbols"), e.g. --profile dist',
+            "no symbol table or unmapped debug sections",
+            profile.strip_fix() if profile else 'build with a profile that strips (strip = "symbols")',
         ),
     }
-    libraries = info.imports if info.format == "pe" else info.needed_libraries
-    unexpected = [lib for lib in libraries if not any(fnmatch.fnmatch(lib, p) for p in policy.libraries.allowed)]
+    unexpected = _unexpected_libraries(info, policy.libraries)
     found["libraries"] = (
         not unexpected,
-        ", ".join(unexpected) if unexpected else "only allowed libraries",
-        "libraries on the allow-list",
-        f"drop the dependency, or add it to [libraries] allowed in {policy.source.name}",
+        ", ".join(unexpected) if unexpected else "only system libraries",
+        f"only libraries every {target.os} system has",
+        _libraries_fix(unexpected, policy.libraries, policy.source) if unexpected else "",
     )
     if info.format == "elf":
         floor = target.compat.glibc
@@ -274,13 +359,15 @@ def evaluate(
     component_machines: tuple[str, ...] = (),
     signer: str | None = None,
     macos: MacSignatureExpectation | None = None,
+    profile: ProfileInUse | None = None,
 ) -> tuple[RuleVerdict, ...]:
     """Every rule of the target's policy that applies to this binary's format.
 
     signer / macos: what the `authenticode` / `macos-signature` rules expect;
-    each applies only when its signing is configured."""
+    each applies only when its signing is configured. profile: what the
+    binary was built with, so a refusal's advice fits it."""
     verdicts = []
-    findings = _findings(info, target, path, policy, component_machines, signer, macos)
+    findings = _findings(info, target, path, policy, component_machines, signer, macos, profile)
     for rule, (ok, found, expected, fix) in findings.items():
         severity = policy.rules.get(rule)
         if severity is None:
