@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_invoke
-from test_update import Install, Release, make_install, make_release
+from conftest import demo_contract, run_invoke
+from test_update import Install, Release, built_versions, make_install, make_release
 
 from toolchain import REPO_ROOT
 from toolchain.errors import UpdateError
+from toolchain.release.folder import package_release
 from toolchain.update.artifact import verify_artifact
 from toolchain.update.journal import CRASH_ENV, SCRATCH_PREFIX, STATES
 from toolchain.update.updater import update
@@ -277,6 +278,27 @@ def test_a_rolled_back_update_puts_the_old_receipt_back(release: Release, case: 
     assert "rolled back tally and 1 data file to tally 0.1.0" in str(failed.value)
     assert case.receipt.read_text() == old_receipt
     assert digest(case.install.binary) == digest(release.old_binary)
+
+
+def test_the_downgrade_check_asks_the_installed_binary_not_the_receipt(
+    release: Release, case: Case, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A receipt left at 0.1.0 over a 0.2.0 binary (as issue 26 found after a crash) does not let
+    the signed 0.1.0 release in: the version compared is what the installed binary says."""
+    old_dist, _ = built_versions(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("old-release") / old_dist.name
+    shutil.copytree(old_dist, folder, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
+    package_release(folder, release.key, "", REPO_ROOT, **demo_contract())
+    shutil.copy2(release.new_binary, case.install.binary)
+    assert case.install.run("migrate").returncode == 0
+    assert json.loads(case.receipt.read_text())["version"] == "0.1.0"
+    key = release.folder.parent / "release.pub"
+    key.write_text(release.public_key)
+    refused = case.cli("update", "--receipt", str(case.receipt), "--artifact", str(folder / f"tally-{HOST}.tar.xz"),
+                       "--public-key", str(key), "--data", str(case.install.database))  # fmt: skip
+    message = one_error(refused, 13)
+    assert "0.1.0 is older than the installed tally 0.2.0: refusing a downgrade" in message
+    assert digest(case.install.binary) == digest(release.new_binary)
 
 
 # --- item 4 of the brief: messages never claim data that was not snapshotted ---------------
