@@ -33,7 +33,8 @@ from test_update import Install, Release, built_versions, make_install, make_rel
 from toolchain import REPO_ROOT
 from toolchain.errors import UpdateError
 from toolchain.release.folder import package_release
-from toolchain.update.artifact import verify_artifact
+from toolchain.update import updater as updater_module
+from toolchain.update.artifact import Artifact, verify_artifact
 from toolchain.update.journal import CRASH_ENV, SCRATCH_PREFIX, STATES
 from toolchain.update.updater import update
 
@@ -240,18 +241,32 @@ def test_recover_never_restores_under_a_writer_holding_the_database(release: Rel
     assert case.journal()["state"] == "done" and Path(case.journal()["snapshot"]).is_dir()
 
 
-def test_update_waits_for_the_app_before_it_recovers(release: Release, case: Case) -> None:
-    """update() itself recovers an interrupted update first: never under a holder of the data."""
+def test_update_waits_for_the_app_before_it_recovers(
+    release: Release, case: Case, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """update() recovers an earlier interrupted update under its lock: never under a holder of the
+    data. The app starts while the new release is fetched (after update()'s first look), so only the
+    check under the lock can see it."""
     crash(release, case, "migrated")
-    writer = Writer(case.install.database)
+    started: list[Writer] = []
+    verify = updater_module.verify_artifact
+
+    def verify_then_start_the_app(source: str, key: str, work: Path) -> Artifact:
+        artifact = verify(source, key, work)  # the real verification, then the app starts
+        started.append(Writer(case.install.database))
+        return artifact
+
+    monkeypatch.setattr(updater_module, "verify_artifact", verify_then_start_the_app)
     try:
-        refused = case.update(release)
-        assert writer.write("late-write")
+        with pytest.raises(UpdateError) as refused:
+            update(case.install.binary, str(release.archive), release.public_key, [case.install.database],
+                   env=case.install.env, receipt=case.receipt)  # fmt: skip
+        assert started and started[0].write("late-write")
     finally:
-        writer.close()
-    message = one_error(refused, 13)
-    assert "tally is in use" in message and "nothing was changed" in message
-    assert "note late-write" in on_disk(case.install.database)
+        for writer in started:
+            writer.close()
+    assert "tally is in use" in str(refused.value) and "has tally.db open" in str(refused.value)
+    assert "note late-write" in on_disk(case.install.database), "late-write went into a file that was replaced"
     assert case.journal()["state"] == "migrated", "the interrupted update was recovered under the writer"
 
 
