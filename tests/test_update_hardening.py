@@ -417,7 +417,20 @@ def write_after_the_crash(install: Install, state: str) -> None:
             connection.execute("CREATE TABLE written_after_the_crash (note TEXT)")
 
 
-@pytest.mark.parametrize("state", ["checked", "rolling-back"])
+def test_interrupted_update_is_finished_forward_when_the_new_binary_wrote_since(
+    release: Release, install: Install
+) -> None:
+    kill_at(release, install, "checked")
+    write_after_the_crash(install, "checked")
+    written = install.dump()
+    done = run_invoke("recover", "--binary", str(install.binary), env=install.env)
+    assert done.returncode == 0, done.stderr
+    assert "kept tally.db as written since the snapshot" in done.stderr
+    assert install.dump() == written and install.run("--version").stdout.strip() == "tally 0.2.0"
+    assert journal_of(install)["state"] == "done" and Path(journal_of(install)["snapshot"]).is_dir()
+
+
+@pytest.mark.parametrize("state", ["rolling-back"])
 def test_interrupted_update_is_not_restored_over_data_written_since(
     release: Release, install: Install, state: str
 ) -> None:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import json as json_lib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from invoke.context import Context
 
-from toolchain.errors import UpdateError, UsageError, require_file
+from toolchain.errors import UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
-
-if TYPE_CHECKING:
-    from toolchain.update.updater import UpdateResult
 
 
 def _read_receipt(receipt: str) -> dict[str, Any]:
@@ -60,23 +57,6 @@ def _keep(keep: str, configured: int) -> int:
         return int(keep)
     except ValueError:
         raise UsageError(f"--keep {keep} is not a whole number", hint="pass --keep 0 or more") from None
-
-
-def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> None:
-    """The receipt names the version now installed (one atomic rename)."""
-    from toolchain.atomic import write_atomic
-
-    path = Path(receipt)
-    document = _read_receipt(receipt)
-    source = artifact if "://" in artifact else str(Path(artifact).resolve())
-    document.update(version=result.new_version, source=source, sha256=result.artifact_sha256)
-    try:
-        write_atomic(path, json_lib.dumps(document, indent=2) + "\n", path.stat().st_mode & 0o7777, durable=True)
-    except OSError as exc:
-        raise UpdateError(
-            f"updated to {result.new_version}, but cannot rewrite {path}: {exc.strerror}",
-            hint=f"set its version to {result.new_version} by hand",
-        ) from None
 
 
 LOCATION_HELP = {
@@ -161,6 +141,13 @@ def update_task(
     if receipt and not binary and not os.access(Path(receipt).parent, os.W_OK):
         raise UsageError(f"cannot rewrite {receipt} after the update (its folder is not writable)",
                          hint="fix its permissions, or pass --binary instead of --receipt")  # fmt: skip
+    # The receipt is rewritten in the update's own transaction (journal, snapshot, rollback):
+    # --receipt's, else the one the installer wrote for this binary where it can be written.
+    rewrite = Path(receipt) if receipt and not binary else pinned.path if pinned else None
+    if rewrite is not None and rewrite != (Path(receipt) if receipt else None):
+        rewrite = rewrite if os.access(rewrite.parent, os.W_OK) else None
+    if rewrite is not None:
+        _read_receipt(str(rewrite))
     result = update(
         target,
         "" if decision.channel and not artifact else artifact,
@@ -171,9 +158,8 @@ def update_task(
         wait=wait,
         allow_downgrade=decision.allow_downgrade,
         channel="" if artifact else decision.channel,
+        receipt=rewrite,
     )
-    if receipt and not binary:
-        _record_in_receipt(receipt, result, artifact or decision.channel)
     if json:
         log.json(
             {
@@ -198,10 +184,11 @@ def rollback_task(
     c: Context, binary: str = "", receipt: str = "", state_dir: str = "", wait: float = 0.0, yes: bool = False
 ) -> None:
     """Restore the binary and data of the newest snapshot (asks for --yes)."""
+    from toolchain.update.snapshot import restored_what
     from toolchain.update.updater import rollback
 
-    folder = rollback(_state_dir(binary, receipt, state_dir), wait, yes=yes)
-    log.info(f"restored binary and data from {folder}")
+    folder, restored = rollback(_state_dir(binary, receipt, state_dir), wait, yes=yes)
+    log.info(f"restored {restored_what(_binary(binary, receipt).name, restored)} from {folder}")
 
 
 @task(
@@ -209,11 +196,18 @@ def rollback_task(
         **LOCATION_HELP,
         "force": "finish a stuck rollback anyway: restore the snapshot over the current files",
         "abandon": "close a stuck update's journal and keep the current files (the snapshot stays)",
+        "wait": "seconds to wait for the app, or a process holding its data, to stop; default: 0",
     },
     name="recover",
 )
 def recover_task(
-    c: Context, binary: str = "", receipt: str = "", state_dir: str = "", force: bool = False, abandon: bool = False
+    c: Context,
+    binary: str = "",
+    receipt: str = "",
+    state_dir: str = "",
+    force: bool = False,
+    abandon: bool = False,
+    wait: float = 0.0,
 ) -> None:
     """Finish or undo an update that was interrupted (fully old or fully new)."""
     from toolchain.update.journal import exclusive_lock
@@ -226,7 +220,7 @@ def recover_task(
         log.info("no interrupted update")
         return
     with exclusive_lock(folder, 0):
-        outcome = recover(folder, force=force, abandon=abandon)
+        outcome = recover(folder, force=force, abandon=abandon, wait=wait)
     log.info(outcome or "no interrupted update")
 
 

@@ -135,7 +135,11 @@ def _recover_hint(journal: Journal) -> str:
 
 def _changed(journal: Journal, against: dict[str, Any]) -> list[str]:
     """Names of live files whose content is none of the states this update
-    could have left them in."""
+    could have left them in: the snapshot's (as copied, and as the live file
+    stood under the snapshot's lock), what the updater recorded after its own
+    steps, or the new binary. A data file written by someone else after the
+    snapshot was taken is "changed", whatever the journal's state (a writer
+    seen before the checks ran marks every data file so)."""
     allowed: dict[str, set[str | None]] = {p: {d} for p, d in against.items()}
     snapshot_dir = journal.snapshot_dir
     if snapshot_dir is not None:
@@ -143,16 +147,15 @@ def _changed(journal: Journal, against: dict[str, Any]) -> list[str]:
             manifest = _read_snapshot(snapshot_dir)
             for entry in [manifest["binary"], *manifest["data"]]:
                 allowed.setdefault(entry["path"], set()).add(entry["sha256"])
+                if "live" in entry:
+                    allowed[entry["path"]].add(entry["live"]["state"])
     binary = str(journal.record.get("binary", ""))
     if journal.record.get("new_binary_sha256"):
         allowed.setdefault(binary, set()).add(journal.record["new_binary_sha256"])
+    moved = set(journal.record.get("written_after_snapshot", []))
     changed = []
     for path, now in journal.live().items():
-        if path not in against:
-            continue  # nothing was recorded for it
-        if journal.state == "migrating" and path != binary:
-            continue  # the migration was running: its result is not known
-        if now not in allowed[path]:
+        if path in moved or (path in against and now not in allowed[path]):
             changed.append(Path(path).name)
     return changed
 
@@ -167,9 +170,12 @@ def _stuck_error(journal: Journal) -> UpdateError:
     changed = _changed(journal, record.get("live", {}))
     since = f"; {', '.join(changed)} changed since, and --force would discard that" if changed else ""
     command = _recover_hint(journal)
+    data = [str(p) for p in record.get("data_files", [])]
+    kept = f"the live data ({', '.join(data)}) is kept" if data else "no data files are declared"
+    where = f", and so is the snapshot {snapshot_dir}" if snapshot_dir is not None else ""
     return UpdateError(
         f"the update of {record.get('binary', '?')} is stuck: {record.get('stuck_reason', '?')}; "
-        f"updates are blocked until you decide{since}",
+        f"updates are blocked until you decide{since}; {kept}{where}",
         hint=f"run `{command} --force` to restore the snapshot{created} over the current files, "
         f"or `{command} --abandon` to keep the current files",
     )
@@ -190,7 +196,7 @@ def _clean_leftovers(state_dir: Path, journal: Journal | None) -> list[Path]:
         binary = state_dir.parent / state_dir.name[1 : -len("-update")]
     if binary is not None:
         places.append((binary.parent, binary.name))
-    places += [(Path(p).parent, Path(p).name) for p in record.get("data_files", [])]
+    places += [(Path(p).parent, Path(p).name) for p in [*record.get("data_files", []), record.get("receipt")] if p]
     removed = []
     for folder, name in places:
         pattern = re.compile(rf"^\.\.?{re.escape(name)}\.(?:new\.)?(\d+)(?:\.\d+)?\.partial$")

@@ -85,9 +85,15 @@ def holders(binary: Path, data_files: list[Path]) -> list[Holder]:
     return found
 
 
-def wait_until_idle(binary: Path, data_files: list[Path], deadline: float) -> None:
+UPDATE_RISK = "a snapshot under a live writer would lose its later writes on a rollback"
+UPDATE_HINT = "stop the app first, or pass --wait SECONDS to wait for it; nothing was changed"
+
+
+def wait_until_idle(
+    binary: Path, data_files: list[Path], deadline: float, *, risk: str = UPDATE_RISK, hint: str = UPDATE_HINT
+) -> None:
     """Return when nothing runs the app or holds its data; refuse with one line
-    once `deadline` (time.monotonic()) has passed."""
+    (what is at risk, and what to do) once `deadline` (time.monotonic()) has passed."""
     if not PROC.is_dir():
         log.info("no /proc here, so whether the app is running cannot be checked: stop it before updating")
         return
@@ -99,8 +105,6 @@ def wait_until_idle(binary: Path, data_files: list[Path], deadline: float) -> No
             first = found[0]
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise UpdateError(
-                f"{binary.name} is in use: pid {first.pid} ({first.command}) {first.what}{more}, and a snapshot "
-                "under a live writer would lose its later writes on a rollback",
-                hint="stop the app first, or pass --wait SECONDS to wait for it; nothing was changed",
+                f"{binary.name} is in use: pid {first.pid} ({first.command}) {first.what}{more}, and {risk}", hint=hint
             )
         time.sleep(POLL_SECONDS)

@@ -128,14 +128,46 @@ def _kernel_copy(source: Path, destination: Path) -> None:
         os.fsync(writer.fileno())
 
 
-def snapshot(binary: Path, data_files: list[Path], folder: Path, *, lock_timeout: float = LOCK_WAIT) -> dict[str, Any]:
-    """Copy the binary and every SQLite file into folder (folders 0700, files
-    0600: a snapshot holds the app's data). Each database is copied with its
-    write lock held after a checkpoint, so the copy is byte for byte the live
-    file; its digest is taken from the live file while the kernel copies."""
+def _file_record(path: Path) -> dict[str, Any] | None:
+    """Size, mtime and SHA-256 of one file, or None when it does not exist."""
+    try:
+        info = path.stat()
+        return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "sha256": sha256_file(path)}
+    except FileNotFoundError:
+        return None
+
+
+def live_record(database: Path) -> dict[str, Any]:
+    """What a database looked like (itself, its -wal and -shm: size, mtime,
+    digest), and its content state (file + WAL) that recovery compares."""
+    return {
+        "state": _state_digest(database),
+        "files": {suffix or "db": _file_record(database.with_name(database.name + suffix))
+                  for suffix in ("", "-wal", "-shm")},
+    }  # fmt: skip
+
+
+def snapshot(
+    binary: Path,
+    data_files: list[Path],
+    folder: Path,
+    *,
+    lock_timeout: float = LOCK_WAIT,
+    receipt: Path | None = None,
+) -> dict[str, Any]:
+    """Copy the binary, every SQLite file and the install receipt into folder
+    (folders 0700, files 0600: a snapshot holds the app's data). Each database
+    is copied with its write lock held after a checkpoint, so the copy is byte
+    for byte the live file; its digest is taken from the live file while the
+    kernel copies, and what the live files looked like is recorded under the
+    same lock, so a restore can tell whether anything was written since."""
     _private_dir(folder)
     _private_dir(folder / "data")
     _copy_private(binary, folder / "binary")
+    receipt_entry: dict[str, Any] | None = None
+    if receipt is not None and receipt.is_file():
+        _copy_private(receipt, folder / "receipt")
+        receipt_entry = {"path": str(receipt), "sha256": sha256_file(folder / "receipt"), **_ownership(receipt)}
     entries = []
     for index, database in enumerate(data_files):
         copy = folder / "data" / f"{index}-{database.name}"
@@ -147,14 +179,19 @@ def snapshot(binary: Path, data_files: list[Path], folder: Path, *, lock_timeout
                 digest = hasher.submit(sha256_file, database)  # hashlib lets go of the GIL: both at once
                 _kernel_copy(database, copy)
                 entries.append(
-                    {"path": str(database), "copy": copy.name, "existed": True, "sha256": digest.result(), **owner}
-                )
+                    {"path": str(database), "copy": copy.name, "existed": True, "sha256": digest.result(),
+                     "live": live_record(database), **owner}
+                )  # fmt: skip
         else:
-            entries.append({"path": str(database), "copy": None, "existed": False, "sha256": None})
-    manifest = {
+            entries.append({"path": str(database), "copy": None, "existed": False, "sha256": None,
+                            "live": live_record(database)})  # fmt: skip
+    binary_entry: dict[str, Any] = {"path": str(binary), "sha256": sha256_file(folder / "binary")}
+    binary_entry.update(_ownership(binary))
+    manifest: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "binary": {"path": str(binary), "sha256": sha256_file(folder / "binary"), **_ownership(binary)},
+        "binary": binary_entry,
         "data": entries,
+        **({"receipt": receipt_entry} if receipt_entry else {}),
     }
     write_json(folder / "snapshot.json", manifest, PRIVATE_FILE, durable=True)
     fsync_dir(folder / "data")
@@ -178,6 +215,8 @@ def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Pat
     entries = [
         ("file", Path(e["path"]), folder / "data" / e["copy"] if e["copy"] else None, e) for e in manifest["data"]
     ]
+    if manifest.get("receipt"):
+        entries.append(("receipt", Path(manifest["receipt"]["path"]), folder / "receipt", manifest["receipt"]))
     entries.append(("binary", Path(manifest["binary"]["path"]), folder / "binary", manifest["binary"]))
     plan: list[tuple[str, Path, Path | None, dict[str, Any]]] = []
     space: dict[int, tuple[Path, int]] = {}
@@ -201,7 +240,7 @@ def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Pat
         if parent.stat().st_dev != copy.stat().st_dev:
             device = parent.stat().st_dev
             space[device] = (parent, space.get(device, (parent, 0))[1] + copy.stat().st_size)
-        plan.append(("put" if kind == "file" else "put-binary", live, copy, entry))
+        plan.append(("put" if kind == "file" else f"put-{kind}", live, copy, entry))
     for parent, needed in space.values():
         free = shutil.disk_usage(parent).free
         if free < needed:
@@ -248,20 +287,30 @@ def _put_back(copy: Path, live: Path, entry: dict[str, Any]) -> None:
     fsync_dir(live.parent)
 
 
-def restore(folder: Path) -> None:
-    """Put back the binary and data of a snapshot, keeping each file's mode,
-    owner and group; each copy's digest is proven before the first file is
-    touched, and again on the bytes written where a copy crosses filesystems.
-    A second run finishes an interrupted one."""
+def restore(folder: Path) -> int:
+    """Put back the binary, data and receipt of a snapshot, keeping each file's
+    mode, owner and group; each copy's digest is proven before the first file
+    is touched, and again on the bytes written where a copy crosses
+    filesystems. A second run finishes an interrupted one. Returns how many
+    data files the snapshot holds (each was put back, or removed where it had
+    not existed), for messages that never claim more than that."""
     manifest = _read_snapshot(folder)
     for action, live, copy, entry in _restore_plan(folder, manifest):
-        for sidecar in _sidecars(live) if action != "put-binary" else []:
+        for sidecar in _sidecars(live) if action in ("put", "remove") else []:
             sidecar.unlink(missing_ok=True)  # a stale WAL would be replayed onto the old file
         if action == "remove":
             live.unlink(missing_ok=True)
             continue
         assert copy is not None
         _put_back(copy, live, entry)
+    return len(manifest["data"])
+
+
+def restored_what(binary: str, data_files: int) -> str:
+    """The one wording of what a restore put back: never "data" when none was snapshotted."""
+    if data_files:
+        return f"{binary} and {data_files} data file{'s' if data_files != 1 else ''}"
+    return f"{binary} (no data files are declared, so no data was restored)"
 
 
 def list_snapshots(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:

@@ -11,6 +11,7 @@ snapshot by hand.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sqlite3
@@ -23,13 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toolchain.atomic import fsync_dir
+from toolchain.atomic import fsync_dir, write_atomic
+from toolchain.digest import sha256_file
 from toolchain.errors import ToolchainError, UpdateError, UsageError
 from toolchain.log import log
 from toolchain.release.version import semver_key
 from toolchain.update.artifact import Artifact, _check_installed_kind, _check_same_kind, extract_binary, verify_artifact
 from toolchain.update.channel import read_channel
-from toolchain.update.files import _apply_ownership, _os_reason, _ownership
+from toolchain.update.files import _apply_ownership, _os_reason, _ownership, _state_digest
 from toolchain.update.journal import (
     FINISHED,
     SCRATCH_PREFIX,
@@ -52,6 +54,7 @@ from toolchain.update.snapshot import (
     list_snapshots,
     prune,
     restore,
+    restored_what,
     snapshot,
 )
 
@@ -92,33 +95,139 @@ def _check_data_file(path: Path) -> None:
         )
 
 
-def _roll_back(journal: Journal, snapshot_dir: Path, **details: Any) -> None:
-    """Restore the snapshot under the journal. The live digests are recorded
-    first, so a recovery can tell the files were changed after an interruption.
-    A restore that fails leaves the journal `stuck` (and raises its message)."""
+def _roll_back(journal: Journal, snapshot_dir: Path, **details: Any) -> int:
+    """Restore the snapshot under the journal; return how many data files it
+    put back. The live digests are recorded first, so a recovery can tell the
+    files were changed after an interruption. A restore that fails leaves the
+    journal `stuck` (and raises its message)."""
     with contextlib.suppress(OSError):  # a journal we cannot write still says "restore"
         journal.advance("rolling-back", live=journal.live(), **details)
     try:
-        restore(snapshot_dir)
+        restored = restore(snapshot_dir)
     except (ToolchainError, OSError, sqlite3.Error) as exc:
         with contextlib.suppress(OSError):
             journal.advance(
                 "stuck", stuck_reason=f"it could not be rolled back ({_os_reason(exc)})", live=journal.live()
             )
         raise _stuck_error(journal) from None
+    _settle_receipt(journal)
     try:
         journal.advance("rolled-back")
     except OSError:
-        return  # the snapshot stays: a recovery sees the files restored and finishes
+        return restored  # the snapshot stays: a recovery sees the files restored and finishes
     shutil.rmtree(snapshot_dir, ignore_errors=True)
+    return restored
 
 
-def recover(state_dir: Path, *, force: bool = False, abandon: bool = False) -> str | None:
+def _settle_receipt(journal: Journal) -> bool:
+    """Make the install receipt name the binary that is installed: the
+    receipt as it was when the old binary is there, as the update wrote it
+    when the new one is. True when it had to be rewritten."""
+    record = journal.record
+    if not record.get("receipt"):
+        return False
+    path = Path(record["receipt"])
+    installed = _state_digest(Path(record["binary"]))
+    if installed == record.get("new_binary_sha256"):
+        wanted = record.get("receipt_after")
+    elif installed == record.get("old_binary_sha256"):
+        wanted = record.get("receipt_before")
+    else:
+        return False  # neither binary: the stuck message asks the user to choose
+    if wanted is None or (path.is_file() and path.read_text() == wanted):
+        return False
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    write_atomic(path, wanted, mode, durable=True)
+    return True
+
+
+def _receipt_after(receipt: Path, version: str, source: str, sha256: str) -> str:
+    """The receipt naming the new release (its other keys, the pinned policy
+    among them, as they were)."""
+    document = json.loads(receipt.read_text())
+    document.update(version=version, source=source, sha256=sha256)
+    return json.dumps(document, indent=2) + "\n"
+
+
+# Where a recovery may finish an update forward: the new binary was swapped in
+# (or is being), so whatever ran since ran it on the data.
+FORWARD = {"swapping", "swapped", "migrating", "migrated", "checked"}
+
+
+def _checks_pass(journal: Journal, binary: Path) -> tuple[bool, str]:
+    """Run the update's checks (as recorded from its signed manifest) again on
+    the live data with the binary that is installed."""
+    checks = journal.record.get("checks") or [["--version"]]
+    env = journal.record.get("check_env", {})
+    for check in checks:
+        code, output = _run(binary, list(check), env)
+        if code != 0:
+            last = output.splitlines()[-1] if output else "no output"
+            return False, f"`{binary.name} {' '.join(check)}` failed with exit code {code}: {last}"
+    return True, ""
+
+
+def _keep_changed(journal: Journal, changed: list[str]) -> str:
+    """Data was written after the snapshot: it is kept, never restored over.
+    Finish forward where the new binary already runs on it and passes its
+    checks; close the journal where the old binary never left; else stuck."""
+    record = journal.record
+    binary = Path(record["binary"])
+    data = [Path(p) for p in record.get("data_files", [])]
+    snapshot_dir = journal.snapshot_dir
+    installed = _state_digest(binary)
+    names = ", ".join(changed)
+    if installed == record.get("new_binary_sha256") and journal.state in FORWARD:
+        passed, why = _checks_pass(journal, binary)
+        if passed:
+            journal.advance("checked", live=journal.live(*data), reason=f"finished forward: {names} changed since")
+            _commit_receipt(journal)
+            journal.advance("committed")
+            journal.advance("done")  # no prune: nothing is deleted when data was written since
+            log.info(
+                f"recovered: kept {names} as written since the snapshot; the new {binary.name} "
+                f"{record.get('new_version', '')} runs on it and passed its checks, so the update is complete "
+                f"(the snapshot stays in {snapshot_dir})"
+            )
+            return "finished forward"
+        reason = f"it was interrupted at {journal.state}, {names} changed since, and the new binary fails on it ({why})"
+    elif installed == record.get("old_binary_sha256") and journal.state not in FORWARD - {"swapping"}:
+        _settle_receipt(journal)
+        journal.advance("rolled-back", reason=f"the old binary is in place; kept {names} as written since")
+        log.info(
+            f"recovered: {binary.name} is the old {record.get('old_version', '')} as before, and {names} is kept as "
+            f"written since the snapshot (the snapshot stays in {snapshot_dir})"
+        )
+        return "kept"
+    else:
+        reason = f"it was interrupted at {journal.state}, and {names} changed since"
+    journal.advance("stuck", stuck_reason=reason, live=journal.live())
+    raise _stuck_error(journal)
+
+
+def _commit_receipt(journal: Journal) -> None:
+    """Write the receipt naming the new release: part of the commit, so it
+    happens before the journal says `committed` and a rollback puts the old one back."""
+    if journal.record.get("receipt") and journal.record.get("receipt_after") is not None:
+        path = Path(journal.record["receipt"])
+        try:
+            write_atomic(path, journal.record["receipt_after"], path.stat().st_mode & 0o7777, durable=True)
+        except OSError as exc:
+            raise UpdateError(
+                f"cannot rewrite the install receipt {path}: {_os_reason(exc)}", hint="fix its folder's permissions"
+            ) from None
+
+
+def recover(state_dir: Path, *, force: bool = False, abandon: bool = False, wait: float = 0.0) -> str | None:
     """Finish or undo an update that was interrupted; return what was done.
 
-    A stuck journal (a restore that failed, or an interrupted one whose files
-    changed since) raises until `force` (restore anyway) or `abandon` (keep
-    the current files and close the journal)."""
+    Nothing is restored under a process that runs the app or holds its data
+    (waiting up to `wait` seconds for it, as an update does), nor over data
+    written after the snapshot: that is kept, and the update finished forward
+    where the new binary runs on it. A stuck journal (a restore that failed,
+    or an interrupted one whose files changed since) raises until `force`
+    (restore anyway) or `abandon` (keep the current files and close the journal)."""
+    deadline = time.monotonic() + check_wait(wait)
     if force and abandon:
         raise UsageError("--force and --abandon contradict each other", hint="pass one of them")
     journal = Journal.read(state_dir)
@@ -134,12 +243,14 @@ def recover(state_dir: Path, *, force: bool = False, abandon: bool = False) -> s
     snapshot_dir = journal.snapshot_dir
     if abandon:
         journal.advance("abandoned", reason=f"abandoned by hand at {journal.state}; the current files were kept")
+        _settle_receipt(journal)
         kept = f"; the snapshot stays in {snapshot_dir}" if snapshot_dir and snapshot_dir.exists() else ""
         log.info(f"closed the journal and kept the current files{kept}")
         return "abandoned"
     if journal.state == "stuck" and not force:
         raise _stuck_error(journal)
     if journal.state == "committed":
+        _commit_receipt(journal)  # the crash may have come between the commit and the receipt's rename
         keep = int(journal.record.get("keep", 3))
         if keep >= 0:  # a journal from before negative keeps were refused: prune nothing
             prune(state_dir, keep)
@@ -152,18 +263,20 @@ def recover(state_dir: Path, *, force: bool = False, abandon: bool = False) -> s
         journal.advance("rolled-back", reason="interrupted before anything was changed")
         log.info("recovered: the interrupted update had not changed anything")
         return "nothing to undo"
+    binary = Path(str(journal.record.get("binary", "")))
+    data = [Path(p) for p in journal.record.get("data_files", [])]
+    wait_until_idle(
+        binary, data, deadline,
+        risk="restoring or finishing the interrupted update under it would lose its later writes",
+        hint=f"stop it first, or pass --wait SECONDS; nothing was changed (run `{_recover_hint(journal)}` again then)",
+    )  # fmt: skip
     if not force:
         changed = _changed(journal, journal.record.get("live", {}))
         if changed:
-            journal.advance(
-                "stuck",
-                stuck_reason=f"it was interrupted at {journal.state}, and {', '.join(changed)} changed since",
-                live=journal.live(),
-            )
-            raise _stuck_error(journal)
+            return _keep_changed(journal, changed)
     reason = "restored by hand (--force)" if force else f"interrupted at {journal.state}"
-    _roll_back(journal, snapshot_dir, reason=reason)
-    log.info(f"recovered: restored binary and data from {snapshot_dir}")
+    restored = _roll_back(journal, snapshot_dir, reason=reason)
+    log.info(f"recovered: restored {restored_what(binary.name, restored)} from {snapshot_dir}")
     return "restored"
 
 
@@ -225,12 +338,15 @@ def update(
     free_space: Callable[[Path], int] | None = None,
     allow_downgrade: bool = False,
     channel: str = "",
+    receipt: Path | None = None,
 ) -> UpdateResult:
     """Update `binary` from the archive at `source` (path or URL), or from the
     release a channel's signed latest.json names (`channel`, with source ""), safely.
 
     wait: seconds to wait for the running app (or a holder of its data) to
-    go away, and for another update to finish."""
+    go away, and for another update to finish. receipt: the install receipt
+    to rewrite for the new release, in the same transaction as the binary
+    (snapshotted with it, put back with it)."""
     deadline = time.monotonic() + check_wait(wait)
     binary = binary.resolve()
     if not binary.is_file():
@@ -244,6 +360,7 @@ def update(
     state_dir = state_dir or default_state_dir(binary)
     refuse_if_stuck(state_dir)
     env = env or {}
+    recorded_source = channel or (source if "://" in source else str(Path(source).resolve()))
     wait_until_idle(binary, data_files, deadline)  # before any download: a running app is the likeliest refusal
     scratch = _make_scratch(state_dir)
     try:
@@ -267,17 +384,29 @@ def update(
         if not allow_downgrade:
             _refuse_downgrade(binary, artifact.version, env)
         with exclusive_lock(state_dir, max(0.0, deadline - time.monotonic())):
+            # Again under the lock, before a recovery may restore anything and right before the snapshot.
+            wait_until_idle(binary, data_files, deadline)
             recover(state_dir)
-            wait_until_idle(binary, data_files, deadline)  # again under the lock, right before the snapshot
             check_space(binary, data_files, state_dir, member.size,
                         free_space or (lambda p: shutil.disk_usage(p).free))  # fmt: skip
             staged = binary.with_name(f".{binary.name}.new.{os.getpid()}.partial")
             try:
-                return _apply(binary, artifact, data_files, state_dir, staged, kind, keep, env, scratch)
+                after = _receipt_after(receipt, artifact.version, recorded_source, artifact.sha256) if receipt else None
+                return _apply(binary, artifact, data_files, state_dir, staged, kind, keep, env, scratch,
+                              (receipt, after) if receipt and after else None, deadline)  # fmt: skip
             finally:
                 staged.unlink(missing_ok=True)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _close_untouched(journal: Journal, reason: str) -> None:
+    """Close the journal of an update that changed nothing; where even that
+    cannot be written (a full disk), remove it: there is nothing to recover."""
+    try:
+        journal.advance("rolled-back", reason=reason)
+    except OSError:
+        journal.path.unlink(missing_ok=True)
 
 
 def _apply(
@@ -290,6 +419,8 @@ def _apply(
     keep: int,
     env: dict[str, str],
     scratch: Path,
+    receipt: tuple[Path, str] | None,
+    deadline: float,
 ) -> UpdateResult:
     member = artifact.member(binary.name)
     try:
@@ -320,9 +451,20 @@ def _apply(
             data_files=[str(p) for p in data_files],
             staged=str(staged),
             scratch=str(scratch),
+            old_binary_sha256=sha256_file(binary),
+            # what a recovery runs to finish forward: the signed checks, with the
+            # caller's extra environment (the journal is private, 0600)
+            checks=[list(check) for check in artifact.upgrade_checks],
+            check_env=env,
+            **(
+                {"receipt": str(receipt[0]), "receipt_before": receipt[0].read_text(), "receipt_after": receipt[1]}
+                if receipt
+                else {}
+            ),
         )
         journal.advance("snapshotting", snapshot=str(snapshot_dir))
     except OSError as exc:
+        _close_untouched(journal, f"the journal could not be written: {_os_reason(exc)}")
         raise UpdateError(
             f"cannot write the update journal in {state_dir}: {_os_reason(exc)}",
             hint="free some space there (or fix its permissions); nothing was changed",
@@ -330,25 +472,30 @@ def _apply(
     try:
         with log.status(f"snapshotting {binary.name} and {len(data_files)} data file(s)"):
             _private_dir(state_dir / SNAPSHOTS)
-            snapshot(binary, data_files, snapshot_dir)
+            taken = snapshot(binary, data_files, snapshot_dir, receipt=receipt[0] if receipt else None)
     except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(snapshot_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            journal.advance("rolled-back", reason=f"snapshot failed: {_os_reason(exc)}")
+        with contextlib.suppress(OSError):  # an empty snapshots/ made just now is not left behind either
+            (state_dir / SNAPSHOTS).rmdir()
+        _close_untouched(journal, f"snapshot failed: {_os_reason(exc)}")
         raise UpdateError(
             f"cannot snapshot {binary.name} and its data into {state_dir}: {_os_reason(exc)}",
             hint="free some space there; nothing was changed",
         ) from None
     output = ""
     try:
-        journal.advance("snapshotted", live=journal.live())
+        # The data as the snapshot's lock saw it: a write since then is not the updater's.
+        journal.advance("snapshotted", live={**journal.live(binary),
+                                             **{e["path"]: e["live"]["state"] for e in taken["data"]}})  # fmt: skip
         journal.advance("swapping")
         if os.name == "nt":  # a running exe can be renamed, not replaced
             os.replace(binary, binary.with_name(binary.name + ".old"))
         os.replace(staged, binary)
         fsync_dir(binary.parent)
         journal.advance("swapped", live=journal.live(binary))
-        journal.advance("migrating")
+        recorded = journal.record["live"]
+        written = [p for p, now in journal.live(*data_files).items() if now != recorded.get(p)]
+        journal.advance("migrating", written_after_snapshot=written)
         # The publisher's [update] upgrade-checks from the signed manifest: the first is
         # the app's migration (when it has one), the rest check the migrated data.
         output = ""
@@ -367,13 +514,15 @@ def _apply(
         if not done:
             journal.advance("migrated", live=journal.live(*data_files))
         journal.advance("checked", live=journal.live(*data_files))
+        _commit_receipt(journal)
         journal.advance("committed")
     except BaseException as failure:
         reason = _os_reason(failure) if isinstance(failure, ToolchainError | OSError) else repr(failure)
-        _roll_back(journal, snapshot_dir, reason=reason, output=output)
+        _refuse_restore_over_live_data(journal, binary, data_files, deadline, reason)
+        restored = _roll_back(journal, snapshot_dir, reason=reason, output=output)
         if isinstance(failure, ToolchainError | OSError):
             raise UpdateError(
-                f"{reason}; rolled back binary and data to {old_version}",
+                f"{reason}; rolled back {restored_what(binary.name, restored)} to {old_version}",
                 hint=f"the migration said: {output[-500:]}" if output else "see the output above",
             ) from None
         raise
@@ -392,9 +541,29 @@ def _apply(
     )
 
 
-def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> Path:
-    """Restore the newest snapshot by hand. Without `yes` it only says what
-    would be lost (UsageError)."""
+def _refuse_restore_over_live_data(
+    journal: Journal, binary: Path, data_files: list[Path], deadline: float, reason: str
+) -> None:
+    """Before the rollback of a failed update: the same liveness check as
+    before the snapshot, and data written after it by someone else stays.
+    Either leaves the journal stuck (exit 13), the data and snapshot kept."""
+    try:
+        wait_until_idle(binary, data_files, deadline, risk="restoring the snapshot under it would lose its writes")
+    except UpdateError as held:
+        why = f"it failed ({reason}), and it was not rolled back because {held.message}"
+    else:
+        written = journal.record.get("written_after_snapshot") or []
+        if not written:
+            return
+        why = f"it failed ({reason}), and {', '.join(Path(p).name for p in written)} was written after the snapshot"
+    with contextlib.suppress(OSError):
+        journal.advance("stuck", stuck_reason=why, live=journal.live())
+    raise _stuck_error(journal) from None
+
+
+def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> tuple[Path, int]:
+    """Restore the newest snapshot by hand; return it and how many data files
+    it put back. Without `yes` it only says what would be lost (UsageError)."""
     deadline = time.monotonic() + check_wait(wait)
     if not (state_dir / SNAPSHOTS).is_dir():
         raise UpdateError(f"no snapshots in {state_dir / SNAPSHOTS}", hint="nothing to roll back to")
@@ -428,5 +597,4 @@ def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> Path:
             "snapshot": str(folder),
             "steps": [],
         }
-        _roll_back(Journal(state_dir, record), folder, reason="rollback by hand")
-        return folder
+        return folder, _roll_back(Journal(state_dir, record), folder, reason="rollback by hand")
