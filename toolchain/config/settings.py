@@ -119,6 +119,7 @@ class UpdateSettings(Model, frozen=True):
     seed_commands: tuple[tuple[str, ...], ...]
     upgrade_checks: tuple[InstallerCommand, ...]
     metadata_days: Annotated[int, Meta(ge=1)]
+    min_validity: Annotated[int, Meta(ge=0)]
 
 
 class GitHubSettings(Model, frozen=True):

@@ -143,15 +143,24 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
     name="verify",
 )
 def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
-    """Check a release folder: every file listed, every digest and signature right."""
+    """Check a release folder: every file listed, every digest and signature right, the channel not about to expire."""
     from toolchain.config.settings import load_settings
+    from toolchain.errors import ReleaseCheckError
     from toolchain.release.folder import verify_release
+    from toolchain.release.latest import RENEW_HINT, stale_channel
     from toolchain.release.signing import public_key_text
 
     settings = load_settings()
     folder = out_folder(path, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
     checked = verify_release(folder, key_text)
+    try:
+        stale = stale_channel(folder, settings.update.min_validity)
+    except ValueError as exc:
+        raise ReleaseCheckError(str(exc), hint="run `invoke package`") from None
+    if stale:
+        # Its files are sound, but publishing it would freeze every installed copy.
+        raise ReleaseCheckError(f"the channel {stale}", hint=RENEW_HINT)
     if json:
         log.json({"schema": "toolchain.verify/v1", "ok": True, "folder": str(folder), "files": checked})
         return

@@ -79,10 +79,11 @@ def publish_task(
     key = public_key_text(public_key, settings.public_key_file)
     github_target, s3_target = _destinations(settings, github, s3)
     if dry_run:
-        _show(plan(release_info(folder, key), github_target, s3_target), "Publish plan (dry run)", json)
+        info = release_info(folder, key, min_validity_days=settings.update.min_validity)
+        _show(plan(info, github_target, s3_target), "Publish plan (dry run)", json)
         return
     actions = publish(folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest,
-                      repo=Path.cwd(), previous=previous)  # fmt: skip
+                      repo=Path.cwd(), previous=previous, min_validity_days=settings.update.min_validity)  # fmt: skip
     _show(actions, "Published", json)
 
 
@@ -125,9 +126,12 @@ def release_task(
     package_built(build(BuildOptions(all_targets=True, out_dir=folder), settings), settings)
     key = public_key_text(public_key, settings.public_key_file)
     if dry_run:
-        _show(plan(release_info(folder, key), github, s3), "Publish plan (dry run: nothing uploaded)", json)
+        info = release_info(folder, key, min_validity_days=settings.update.min_validity)
+        _show(plan(info, github, s3), "Publish plan (dry run: nothing uploaded)", json)
         return
-    _show(publish(folder, key, github=github, s3=s3, force_latest=force_latest, repo=Path.cwd()), "Published", json)
+    actions = publish(folder, key, github=github, s3=s3, force_latest=force_latest, repo=Path.cwd(),
+                      min_validity_days=settings.update.min_validity)  # fmt: skip
+    _show(actions, "Published", json)
 
 
 TASKS = (publish_task, release_task)
