@@ -14,6 +14,7 @@ from toolchain.log import log
 from toolchain.tasks.base import required, task
 
 if TYPE_CHECKING:
+    from toolchain.update.rollout import ChannelStatus
     from toolchain.update.updater import UpdateResult
 
 
@@ -62,7 +63,7 @@ def _keep(keep: str, configured: int) -> int:
         raise UsageError(f"--keep {keep} is not a whole number", hint="pass --keep 0 or more") from None
 
 
-def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> None:
+def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str, install_id: str = "") -> None:
     """The receipt names the version now installed (one atomic rename)."""
     from toolchain.atomic import write_atomic
 
@@ -70,6 +71,8 @@ def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> Non
     document = _read_receipt(receipt)
     source = artifact if "://" in artifact else str(Path(artifact).resolve())
     document.update(version=result.new_version, source=source, sha256=result.artifact_sha256)
+    if install_id and not document.get("install_id"):
+        document["install_id"] = install_id  # the staged rollout's sample is drawn from it
     try:
         write_atomic(path, json_lib.dumps(document, indent=2) + "\n", path.stat().st_mode & 0o7777, durable=True)
     except OSError as exc:
@@ -77,6 +80,29 @@ def _record_in_receipt(receipt: str, result: UpdateResult, artifact: str) -> Non
             f"updated to {result.new_version}, but cannot rewrite {path}: {exc.strerror}",
             hint=f"set its version to {result.new_version} by hand",
         ) from None
+
+
+def _channel_status(
+    channel: str, public_key: str, binary: Path, receipt: dict[str, Any] | None, state_dir: Path
+) -> tuple[ChannelStatus, str]:
+    """What the verified channel offers this copy, and the copy's install id."""
+    import subprocess
+    import tempfile
+
+    from toolchain.update.channel import read_channel
+    from toolchain.update.rollout import channel_status, install_id, version_in
+
+    with tempfile.TemporaryDirectory(prefix="toolchain-check-") as work:
+        offered = read_channel(channel, public_key, binary.name, Path(work))
+    running = str(receipt.get("version", "")) if receipt else ""
+    if not running:
+        try:
+            output = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise UpdateError(f"cannot run {binary} --version: {exc}", hint="check the installed binary") from None
+        running = version_in(output)
+    copy = install_id(receipt, state_dir)
+    return channel_status(offered.latest, running, copy), copy
 
 
 LOCATION_HELP = {
@@ -107,6 +133,7 @@ def _key_file(path: Path | None, what: str) -> str:
         "keep": "snapshots to keep after success (0 or more); default: [update] keep",
         "wait": "seconds to wait for the running app, a process holding its data, or another update; default: 0",
         "json": "print the result as JSON on stdout",
+        "check": "with a channel: say what it offers this copy (rollout, withdrawal) and change nothing",
     },
     iterable=["data"],
     name="update",
@@ -124,6 +151,7 @@ def update_task(
     keep: str = "",
     wait: float = 0.0,
     json: bool = False,
+    check: bool = False,
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
     from toolchain.config.settings import load_settings
@@ -158,6 +186,23 @@ def update_task(
         *(Path(d) for d in data or []),
         *(p.expanduser() for p in (pinned.data_files if pinned else ())),
     ]
+    copy_id = ""
+    if decision.channel and not artifact:
+        # A staged rollout, a pause or a withdrawal can mean "not now": that needs no lock or snapshot.
+        from toolchain.update.journal import default_state_dir
+
+        state = Path(state_dir) if state_dir else default_state_dir(target.resolve())
+        document = _read_receipt(str(pinned.path)) if pinned else (_read_receipt(receipt) if receipt else None)
+        status, copy_id = _channel_status(decision.channel, decision.public_key, target, document, state)
+        if check or status.action != "update":
+            if json:
+                log.json({"schema": "toolchain.update-check/v1", **status.__dict__})
+            else:
+                log.info(status.message + ("" if check else "; nothing was changed"))
+            if check or status.action in ("wait", "paused", "skip-withdrawn"):
+                return
+    elif check:
+        raise UsageError("--check reads a channel", hint="pass --channel LATEST_JSON (or pin one in the receipt)")
     if receipt and not binary and not os.access(Path(receipt).parent, os.W_OK):
         raise UsageError(f"cannot rewrite {receipt} after the update (its folder is not writable)",
                          hint="fix its permissions, or pass --binary instead of --receipt")  # fmt: skip
@@ -173,7 +218,7 @@ def update_task(
         channel="" if artifact else decision.channel,
     )
     if receipt and not binary:
-        _record_in_receipt(receipt, result, artifact or decision.channel)
+        _record_in_receipt(receipt, result, artifact or decision.channel, copy_id)
     if json:
         log.json(
             {

@@ -1,0 +1,106 @@
+"""Staged rollout, pause and withdrawal: the signed channel's share and
+withdrawn versions, written by the real CLI (`invoke rollout`, `invoke
+withdraw`), checked by the real minisign, and followed by `invoke update`
+on a real installed tally (tests/test_update_channel.py's two releases)."""
+
+# ruff: noqa: F811 - the fixtures imported from test_update_channel are parameters here
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import run_invoke
+from test_update import Install
+from test_update_channel import Releases, new_install, old_install, releases  # noqa: F401 - fixtures
+
+from toolchain.release.latest import Latest
+from toolchain.update.rollout import bucket, channel_status, new_install_id, selected
+
+
+def test_a_ten_percent_rollout_selects_ten_percent_of_a_thousand_copies() -> None:
+    ids = [new_install_id() for _ in range(1000)]
+    chosen = [i for i in ids if selected(i, "0.2.0", 10)]
+    assert 70 <= len(chosen) <= 130, len(chosen)
+    assert not any(selected(i, "0.2.0", 0) for i in ids)  # 0 pauses every copy
+    assert all(selected(i, "0.2.0", 100) for i in ids)
+    # Raising the share only adds copies; the bucket is stable for an id and version.
+    assert {i for i in ids if selected(i, "0.2.0", 50)} >= set(chosen)
+    assert [bucket(i, "0.2.0") for i in ids[:5]] == [bucket(i, "0.2.0") for i in ids[:5]]
+    # A new version draws a new sample.
+    assert {i for i in ids if selected(i, "0.3.0", 10)} != set(chosen)
+
+
+def _latest(version: str, rollout: int = 100, withdrawn: tuple[str, ...] = ()) -> Latest:
+    now = datetime.now(UTC)
+    return Latest("tally", version, now, now + timedelta(days=30), (), rollout, withdrawn)
+
+
+def test_what_a_copy_does_with_each_channel() -> None:
+    copy = new_install_id()
+    assert channel_status(_latest("0.2.0", withdrawn=("0.2.0",)), "0.1.0", copy).action == "skip-withdrawn"
+    assert channel_status(_latest("0.2.0", rollout=0), "0.1.0", copy).action == "paused"
+    assert channel_status(_latest("0.2.0"), "0.1.0", copy).action == "update"
+    told = channel_status(_latest("0.1.0", withdrawn=("0.2.0",)), "0.2.0", copy)
+    assert told.running_withdrawn and "WITHDRAWN" in told.message and "rollback" in told.message
+
+
+def _keys(releases: Releases, tmp_path: Path) -> list[str]:
+    secret = tmp_path / "release.key"
+    secret.write_text(releases.key.render())
+    return ["--secret-key", str(secret), "--public-key", str(releases.key_file)]
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_rollout_pause_and_withdrawal_through_the_cli(
+    releases: Releases,
+    old_install: Install,
+    tmp_path: Path,
+) -> None:
+    keys = _keys(releases, tmp_path)
+    channel = tmp_path / "0.2.0"
+    shutil.copytree(releases.new, channel)
+    update = ["update", "--binary", str(old_install.binary), "--channel", str(channel / "latest.json"),
+              "--public-key", str(releases.key_file)]  # fmt: skip
+    before = _digest(old_install.binary)
+
+    paused = run_invoke("rollout", "--percent", "0", "--out-dir", str(channel), *keys)
+    assert paused.returncode == 0, paused.stderr
+    assert json.loads((channel / "latest.json").read_text())["rollout"] == 0
+    signed = subprocess.run(["minisign", "-V", "-p", str(releases.key_file), "-m", str(channel / "latest.json")],
+                            capture_output=True, text=True)  # fmt: skip
+    assert signed.returncode == 0, signed.stderr
+    checked = run_invoke(*update, "--check", "--json", env=old_install.env)
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["action"] == "paused"
+    held = run_invoke(*update, env=old_install.env)
+    assert held.returncode == 0 and "paused" in held.stderr, held.stderr
+    assert _digest(old_install.binary) == before  # nothing changed
+    copy_id = (old_install.binary.parent / ".tally-update" / "install-id").read_text().strip()
+    assert len(copy_id) == 32
+
+    assert run_invoke("rollout", "--percent", "100", "--out-dir", str(channel), *keys).returncode == 0
+    taken = run_invoke(*update, env=old_install.env)
+    assert taken.returncode == 0, taken.stderr
+    assert "0.2.0" in old_install.run("--version").stdout
+
+    # 0.2.0 turns out bad: the channel points back at 0.1.0 and marks 0.2.0 withdrawn.
+    good = tmp_path / "0.1.0"
+    shutil.copytree(releases.old, good)
+    refused = run_invoke("withdraw", "--version", "0.1.0", "--out-dir", str(good), *keys)
+    assert refused.returncode == 2 and "points at 0.1.0 itself" in refused.stderr
+    withdrawn = run_invoke("withdraw", "--version", "0.2.0", "--out-dir", str(good), *keys, "--json")
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    assert json.loads(withdrawn.stdout)["withdrawn"] == ["0.2.0"]
+    # The copy running 0.2.0 is told on its next check.
+    check = ["update", "--check", "--binary", str(old_install.binary), "--channel", str(good / "latest.json")]
+    told = run_invoke(*check, "--public-key", str(releases.key_file), env=old_install.env)
+    assert told.returncode == 0, told.stderr
+    assert "0.2.0, which this copy runs, was WITHDRAWN" in told.stderr
