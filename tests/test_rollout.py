@@ -19,7 +19,9 @@ from conftest import run_invoke
 from test_update import Install
 from test_update_channel import Releases, new_install, old_install, releases  # noqa: F401 - fixtures
 
+from toolchain.release.folder import SUMS_NAME, parse_sums
 from toolchain.release.latest import Latest
+from toolchain.release.signing import generate, sign_file
 from toolchain.update.rollout import bucket, channel_status, new_install_id, selected
 
 
@@ -109,3 +111,39 @@ def test_rollout_pause_and_withdrawal_through_the_cli(
     told = run_invoke(*check, "--public-key", str(releases.key_file), env=old_install.env)
     assert told.returncode == 0, told.stderr
     assert "0.2.0, which this copy runs, was WITHDRAWN" in told.stderr
+
+
+def test_a_copy_pinning_one_key_follows_key_lists_across_a_release_key_rotation(
+    releases: Releases,
+    old_install: Install,
+    tmp_path: Path,
+) -> None:
+    """The copy pinned release key K (as every install before key lists did). The channel publishes list 1
+    (signed by K and the new root R1) and list 2 (R1: release key K2), and 0.2.0 is signed by K2 only."""
+    channel = tmp_path / "0.2.0"
+    shutil.copytree(releases.new, channel)
+    pinned = tmp_path / "k.key"
+    pinned.write_text(releases.key.render())
+    root, k2 = generate(), generate()
+    (tmp_path / "r1.key").write_text(root.render())
+    (tmp_path / "k2.pub").write_text(k2.public_key().render())
+    first = run_invoke("rotate-key", "--dir", str(channel), "--root-key", str(tmp_path / "r1.key"),
+                       "--pinned-key", str(pinned), "--release-key", str(releases.key_file))  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    update = ["update", "--binary", str(old_install.binary), "--channel", str(channel / "latest.json"),
+              "--public-key", str(releases.key_file)]  # fmt: skip
+    for name in [*parse_sums(channel / SUMS_NAME), SUMS_NAME]:
+        sign_file(channel / name, k2, f"file:{name}")
+    # Signed by K2 while the lists name only K: refused, nothing changed.
+    before = _digest(old_install.binary)
+    refused = run_invoke(*update, env=old_install.env)
+    assert refused.returncode == 13 and "does not name" in refused.stderr, refused.stderr
+    assert _digest(old_install.binary) == before
+    second = run_invoke("rotate-key", "--dir", str(channel), "--root-key", str(tmp_path / "r1.key"),
+                        "--release-key", str(tmp_path / "k2.pub"))  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    taken = run_invoke(*update, env=old_install.env)
+    assert taken.returncode == 0, taken.stderr
+    assert "0.2.0" in old_install.run("--version").stdout
+    trust = json.loads((old_install.binary.parent / ".tally-update" / "trust.json").read_text())
+    assert trust["keylist"]["version"] == 2

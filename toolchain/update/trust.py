@@ -38,6 +38,22 @@ from toolchain.update.artifact import _fetch
 from toolchain.update.channel import ChannelRelease, read_channel
 
 TRUST_SCHEMA = "toolchain.trust/v1"
+TRUST_NAME = "trust.json"  # in the copy's update state folder: the last key list it accepted
+
+
+def has_key_lists(channel: str) -> bool:
+    """Whether the channel publishes key lists (keys/1.json beside its pointer)."""
+    if "://" not in channel:
+        return (Path(channel).parent / KEYS_DIR / "1.json").is_file()
+    import urllib.error
+    import urllib.request
+
+    url = f"{channel.rsplit('/', 1)[0]}/{KEYS_DIR}/1.json"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60):
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 @dataclass(frozen=True)
@@ -166,4 +182,14 @@ def read_trusted_channel(
     return release, trust, release_key
 
 
-__all__ = ["Trust", "follow", "key_id_hex", "load_trust", "pinned_trust", "read_trusted_channel", "save_trust"]
+__all__ = [
+    "TRUST_NAME",
+    "Trust",
+    "follow",
+    "has_key_lists",
+    "key_id_hex",
+    "load_trust",
+    "pinned_trust",
+    "read_trusted_channel",
+    "save_trust",
+]
