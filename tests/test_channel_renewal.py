@@ -196,3 +196,15 @@ def test_renew_with_another_key_changes_nothing(release: tuple[Path, SecretKey],
     result = run_invoke("renew", "--out-dir", str(folder), "--secret-key", str(secret), "--public-key", str(public))
     assert result.returncode == 2 and "is not the release's key" in result.stderr, result.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_a_channel_valid_for_less_than_min_validity_is_a_config_error(tmp_path: Path) -> None:
+    """Else every release packaged with these settings would be refused by publish."""
+    config = tmp_path / "toolchain.toml"
+    config.write_text("[update]\nmetadata-days = 5\n")
+    result = run_invoke("verify", "--path", str(tmp_path), env={"TOOLCHAIN_CONFIG": str(config)})
+    assert result.returncode == 3, result.stderr
+    assert "metadata-days (5) must be more than min-validity (7)" in result.stderr
+    config.write_text("[update]\nmetadata-days = 5\nmin-validity = 2\nmin-validty = 1\n")
+    result = run_invoke("verify", "--path", str(tmp_path), env={"TOOLCHAIN_CONFIG": str(config)})
+    assert result.returncode == 3 and "min-validity" in result.stderr, result.stderr  # did you mean

@@ -121,6 +121,13 @@ class UpdateSettings(Model, frozen=True):
     metadata_days: Annotated[int, Meta(ge=1)]
     min_validity: Annotated[int, Meta(ge=0)]
 
+    def __post_init__(self) -> None:
+        # Otherwise every freshly packaged channel would be refused by publish.
+        if self.metadata_days <= self.min_validity:
+            raise ValueError(
+                f"metadata-days ({self.metadata_days}) must be more than min-validity ({self.min_validity})"
+            )
+
 
 class GitHubSettings(Model, frozen=True):
     repository: str
