@@ -79,6 +79,10 @@ def objects(client: Any, bucket: str) -> dict[str, bytes]:
     return {o["Key"]: client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read() for o in listed}
 
 
+def stored_lists(client: Any, bucket: str) -> set[str]:
+    return {k.rsplit("/", 1)[1] for k in objects(client, bucket) if k.startswith("downloads/tally/keys/")}
+
+
 @pytest.fixture
 def standin() -> Iterator[GitHubStandIn]:
     with GitHubStandIn(TOKEN, REPO) as server:
@@ -142,6 +146,11 @@ def test_renew_resigns_only_the_expiry_and_installed_copies_follow(
     assert first.returncode == 0, first.stderr
     mark = len(standin.state.events)
 
+    root = tmp_path / "root.key"
+    root.write_text(generate().render())
+    listed = run_invoke("rotate-key", "--dir", str(folder), "--root-key", str(root), "--pinned-key", str(keys[0]),
+                        "--release-key", str(keys[1]))  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
     result = run_invoke(
         "renew", "--out-dir", str(folder), "--secret-key", str(keys[0]), "--public-key", str(keys[1]),
         "--s3", "--github", "--json", env=env,
@@ -153,6 +162,11 @@ def test_renew_resigns_only_the_expiry_and_installed_copies_follow(
     assert datetime.fromisoformat(new["expires"]) > datetime.now(UTC) + timedelta(days=29)
     assert report["expires"] == new["expires"] and report["previous_expires"] == old["expires"]
     changed = {p.name for p in folder.iterdir() if p.is_file() and before.get(p.name) != p.read_bytes()}
+    # The key lists went up beside S3's pointer (before it moved).
+    assert (
+        stored_lists(client, bucket) == {p.name for p in (folder / "keys").iterdir()}
+        and len(stored_lists(client, bucket)) == 3
+    )
     assert changed == {"latest.json", "latest.json.minisig", SUMS_NAME, f"{SUMS_NAME}.minisig"}
     old_sums, new_sums = parse_sums(expired / SUMS_NAME), parse_sums(folder / SUMS_NAME)
     assert {n: d for n, d in new_sums.items() if n != "latest.json"} == {

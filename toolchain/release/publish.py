@@ -20,6 +20,7 @@ from toolchain.errors import GitHubError, PublishError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient, GitHubTarget
+from toolchain.release.keylist import KEYS_DIR
 from toolchain.release.latest import LATEST_NAME, RENEW_HINT, stale_channel
 from toolchain.release.s3 import S3Target, error_code, latest_version, one_line, s3_client, s3_failure
 from toolchain.release.version import is_prerelease, semver_key
@@ -303,6 +304,7 @@ def _publish_s3(
             f"(pass --force-latest to point it at {info.version})"
         )
         return [*actions, Action("s3", "latest.json", "keep", target.url(latest_key))]
+    actions += _publish_key_lists(client, target, info.app, pointer[LATEST_NAME].parent)
     for name in (f"{LATEST_NAME}.minisig", LATEST_NAME):  # the signature first: a reader between sees a mismatch
         body = pointer[name].read_bytes()
         client.put_object(
@@ -314,6 +316,33 @@ def _publish_s3(
         )
     log.info(f"{target.url(latest_key)} points at {info.version}")
     return [*actions, Action("s3", "latest.json", "upload", target.url(latest_key))]
+
+
+def _publish_key_lists(client: Any, target: S3Target, app: str, folder: Path) -> list[Action]:
+    """The channel's key lists (keys/ of the folder, `invoke rotate-key`) beside the pointer, before
+    it moves: an updater reading the new pointer finds the lists that name its signer. A published
+    list never changes: one with other bytes stops the publish."""
+    directory = folder / KEYS_DIR
+    if not directory.is_dir():
+        return []
+    base = target.latest_key(app).rsplit("/", 1)[0]
+    actions = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        key = f"{base}/{KEYS_DIR}/{path.name}"
+        digest = sha256_file(path)
+        stored = _stored_digest(client, target.bucket, key)
+        if stored == digest:
+            actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "skip", target.url(key)))
+            continue
+        if stored is not None and path.name.endswith(".json"):
+            raise PublishError(
+                f"{target.url(key)} already holds another key list {path.name}",
+                hint="key lists are never rewritten: write the next one with `invoke rotate-key`",
+            )
+        upload_s3_object(client, target, key, path, digest)
+        actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "upload", target.url(key)))
+        log.info(f"uploaded {target.url(key)}")
+    return actions
 
 
 def plan(info: ReleaseInfo, github: GitHubTarget | None, s3: S3Target | None) -> list[Action]:
