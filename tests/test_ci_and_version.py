@@ -58,10 +58,41 @@ def test_workflow_jobs_and_actionlint(tmp_path: Path) -> None:
     assert jobs["publish"]["needs"] == "package"
     assert jobs["build"]["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
     assert jobs["build"]["runs-on"] == "${{ matrix.os }}"
-    assert "refs/tags/" in jobs["publish"]["if"] and jobs["publish"]["permissions"] == {"contents": "write"}
+    assert "refs/tags/" in jobs["publish"]["if"]
+    assert jobs["publish"]["permissions"] == {"contents": "write", "id-token": "write", "attestations": "write"}
     runs = " ".join(step.get("run", "") for step in jobs["package"]["steps"])
     assert "invoke verify" in runs and "--dry-run" in runs and "invoke package --merge parts" in runs
     lint = subprocess.run(["actionlint", str(path)], capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+def test_release_workflow_attests_every_artifact_and_a_schedule_renews_the_channel(tmp_path: Path) -> None:
+    path = tmp_path / ".github" / "workflows" / "release.yml"
+    assert run_invoke("ci.workflow", "--path", str(path)).returncode == 0
+    steps = yaml.safe_load(path.read_text())["jobs"]["publish"]["steps"]
+    uses = [step.get("uses", "") for step in steps]
+    attest = next(i for i, u in enumerate(uses) if u.startswith("actions/attest-build-provenance@"))
+    publish = next(i for i, step in enumerate(steps) if "invoke publish" in step.get("run", ""))
+    assert attest < publish  # attested before the release is public
+    # What the listing step selects from a real sha256.sum: every archive, installer and package.
+    listing = next(step["run"] for step in steps[:attest] if "sha256.sum" in step.get("run", ""))
+    sums = tmp_path / "dist" / "sha256.sum"
+    sums.parent.mkdir()
+    names = ["tally-x86_64-unknown-linux-gnu.tar.xz", "tally-x86_64-pc-windows-gnu.zip", "tally-installer.sh",
+             "tally-installer.ps1", "tally_0.1.0_amd64.deb", "tally-0.1.0-1.x86_64.rpm", "tally-0.1.0-r0.apk",
+             "tally-0.1.0-x86_64.msi", "manifest.json", "latest.json", "provenance.intoto.json",
+             "tally-x86_64-unknown-linux-gnu.tar.xz.cdx.json"]  # fmt: skip
+    sums.write_text("".join(f"{'0' * 64}  {name}\n" for name in names))
+    run = subprocess.run(["bash", "-e", "-c", listing], cwd=tmp_path, env={"RUNNER_TEMP": str(tmp_path),
+                         "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    attested = [line.split()[1] for line in (tmp_path / "attest.sum").read_text().splitlines()]
+    assert attested == names[:8]
+    assert steps[attest]["with"]["subject-checksums"] == "${{ runner.temp }}/attest.sum"
+    renew = yaml.safe_load(path.with_name("renew.yml").read_text())
+    assert renew[True]["schedule"][0]["cron"] and renew["jobs"]["renew"]["permissions"] == {"contents": "write"}
+    assert any("invoke renew" in step.get("run", "") for step in renew["jobs"]["renew"]["steps"])
+    lint = subprocess.run(["actionlint", *map(str, path.parent.glob("*.yml"))], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

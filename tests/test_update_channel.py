@@ -145,11 +145,11 @@ def test_metadata_days_setting_sets_expires(releases: Releases, tmp_path: Path) 
     folder = tmp_path / "release"
     shutil.copytree(releases.new, folder, ignore=shutil.ignore_patterns("*.minisig", "manifest.json", "sha256.sum"))
     config = tmp_path / "toolchain.toml"
-    config.write_text("[update]\nmetadata-days = 7\n")
+    config.write_text("[update]\nmetadata-days = 10\n")
     result = run_invoke("package", "--out-dir", str(folder), env={"TOOLCHAIN_CONFIG": str(config)})
     assert result.returncode == 0, result.stderr
     latest = parse_latest((folder / "latest.json").read_bytes())
-    assert latest.expires - latest.released == timedelta(days=7)
+    assert latest.expires - latest.released == timedelta(days=10)
     config.write_text("[update]\nmetadata-days = 0\n")
     refused = run_invoke("package", "--out-dir", str(folder), env={"TOOLCHAIN_CONFIG": str(config)})
     assert refused.returncode == 3 and "metadata-days" in refused.stderr, refused.stderr

@@ -119,6 +119,14 @@ class UpdateSettings(Model, frozen=True):
     seed_commands: tuple[tuple[str, ...], ...]
     upgrade_checks: tuple[InstallerCommand, ...]
     metadata_days: Annotated[int, Meta(ge=1)]
+    min_validity: Annotated[int, Meta(ge=0)]
+
+    def __post_init__(self) -> None:
+        # Otherwise every freshly packaged channel would be refused by publish.
+        if self.metadata_days <= self.min_validity:
+            raise ValueError(
+                f"metadata-days ({self.metadata_days}) must be more than min-validity ({self.min_validity})"
+            )
 
 
 class GitHubSettings(Model, frozen=True):

@@ -54,6 +54,8 @@ WORKFLOW_NAME = "release.yml"
 # Beside the release workflow, not in it: a schedule there would run the
 # whole release pipeline. Secrets are named there; their values stay in GitHub.
 AUDIT_WORKFLOW_NAME = "audit.yml"
+# Likewise: the channel's scheduled renewal re-signs, it does not rebuild.
+RENEW_WORKFLOW_NAME = "renew.yml"
 
 
 def workflow(name: str) -> str:

@@ -42,6 +42,21 @@ class Latest:
     released: datetime
     expires: datetime
     files: tuple[LatestFile, ...]
+    rollout: int = 100  # percent of installed copies that take this release (0 pauses)
+    withdrawn: tuple[str, ...] = ()  # versions pulled back: updaters skip them, copies running them are told
+
+    def expiry_problem(self, min_validity_days: int, now: datetime | None = None) -> str:
+        """Why this channel must not be published ("" when it is fresh enough)."""
+        moment = now or datetime.now(UTC)
+        if moment >= self.expires:
+            return f"expired at {self.expires.isoformat()}"
+        if moment + timedelta(days=min_validity_days) > self.expires:
+            left = self.expires - moment
+            return (
+                f"expires at {self.expires.isoformat()}, in {left.days} days {left.seconds // 3600} hours, "
+                f"within [update] min-validity ({min_validity_days} days)"
+            )
+        return ""
 
 
 def write_latest(folder: Path, app: str, version: str, files: list[LatestFile], metadata_days: int,
@@ -103,4 +118,51 @@ def parse_latest(text: bytes) -> Latest:
         _time(document, "released"),
         _time(document, "expires"),
         tuple(files),
+        _rollout(document),
+        tuple(str(v) for v in document.get("withdrawn", []) if isinstance(v, str)),
     )
+
+
+def _rollout(document: dict[str, Any]) -> int:
+    share = document.get("rollout", 100)
+    if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
+        raise ValueError("has a 'rollout' that is not a whole percent from 0 to 100")
+    return share
+
+
+def read_latest(folder: Path) -> Latest:
+    """The release folder's latest.json, or ValueError naming what is wrong."""
+    path = folder / LATEST_NAME
+    try:
+        return parse_latest(path.read_bytes())
+    except OSError:
+        raise ValueError(f"{path} is missing") from None
+    except ValueError as exc:
+        raise ValueError(f"{path} {exc}") from None
+
+
+def stale_channel(folder: Path, min_validity_days: int, now: datetime | None = None) -> str:
+    """What is wrong with the freshness of the folder's channel, as one clause naming the
+    date ("" when it is fresh, or the folder has no channel: several apps)."""
+    if not (folder / LATEST_NAME).is_file():
+        return ""
+    latest = read_latest(folder)
+    problem = latest.expiry_problem(min_validity_days, now)
+    return f"{folder / LATEST_NAME} ({latest.app} {latest.version}) {problem}" if problem else ""
+
+
+RENEW_HINT = "renew it with `invoke renew` (re-signs latest.json with a fresh expiry, no rebuild)"
+
+
+def rewritten(text: bytes, *, expires: datetime | None = None, rollout: int | None = None,
+              withdrawn: tuple[str, ...] | None = None) -> bytes:  # fmt: skip
+    """latest.json's bytes with these fields set and every other field as it was
+    (written as write_json writes every JSON file)."""
+    document = json.loads(text)
+    if expires is not None:
+        document["expires"] = expires.replace(microsecond=0).isoformat()
+    if rollout is not None:
+        document["rollout"] = rollout
+    if withdrawn is not None:
+        document["withdrawn"] = sorted(set(withdrawn))
+    return (json.dumps(document, indent=2, sort_keys=True) + "\n").encode()

@@ -20,7 +20,8 @@ from toolchain.errors import GitHubError, PublishError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient, GitHubTarget
-from toolchain.release.latest import LATEST_NAME
+from toolchain.release.keylist import KEYS_DIR
+from toolchain.release.latest import LATEST_NAME, RENEW_HINT, stale_channel
 from toolchain.release.s3 import S3Target, error_code, latest_version, one_line, s3_client, s3_failure
 from toolchain.release.version import is_prerelease, semver_key
 
@@ -59,9 +60,25 @@ def content_type(path: Path) -> str:
     return CONTENT_TYPES.get(path.suffix, "application/octet-stream")
 
 
-def release_info(folder: Path, public_key_text: str) -> ReleaseInfo:
-    """The guardrail, then what to upload."""
+def require_fresh_channel(folder: Path, min_validity_days: int | None = None) -> None:
+    """Refuse a channel that has expired or expires within min-validity days: every
+    installed copy would refuse it (None: [update] min-validity of where this runs)."""
+    if min_validity_days is None:
+        from toolchain.config.settings import load_settings
+
+        min_validity_days = load_settings().update.min_validity
+    try:
+        problem = stale_channel(folder, min_validity_days)
+    except ValueError as exc:
+        raise PublishError(str(exc), hint="re-package the release (`invoke package`); nothing was uploaded") from None
+    if problem:
+        raise PublishError(f"refusing to publish: {problem}", hint=f"{RENEW_HINT}; nothing was uploaded")
+
+
+def release_info(folder: Path, public_key_text: str, *, min_validity_days: int | None = None) -> ReleaseInfo:
+    """The guardrail (a verified folder whose channel is fresh), then what to upload."""
     verify_release(folder, public_key_text)
+    require_fresh_channel(folder, min_validity_days)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     apps = manifest.get("apps", [])
     if len(apps) != 1:
@@ -88,8 +105,16 @@ def release_notes(repo: Path, version: str) -> str:
 
 
 def publish_github(
-    info: ReleaseInfo, target: GitHubTarget, *, replace: bool, notes: str, token: str | None = None
+    info: ReleaseInfo,
+    target: GitHubTarget,
+    *,
+    replace: bool,
+    notes: str,
+    token: str | None = None,
+    replace_names: frozenset[str] = frozenset(),
 ) -> list[Action]:
+    """replace_names: assets replaced when their digest differs even without replace
+    (a renewed channel's files)."""
     if not target.repository:
         raise UsageError("no GitHub repository to publish to", hint="set [github] repository = OWNER/NAME")
     token = token or os.environ.get(target.token_env, "")
@@ -114,7 +139,7 @@ def publish_github(
             if complete and asset.get("digest") == f"sha256:{digest}":
                 actions.append(Action("github", path.name, "skip", where))
                 continue
-            if complete and not replace:
+            if complete and not replace and path.name not in replace_names:
                 raise PublishError(
                     f"release {tag} already has {path.name} with a different digest",
                     hint="pass --replace to overwrite it (or publish a new version)",
@@ -184,12 +209,19 @@ def _abort_uploads(client: Any, target: S3Target, prefix: str, upload_ids: set[s
 
 
 def publish_s3(
-    info: ReleaseInfo, target: S3Target, *, replace: bool = False, force_latest: bool = False, client: Any | None = None
+    info: ReleaseInfo,
+    target: S3Target,
+    *,
+    replace: bool = False,
+    force_latest: bool = False,
+    client: Any | None = None,
+    replace_names: frozenset[str] = frozenset(),
 ) -> list[Action]:
     """Upload a release under {prefix}/{app}/{version}/, then move latest.json
     forward (never back, unless force_latest). Every object is looked at before
     anything is uploaded: one with another digest stops the release unless
-    replace; one with the same digest is skipped."""
+    replace (or its name is in replace_names: a renewed channel's files); one
+    with the same digest is skipped."""
     if not target.bucket:
         raise UsageError("no S3 bucket to publish to", hint="set [s3] bucket")
     import boto3
@@ -203,12 +235,14 @@ def publish_s3(
         ) from None
     client = client or s3_client(target)
     try:
-        return _publish_s3(client, info, target, replace=replace, force_latest=force_latest)
+        return _publish_s3(client, info, target, replace=replace, force_latest=force_latest, names=replace_names)
     except (BotoCoreError, ClientError, boto3.exceptions.Boto3Error) as exc:
         raise s3_failure(exc, target) from exc
 
 
-def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bool, force_latest: bool) -> list[Action]:
+def _publish_s3(
+    client: Any, info: ReleaseInfo, target: S3Target, *, replace: bool, force_latest: bool, names: frozenset[str]
+) -> list[Action]:
     prefix = target.release_prefix(info.app, info.version)
     pointer = {p.name: p for p in info.files if p.name in (LATEST_NAME, f"{LATEST_NAME}.minisig")}
     if len(pointer) != 2:
@@ -224,7 +258,7 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
         digest = sha256_file(path)
         stored = _stored_digest(client, target.bucket, target.key(info.app, info.version, path.name))
         planned.append((path, digest, "upload" if stored is None else "skip" if stored == digest else "replace"))
-    conflicts = [path.name for path, _, action in planned if action == "replace"]
+    conflicts = [path.name for path, _, action in planned if action == "replace" and path.name not in names]
     if conflicts and not replace:
         more = f" (and {len(conflicts) - 1} more)" if len(conflicts) > 1 else ""
         raise PublishError(
@@ -270,6 +304,7 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
             f"(pass --force-latest to point it at {info.version})"
         )
         return [*actions, Action("s3", "latest.json", "keep", target.url(latest_key))]
+    actions += _publish_key_lists(client, target, info.app, pointer[LATEST_NAME].parent)
     for name in (f"{LATEST_NAME}.minisig", LATEST_NAME):  # the signature first: a reader between sees a mismatch
         body = pointer[name].read_bytes()
         client.put_object(
@@ -281,6 +316,33 @@ def _publish_s3(client: Any, info: ReleaseInfo, target: S3Target, *, replace: bo
         )
     log.info(f"{target.url(latest_key)} points at {info.version}")
     return [*actions, Action("s3", "latest.json", "upload", target.url(latest_key))]
+
+
+def _publish_key_lists(client: Any, target: S3Target, app: str, folder: Path) -> list[Action]:
+    """The channel's key lists (keys/ of the folder, `invoke rotate-key`) beside the pointer, before
+    it moves: an updater reading the new pointer finds the lists that name its signer. A published
+    list never changes: one with other bytes stops the publish."""
+    directory = folder / KEYS_DIR
+    if not directory.is_dir():
+        return []
+    base = target.latest_key(app).rsplit("/", 1)[0]
+    actions = []
+    for path in sorted(p for p in directory.iterdir() if p.is_file()):
+        key = f"{base}/{KEYS_DIR}/{path.name}"
+        digest = sha256_file(path)
+        stored = _stored_digest(client, target.bucket, key)
+        if stored == digest:
+            actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "skip", target.url(key)))
+            continue
+        if stored is not None and path.name.endswith(".json"):
+            raise PublishError(
+                f"{target.url(key)} already holds another key list {path.name}",
+                hint="key lists are never rewritten: write the next one with `invoke rotate-key`",
+            )
+        upload_s3_object(client, target, key, path, digest)
+        actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "upload", target.url(key)))
+        log.info(f"uploaded {target.url(key)}")
+    return actions
 
 
 def plan(info: ReleaseInfo, github: GitHubTarget | None, s3: S3Target | None) -> list[Action]:
@@ -307,16 +369,18 @@ def publish(
     force_latest: bool = False,
     repo: Path | None = None,
     previous: str = "",
+    min_validity_days: int | None = None,
 ) -> list[Action]:
     """Verify the folder (the guardrail), then publish it to each destination.
 
     replace: overwrite release assets / objects that exist with another digest.
     force_latest: point S3's latest.json at this version even when it is older.
     previous: the release this one follows (folder or URL); default: the latest
-    on each destination. A schema change needs a passing rollback validation."""
+    on each destination. A schema change needs a passing rollback validation.
+    min_validity_days: the channel must stay valid this long (None: [update] min-validity)."""
     from toolchain.release.rollback import AppRelease, previous_release, require_validation
 
-    info = release_info(folder, public_key_text)
+    info = release_info(folder, public_key_text, min_validity_days=min_validity_days)
     try:
         found = previous_release(info.app, info.version, previous=previous, github=github, s3=s3)
     except GitHubError as exc:

@@ -11,10 +11,12 @@ def build_namespace() -> Collection:
     from toolchain.tasks import (
         audit,
         build,
+        channel,
         ci,
         doctor,
         image,
         inspect,
+        keys,
         notarize,
         package,
         publish,
@@ -29,7 +31,7 @@ def build_namespace() -> Collection:
     namespace = Collection()
     for module in (audit, build, doctor, inspect, notarize, size, smoke):
         namespace.add_task(module.TASK)
-    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS):
+    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS, *channel.TASKS, *keys.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)

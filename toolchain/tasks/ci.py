@@ -32,20 +32,25 @@ def matrix_task(c: Context, json: bool = False, compact: bool = False) -> None:
 
 @task(
     help={
-        "path": "where to write the release workflow (audit.yml goes beside it); default: .github/workflows/release.yml"
+        "path": "where to write the release workflow (audit.yml and renew.yml go beside it); "
+        "default: .github/workflows/release.yml"
     },
     name="workflow",
 )
 def workflow_task(c: Context, path: str = ".github/workflows/release.yml") -> None:
-    """Write GitHub Actions workflows: the release (build matrix, sign, publish on tags) and a scheduled audit."""
-    from toolchain.release.ci import AUDIT_WORKFLOW_NAME, WORKFLOW_NAME, workflow
+    """Write GitHub Actions workflows: the release (build matrix, sign, attest, publish on tags), a scheduled
+    audit and a scheduled renewal of the channel."""
+    from toolchain.release.ci import AUDIT_WORKFLOW_NAME, RENEW_WORKFLOW_NAME, WORKFLOW_NAME, workflow
 
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(workflow(WORKFLOW_NAME))
-    audit = out.with_name(AUDIT_WORKFLOW_NAME)
-    audit.write_text(workflow(AUDIT_WORKFLOW_NAME))
-    log.info(f"wrote {out} and {audit}")
+    written = [out]
+    for name in (AUDIT_WORKFLOW_NAME, RENEW_WORKFLOW_NAME):
+        beside = out.with_name(name)
+        beside.write_text(workflow(name))
+        written.append(beside)
+    log.info(f"wrote {', '.join(map(str, written))}")
 
 
 COLLECTION = Collection("ci", matrix_task, workflow_task)

@@ -77,17 +77,19 @@ def package_task(
     help={
         "out-dir": "folder for minisign.key and minisign.pub (not the release folder); default: keys",
         "force": "overwrite an existing key pair",
+        "root": "make an offline root key (root.key/root.pub): it signs the key lists (`invoke rotate-key`)",
     },
     name="keygen",
 )
-def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
-    """Make a minisign (Ed25519) key pair for signing releases."""
+def keygen_task(c: Context, out_dir: str = "keys", force: bool = False, root: bool = False) -> None:
+    """Make a minisign (Ed25519) key pair for signing releases (or, with --root, key lists)."""
     from toolchain.atomic import write_atomic
     from toolchain.release.folder import SUMS_NAME
     from toolchain.release.signing import generate
 
     folder = Path(required(out_dir, "--out-dir"))
-    secret, public = folder / "minisign.key", folder / "minisign.pub"
+    stem = "root" if root else "minisign"
+    secret, public = folder / f"{stem}.key", folder / f"{stem}.pub"
     if secret.exists() and not force:
         raise UsageError(
             f"{secret} already exists",
@@ -101,7 +103,8 @@ def keygen_task(c: Context, out_dir: str = "keys", force: bool = False) -> None:
     key = generate()
     write_atomic(secret, key.render(), 0o600)
     public.write_text(key.public_key().render())
-    log.info(f"wrote {secret} (keep it secret: a CI secret, never the release folder) and {public}")
+    where = "offline, never in CI" if root else "a CI secret, never the release folder"
+    log.info(f"wrote {secret} (keep it secret: {where}) and {public}")
     print(public.read_text().splitlines()[1])
 
 
@@ -143,15 +146,24 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
     name="verify",
 )
 def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
-    """Check a release folder: every file listed, every digest and signature right."""
+    """Check a release folder: every file listed, every digest and signature right, the channel not about to expire."""
     from toolchain.config.settings import load_settings
+    from toolchain.errors import ReleaseCheckError
     from toolchain.release.folder import verify_release
+    from toolchain.release.latest import RENEW_HINT, stale_channel
     from toolchain.release.signing import public_key_text
 
     settings = load_settings()
     folder = out_folder(path, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
     checked = verify_release(folder, key_text)
+    try:
+        stale = stale_channel(folder, settings.update.min_validity)
+    except ValueError as exc:
+        raise ReleaseCheckError(str(exc), hint="run `invoke package`") from None
+    if stale:
+        # Its files are sound, but publishing it would freeze every installed copy.
+        raise ReleaseCheckError(f"the channel {stale}", hint=RENEW_HINT)
     if json:
         log.json({"schema": "toolchain.verify/v1", "ok": True, "folder": str(folder), "files": checked})
         return

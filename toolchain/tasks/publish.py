@@ -54,6 +54,8 @@ def _show(actions: list[Action], title: str, json: bool) -> None:
         "dry-run": "verify and print what would be uploaded where; upload nothing",
         "json": "print the actions as JSON on stdout",
         "previous": "the release this one follows (folder or URL) for the schema check; default: the latest published",
+        "rollout": "share of installed copies that take this release, 0..100 (re-signs the channel)",
+        "secret-key": "with --rollout: the key that re-signs the channel (else [sign] secret-key-file)",
     },
     name="publish",
 )
@@ -68,6 +70,8 @@ def publish_task(
     dry_run: bool = False,
     json: bool = False,
     previous: str = "",
+    rollout: str = "",
+    secret_key: str = "",
 ) -> None:
     """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
     from toolchain.config.settings import load_settings
@@ -78,11 +82,20 @@ def publish_task(
     folder = out_folder(out_dir, settings)
     key = public_key_text(public_key, settings.public_key_file)
     github_target, s3_target = _destinations(settings, github, s3)
+    if rollout:
+        from toolchain.release.renew import renew_channel
+        from toolchain.release.signing import load_secret_key
+        from toolchain.tasks.channel import percent
+
+        share = percent(rollout, "--rollout")
+        signer = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
+        renew_channel(folder, signer, key, settings.update.metadata_days, rollout=share)
     if dry_run:
-        _show(plan(release_info(folder, key), github_target, s3_target), "Publish plan (dry run)", json)
+        info = release_info(folder, key, min_validity_days=settings.update.min_validity)
+        _show(plan(info, github_target, s3_target), "Publish plan (dry run)", json)
         return
     actions = publish(folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest,
-                      repo=Path.cwd(), previous=previous)  # fmt: skip
+                      repo=Path.cwd(), previous=previous, min_validity_days=settings.update.min_validity)  # fmt: skip
     _show(actions, "Published", json)
 
 
@@ -125,9 +138,12 @@ def release_task(
     package_built(build(BuildOptions(all_targets=True, out_dir=folder), settings), settings)
     key = public_key_text(public_key, settings.public_key_file)
     if dry_run:
-        _show(plan(release_info(folder, key), github, s3), "Publish plan (dry run: nothing uploaded)", json)
+        info = release_info(folder, key, min_validity_days=settings.update.min_validity)
+        _show(plan(info, github, s3), "Publish plan (dry run: nothing uploaded)", json)
         return
-    _show(publish(folder, key, github=github, s3=s3, force_latest=force_latest, repo=Path.cwd()), "Published", json)
+    actions = publish(folder, key, github=github, s3=s3, force_latest=force_latest, repo=Path.cwd(),
+                      min_validity_days=settings.update.min_validity)  # fmt: skip
+    _show(actions, "Published", json)
 
 
 TASKS = (publish_task, release_task)

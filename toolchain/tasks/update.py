@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json as json_lib
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
 from toolchain.errors import UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
+
+if TYPE_CHECKING:
+    from toolchain.release.latest import Latest
+    from toolchain.update.rollout import ChannelStatus
 
 
 def _read_receipt(receipt: str) -> dict[str, Any]:
@@ -59,6 +64,74 @@ def _keep(keep: str, configured: int) -> int:
         raise UsageError(f"--keep {keep} is not a whole number", hint="pass --keep 0 or more") from None
 
 
+def _name_install_id(receipt: Path, install_id: str) -> None:
+    """The receipt keeps the copy's install id (the staged rollout's sample is drawn from it).
+    Written once, before the update; the update's own receipt rewrite keeps it."""
+    from toolchain.atomic import write_atomic
+
+    document = _read_receipt(str(receipt))
+    if not install_id or document.get("install_id"):
+        return
+    document["install_id"] = install_id
+    try:
+        write_atomic(receipt, json_lib.dumps(document, indent=2) + "\n", receipt.stat().st_mode & 0o7777, durable=True)
+    except OSError as exc:
+        raise UsageError(f"cannot rewrite {receipt}: {exc.strerror}", hint="fix its folder's permissions") from None
+
+
+@dataclass(frozen=True)
+class _Offer:
+    latest: Latest
+    source: str  # the archive to update from when key lists chose the key ("": the updater reads the channel)
+    public_key: str  # the key that must have signed the release
+
+
+def _read_offer(channel: str, public_key: str, binary: Path, state_dir: Path, root: str) -> _Offer:
+    """The verified channel. With key lists (published beside it, or followed before), the copy follows
+    them from its saved trust, else from its pinned root or key, and keeps the newest it accepted."""
+    import tempfile
+
+    from toolchain.update.channel import read_channel
+    from toolchain.update.trust import (
+        TRUST_NAME,
+        has_key_lists,
+        load_trust,
+        pinned_trust,
+        read_trusted_channel,
+        save_trust,
+    )
+
+    saved = load_trust(state_dir / TRUST_NAME)
+    with tempfile.TemporaryDirectory(prefix="toolchain-check-") as work:
+        if saved is None and not root and not has_key_lists(channel):
+            return _Offer(read_channel(channel, public_key, binary.name, Path(work)).latest, "", public_key)
+        trusted = saved or pinned_trust(root or public_key, root=bool(root))
+        release, trust, key = read_trusted_channel(channel, trusted, binary.name, Path(work))
+    state_dir.mkdir(parents=True, exist_ok=True)
+    save_trust(state_dir / TRUST_NAME, trust.keylist)
+    if trust.followed:
+        log.info(f"followed key list(s) {', '.join(map(str, trust.followed))} of {channel}")
+    return _Offer(release.latest, release.source, key.render())
+
+
+def _channel_status(offer: _Offer, binary: Path, receipt: dict[str, Any] | None, state_dir: Path
+                    ) -> tuple[ChannelStatus, str]:  # fmt: skip
+    """What the verified channel offers this copy, and the copy's install id."""
+    import subprocess
+
+    from toolchain.update.rollout import channel_status, install_id, version_in
+
+    running = str(receipt.get("version", "")) if receipt else ""
+    if not running:
+        try:
+            output = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=60).stdout
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise UpdateError(f"cannot run {binary} --version: {exc}", hint="check the installed binary") from None
+        running = version_in(output)
+    copy = install_id(receipt, state_dir)
+    return channel_status(offer.latest, running, copy), copy
+
+
 LOCATION_HELP = {
     "binary": "the installed executable",
     "receipt": "the install receipt the installer wrote (instead of --binary)",
@@ -87,6 +160,8 @@ def _key_file(path: Path | None, what: str) -> str:
         "keep": "snapshots to keep after success (0 or more); default: [update] keep",
         "wait": "seconds to wait for the running app, a process holding its data, or another update; default: 0",
         "json": "print the result as JSON on stdout",
+        "check": "with a channel: say what it offers this copy (rollout, withdrawal) and change nothing",
+        "root": "root public key to pin for a channel with key lists (else the copy's pinned key counts as its root)",
     },
     iterable=["data"],
     name="update",
@@ -104,6 +179,8 @@ def update_task(
     keep: str = "",
     wait: float = 0.0,
     json: bool = False,
+    check: bool = False,
+    root: str = "",
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
     from toolchain.config.settings import load_settings
@@ -138,6 +215,26 @@ def update_task(
         *(Path(d) for d in data or []),
         *(p.expanduser() for p in (pinned.data_files if pinned else ())),
     ]
+    copy_id = ""
+    offer: _Offer | None = None
+    if decision.channel and not artifact:
+        # A staged rollout, a pause or a withdrawal can mean "not now": that needs no lock or snapshot.
+        from toolchain.update.journal import default_state_dir
+
+        state = Path(state_dir) if state_dir else default_state_dir(target.resolve())
+        document = _read_receipt(str(pinned.path)) if pinned else (_read_receipt(receipt) if receipt else None)
+        offer = _read_offer(decision.channel, decision.public_key, target, state, _key_file(Path(root), "root key")
+                            if root else "")  # fmt: skip
+        status, copy_id = _channel_status(offer, target, document, state)
+        if check or status.action != "update":
+            if json:
+                log.json({"schema": "toolchain.update-check/v1", **status.__dict__})
+            else:
+                log.info(status.message + ("" if check else "; nothing was changed"))
+            if check or status.action in ("wait", "paused", "skip-withdrawn"):
+                return
+    elif check:
+        raise UsageError("--check reads a channel", hint="pass --channel LATEST_JSON (or pin one in the receipt)")
     if receipt and not binary and not os.access(Path(receipt).parent, os.W_OK):
         raise UsageError(f"cannot rewrite {receipt} after the update (its folder is not writable)",
                          hint="fix its permissions, or pass --binary instead of --receipt")  # fmt: skip
@@ -148,16 +245,18 @@ def update_task(
         rewrite = rewrite if os.access(rewrite.parent, os.W_OK) else None
     if rewrite is not None:
         _read_receipt(str(rewrite))
+        _name_install_id(rewrite, copy_id)
+    listed = offer is not None and bool(offer.source)  # key lists chose the key: update from the archive
     result = update(
         target,
-        "" if decision.channel and not artifact else artifact,
-        decision.public_key,
+        offer.source if offer is not None and listed else "" if decision.channel and not artifact else artifact,
+        offer.public_key if offer is not None and listed else decision.public_key,
         [p.resolve() for p in data_files],
         state_dir=Path(state_dir) if state_dir else None,
         keep=_keep(keep, settings.update.keep),
         wait=wait,
         allow_downgrade=decision.allow_downgrade,
-        channel="" if artifact else decision.channel,
+        channel="" if artifact or listed else decision.channel,
         receipt=rewrite,
     )
     if json:
