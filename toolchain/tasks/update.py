@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
-from toolchain.errors import UsageError, require_file
+from toolchain.errors import UpdateError, UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
 
