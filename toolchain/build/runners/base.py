@@ -40,6 +40,8 @@ class BuildJob:
     # RUSTC_WRAPPER and the private sccache server's variables (toolchain.build.cache); empty: no cache.
     cache_env: dict[str, str] = field(default_factory=dict)
     timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
+    # The profile keeps debug info: linked unstripped, split and stripped after (build/debuginfo.py).
+    split_debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,9 @@ def cargo_build_args(job: BuildJob) -> list[str]:
     ]
     if job.define_profile:
         args += job.profile.config_args(job.skip_keys)
+    if job.split_debug:
+        # The linker keeps the DWARF; the split after the link strips the shipped copy as the profile asks.
+        args += ["--config", f'profile.{job.profile.name}.strip="none"']
     for selection in job.selections:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:
