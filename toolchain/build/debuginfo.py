@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from toolchain import proc
 from toolchain.config.profiles import CARGO_BUILTIN_PROFILES, Profile
-from toolchain.errors import BuildError
+from toolchain.errors import BuildError, MissingToolError
 
 SPLIT_DIR = "split-debug"  # beside cargo's output: the stripped copies and their debug files
 DEBUG_SUFFIX = ".debug"
@@ -121,7 +121,9 @@ def llvm_tool(name: str) -> str | None:
 def _tool(name: str) -> str:
     found = llvm_tool(name)
     if found is None:
-        raise BuildError(f"{name} is not installed: it splits the debug info this profile keeps", hint=_TOOL_HINT)
+        raise MissingToolError(
+            f"{name} is not installed: it splits off the debug info this profile keeps", hint=_TOOL_HINT
+        )
     return found
 
 
