@@ -286,3 +286,30 @@ def test_a_crate_without_debug_info_ships_no_debug_artifact(tmp_path: Path) -> N
     assert entry.debug_artifacts == ()
     assert all(b.debug is None for b in entry.binaries)
     assert not list(folder.glob("*-debug.*"))
+
+
+def test_debug_archives_are_published_beside_the_archives(
+    release: Release, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real S3 endpoint (moto's server): every debug archive, with its checksum and
+    signature, lands under the release's version prefix like the archives."""
+    import boto3
+
+    from toolchain.release.publish import publish_s3, release_info
+    from toolchain.release.s3 import S3Target
+
+    for name, value in (
+        ("AWS_ACCESS_KEY_ID", "t"),
+        ("AWS_SECRET_ACCESS_KEY", "t"),
+        ("AWS_DEFAULT_REGION", "us-east-1"),
+    ):
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket="debug-symbols")
+    target = S3Target("debug-symbols", "downloads", s3_endpoint, "us-east-1")
+    publish_s3(release_info(release.folder, release.public_key), target, client=client)
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket="debug-symbols")["Contents"]}
+    for triple in TARGETS:
+        name = f"{APP}-{triple}-debug.{'zip' if 'windows' in triple else 'tar.xz'}"
+        for suffix in ("", ".sha256", ".minisig"):
+            assert f"downloads/{APP}/0.1.0/{name}{suffix}" in keys, sorted(keys)
