@@ -25,7 +25,7 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.debuginfo import elf_build_id, gnu_debuglink, llvm_tool
+from toolchain.build.debuginfo import elf_build_id, gnu_debuglink, llvm_tool, section_names
 from toolchain.build.pipeline import BuildOptions, BuildReport, build
 from toolchain.build.record import load_record
 from toolchain.config.catalog import load_catalog
@@ -93,15 +93,6 @@ def debug_file(release: Release, triple: str) -> Path:
     top = archive.removesuffix(".zip").removesuffix(".tar.xz")
     name = f"{APP}.exe.debug" if "windows" in triple else f"{APP}.debug"
     return release.unpacked / archive / top / name
-
-
-def section_names(path: Path) -> set[str]:
-    import lief
-
-    lief.logging.disable()
-    parsed = lief.parse(str(path))
-    assert parsed is not None, path
-    return {s.name for s in parsed.sections}
 
 
 def function_address(debug: Path, needle: str) -> int:
@@ -204,12 +195,9 @@ def test_symbolicate_maps_a_known_function_to_its_name_and_line(release: Release
     assert outer["file"].endswith("src/main.rs")
     assert outer["line"] in range(source_line("fn corpus_checksum"), source_line("    sum\n") + 8)
     # The same address as an offset from the load base, in glibc's and perf's forms.
-    import lief
+    from toolchain.release.symbolicate import image_of
 
-    lief.logging.disable()
-    parsed = lief.parse(str(debug))
-    assert parsed is not None
-    offset = address - parsed.imagebase  # a PIE's is 0; a PE's is its ImageBase
+    offset = address - image_of(APP, debug).base  # a PIE's is 0; a PE's is its ImageBase
     for form in (f"{base}+0x{offset:x}", f"/opt/bin/{base}(+0x{offset:x})"):
         again = run_invoke(
             "symbolicate", "--target", triple, "--release-folder", str(release.folder), "--address", form, "--json"

@@ -19,7 +19,9 @@ every byte of DWARF the linker wrote, alike on all five targets.
 
 from __future__ import annotations
 
+import re
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -170,15 +172,16 @@ SPLITTERS: dict[str, Splitter] = {"ELF": DebuglinkSplitter(), "PE": DebuglinkSpl
 def has_dwarf(binary: Path) -> bool:
     """Whether the linked binary carries DWARF to split (ELF/PE sections) or a
     debug map naming it (Mach-O's N_OSO stabs, read by dsymutil)."""
-    lief = _lief()
-    parsed = lief.parse(str(binary))
-    if parsed is None:
-        raise BuildError(f"{binary} is not a binary LIEF can read", hint="check the linker's output")
-    if isinstance(parsed, lief.MachO.FatBinary):
-        parsed = parsed.at(0)
-    if isinstance(parsed, lief.MachO.Binary):
-        return any(s.name.startswith("__debug") for s in parsed.sections) or _has_debug_map(binary)
-    return any(s.name.startswith((".debug_info", ".zdebug_info")) for s in parsed.sections)
+    if format_of(binary) == "MachO":
+        return any(name.startswith("__debug") for name in section_names(binary)) or _has_debug_map(binary)
+    return bool({".debug_info", ".zdebug_info"} & section_names(binary))
+
+
+def section_names(binary: Path) -> set[str]:
+    """The names of a binary's sections, as llvm-objdump reads them (a PE's long
+    names resolved through its string table, which LIEF shows as `/N`)."""
+    listed = proc.run([_tool("llvm-objdump"), "--section-headers", binary], error=BuildError, quiet=True).stdout
+    return {line.split()[1] for line in listed.splitlines() if re.match(r"\s*\d+ \S", line)}
 
 
 def _has_debug_map(binary: Path) -> bool:
@@ -227,19 +230,23 @@ def macho_uuid(path: Path) -> str | None:
 
 
 def gnu_debuglink(path: Path) -> tuple[str, int] | None:
-    """The debuglink of an ELF or PE binary: the debug file's name and its CRC32."""
-    lief = _lief()
-    parsed = lief.parse(str(path))
-    if parsed is None:
-        return None
-    for section in parsed.sections:
-        if section.name == ".gnu_debuglink":
-            data = bytes(section.content)
-            name, _, rest = data.partition(b"\0")
-            offset = (len(name) + 1 + 3) // 4 * 4 - len(name) - 1
-            crc = int.from_bytes(rest[offset : offset + 4], "little")
-            return name.decode(), crc
-    return None
+    """The debuglink of an ELF or PE binary: the debug file's name and its CRC32. Read with
+    llvm-objcopy, which resolves a PE's long section names (LIEF shows them as `/N`)."""
+    with tempfile.TemporaryDirectory(prefix="toolchain-debuglink-") as work:
+        dumped = Path(work) / "debuglink"
+        argv: list[str | Path] = [
+            _tool("llvm-objcopy"),
+            f"--dump-section=.gnu_debuglink={dumped}",
+            path,
+            Path(work) / "copy",
+        ]
+        if proc.run(argv, check=False, quiet=True).returncode != 0 or not dumped.is_file():
+            return None
+        data = dumped.read_bytes()
+    name, _, rest = data.partition(b"\0")
+    # the name's NUL, then padding to a multiple of four, then the CRC32
+    padding = -(len(name) + 1) % 4
+    return name.decode(), int.from_bytes(rest[padding : padding + 4], "little")
 
 
 def _lief() -> Any:

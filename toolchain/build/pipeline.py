@@ -616,12 +616,12 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         phases.append(("split-debug", time.monotonic() - mark))
         mark = time.monotonic()
     binaries = check_binaries(plan, target, executables)
-    binaries = [replace(b, debug=splits.get(b.name)) for b in binaries]
     phases.append(("verify", time.monotonic() - mark))
     if signs(target, plan.settings):
         mark = time.monotonic()
         binaries = sign_binaries(plan, target, binaries)
         phases.append(("sign", time.monotonic() - mark))
+    binaries = [replace(b, debug=splits.get(b.name)) for b in binaries]
     artifacts: list[Artifact] = []
     symbols: list[Artifact] = []
     if plan.options.package_artifacts:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import struct
 import tarfile
 import tempfile
 import zipfile
@@ -205,6 +206,10 @@ def _unpack(archive: Path, into: Path) -> None:
 
 def image_of(name: str, dwarf: Path) -> Image:
     """The address layout of a debug file (it keeps its binary's headers)."""
+    with dwarf.open("rb") as handle:
+        head = handle.read(2)
+    if head == b"MZ":
+        return _pe_image(name, dwarf)
     import lief
 
     lief.logging.disable()  # a debug-only ELF's empty PT_DYNAMIC is reported, harmlessly
@@ -221,12 +226,6 @@ def image_of(name: str, dwarf: Path) -> Image:
                 ranges.append((segment.virtual_address, segment.virtual_address + segment.virtual_size))
                 offsets.append((segment.file_offset, segment.physical_size, segment.virtual_address))
         base = min((start for start, _ in ranges), default=0)
-    elif isinstance(parsed, lief.PE.Binary):
-        base = parsed.optional_header.imagebase
-        for section in parsed.sections:
-            start = base + section.virtual_address
-            ranges.append((start, start + max(section.virtual_size, section.size)))
-            offsets.append((section.offset, section.size, start))
     elif isinstance(parsed, lief.MachO.Binary):
         for command in parsed.segments:
             if command.name == "__PAGEZERO" or command.virtual_size == 0:
@@ -237,6 +236,36 @@ def image_of(name: str, dwarf: Path) -> Image:
     else:
         raise ReleaseCheckError(f"{dwarf.name} is no ELF, PE or Mach-O file", hint="re-download the release")
     return Image(name, dwarf, base, tuple(ranges), tuple(offsets))
+
+
+def _pe_image(name: str, path: Path) -> Image:
+    """A PE file's ImageBase and section table, read from its headers: LIEF gives up on
+    a debug-only PE (its data directories point at sections left without data)."""
+    data = path.read_bytes()
+    try:
+        (pe,) = struct.unpack_from("<I", data, 0x3C)
+        if data[pe : pe + 4] != b"PE\0\0":
+            raise ValueError("no PE signature")
+        sections, optional_size = struct.unpack_from("<2xH12xH", data, pe + 4)
+        optional = pe + 24
+        (magic,) = struct.unpack_from("<H", data, optional)
+        base = (
+            struct.unpack_from("<Q", data, optional + 24)[0]
+            if magic == 0x20B
+            else struct.unpack_from("<I", data, optional + 28)[0]
+        )
+        ranges, offsets = [], []
+        for index in range(sections):
+            entry = optional + optional_size + 40 * index
+            virtual_size, virtual_address, raw_size, raw_offset = struct.unpack_from("<4I", data, entry + 8)
+            start = base + virtual_address
+            ranges.append((start, start + max(virtual_size, raw_size)))
+            offsets.append((raw_offset, raw_size, start))
+    except (struct.error, ValueError) as exc:
+        raise ReleaseCheckError(
+            f"{path.name} is not a readable PE file ({exc})", hint="re-download the release"
+        ) from None
+    return Image(name, path, base, tuple(ranges), tuple(offsets))
 
 
 def _locate(line: str, images: dict[str, Image], binary: str | None, load_base: int | None, file_offset: bool) -> Frame:

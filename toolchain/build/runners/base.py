@@ -148,6 +148,10 @@ def cargo_build_args(job: BuildJob) -> list[str]:
     if job.split_debug:
         # The linker keeps the DWARF; the split after the link strips the shipped copy as the profile asks.
         args += ["--config", f'profile.{job.profile.name}.strip="none"']
+        if job.target.os == "macos":
+            # rustc keeps the objects the binary's debug map names, for our dsymutil to link (rustc's
+            # own "packed" run needs a `dsymutil` on PATH, which LLVM's versioned packages lack).
+            args += ["--config", f'profile.{job.profile.name}.split-debuginfo="unpacked"']
     for selection in job.selections:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:
