@@ -186,7 +186,7 @@ def section_names(binary: Path) -> set[str]:
 
 def _has_debug_map(binary: Path) -> bool:
     result = proc.run([_tool("dsymutil"), "--dump-debug-map", binary], check=False, quiet=True)
-    return result.returncode == 0 and "objname:" in result.stdout
+    return result.returncode == 0 and "filename:" in result.stdout  # one per object the map names
 
 
 def format_of(binary: Path) -> str:

@@ -39,7 +39,8 @@ from toolchain.errors import MissingToolError, ReleaseCheckError, UsageError
 SCHEMA = "toolchain.symbolicate/v1"
 DEBUG_KIND = "debug-symbols"  # the manifest's kind of a debug archive (release/folder.py)
 MANIFEST = "manifest.json"
-_HASH = re.compile(r"::h[0-9a-f]{16}$")  # the legacy mangling's hash: noise in a backtrace
+# The legacy mangling's hash and v0's crate disambiguators (`core[e831682f6eada0aa]`): noise in a backtrace.
+_HASH = re.compile(r"::h[0-9a-f]{16}$|\[[0-9a-f]{1,16}\](?=::|>| as |$)")
 # `tool(+0x1a2b)`, `tool+0x1a2b`: an offset from the binary's load base
 _OFFSET = re.compile(r"(?P<binary>[^\s()\[\]]*?)\(?\+0x(?P<number>[0-9a-fA-F]+)\)?")
 NO_ADDRESS = "no address on this line"
@@ -169,7 +170,7 @@ def debug_archives(folder: Path, target: str) -> list[Path]:
 
 @contextmanager
 def unpacked(archives: Sequence[Path]) -> Iterator[dict[str, Path]]:
-    """Binary name -> the file holding its DWARF, unpacked into a folder removed after."""
+    """Binary name (without .exe) -> the file holding its DWARF, unpacked into a folder removed after."""
     with tempfile.TemporaryDirectory(prefix="toolchain-symbols-") as work:
         root = Path(work)
         for index, archive in enumerate(archives):
@@ -179,7 +180,7 @@ def unpacked(archives: Sequence[Path]) -> Iterator[dict[str, Path]]:
             if not path.is_file():
                 continue
             if path.name.endswith(DEBUG_SUFFIX):
-                found[path.name.removesuffix(DEBUG_SUFFIX)] = path
+                found[path.name.removesuffix(DEBUG_SUFFIX).removesuffix(".exe")] = path
             elif path.parent.name == "DWARF" and any(p.name.endswith(DSYM_SUFFIX) for p in path.parents):
                 found[path.name] = path
         yield found
@@ -305,7 +306,7 @@ def _locate(line: str, images: dict[str, Image], binary: str | None, load_base: 
 
 def _image(images: dict[str, Image], name: str | None) -> tuple[Image | None, str | None]:
     if name:
-        found = images.get(name) or images.get(name.removesuffix(".exe"))
+        found = images.get(name.removesuffix(".exe"))
         if found is None:
             return None, f"no debug symbols for {name} in this release (it has {', '.join(sorted(images))})"
         return found, None
