@@ -272,10 +272,10 @@ def test_symbolicate_reads_a_real_backtrace_of_the_stripped_binary(release: Rele
 
 def test_symbolicate_errors_are_one_line(release: Release) -> None:
     missing = run_invoke(
-        "symbolicate", "--target", "x86_64-apple-darwin", "--release-folder", str(release.folder), "--address", "0x1"
+        "symbolicate", "--target", "aarch64-apple-darwin", "--release-folder", str(release.folder), "--address", "0x1"
     )
     assert missing.returncode == 2, missing.stderr
-    assert "has no debug symbols for x86_64-apple-darwin" in missing.stderr
+    assert "has no debug symbols for aarch64-apple-darwin" in missing.stderr
     assert "Traceback" not in missing.stderr
     outside = run_invoke(
         "symbolicate", "--target", LINUX[0], "--release-folder", str(release.folder), "--address", "0x7fffdead0000"
