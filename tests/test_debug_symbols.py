@@ -320,3 +320,21 @@ def test_debug_archives_are_published_beside_the_archives(
         name = f"{APP}-{triple}-debug.{'zip' if 'windows' in triple else 'tar.xz'}"
         for suffix in ("", ".sha256", ".minisig"):
             assert f"downloads/{APP}/0.1.0/{name}{suffix}" in keys, sorted(keys)
+
+
+def test_merged_build_folders_keep_their_debug_archives(release: Release, tmp_path: Path) -> None:
+    """CI builds each target in its own job: merging their folders carries the debug archives
+    along, and none of them counts as a stale file of another build."""
+    from toolchain.build.stale import stale_files
+    from toolchain.release.folder import merge_parts
+
+    part = tmp_path / "parts" / "all"
+    shutil.copytree(release.folder, part)
+    merged = tmp_path / "merged"
+    merge_parts(tmp_path / "parts", merged)
+    for triple in TARGETS:
+        name = f"{APP}-{triple}-debug.{'zip' if 'windows' in triple else 'tar.xz'}"
+        assert (merged / name).read_bytes() == (release.folder / name).read_bytes()
+        assert (merged / f"{name}.sha256").is_file()
+    stale = [p.name for p in stale_files(release.folder, load_record(release.folder))]
+    assert not [name for name in stale if "-debug." in name], stale

@@ -34,7 +34,11 @@ def test_the_dist_profile_keeps_what_release_sets(release: dict[str, Any], kept:
 
 
 def test_a_projects_own_profile_follows_its_inherits_chain() -> None:
-    profiles = {"release": {"debug": 2}, "ship": {"inherits": "release"}, "tiny": {"inherits": "ship", "debug": 0}}
+    profiles: dict[str, dict[str, Any]] = {
+        "release": {"debug": 2},
+        "ship": {"inherits": "release"},
+        "tiny": {"inherits": "ship", "debug": 0},
+    }
     catalog = load_catalog()
     dist = catalog.profile("dist")
     own = type(dist)("ship", "", (), None)
