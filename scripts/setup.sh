@@ -8,14 +8,16 @@ export DEBIAN_FRONTEND=noninteractive
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
 fi
-packages="rustc-web cargo-web rust-web-src libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64
+packages="rustc-web cargo-web rust-web-src rust-web-llvm libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64
     qemu-user wine64 shellcheck minisign busybox curl git xz-utils osslsigncode sqlite3 wixl msitools rpm lintian"
 # shellcheck disable=SC2086 # a list of package names
 if dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -vq "install ok installed" \
     || [ "$(dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | wc -l)" -ne "$(echo $packages | wc -w)" ]; then
     apt-get update -qq
 fi
-# Distribution Rust with std for aarch64 and rust-src (for build-std), the
+# Distribution Rust with std for aarch64 and rust-src (for build-std), its LLVM
+# (rust-web-llvm: llvm-objcopy, dsymutil and llvm-symbolizer split debug info off
+# release binaries and symbolicate crash addresses; rustc-web recommends it), the
 # cross linkers, emulators for smoke runs, script checkers, the sqlite3 CLI
 # (the installers' snapshot when an app declares no backup command),
 # osslsigncode (Authenticode); wixl and msitools build and inspect MSIs, rpm

@@ -25,6 +25,7 @@ from toolchain.build.record import (
     ArtifactEntry,
     BinaryEntry,
     BuildRecord,
+    DebugFile,
     TargetEntry,
     load_record,
     load_record_or_empty,
@@ -44,6 +45,7 @@ from toolchain.release.channels.formats import SBOM
 from toolchain.verify.policy import STRIPS_SYMBOLS, ProfileInUse, check_allow
 
 if TYPE_CHECKING:
+    from toolchain.build.debuginfo import SplitBinary
     from toolchain.release.package import ArchiveEntry, Artifact
     from toolchain.release.provenance import SourceState
     from toolchain.verify.inspection import BinaryInfo
@@ -72,6 +74,7 @@ class BuiltBinary:
     sha256: str
     info: BinaryInfo
     verdicts: tuple[RuleVerdict, ...]
+    debug: SplitBinary | None = None  # its debug info, split off (build/debuginfo.py)
 
     def entry(self) -> BinaryEntry:
         """This binary as the build record keeps it."""
@@ -88,6 +91,7 @@ class BuiltBinary:
             sections={sec.name: sec.size for sec in self.info.sections},
             verdicts=tuple(dict(v.__dict__) for v in self.verdicts),
             dependencies=tuple(dict(d.__dict__) for d in self.info.dependencies),
+            debug=DebugFile.of(self.debug) if self.debug else None,
         )
 
 
@@ -257,6 +261,8 @@ class Compiled:
     profile_source: str
     profile_settings: tuple[SettingSource, ...] = ()
     versions: Future[dict[str, str | None]] | None = None  # toolchain_versions(route), asked while cargo ran
+    split_debug: bool = False  # linked with its debug info, to split off (build/debuginfo.py)
+    strip_symbols: bool = False  # the split copy loses its symbol table too (strip = "symbols")
 
 
 def compile_target(
@@ -296,6 +302,11 @@ def compile_target(
             skip, profile_settings = effective_settings(profile, release, manifest, force_profile)
             for key in sorted(skip):
                 log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
+        from toolchain.build.debuginfo import effective_debug, keeps_debug, strips_symbols
+
+        split_debug = keeps_debug(effective_debug(profile, project.manifest_profiles, define, skip))
+        if split_debug:
+            log.info("the profile keeps debug info: it is split off each binary and shipped as its own artifact")
         job = BuildJob(
             project,
             tuple(selections),
@@ -311,11 +322,16 @@ def compile_target(
             locked=settings.build.locked,
             cache_env=dict(cache_env or {}),
             timings=settings.build.timings,
+            split_debug=split_debug,
         )
         # two version probes, off the path after cargo
         versions = proc.soon(lambda: toolchain_versions(route, project.context), "toolchain-probe")
         executables = choice.runner.build(job)
-    return Compiled(executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions)
+    strip = split_debug and strips_symbols(profile, project.manifest_profiles, define)
+    return Compiled(
+        executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions,
+        split_debug, strip,
+    )  # fmt: skip
 
 
 def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
@@ -333,8 +349,9 @@ def join_components(project: Project, target: Target, profile: Profile, parts: l
     first = parts[0]
     reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
     return Compiled(
-        joined, first.runner, reason, first.route, first.profile_source, first.profile_settings, first.versions
-    )
+        joined, first.runner, reason, first.route, first.profile_source, first.profile_settings, first.versions,
+        first.split_debug, first.strip_symbols,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -589,18 +606,27 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
     if progress is not None:
         progress.update(index, "verifying")
     mark = time.monotonic()
-    binaries = check_binaries(plan, target, compiled.executables)
+    executables, splits = dict(compiled.executables), {}
+    if compiled.split_debug:
+        splits = split_debug_info(target, executables, compiled.strip_symbols)
+        executables.update({name: split.stripped for name, split in splits.items()})
+        phases.append(("split-debug", time.monotonic() - mark))
+        mark = time.monotonic()
+    binaries = check_binaries(plan, target, executables)
     phases.append(("verify", time.monotonic() - mark))
     if signs(target, plan.settings):
         mark = time.monotonic()
         binaries = sign_binaries(plan, target, binaries)
         phases.append(("sign", time.monotonic() - mark))
+    binaries = [replace(b, debug=splits.get(b.name)) for b in binaries]
     artifacts: list[Artifact] = []
+    symbols: list[Artifact] = []
     if plan.options.package_artifacts:
         if progress is not None:
             progress.update(index, "packaging")
         mark = time.monotonic()
         artifacts = package_target(plan, target, binaries)
+        symbols = package_debug_info(plan, target, binaries)
         phases.append(("package", time.monotonic() - mark))
     entry = TargetEntry(
         target=target.triple,
@@ -625,6 +651,9 @@ def finish_target(plan: Plan, stage: CargoStage, progress: Progress | None = Non
         binaries=tuple(b.entry() for b in binaries),
         artifacts=tuple(
             ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path, a.members) for a in artifacts
+        ),
+        debug_artifacts=tuple(
+            ArtifactEntry(a.package, a.path, a.sha256, a.size, a.checksum_path, a.members) for a in symbols
         ),
     )
     result = TargetResult(entry, tuple(binaries), tuple(artifacts), compiled.profile_settings)
@@ -795,6 +824,44 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
             artifact = write_archive(selection.package.name, entries, plan.out_dir, name, mtime)
             log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
             artifacts.append(artifact)
+    return artifacts
+
+
+def split_debug_info(target: Target, executables: dict[str, Path], strip_symbols: bool) -> dict[str, SplitBinary]:
+    """Each binary's debug info split off; the binaries that carry none are left as they are."""
+    from toolchain.build.debuginfo import split_binary
+
+    splits = {}
+    with log.group(f"split debug info {target.triple}"):
+        for name, path in sorted(executables.items()):
+            split = split_binary(path, strip_symbols)
+            if split is None:
+                log.info(f"{path.name}: no debug info to split")
+                continue
+            shown = f", build-id {split.build_id}" if split.build_id else ""
+            log.info(f"{path.name}: debug info in {split.debug} ({split.kind}{shown})")
+            splits[name] = split
+    return splits
+
+
+def package_debug_info(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
+    """One debug archive per package whose binaries kept debug info, beside (never inside) its archive."""
+    from toolchain.release.package import ArchiveEntry, debug_archive_name, write_archive
+
+    artifacts = []
+    for selection in plan.selections:
+        entries = [
+            ArchiveEntry(name, path, executable=False)
+            for b in binaries
+            if b.package == selection.package.name and b.debug is not None
+            for name, path in b.debug.debug_files()
+        ]
+        if not entries:
+            continue
+        name = debug_archive_name(selection.package.name, target.triple, target.archive.format)
+        artifact = write_archive(selection.package.name, entries, plan.out_dir, name, plan.source_epoch)
+        log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
+        artifacts.append(artifact)
     return artifacts
 
 

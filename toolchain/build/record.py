@@ -12,10 +12,47 @@ from typing import Any
 
 from toolchain.atomic import write_json
 from toolchain.build.cache import CacheStats
+from toolchain.digest import sha256_file
 from toolchain.errors import BuildError
 
 RECORD_NAME = "build-record.json"
 RECORD_SCHEMA = "toolchain.build-record/v1"
+
+
+@dataclass(frozen=True)
+class DebugFile:
+    """The debug info split off a binary (build/debuginfo.py): the file holding its
+    DWARF (NAME.debug, or the one DWARF file inside NAME.dSYM) and how the stripped
+    binary names it."""
+
+    path: Path
+    sha256: str
+    size: int
+    kind: str  # "debuglink" (ELF, PE) or "dsym" (Mach-O)
+    build_id: str | None = None  # ELF's build-id, Mach-O's UUID
+    bundle: Path | None = None  # the NAME.dSYM folder, for a dsym
+
+    @classmethod
+    def of(cls, split: Any) -> DebugFile:
+        """From a toolchain.build.debuginfo.SplitBinary."""
+        dwarf = split.dwarf
+        bundle = split.debug if split.debug.is_dir() else None
+        return cls(dwarf, sha256_file(dwarf), dwarf.stat().st_size, split.kind, split.build_id, bundle)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path), "bundle": str(self.bundle) if self.bundle else None}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DebugFile:
+        bundle = raw.get("bundle")
+        return cls(
+            Path(raw["path"]),
+            str(raw["sha256"]),
+            int(raw["size"]),
+            str(raw["kind"]),
+            raw.get("build_id"),
+            Path(bundle) if bundle else None,
+        )
 
 
 @dataclass(frozen=True)
@@ -33,6 +70,7 @@ class BinaryEntry:
     verdicts: tuple[dict[str, Any], ...] = ()  # toolchain.verify.policy.RuleVerdict as written
     # cargo-auditable's embedded list, as toolchain.verify.inspection.AuditedPackage dicts
     dependencies: tuple[dict[str, str], ...] = ()
+    debug: DebugFile | None = None  # its debug info, split off when the profile kept it
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -40,6 +78,7 @@ class BinaryEntry:
             "path": str(self.path),
             "verdicts": list(self.verdicts),
             "dependencies": list(self.dependencies),
+            "debug": self.debug.to_dict() if self.debug else None,
         }
 
     @classmethod
@@ -57,6 +96,7 @@ class BinaryEntry:
             sections={str(k): int(v) for k, v in raw.get("sections", {}).items()},
             verdicts=tuple(raw.get("verdicts", ())),
             dependencies=tuple(raw.get("dependencies", ())),
+            debug=DebugFile.from_dict(raw["debug"]) if raw.get("debug") else None,
         )
 
 
@@ -110,6 +150,8 @@ class TargetEntry:
     started: str = ""
     binaries: tuple[BinaryEntry, ...] = ()
     artifacts: tuple[ArtifactEntry, ...] = ()
+    # The archives of the debug info split off the binaries, released beside `artifacts`.
+    debug_artifacts: tuple[ArtifactEntry, ...] = ()
     # Set when the entry is written into a record.
     finished: str = ""
     profile: str = ""
@@ -135,6 +177,7 @@ class TargetEntry:
             "allowed_rules": list(self.allowed_rules),
             "binaries": [b.to_dict() for b in self.binaries],
             "artifacts": [a.to_dict() for a in self.artifacts],
+            "debug_artifacts": [a.to_dict() for a in self.debug_artifacts],
             "manifest_path": str(self.manifest_path) if self.manifest_path else None,
             "phases": [[name, round(seconds, 3)] for name, seconds in self.phases],
             "cache": self.cache.to_dict() if self.cache else None,
@@ -158,6 +201,7 @@ class TargetEntry:
             started=raw.get("started", ""),
             binaries=tuple(BinaryEntry.from_dict(b) for b in raw.get("binaries", ())),
             artifacts=tuple(ArtifactEntry.from_dict(a) for a in raw.get("artifacts", ())),
+            debug_artifacts=tuple(ArtifactEntry.from_dict(a) for a in raw.get("debug_artifacts", ())),
             finished=raw.get("finished", ""),
             profile=raw.get("profile", ""),
             manifest_path=Path(raw["manifest_path"]) if raw.get("manifest_path") else None,

@@ -43,6 +43,8 @@ def expected_names(record: BuildRecord) -> set[str]:
             target = catalog.current().target(entry.target)
         except UsageError:
             target = None  # a target this catalog no longer has: its archives are kept, its channels unknown
+        for artifact in entry.debug_artifacts:
+            names |= {artifact.path.name, f"{artifact.path.name}.sha256"}
         for artifact in entry.artifacts:
             names |= {artifact.path.name, f"{artifact.path.name}.sha256"}
             apps.add(artifact.package)

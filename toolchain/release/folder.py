@@ -42,6 +42,10 @@ RELEASE_STAMP = Path(".stamps") / "release-folder.json"
 _VOLATILE = ("started", "finished", "seconds", "phases", "cache")
 # The artifacts that carry a binary: each gets an SBOM when the sbom format is on.
 SBOM_KINDS = ("archive", "deb", "rpm", "apk", "msi")
+# The archive of the debug info split off an app's binaries for one target (build/debuginfo.py).
+DEBUG_KIND = "debug-symbols"
+# The artifacts whose members the manifest lists (and `invoke verify` checks).
+MEMBER_KINDS = ("archive", DEBUG_KIND)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,19 @@ def package_release(
             archives.append(_describe(path, "archive", app, triple, binaries=names, verdicts=verdicts, **extra))
     if not archives:
         raise PackagingError(f"no archives to release in {out_dir}", hint="run `invoke build` first")
+    # The debug info split off the binaries: listed, hashed, signed and in the provenance like the
+    # archives, but no installer, channel or latest.json points at it (users never install it).
+    symbols: list[ReleaseFile] = []
+    for triple, entry in sorted(record.targets.items()):
+        for artifact in entry.debug_artifacts:
+            path = out_dir / artifact.path.name
+            if not path.is_file():
+                raise PackagingError(f"{path.name} is in the build record but not in {out_dir}", hint="rebuild it")
+            if sha256_file(path) != artifact.sha256:
+                raise PackagingError(f"{path.name} changed since it was built", hint=f"rebuild {triple}")
+            members[path.name] = [m.to_dict() for m in artifact.members or archive_members(path)]
+            names = tuple(b.path.name for b in entry.binaries_of(artifact.package) if b.debug is not None)
+            symbols.append(_describe(path, DEBUG_KIND, artifact.package, triple, binaries=names))
     installers = []
     # Here, not at the top: a no-op build that reuses the folder never loads the channels' libraries.
     from toolchain.release.channels.write import ChannelOptions, write_channels
@@ -143,7 +160,7 @@ def package_release(
                 write_atomic(out_dir / f"{name}.sha256", f"{installer.sha256}  {name}\n")
                 installers.append(installer)
                 log.info(f"wrote {path}")
-        subjects = archives + installers + channels
+        subjects = archives + symbols + installers + channels
         statement = provenance(record, subjects, started, repo, state)
         prov = _describe(
             write_json(out_dir / PROVENANCE_NAME, statement),
@@ -151,7 +168,7 @@ def package_release(
             None,
             None,
         )
-        files = [*archives, *installers, *channels, prov]
+        files = [*archives, *symbols, *installers, *channels, prov]
         levels = {
             app: release_schema_level(
                 out_dir,
@@ -167,7 +184,9 @@ def package_release(
             "apps": [{"name": a, "version": v, "schema_level": levels[a]} for a, v in sorted(versions.items())],
             "data_files": list(update.installer_patterns()),
             "upgrade_checks": [list(check) for check in update.checks],
-            "artifacts": [f.to_dict() | ({"members": members[f.name]} if f.kind == "archive" else {}) for f in files],
+            "artifacts": [
+                f.to_dict() | ({"members": members[f.name]} if f.kind in MEMBER_KINDS else {}) for f in files
+            ],
         }
         write_json(out_dir / MANIFEST_NAME, manifest)
         listed = sorted([f.name for f in files] + [MANIFEST_NAME])
@@ -286,7 +305,7 @@ def merge_parts(parts: Path, out_dir: Path) -> list[str]:
         for triple, entry in part.targets.items():
             if triple in record.targets:
                 raise PackagingError(f"{triple} was built twice ({record_path})", hint="keep one build per target")
-            for artifact in entry.artifacts:
+            for artifact in (*entry.artifacts, *entry.debug_artifacts):
                 name = artifact.path.name
                 source = record_path.parent / name
                 if not source.is_file() or sha256_file(source) != artifact.sha256:
@@ -390,7 +409,7 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
     for artifact in manifest["artifacts"]:
         if sums.get(artifact["name"]) != artifact["sha256"]:
             raise ReleaseCheckError(f"{artifact['name']}: manifest digest does not match", hint="run `invoke package`")
-        if artifact["kind"] == "archive":
+        if artifact["kind"] in MEMBER_KINDS:
             _check_members(folder / artifact["name"], artifact.get("members"))
     validation = manifest.get("rollback_validation")
     if validation and sums.get(validation["name"]) != validation["sha256"]:

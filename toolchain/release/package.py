@@ -69,6 +69,14 @@ def archive_name(app: str, triple: str, archive_format: str) -> str:
     return f"{app}-{triple}.{archive_format}"
 
 
+DEBUG_ARCHIVE_TAG = "-debug"
+
+
+def debug_archive_name(app: str, triple: str, archive_format: str) -> str:
+    """The archive of the debug info split off an app's binaries (build/debuginfo.py)."""
+    return f"{app}-{triple}{DEBUG_ARCHIVE_TAG}.{archive_format}"
+
+
 # xz's multi-threaded encoder cuts the input into blocks of this size and
 # writes the same bytes whatever the thread count (its single-threaded encoder,
 # and Python's lzma, write other bytes): archives are the same on every machine.

@@ -23,13 +23,14 @@ def build_namespace() -> Collection:
         rollback,
         size,
         smoke,
+        symbolicate,
         toolchain,
         update,
         version,
     )
 
     namespace = Collection()
-    for module in (audit, build, doctor, inspect, notarize, size, smoke):
+    for module in (audit, build, doctor, inspect, notarize, size, smoke, symbolicate):
         namespace.add_task(module.TASK)
     for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS, *channel.TASKS, *keys.TASKS):
         namespace.add_task(task)

@@ -39,6 +39,8 @@ class BuildJob:
     # RUSTC_WRAPPER and the private sccache server's variables (toolchain.build.cache); empty: no cache.
     cache_env: dict[str, str] = field(default_factory=dict)
     timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
+    # The profile keeps debug info: linked unstripped, split and stripped after (build/debuginfo.py).
+    split_debug: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,13 @@ def cargo_build_args(job: BuildJob) -> list[str]:
     ]
     if job.define_profile:
         args += job.profile.config_args(job.skip_keys)
+    if job.split_debug:
+        # The linker keeps the DWARF; the split after the link strips the shipped copy as the profile asks.
+        args += ["--config", f'profile.{job.profile.name}.strip="none"']
+        if job.target.os == "macos":
+            # rustc keeps the objects the binary's debug map names, for our dsymutil to link (rustc's
+            # own "packed" run needs a `dsymutil` on PATH, which LLVM's versioned packages lack).
+            args += ["--config", f'profile.{job.profile.name}.split-debuginfo="unpacked"']
     for selection in job.selections:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:

@@ -60,7 +60,7 @@ class ZigRunner(CommandRunner):
         # non-macOS host. `llvm-strip -x` drops them and redoes an arm64
         # binary's ad hoc signature, as Apple's strip does.
         executables = super().build(job)
-        if job.target.os != "macos" or not strips_symbols(job):
+        if job.target.os != "macos" or not strips_symbols(job) or job.split_debug:
             return executables
         program = llvm_strip()
         if program is None:
