@@ -322,7 +322,8 @@ DF_1_NOW = 0x1
 # ELF constants the fast reader needs (elf.h).
 _PT_LOAD, _PT_DYNAMIC, _PT_INTERP, _PT_GNU_STACK, _PT_GNU_RELRO = 1, 2, 3, 0x6474E551, 0x6474E552
 _PF_X = 1
-_SHT_NOBITS, _SHT_DYNSYM = 8, 11
+_SHT_SYMTAB, _SHT_NOBITS, _SHT_DYNSYM = 2, 8, 11
+_SHF_ALLOC = 0x2
 _DT_NEEDED, _DT_STRTAB, _DT_STRSZ, _DT_FLAGS, _DT_BIND_NOW = 1, 5, 10, 30, 24
 _DT_FLAGS_1, _DT_VERNEED, _DT_VERNEEDNUM = 0x6FFFFFFB, 0x6FFFFFFE, 0x6FFFFFFF
 _ET_DYN = 3
@@ -378,13 +379,15 @@ def _elf_facts(path: Path, data: Any, size: int) -> BinaryInfo:
     _require_complete(path, size, [offset + filesz for _, _, offset, _, filesz in segments], "ELF")
     # Section headers: (name, type, offset, size, link).
     raw_sections = []
+    raw_flags: list[int] = []
     for index in range(shnum):
         at = shoff + index * shentsize
         if is64:
-            sh_name, sh_type, _, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIQQQQI", data, at)
+            sh_name, sh_type, sh_flags, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIQQQQI", data, at)
         else:
-            sh_name, sh_type, _, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIIIIII", data, at)
+            sh_name, sh_type, sh_flags, _, sh_offset, sh_size, sh_link = struct.unpack_from(order + "IIIIIII", data, at)
         raw_sections.append((sh_name, sh_type, sh_offset, sh_size, sh_link))
+        raw_flags.append(sh_flags)
     names_offset = raw_sections[shstrndx][2]
     sections = [(_c_string(data, names_offset + n), t, o, sz, link) for n, t, o, sz, link in raw_sections]
 
@@ -435,8 +438,12 @@ def _elf_facts(path: Path, data: Any, size: int) -> BinaryInfo:
     types = {p_type for p_type, *_ in segments}
     relro = ("full" if bind_now else "partial") if _PT_GNU_RELRO in types else "none"
     stack = [flags for p_type, flags, *_ in segments if p_type == _PT_GNU_STACK]
-    section_names = [name for name, *_ in sections]
-    leftovers = [n for n in section_names if n == ".symtab" or n.startswith(".debug_")]
+    # What `strip` would still remove: the symbol table and the debug sections the loader does not map.
+    leftovers = [
+        name or "symbol table"
+        for (name, sh_type, *_), flags in zip(sections, raw_flags, strict=True)
+        if sh_type == _SHT_SYMTAB or (name.startswith(DEBUG_PREFIXES) and not flags & _SHF_ALLOC)
+    ]
     info = BinaryInfo(
         format="elf",
         machine=_ELF_MACHINES.get(e_machine, str(e_machine)),
