@@ -968,7 +968,10 @@ PS1_UPGRADE_BREAKAGES = {
         "        Remove-Item",
         "        Remove-Item",
     ),
-    "no journal": ("    Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version\n", ""),
+    "no journal": (
+        "    try { Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version }",
+        "    try { }",
+    ),
     "no repair": (
         "        Repair-Upgrade -ReceiptDir $receiptDir -InstallDir $installDir -Binaries $artifact.Binaries\n",
         "",
