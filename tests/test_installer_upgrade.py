@@ -61,18 +61,35 @@ def packaged(built: Path, folder: Path, key: SecretKey | None, update: Installer
     package_release(folder, key, "", REPO_ROOT, schema_command=demo_contract()["schema_command"], update=update)
 
 
+_HOST_BUILDS: dict[str, tuple[Path, Path]] = {}
+
+
+def host_builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The demo at 0.1.0 (schema level 1) and 0.2.0 (level 3) for this host, built once per test
+    process for every installer module."""
+    if "host" not in _HOST_BUILDS:
+        builds = tmp_path_factory.mktemp("builds")
+        saved = os.environ.get("CARGO_TARGET_DIR")
+        os.environ["CARGO_TARGET_DIR"] = str(SHARED_TARGET)
+        try:
+            old = build_version(builds, "0.1.0", "1", ("x86_64-unknown-linux-gnu",))
+            new = build_version(builds, "0.2.0", "3", ("x86_64-unknown-linux-gnu",))
+        finally:
+            os.environ.pop("CARGO_TARGET_DIR", None)
+            if saved is not None:
+                os.environ["CARGO_TARGET_DIR"] = saved
+        _HOST_BUILDS["host"] = (old, new)
+    return _HOST_BUILDS["host"]
+
+
 @pytest.fixture(scope="module")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
-    builds = tmp_path_factory.mktemp("builds")
-    saved = os.environ.get("CARGO_TARGET_DIR")
-    os.environ["CARGO_TARGET_DIR"] = str(SHARED_TARGET)
-    try:
-        old = build_version(builds, "0.1.0", "1", ("x86_64-unknown-linux-gnu",))
-        new = build_version(builds, "0.2.0", "3", ("x86_64-unknown-linux-gnu",))
-    finally:
-        os.environ.pop("CARGO_TARGET_DIR", None)
-        if saved is not None:
-            os.environ["CARGO_TARGET_DIR"] = saved
+    yield from served_releases(tmp_path_factory)
+
+
+def served_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Releases]:
+    """The demo's releases, packaged and served (for a module's `releases` fixture)."""
+    old, new = host_builds(tmp_path_factory)
     root = tmp_path_factory.mktemp("served")
     key, other = generate(), generate()
     checks = demo_contract()["update"].checks
@@ -175,6 +192,11 @@ class Machine:
 
 @pytest.fixture
 def machine(releases: Releases, tmp_path: Path, request: pytest.FixtureRequest) -> Machine:
+    return new_machine(releases, tmp_path, request)
+
+
+def new_machine(releases: Releases, tmp_path: Path, request: pytest.FixtureRequest) -> Machine:
+    """A fresh machine, under the shell a test's parameter names (dash by default)."""
     shell = getattr(request, "param", "dash")
     (tmp_path / "home").mkdir()
     return Machine(tmp_path / "home", releases, shell)
@@ -223,7 +245,7 @@ def test_a_failed_migration_restores_then_a_clean_upgrade_keeps_the_data(
     assert f"debug: snapshot of {machine.database}: {how}\n" in failed.stderr
     line = error_line(failed)
     assert line.startswith("ERROR: upgrade of tally from 0.1.0 to 0.2.0 failed ('tally migrate' failed); "), line
-    assert "restored tally 0.1.0 and its data" in line, line
+    assert "restored tally 0.1.0 and its 1 data file as they were" in line, line
     assert "migration 3 failed" in failed.stderr, "the app's own words are shown"
     assert_untouched(machine, digest, dump)
 
@@ -264,7 +286,8 @@ def test_an_installer_killed_mid_swap_is_repaired_by_the_next_run(machine: Machi
     # The next run (made to fail, so that what it restores is what the repair left) repairs first.
     again = machine.install("0.2.0", env={"TALLY_FAIL_MIGRATION": "3"})
     assert again.returncode == 1
-    assert "repaired an interrupted upgrade of tally from 0.1.0 to 0.2.0: restored 0.1.0 and its data" in again.stdout
+    repaired = "repaired an interrupted upgrade of tally from 0.1.0 to 0.2.0: restored 0.1.0 and its 1 data file"
+    assert repaired in again.stdout
     assert_untouched(machine, digest, dump)
 
     clean = machine.install("0.2.0")

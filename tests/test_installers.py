@@ -819,30 +819,82 @@ def ps1_upgrade_problems(source: bytes) -> list[str]:
             if c.name == name and all(c.args.get(f"-{k}") == v for k, v in args.items())
         ]
 
-    # Update-App: wait, snapshot, journal, swap, checks; restore when they fail; the receipt only after.
+    # Update-App: wait, snapshot, journal, swap, checks, then commit (journal and receipt together).
     wait, snap = starts("update-app", "wait-forapp"), starts("update-app", "new-snapshot")
     swapping = starts("update-app", "write-journal", state="'swapping'")
-    committed = starts("update-app", "write-journal", state="'committed'")
     swap = starts("update-app", "move-item", destination="$destination")
     checks = starts("update-app", "invoke-checks")
-    receipt = starts("update-app", "move-item", destination="$ReceiptPath")
-    order = [wait, snap, swapping, swap, checks, committed, receipt]
+    commit = starts("update-app", "complete-upgrade")
+    order = [wait, snap, swapping, swap, checks, commit]
     if not all(order) or [min(x) for x in order] != sorted(min(x) for x in order):
-        problems.append(
-            "update-app does not wait, snapshot, journal, swap, check, commit and write the receipt in order"
-        )
-    restores = [
+        problems.append("update-app does not wait, snapshot, journal, swap, check and commit in order")
+    early_receipt = [
+        c.start
+        for c in ps.function_calls("update-app")
+        if (c.name == "move-item" and c.args.get("-destination") == "$ReceiptPath") or c.name == "set-receipt"
+    ]
+    if checks and any(start < min(checks) for start in early_receipt):
+        problems.append("update-app writes the receipt before the checks passed")
+    # The receipt is in the committed transaction: the journal says committed, then the receipt.
+    committed = starts("complete-upgrade", "write-journal", state="'committed'")
+    if not committed or not starts("complete-upgrade", "complete-commit"):
+        problems.append("complete-upgrade does not journal 'committed' and then complete the commit")
+    receipt = starts("complete-commit", "set-receipt")
+    kept = starts("complete-commit", "move-item", destination="(Join-Path $ReceiptDir 'previous')")
+    if not receipt or not kept or min(receipt) > min(kept):
+        problems.append("complete-commit does not write the new receipt before keeping the snapshot")
+    # The snapshot records the live data (size, mtime, digest) to compare before any restore.
+    saved = [c.args.get("-path", "") for c in ps.function_calls("new-snapshot") if c.name == "save-datarecord"]
+    if not starts("new-snapshot", "get-datarecord") or not any("'data.record'" in path for path in saved):
+        problems.append("new-snapshot does not record the live data files")
+    record = ps.text(ps.functions["get-datarecord"])
+    if not all(word in record for word in ("Get-FileHash", "LastWriteTimeUtc", "Length", "-wal", "-shm")):
+        problems.append("get-datarecord does not record size, mtime and digest of the file, -wal and -shm")
+    # Resolve-Upgrade: the snapshot goes back only when the data is as the installer left it.
+    compared = starts("resolve-upgrade", "get-changeddata")
+    guarded = [
+        n
+        for n in ps.nodes(ps.functions["resolve-upgrade"])
+        if n.type == "if_statement"
+        and "$changed.Count -eq 0" in ps.text(ps.child(n, "pipeline"))
+        and any(c.name == "restore-snapshot" for c in ps.calls(n))
+    ]
+    restores = starts("resolve-upgrade", "restore-snapshot")
+    if not compared or not guarded or len(restores) != 1 or min(compared) > min(restores):
+        problems.append("resolve-upgrade restores the snapshot without comparing the live data with it first")
+    if not starts("resolve-upgrade", "invoke-checks") or not starts("resolve-upgrade", "stop-upgrade"):
+        problems.append("resolve-upgrade does not carry changed data forward (or stop) instead of restoring")
+    if "exit 13" not in ps.text(ps.functions["stop-conflict"]) or not starts("stop-upgrade", "stop-conflict"):
+        problems.append("stop-upgrade does not stop with exit code 13")
+    if not starts("stop-upgrade", "set-receipt"):
+        problems.append("stop-upgrade leaves a receipt that does not name the installed binary")
+    # A failed upgrade: liveness, then the installer's own changes recorded, then the rule.
+    failure = [
         n
         for n in ps.nodes(ps.functions["update-app"])
-        if n.type == "if_statement"
-        and ps.text(ps.child(n, "pipeline")).strip() == "$failed"
-        and any(c.name == "restore-snapshot" for c in ps.calls(n))
-        and any(c.name == "stop-install" for c in ps.calls(n))
+        if n.type == "if_statement" and ps.text(ps.child(n, "pipeline")).strip() == "$failed"
     ]
-    if not restores:
-        problems.append("update-app does not restore the snapshot (and refuse) when the swap or checks failed")
-    if not any(c.name == "restore-snapshot" for c in ps.function_calls("repair-upgrade")):
-        problems.append("repair-upgrade does not restore an interrupted upgrade")
+    if not failure:
+        problems.append("update-app does not settle the upgrade (and refuse) when the swap or checks failed")
+    else:
+        inside = ps.calls(failure[0])
+        names = [c.name for c in inside]
+        if not (
+            "wait-forapp" in names
+            and "save-datarecord" in names
+            and "resolve-upgrade" in names
+            and names.index("wait-forapp") < names.index("save-datarecord") < names.index("resolve-upgrade")
+            and "stop-install" in names
+        ):
+            problems.append("update-app does not check liveness and record its own changes before settling a failure")
+    # Repair-Upgrade: liveness exactly as an upgrade checks it, before anything goes back.
+    repair_wait, repair_resolve = starts("repair-upgrade", "wait-forapp"), starts("repair-upgrade", "resolve-upgrade")
+    if not repair_wait or not repair_resolve or min(repair_wait) > min(repair_resolve):
+        problems.append("repair-upgrade does not check liveness before settling an interrupted upgrade")
+    if not starts("repair-upgrade", "complete-commit"):
+        problems.append("repair-upgrade does not finish a committed upgrade's receipt")
+    if not starts("read-policy", "get-installedversion") or not starts("get-installedversion", "get-filehash"):
+        problems.append("read-policy does not go by the installed binary's digest")
     # Invoke-Checks runs each baked-in upgrade check, its tab-separated words splatted as arguments.
     loops = [n for n in ps.nodes(ps.functions["invoke-checks"]) if n.type == "foreach_statement"]
     if not any(
@@ -911,9 +963,42 @@ def test_powershell_installer_upgrades_like_the_shell_one(release: Path) -> None
 
 
 PS1_UPGRADE_BREAKAGES = {
-    "no restore": ("        if (Restore-Snapshot -Folder $snapshot -InstallDir $InstallDir) {", "        if ($true) {"),
-    "no journal": ("    Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version\n", ""),
-    "no repair": ("        Repair-Upgrade -ReceiptDir $receiptDir -InstallDir $installDir\n", ""),
+    "no restore": (
+        "        if (-not (Restore-Snapshot -Folder $snapshot -InstallDir $InstallDir)) { return '' }\n"
+        "        Remove-Item",
+        "        Remove-Item",
+    ),
+    "no journal": (
+        "    try { Write-Journal -ReceiptDir $ReceiptDir -State 'swapping' -From $Installed -To $Version }",
+        "    try { }",
+    ),
+    "no repair": (
+        "        Repair-Upgrade -ReceiptDir $receiptDir -InstallDir $installDir -Binaries $artifact.Binaries\n",
+        "",
+    ),
+    "restore without comparing": ("    if ($changed.Count -eq 0) {", "    if ($true) {"),
+    "no record": (
+        "    Save-DataRecord -Record $record -Path (Join-Path $Folder 'data.record')\n",
+        "",
+    ),
+    "repair before liveness": (
+        "    Wait-ForApp -InstallDir $InstallDir -Binaries $Binaries -DataPaths $dataPaths -Outcome",
+        "    Write-Debug2 -InstallDir $InstallDir -Binaries $Binaries -DataPaths $dataPaths -Outcome",
+    ),
+    "rollback without liveness": (
+        "        Wait-ForApp -InstallDir $InstallDir -Binaries $Artifact.Binaries -DataPaths $DataPaths -Outcome",
+        "        Write-Debug2 -InstallDir $InstallDir -Binaries $Artifact.Binaries -DataPaths $DataPaths -Outcome",
+    ),
+    "receipt outside the commit": (
+        "        Set-Receipt -From (Join-Path $snapshot 'new-receipt.json') -ReceiptPath (Join-Path $ReceiptDir "
+        "'install-receipt.json')\n        Remove-Item",
+        "        Remove-Item",
+    ),
+    "not exit 13": ("    exit 13", "    exit 1"),
+    "downgrade by the receipt only": (
+        "        $installed = Get-InstalledVersion -Receipt $receipt -Recorded $installed\n",
+        "",
+    ),
     "no lock": ("        $lock = Enter-Lock -ReceiptDir $receiptDir\n", ""),
     "no doctor": ("$UpgradeChecks = @('migrate', 'doctor')", "$UpgradeChecks = @('migrate')"),
     "no downgrade refusal": ("-and -not $allowed) {", "-and $false) {"),

@@ -80,8 +80,11 @@ fn data_dir() -> Option<PathBuf> {
                 .join(NAME)
         })
     } else {
+        // The XDG spec: a relative (or empty) XDG_DATA_HOME is invalid and ignored, as the
+        // installers ignore it; else the data would follow the current folder.
         env::var_os("XDG_DATA_HOME")
             .map(PathBuf::from)
+            .filter(|dir| dir.is_absolute())
             .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
             .map(|d| d.join(NAME))
     }

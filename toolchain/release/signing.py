@@ -112,7 +112,12 @@ def load_secret_key(path: Path | None) -> SecretKey:
 
 
 def public_key_text(given: str, configured: Path | None) -> str:
-    """The trusted public key's text: from the command line, else the config."""
+    """The trusted public key's text: from the command line (the key itself, as minisign -P
+    takes it or as its .pub file reads, or a file holding it), else the config."""
+    if given.strip().startswith("untrusted comment:"):
+        return given
+    if given and not Path(given).exists() and _is_key_line(given.strip()):
+        return f"untrusted comment: minisign public key given on the command line\n{given.strip()}\n"
     path = Path(given) if given else configured
     if path is None:
         raise UsageError(
@@ -122,6 +127,15 @@ def public_key_text(given: str, configured: Path | None) -> str:
         return path.read_text()
     except OSError as exc:
         raise UsageError(f"cannot read public key {path}: {exc.strerror}", hint="check the path") from exc
+
+
+def _is_key_line(text: str) -> bool:
+    """A minisign public key's one base64 line (what `minisign -P` takes)."""
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return len(data) == 42 and data[:2] == SIG_ALG
 
 
 def configured_secret_key(path: Path | None) -> SecretKey | None:

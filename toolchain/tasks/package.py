@@ -140,7 +140,7 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
 @task(
     help={
         "path": "the release folder to check; default: dist",
-        "public-key": "minisign public key file (else [sign] public-key-file)",
+        "public-key": "minisign public key: a file, or the key itself (else [sign] public-key-file)",
         "json": "print the result as JSON on stdout",
     },
     name="verify",
