@@ -335,10 +335,13 @@ def test_update_cli_needs_a_public_key(install: Install, release: Release) -> No
     assert result.returncode == 2 and "no public key to check signatures with" in result.stderr
 
 
-def test_update_cli_end_to_end(install: Install, release: Release) -> None:
-    key = release.folder.parent / "release.pub"
-    key.write_text(release.public_key)
-    args = ["--artifact", str(release.archive), "--binary", str(install.binary), "--public-key", str(key)]
+@pytest.mark.parametrize("key_given_as", ["file", "key"])
+def test_update_cli_end_to_end(install: Install, release: Release, key_given_as: str) -> None:
+    key_file = release.folder.parent / "release.pub"
+    key_file.write_text(release.public_key)
+    # --public-key takes the key's file or the key itself (its base64 line, as minisign -P does).
+    key = str(key_file) if key_given_as == "file" else release.public_key.strip().splitlines()[-1]
+    args = ["--artifact", str(release.archive), "--binary", str(install.binary), "--public-key", key]
     result = run_invoke("update", *args, "--data", str(install.database), "--json", env=install.env)
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)

@@ -153,8 +153,8 @@ def _key_file(path: Path | None, what: str) -> str:
         **LOCATION_HELP,
         "artifact": "the new archive: a path or URL with its .sha256, .minisig and manifest.json beside it",
         "channel": "a release channel's signed latest.json (path or URL): update to the release it names",
-        "public-key": "minisign public key the release is signed with (else the receipt's pinned key, "
-        "else [sign] public-key-file); another key than a pinned one is refused",
+        "public-key": "minisign public key the release is signed with, the key itself or its file "
+        "(else the receipt's pinned key, else [sign] public-key-file); another key than a pinned one is refused",
         "allow-downgrade": "accept a release older than the installed one (refused if the receipt pins no downgrades)",
         "data": "a SQLite file to snapshot and restore with the binary (repeatable; also [update] data-files)",
         "keep": "snapshots to keep after success (0 or more); default: [update] keep",
@@ -184,6 +184,7 @@ def update_task(
 ) -> None:
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
     from toolchain.config.settings import load_settings
+    from toolchain.release.signing import public_key_text
     from toolchain.update.policy import decide, find_receipt, read_receipt
     from toolchain.update.updater import update
 
@@ -199,7 +200,7 @@ def update_task(
     decision = decide(
         pinned.policy if pinned else None,
         pinned.path if pinned else None,
-        given_key=_key_file(Path(public_key) if public_key else None, "public key"),
+        given_key=public_key_text(public_key, None) if public_key else "",  # the key itself, or its file
         configured_key=_key_file(settings.public_key_file, "public key"),
         channel=channel,
         allow_downgrade=allow_downgrade,
