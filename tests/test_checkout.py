@@ -1,6 +1,7 @@
-"""What a fresh checkout of the repository holds: no build output under version control (a build leaves `git status` clean).
+"""What a fresh checkout of the repository holds: a size baseline that matches what its
+code builds, and no build output under version control (a build leaves `git status` clean).
 
-Both reuse the session's demo build (conftest.demo_build): no build of their own."""
+The first two reuse the session's demo build (conftest.demo_build): no build of their own."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ import pytest
 
 from toolchain import REPO_ROOT
 from toolchain.build.pipeline import BuildReport
+from toolchain.build.record import load_record
+from toolchain.config.settings import load_settings
+from toolchain.verify.size import GrowthLimit, load_baseline, rows_from_record
+
+DEMO = REPO_ROOT / "demo"
 
 
 def git(*args: str) -> str:
@@ -19,6 +25,27 @@ def git(*args: str) -> str:
     if done.returncode == 128:
         pytest.skip(f"not a git checkout: {done.stderr.strip()}")
     return done.stdout
+
+
+def test_the_committed_size_baseline_matches_what_the_demo_builds(demo_build: BuildReport) -> None:
+    """`invoke size` right after a build of the checkout passes: the host binary and archive
+    are within the demo's own gate of the committed baseline, in both directions (a baseline
+    far above what is built would let any growth through)."""
+    settings = load_settings(DEMO)
+    limit = GrowthLimit(settings.size.max_growth_percent, settings.size.max_growth_bytes)
+    baseline = load_baseline(DEMO / "size-baseline.json")
+    rows = rows_from_record(load_record(demo_build.out_dir), baseline, [])
+    assert rows
+    for row in rows:
+        for label, built, committed in (
+            ("binary", row.size, row.baseline_size),
+            ("archive", row.archive_size, row.baseline_archive),
+        ):
+            assert built is not None and committed, f"{row.target} {row.binary}: no committed {label} size"
+            assert not limit.exceeded(built, committed) and not limit.exceeded(committed, built), (
+                f"{row.target} {row.binary} {label}: built {built:,} bytes, demo/size-baseline.json says "
+                f"{committed:,}: run `invoke build --all --demo` and `invoke size --update-baseline --demo`"
+            )
 
 
 def test_no_build_output_is_tracked_and_a_build_in_the_checkout_is_ignored(demo_build: BuildReport) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -203,6 +205,8 @@ def test_a_settings_file_made_in_the_named_members_folder_builds_again(tmp_path:
     root.mkdir()
     (root / "Cargo.toml").write_text('[workspace]\nmembers = ["tool"]\nresolver = "2"\n')
     make_crate(root / "tool", "freshtool")
+    # A first build that makes Cargo.lock leaves no fingerprint (an input created while it ran): made first.
+    subprocess.run(["cargo", "generate-lockfile", "--offline", "--manifest-path", str(root / "Cargo.toml")], check=True)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {"PATH": f"{shims}{os.pathsep}{os.environ['PATH']}"}
@@ -342,25 +346,26 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-def watched(root: Path, binary: str = "app") -> fresh.Watched:
+def watched(root: Path, binary: str = "app", day: str | None = None) -> fresh.Watched:
     return fresh.Watched(
         workspace_root=root, target_directory=root / "target", out_dir=root / "dist",
         manifests=(root / "Cargo.toml",), build_script_roots=(), binaries=(root / "target" / binary,), sysroots=(),
+        day=day,
     )  # fmt: skip
 
 
 class Command:
     """A command run through run_or_reuse: counts its real runs."""
 
-    def __init__(self, root: Path, *, ok: bool = True, binary: str = "app") -> None:
-        self.root, self.ok, self.binary, self.runs = root, ok, binary, 0
+    def __init__(self, root: Path, *, ok: bool = True, binary: str = "app", day: str | None = None) -> None:
+        self.root, self.ok, self.binary, self.runs, self.day = root, ok, binary, 0, day
         self.options: dict[str, str] = {}
 
     def run(self) -> fresh.FreshResult:
         self.runs += 1
         return fresh.FreshResult(
             ok=self.ok, document={"run": self.runs}, title="Build summary", columns=["target", "verdict"],
-            rows=[[HOST, "ok"]], notes=("build timings: page.html",), watched=watched(self.root, self.binary),
+            rows=[[HOST, "ok"]], notes=("build timings: page.html",), watched=watched(self.root, self.binary, self.day),
         )  # fmt: skip
 
     def __call__(self, *, force: bool = False, json: bool = True, options: dict[str, str] | None = None) -> bool:
@@ -395,6 +400,31 @@ def test_run_or_reuse_prints_the_stored_result_until_an_input_changes(
     assert command() is False
     assert command() is True
     assert command.runs == 4
+
+
+class Tomorrow(datetime):
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> Tomorrow:
+        moment = datetime.now(tz) + timedelta(days=1)
+        return cls.fromtimestamp(moment.timestamp(), tz)
+
+
+def test_a_fingerprint_of_dated_outputs_is_fresh_only_on_their_day(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The day the release folder's stamp names (Watched.day) is an input: another UTC day
+    is not fresh, and says why; a folder with no dated files (day None) does not depend on it."""
+    from toolchain import dated
+
+    today = dated.utc_day()
+    dated_command, plain = Command(project, day=today), Command(project)
+    assert dated_command(options={"dated": "yes"}) is False and plain() is False
+    assert dated_command(options={"dated": "yes"}) is True and plain() is True
+    monkeypatch.setattr(dated, "datetime", Tomorrow)
+    capsys.readouterr()
+    assert dated_command(options={"dated": "yes"}) is False
+    assert f"the release folder's dated files (latest.json) are of {today}: building again" in capsys.readouterr().err
+    assert plain() is True
 
 
 def test_a_failed_run_or_an_unwatchable_one_is_not_fingerprinted(
@@ -468,3 +498,51 @@ def test_prune_keeps_the_newest_and_goes_past_what_it_cannot_remove(tmp_path: Pa
         [*(f.name for f in files[: fresh.KEEP_NEWEST]), "old-folder.json", "dangling.json"]
     )
     fresh.prune(tmp_path / "absent", now)  # no store yet: nothing to do
+
+
+def test_a_noop_build_the_next_day_renews_latest_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The fresh check and the release folder's stamp agree on the date (toolchain/dated.py):
+    nothing changed but the UTC day, the next build is not fresh, says why, and its release
+    folder renews latest.json's `released` and `expires`; the build after it is fresh again.
+    In-process, so the clock can be moved a day on."""
+    from toolchain import dated
+    from toolchain.build.command import build_command
+    from toolchain.build.options import BuildOptions
+    from toolchain.release import latest
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a store of its own
+    root = tmp_path / "datedapp"
+    manifest = make_crate(root, "datedapp")
+    # A first build that makes Cargo.lock leaves no fingerprint (an input created while it ran): made first.
+    subprocess.run(["cargo", "generate-lockfile", "--offline", "--manifest-path", str(manifest)], check=True)
+    monkeypatch.chdir(root)
+    options = BuildOptions(profile="fast", manifest_path=manifest, out_dir=root / "dist")
+    pointer = root / "dist" / "latest.json"
+
+    def build() -> tuple[bool, str]:
+        """Whether the build was fresh, and what it logged."""
+        capsys.readouterr()
+        assert build_command(options, json=True)
+        captured = capsys.readouterr()
+        return bool(json.loads(captured.out)["fresh"]), captured.err
+
+    def dates() -> tuple[str, str]:
+        document = json.loads(pointer.read_text())
+        return document["released"], document["expires"]
+
+    assert build()[0] is False
+    assert build()[0] is True
+    today = dates()
+    assert today[0][:10] == dated.utc_day()
+
+    monkeypatch.setattr(dated, "datetime", Tomorrow)
+    monkeypatch.setattr(latest, "datetime", Tomorrow)
+    was_fresh, logged = build()
+    assert was_fresh is False
+    assert f"the release folder's dated files (latest.json) are of {today[0][:10]}: building again" in logged
+    assert "made again: day changed" in logged
+    renewed = dates()
+    assert renewed[0][:10] == dated.utc_day() != today[0][:10] and renewed[1] > today[1]
+    assert build()[0] is True and dates() == renewed

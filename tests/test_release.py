@@ -18,11 +18,10 @@ import jsonschema
 import pytest
 from conftest import demo_contract, run_invoke
 
-from toolchain import REPO_ROOT
+from toolchain import REPO_ROOT, dated
 from toolchain.build.pipeline import BuildOptions, build
 from toolchain.config.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
-from toolchain.release import folder as folder_module
 from toolchain.release.folder import package_release, verify_release
 from toolchain.release.signing import generate, load_secret_key, parse_secret_key, sign_file
 
@@ -297,6 +296,6 @@ def test_a_release_folder_made_again_says_which_input_changed(
             moment = datetime.now(tz) + timedelta(days=1)
             return cls.fromtimestamp(moment.timestamp(), tz)
 
-    monkeypatch.setattr(folder_module, "datetime", Tomorrow)
+    monkeypatch.setattr(dated, "datetime", Tomorrow)
     assert f"release folder {copy} made again: day changed" in package()
     assert f"release folder {copy} unchanged" in package()

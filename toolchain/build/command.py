@@ -63,6 +63,8 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
     project = report.project
     watched = None
     if project is not None and report.record_path is not None:
+        from toolchain.release.folder import stamped_day
+
         watched = fresh.Watched(
             workspace_root=project.workspace_root,
             target_directory=project.target_directory,
@@ -71,6 +73,7 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
             build_script_roots=project.build_script_roots,
             binaries=tuple(b.path for r in report.results for b in r.binaries),
             sysroots=tuple(SYSROOTS),
+            day=stamped_day(report.out_dir),
         )
     title, columns, rows = summary(report)
     return fresh.FreshResult(

@@ -21,7 +21,11 @@ result depends on:
 - the tools on PATH (cargo, rustc, cargo-zigbuild, zig, xz, git, rustup's
   settings, $CARGO_HOME/config(.toml) and the sysroots' compilers);
 - every file of the output folder and the binaries in cargo's target folder;
-- the git commit and the tracked files' status (one `git status` call).
+- the git commit and the tracked files' status (one `git status` call);
+- the UTC day, when the output folder holds dated files (latest.json's
+  `released` and `expires`): the release folder's stamp says for which day
+  they were written (see toolchain/dated.py), and on another day the build
+  runs, so the stamp renews them.
 
 The check needs only stat calls and one git call: it imports nothing of the
 toolkit beyond this module and proc. Anything it cannot read counts as
@@ -50,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
+from toolchain.dated import utc_day
 from toolchain.errors import ToolchainError
 from toolchain.log import log
 
@@ -118,6 +123,7 @@ class Watched:
     build_script_roots: tuple[Path, ...]  # members with a build script: walked whole
     binaries: tuple[Path, ...]  # each with cargo's dep-info beside it
     sysroots: tuple[Path, ...]
+    day: str | None = None  # the UTC day the output folder's dated files are for (release/folder.stamped_day)
 
 
 @dataclass(frozen=True)
@@ -231,6 +237,10 @@ def stored(key: str) -> dict[str, Any] | None:
             if state(path) != (tuple(recorded) if recorded is not None else None):
                 return None
         if git_state(Path(document["workspace_root"])) != document["git"]:
+            return None
+        day = document.get("day")
+        if day is not None and day != utc_day():
+            log.info(f"fresh check: the release folder's dated files (latest.json) are of {day}: building again")
             return None
         result: dict[str, Any] = document["result"]
         return result
@@ -427,6 +437,7 @@ def save(key: str, reads: Reads, started_ns: int, result: dict[str, Any], watche
         "env": reads.env,
         "workspace_root": str(workspace_root),
         "git": git_state(workspace_root),
+        "day": watched.day,
         "files": files,
         "result": result,
     }

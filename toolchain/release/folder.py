@@ -20,6 +20,7 @@ from toolchain import __version__
 from toolchain.atomic import write_atomic, write_json
 from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.config import catalog
+from toolchain.dated import day_of
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
@@ -208,7 +209,8 @@ def package_release(
         made += [f"{name}.minisig" for name in [*listed, SUMS_NAME]] if key is not None else []
         outputs = {name: sha256_file(out_dir / name) for name in made}
         (out_dir / RELEASE_STAMP).parent.mkdir(exist_ok=True)
-        stamp = {"inputs": _digest(inputs), "input_document": inputs, "outputs": outputs}
+        # The day its dated files (latest.json) were written for: another day makes them again.
+        stamp = {"inputs": _digest(inputs), "input_document": inputs, "outputs": outputs, "day": day_of(outputs)}
         write_atomic(out_dir / RELEASE_STAMP, json.dumps(stamp, sort_keys=True, default=str))
     return ReleaseReport(out_dir, tuple(files), key is not None)
 
@@ -230,8 +232,6 @@ def _inputs(
         "source": dataclasses.asdict(state),
         "source_date_epoch": epoch,
         "manifests": {str(m): sha256_file(m) if m.is_file() else None for m in sorted(manifests)},
-        # latest.json's `released` and `expires` are dated: they are renewed once a day.
-        "day": datetime.now(UTC).date().isoformat(),
         **options,
     }
     # Through JSON once: the stamp's copy then compares equal to a new one (tuples, paths).
@@ -267,6 +267,8 @@ def _unchanged(out_dir: Path, inputs: dict[str, Any]) -> tuple[tuple[ReleaseFile
             return None, (", ".join(named) + " changed") if named else "its inputs changed"
         if MANIFEST_NAME not in outputs:
             return None, "its stamp lists no manifest"
+        if stamp.get("day") != day_of(outputs):
+            return None, "day changed"
         for name, digest in outputs.items():
             if not (out_dir / name).is_file():
                 return None, f"{name} is missing"
@@ -291,6 +293,16 @@ def _unchanged(out_dir: Path, inputs: dict[str, Any]) -> tuple[tuple[ReleaseFile
         return None, ""  # never made, or made by a toolkit that kept no stamp
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return None, f"its stamp cannot be read ({type(exc).__name__})"  # made afresh
+
+
+def stamped_day(out_dir: Path) -> str | None:
+    """The UTC day the folder's dated files were written for, from its stamp (None: it has
+    none, or no stamp): what the fresh check keeps, so that both caches agree on the date."""
+    try:
+        day = json.loads((out_dir / RELEASE_STAMP).read_text()).get("day")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return day if isinstance(day, str) else None
 
 
 def merge_parts(parts: Path, out_dir: Path) -> list[str]:
