@@ -21,6 +21,7 @@ def build_namespace() -> Collection:
         rollback,
         size,
         smoke,
+        stdcache,
         toolchain,
         update,
         version,
@@ -35,6 +36,7 @@ def build_namespace() -> Collection:
     namespace.add_collection(ci.COLLECTION)
     namespace.add_collection(version.COLLECTION)
     namespace.add_collection(image.COLLECTION)
+    namespace.add_collection(stdcache.COLLECTION)
     return namespace
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Protocol
 
 from toolchain import proc
+from toolchain.build import stdcache
 from toolchain.build.auditable import auditable_command
 from toolchain.build.cargo import Project, Selection
 from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
@@ -83,6 +84,12 @@ class CommandRunner(ABC):
         return resolve_route(target, project.sources)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
+        if stdcache.uses_cache(job):
+            with stdcache.cached_sysroot(job, self, self.invocation(job).env) as sysroot:
+                return self._build(stdcache.without_build_std(job), sysroot)
+        return self._build(job, None)
+
+    def _build(self, job: BuildJob, sysroot: Path | None) -> dict[str, Path]:
         invocation = self.invocation(job)
         if job.settings.build.auditable:
             invocation = CargoInvocation(*auditable_command(invocation.argv, invocation.env, self.name))
@@ -98,6 +105,8 @@ class CommandRunner(ABC):
                 project.sources.vendor_dir,
                 VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
             )
+        if sysroot is not None:
+            env["CARGO_ENCODED_RUSTFLAGS"] = stdcache.sysroot_rustflags(job, sysroot)
         # Not with a compile cache (its server starts first) or merged std sources (written
         # first), nor --timings (its page is found by the time cargo began): the setup of
         # those writes what cargo reads.
