@@ -61,9 +61,7 @@ def release(tmp_path_factory: pytest.TempPathFactory, shared_target_dir: Path) -
     crate = root / "crate"
     shutil.copytree(CRATE, crate, ignore=shutil.ignore_patterns("target"))
     folder = root / "dist"
-    report = build(
-        BuildOptions(targets=TARGETS, manifest_path=crate / "Cargo.toml", out_dir=folder, keep_going=True)
-    )
+    report = build(BuildOptions(targets=TARGETS, manifest_path=crate / "Cargo.toml", out_dir=folder, keep_going=True))
     assert report.ok, [r.entry.error for r in report.results if not r.ok]
     key = signing.generate()
     package_release(folder, key, "https://downloads.example/symbols/0.1.0", crate)

@@ -4,8 +4,10 @@ bytes whatever the thread count, so archives are the same on every machine."""
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +104,42 @@ def test_packaging_lists_the_members_it_wrote_as_the_archive_holds_them(
     held = tuple(archive_members(tmp_path / "out" / name))
     assert [m.path for m in held] == ["app-x86_64-unknown-linux-gnu/README.md", "app-x86_64-unknown-linux-gnu/app"]
     assert made.members == kept.members == held
+
+
+def test_a_zip_is_streamed_with_the_bytes_a_whole_read_made(machine_code: Path, tmp_path: Path) -> None:
+    # The member is fed to the archive in chunks; the bytes are what zipfile.writestr of
+    # the whole file wrote (the zip stays reproducible), and its digest is of that file.
+    import hashlib
+    import time
+    import zipfile
+
+    artifact = write_archive("app", [ArchiveEntry("app", machine_code, True)], tmp_path, "app-x.zip", 1700000000)
+    whole = tmp_path / "whole.zip"
+    with zipfile.ZipFile(whole, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        item = zipfile.ZipInfo("app-x/app", date_time=time.gmtime(1700000000)[:6])
+        item.create_system = 3
+        item.external_attr = 0o100755 << 16
+        item.compress_type = zipfile.ZIP_DEFLATED
+        archive.writestr(item, machine_code.read_bytes())
+    assert artifact.path.read_bytes() == whole.read_bytes()
+    (member,) = archive_members(artifact.path)
+    assert member.sha256 == hashlib.sha256(machine_code.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("suffix", [".zip", ".tar.xz"])
+def test_packaging_a_large_binary_does_not_hold_it_in_memory(tmp_path: Path, suffix: str) -> None:
+    # 120 MB in, peak RSS of the packaging process must grow far less than that.
+    big = tmp_path / "big"
+    with big.open("wb") as handle:
+        for _ in range(120):
+            handle.write(os.urandom(1 << 20))
+    code = (
+        "import resource, sys; from pathlib import Path; "
+        "from toolchain.release.package import ArchiveEntry, write_archive; "
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        f"write_archive('app', [ArchiveEntry('app', Path({str(big)!r}), True)], Path({str(tmp_path)!r}), "
+        f"'app-x{suffix}', 1700000000); "
+        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)"
+    )
+    grown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(grown.stdout) < 40, f"packaging 120 MB grew the process by {grown.stdout.strip()} MB"

@@ -15,6 +15,7 @@ from toolchain.build.cache import CacheSettings, Reachability, check_reachable
 from toolchain.build.cargo import cargo_program
 from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
 from toolchain.build.runners import choose_runner
+from toolchain.build.stdcache import EntryInfo, cache_root, entries
 from toolchain.config.catalog import Catalog
 from toolchain.config.settings import NOTARY_KEY_ENV, AuthenticodeSettings, MacSigningSettings, NotarySettings
 from toolchain.config.targets import Target, host_platform
@@ -49,6 +50,32 @@ class DataOrigin:
 
 
 @dataclass(frozen=True)
+class StdCacheStatus:
+    root: Path
+    entries: tuple[EntryInfo, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(e.size for e in self.entries)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "size": self.size,
+            "entries": [e.__dict__ for e in self.entries],
+            "prune": PRUNE_COMMAND,
+        }
+
+
+PRUNE_COMMAND = "toolchain cache.prune-std"
+
+
+def std_cache_status(configured_dir: str) -> StdCacheStatus:
+    root = cache_root(configured_dir)
+    return StdCacheStatus(root, tuple(entries(root)))
+
+
+@dataclass(frozen=True)
 class DoctorReport:
     host: str
     tools: tuple[Check, ...]
@@ -56,6 +83,7 @@ class DoctorReport:
     data: tuple[DataOrigin, ...] = ()
     cache: Reachability | None = None  # the compile cache's store, as [cache] names it
     signing: tuple[Check, ...] = ()  # signing tools and the identities [sign] and [notarize] name
+    std_cache: StdCacheStatus | None = None  # std built from source, kept for the machine
 
     def to_dict(self) -> dict[str, Any]:
         cache = None
@@ -75,6 +103,7 @@ class DoctorReport:
             "data": [{"kind": d.kind, "name": d.name, "origins": list(d.origins)} for d in self.data],
             "cache": cache,
             "signing": [c.__dict__ for c in self.signing],
+            "std_cache": self.std_cache.to_dict() if self.std_cache is not None else None,
         }
 
 
@@ -231,12 +260,14 @@ def diagnose(
     triples: list[str] | None = None,
     cache: CacheSettings | None = None,
     signing: list[Check] | None = None,
+    std_cache_dir: str | None = None,
 ) -> DoctorReport:
     host = host_platform()
     chosen = [known.targets[t] for t in triples] if triples else list(known.targets.values())
     os.environ.setdefault("DOCKER_CLI_HINTS", "false")
     statuses = tuple(target_status(t, host) for t in chosen)
     store = check_reachable(cache or CacheSettings())
+    std_cache = std_cache_status(std_cache_dir) if std_cache_dir is not None else None
     return DoctorReport(
-        host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)), store, tuple(signing or ())
+        host, tuple(tool_checks(known)), statuses, tuple(data_origins(known)), store, tuple(signing or ()), std_cache
     )

@@ -59,6 +59,8 @@ class BuildSettings(Model, frozen=True):
     locked: bool
     auditable: bool  # embed the dependency list with cargo-auditable
     timings: bool
+    std_cache: bool  # std built from source kept once per machine (toolchain.build.stdcache)
+    std_cache_dir: str
 
 
 class PackageSettings(Model, frozen=True):

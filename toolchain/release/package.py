@@ -27,6 +27,7 @@ from toolchain.errors import PackagingError
 ZIP_EPOCH_FLOOR = 315532800  # 1980-01-01: the earliest time a zip can hold
 EXEC_MODE = 0o755
 FILE_MODE = 0o644
+CHUNK = 1 << 20  # bytes read at a time from a file going into an archive
 
 
 @dataclass(frozen=True)
@@ -168,9 +169,16 @@ def write_zip(entries: list[ArchiveEntry], top: str, mtime: int, out: Path) -> l
             item.create_system = 3  # unix, so the mode bits below are honoured
             item.external_attr = ((EXEC_MODE if entry.executable else FILE_MODE) | 0o100000) << 16
             item.compress_type = zipfile.ZIP_DEFLATED
-            data = entry.source.read_bytes()
-            archive.writestr(item, data)
-            members.append(Member(item.filename, len(data), hashlib.sha256(data).hexdigest()))
+            # Streamed in chunks, not read whole: a 150 MB binary would be 150 MB of this process.
+            # writestr() does the same open(mode="w") with file_size set: the same bytes.
+            digest = hashlib.sha256()
+            with entry.source.open("rb") as source:
+                item.file_size = os.fstat(source.fileno()).st_size
+                with archive.open(item, mode="w") as member:
+                    while chunk := source.read(CHUNK):
+                        digest.update(chunk)
+                        member.write(chunk)
+            members.append(Member(item.filename, item.file_size, digest.hexdigest()))
     return members
 
 

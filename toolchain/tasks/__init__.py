@@ -23,6 +23,7 @@ def build_namespace() -> Collection:
         rollback,
         size,
         smoke,
+        stdcache,
         symbolicate,
         toolchain,
         update,
@@ -38,6 +39,7 @@ def build_namespace() -> Collection:
     namespace.add_collection(ci.COLLECTION)
     namespace.add_collection(version.COLLECTION)
     namespace.add_collection(image.COLLECTION)
+    namespace.add_collection(stdcache.COLLECTION)
     return namespace
 
 

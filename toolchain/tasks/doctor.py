@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from invoke.context import Context
@@ -11,7 +12,7 @@ from toolchain.log import log
 from toolchain.tasks.base import target_list, task
 
 if TYPE_CHECKING:
-    from toolchain.doctor import Check
+    from toolchain.doctor import Check, StdCacheStatus
 
 
 @task(
@@ -29,7 +30,7 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     settings = load_settings()
     requested = [settings.catalog.target(triple).triple for triple in target_list(target)]
     signing = signing_checks(settings.authenticode, settings.macos_signing, settings.notary)
-    report = diagnose(settings.catalog, requested or None, settings.cache, signing)
+    report = diagnose(settings.catalog, requested or None, settings.cache, signing, settings.build.std_cache_dir)
     if json:
         log.json(report.to_dict())
     else:
@@ -61,6 +62,8 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
                 ["backend", "store", "status", "fix"],
                 [[store.backend, store.where, f"{state}: {store.detail}", store.fix or ""]],
             )
+        if report.std_cache is not None:
+            _print_std_cache(report.std_cache)
         log.table(
             "Platform signing ([sign], [notarize])",
             ["tool / identity", "status", "found", "fix"],
@@ -76,6 +79,22 @@ def doctor_task(c: Context, target: str = "", json: bool = False) -> None:
     failing = [t.triple for t in report.targets if t.triple in required and not t.buildable]
     if failing:
         raise MissingToolError(f"cannot build {', '.join(failing)} on this machine", hint="see the fix column above")
+
+
+def _print_std_cache(status: StdCacheStatus) -> None:
+    from toolchain.doctor import PRUNE_COMMAND
+    from toolchain.report.charts import human as human_size
+
+    rows = [
+        [e.name, e.target, human_size(e.size), datetime.fromtimestamp(e.last_used, UTC).strftime("%Y-%m-%d %H:%M")]
+        for e in status.entries
+    ]
+    log.table(
+        f"std built from source ([build] std-cache): {human_size(status.size)} in {status.root}"
+        f" (prune: `{PRUNE_COMMAND}`)",
+        ["entry", "target", "size", "last used (UTC)"],
+        rows or [["(empty)", "", "", ""]],
+    )
 
 
 def _state(check: Check) -> str:

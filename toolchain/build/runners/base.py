@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from toolchain.build import stdcache
 from toolchain.build.auditable import auditable_command
 from toolchain.build.cargo import Project, Selection
 from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
@@ -82,6 +83,12 @@ class CommandRunner(ABC):
         return resolve_route(target, project.sources, project.context)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
+        if stdcache.uses_cache(job):
+            with stdcache.cached_sysroot(job, self, self.invocation(job).env) as sysroot:
+                return self._build(stdcache.without_build_std(job), sysroot)
+        return self._build(job, None)
+
+    def _build(self, job: BuildJob, sysroot: Path | None) -> dict[str, Path]:
         invocation = self.invocation(job)
         if job.settings.build.auditable:
             invocation = CargoInvocation(*auditable_command(invocation.argv, invocation.env, self.name))
@@ -97,6 +104,11 @@ class CommandRunner(ABC):
                 project.sources.vendor_dir,
                 VENDORED_STD_SOURCES.parent.parent if job.route.name == "build-std" else None,
                 project.context.folder,
+            )
+        if sysroot is not None:
+            # std from the machine's cache, beside the flags above (the user's, and the remaps when set)
+            env["CARGO_ENCODED_RUSTFLAGS"] = stdcache.sysroot_rustflags(
+                job, sysroot, env.get("CARGO_ENCODED_RUSTFLAGS")
             )
         result = job.project.context.run(
             invocation.argv,
