@@ -32,7 +32,7 @@ from toolchain.config.targets import host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import SignatureError, UpdateError, UsageError
 from toolchain.release.signing import HASHED_SIG_ALG, PublicKey, parse_public_key, verify_file
-from toolchain.update.files import CHUNK, PRIVATE_DIR, _os_reason
+from toolchain.update.files import CHUNK, PRIVATE_DIR, os_reason
 
 # A manifest from before [update] upgrade-checks: the toolkit then always ran
 # `APP migrate` and `APP doctor` after the swap, and its apps count on the migration.
@@ -63,7 +63,7 @@ class Artifact:
         return found
 
 
-def _fetch(source: str, name: str, into: Path) -> Path:
+def fetch(source: str, name: str, into: Path) -> Path:
     """A sibling file of the artifact: from a folder, or from a URL's folder."""
     out = into / name
     if "://" in source:
@@ -195,15 +195,15 @@ def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
     """Digest, signature, target and member list of the new archive, before anything is touched."""
     _refuse_a_folder(source)
     name = source.rsplit("/", 1)[-1]
-    archive = _fetch(source, name, work)
-    checksum = _fetch(source, f"{name}.sha256", work).read_text(errors="replace").split()
+    archive = fetch(source, name, work)
+    checksum = fetch(source, f"{name}.sha256", work).read_text(errors="replace").split()
     digest = sha256_file(archive)
     if not checksum or checksum[0] != digest:
         raise UpdateError(f"{name}: SHA-256 does not match {name}.sha256", hint="the download is corrupt or tampered")
     public = parse_public_key(public_key_text)
-    _verify_signature(archive, _fetch(source, f"{name}.minisig", work), public, name)
-    manifest_path = _fetch(source, "manifest.json", work)
-    _verify_signature(manifest_path, _fetch(source, "manifest.json.minisig", work), public, "manifest.json")
+    _verify_signature(archive, fetch(source, f"{name}.minisig", work), public, name)
+    manifest_path = fetch(source, "manifest.json", work)
+    _verify_signature(manifest_path, fetch(source, "manifest.json.minisig", work), public, "manifest.json")
     entry, version, members, checks = _parse_manifest(manifest_path, name)
     if entry["sha256"] != digest:
         raise UpdateError(f"{name} is not in the signed manifest with this digest", hint="use the release's own files")
@@ -227,7 +227,7 @@ def verify_artifact(source: str, public_key_text: str, work: Path) -> Artifact:
 
 
 def _corrupt(archive: Path, exc: BaseException) -> UpdateError:
-    return UpdateError(f"{archive.name} is truncated or corrupt ({_os_reason(exc)})", hint="download the release again")
+    return UpdateError(f"{archive.name} is truncated or corrupt ({os_reason(exc)})", hint="download the release again")
 
 
 ARCHIVE_ERRORS = (tarfile.TarError, lzma.LZMAError, zlib.error, zipfile.BadZipFile, EOFError, OSError)
@@ -400,7 +400,7 @@ def _describe_kind(binary_format: str, machine: str) -> str:
     return f"{'an' if name[0] in 'AEIOU' else 'a'} {name} executable for {machine}"
 
 
-def _check_installed_kind(binary: Path, target: str, scratch: Path) -> tuple[str, str]:
+def check_installed_kind(binary: Path, target: str, scratch: Path) -> tuple[str, str]:
     """The installed binary is an executable of the kind the archive's target
     makes. Checked on a copy read through one open file (another updater may
     swap the binary meanwhile: this runs before the lock)."""
@@ -413,7 +413,7 @@ def _check_installed_kind(binary: Path, target: str, scratch: Path) -> tuple[str
         info = inspect_binary(copy)
     except OSError as exc:
         raise UpdateError(
-            f"cannot read {binary}: {_os_reason(exc)}", hint="check the path and its permissions"
+            f"cannot read {binary}: {os_reason(exc)}", hint="check the path and its permissions"
         ) from None
     except InspectionError as exc:
         raise UpdateError(
@@ -432,7 +432,7 @@ def _check_installed_kind(binary: Path, target: str, scratch: Path) -> tuple[str
     return info.format, info.machine
 
 
-def _check_same_kind(staged: Path, installed: tuple[str, str], name: str) -> None:
+def check_same_kind(staged: Path, installed: tuple[str, str], name: str) -> None:
     from toolchain.errors import InspectionError
     from toolchain.verify.inspection import inspect_binary
 

@@ -20,7 +20,7 @@ from toolchain.config import catalog
 from toolchain.errors import SignatureError, UpdateError
 from toolchain.release.latest import LATEST_NAME, Latest, LatestFile, parse_latest
 from toolchain.release.signing import parse_public_key, verify_file
-from toolchain.update.artifact import _fetch
+from toolchain.update.artifact import fetch
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,9 @@ def _fetch_pointer(channel: str, work: Path) -> tuple[Path, Path]:
         raise UpdateError(
             f"channel {channel} does not exist", hint=f"pass the path or URL of a release's {LATEST_NAME}"
         )
-    pointer = _fetch(channel, name, work)
+    pointer = fetch(channel, name, work)
     try:
-        signature = _fetch(channel, f"{name}.minisig", work)
+        signature = fetch(channel, f"{name}.minisig", work)
     except UpdateError:
         raise UpdateError(
             f"channel {channel} is unsigned ({name}.minisig is missing)",

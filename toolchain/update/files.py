@@ -19,7 +19,7 @@ PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
 
 
-def _os_reason(exc: BaseException) -> str:
+def os_reason(exc: BaseException) -> str:
     """One line for an OSError or SQLite error (disk full said plainly)."""
     if isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
@@ -31,7 +31,7 @@ def _os_reason(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
     if os.name == "nt":
@@ -45,7 +45,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _copy_private(source: Path, destination: Path) -> None:
+def copy_private(source: Path, destination: Path) -> None:
     """Stream a file into a new 0600 file, durably."""
     fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
     try:
@@ -59,7 +59,7 @@ def _copy_private(source: Path, destination: Path) -> None:
         raise
 
 
-def _existing(path: Path) -> Path:
+def existing_ancestor(path: Path) -> Path:
     """The path, or its nearest existing parent (where a file will be created)."""
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -67,7 +67,7 @@ def _existing(path: Path) -> Path:
     return path
 
 
-def _state_digest(path: Path) -> str | None:
+def state_digest(path: Path) -> str | None:
     """SHA-256 of a file and, for a SQLite file, its WAL (committed data may live
     only there); None when the file does not exist."""
     try:
@@ -85,12 +85,12 @@ def _state_digest(path: Path) -> str | None:
         return None
 
 
-def _ownership(path: Path) -> dict[str, int]:
+def ownership(path: Path) -> dict[str, int]:
     info = path.stat()
     return {"mode": info.st_mode & 0o7777, "uid": info.st_uid, "gid": info.st_gid}
 
 
-def _apply_ownership(path: Path, entry: dict[str, Any]) -> None:
+def apply_ownership(path: Path, entry: dict[str, Any]) -> None:
     """Give a file the mode, owner and group of the one it replaces."""
     if "uid" in entry:
         info = path.stat()

@@ -20,8 +20,8 @@ from typing import Any
 
 from toolchain.atomic import write_json
 from toolchain.errors import UpdateError
-from toolchain.update.files import PRIVATE_DIR, PRIVATE_FILE, _pid_alive, _state_digest
-from toolchain.update.snapshot import _read_snapshot
+from toolchain.update.files import PRIVATE_DIR, PRIVATE_FILE, pid_alive, state_digest
+from toolchain.update.snapshot import read_snapshot
 
 JOURNAL = "journal.json"
 LOCK = "update.lock"
@@ -110,7 +110,7 @@ class Journal:
         return [Path(p) for p in [self.record.get("binary", ""), *self.record.get("data_files", [])] if p]
 
     def live(self, *paths: Path) -> dict[str, str | None]:
-        return {str(p): _state_digest(p) for p in (paths or self.paths())}
+        return {str(p): state_digest(p) for p in (paths or self.paths())}
 
     def advance(self, state: str, **details: Any) -> None:
         assert state in STATES
@@ -124,7 +124,7 @@ class Journal:
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _recover_hint(journal: Journal) -> str:
+def recover_hint(journal: Journal) -> str:
     binary = Path(str(journal.record.get("binary", "")))
     if binary.name and default_state_dir(binary) == journal.state_dir:
         where = f"--binary {binary}"
@@ -133,7 +133,7 @@ def _recover_hint(journal: Journal) -> str:
     return f"invoke recover {where}"
 
 
-def _changed(journal: Journal, against: dict[str, Any]) -> list[str]:
+def changed_since(journal: Journal, against: dict[str, Any]) -> list[str]:
     """Names of live files whose content is none of the states this update
     could have left them in: the snapshot's (as copied, and as the live file
     stood under the snapshot's lock), what the updater recorded after its own
@@ -144,7 +144,7 @@ def _changed(journal: Journal, against: dict[str, Any]) -> list[str]:
     snapshot_dir = journal.snapshot_dir
     if snapshot_dir is not None:
         with contextlib.suppress(UpdateError):
-            manifest = _read_snapshot(snapshot_dir)
+            manifest = read_snapshot(snapshot_dir)
             for entry in [manifest["binary"], *manifest["data"]]:
                 allowed.setdefault(entry["path"], set()).add(entry["sha256"])
                 if "live" in entry:
@@ -160,16 +160,16 @@ def _changed(journal: Journal, against: dict[str, Any]) -> list[str]:
     return changed
 
 
-def _stuck_error(journal: Journal) -> UpdateError:
+def stuck_error(journal: Journal) -> UpdateError:
     record = journal.record
     snapshot_dir = journal.snapshot_dir
     created = ""
     if snapshot_dir is not None:
         with contextlib.suppress(UpdateError):
-            created = f" (taken {_read_snapshot(snapshot_dir)['created']})"
-    changed = _changed(journal, record.get("live", {}))
+            created = f" (taken {read_snapshot(snapshot_dir)['created']})"
+    changed = changed_since(journal, record.get("live", {}))
     since = f"; {', '.join(changed)} changed since, and --force would discard that" if changed else ""
-    command = _recover_hint(journal)
+    command = recover_hint(journal)
     data = [str(p) for p in record.get("data_files", [])]
     kept = f"the live data ({', '.join(data)}) is kept" if data else "no data files are declared"
     where = f", and so is the snapshot {snapshot_dir}" if snapshot_dir is not None else ""
@@ -184,10 +184,10 @@ def _stuck_error(journal: Journal) -> UpdateError:
 def refuse_if_stuck(state_dir: Path) -> None:
     journal = Journal.read(state_dir)
     if journal is not None and journal.state == "stuck":
-        raise _stuck_error(journal)
+        raise stuck_error(journal)
 
 
-def _clean_leftovers(state_dir: Path, journal: Journal | None) -> list[Path]:
+def clean_leftovers(state_dir: Path, journal: Journal | None) -> list[Path]:
     """Partial files and scratch folders of updaters that were killed."""
     record = journal.record if journal else {}
     binary = Path(str(record.get("binary", ""))) if record.get("binary") else None
@@ -203,7 +203,7 @@ def _clean_leftovers(state_dir: Path, journal: Journal | None) -> list[Path]:
         with contextlib.suppress(OSError):
             for path in folder.iterdir():
                 match = pattern.match(path.name)
-                if match and not _pid_alive(int(match.group(1))):
+                if match and not pid_alive(int(match.group(1))):
                     path.unlink(missing_ok=True)
                     removed.append(path)
     scratch_dirs = [Path(record["scratch"])] if record.get("scratch") else []
@@ -212,7 +212,7 @@ def _clean_leftovers(state_dir: Path, journal: Journal | None) -> list[Path]:
     for scratch in set(scratch_dirs):
         match = re.match(rf"^{SCRATCH_PREFIX}(\d+)-", scratch.name)
         owner = scratch / "owner"
-        if not match or _pid_alive(int(match.group(1))) or not owner.is_file():
+        if not match or pid_alive(int(match.group(1))) or not owner.is_file():
             continue
         with contextlib.suppress(OSError):
             if owner.read_text() == str(state_dir):

@@ -26,12 +26,12 @@ from toolchain.update.files import (
     CHUNK,
     PRIVATE_DIR,
     PRIVATE_FILE,
-    _apply_ownership,
-    _copy_private,
-    _existing,
-    _os_reason,
-    _ownership,
-    _state_digest,
+    apply_ownership,
+    copy_private,
+    existing_ancestor,
+    os_reason,
+    ownership,
+    state_digest,
 )
 
 SNAPSHOTS = "snapshots"
@@ -41,7 +41,7 @@ def _sidecars(database: Path) -> list[Path]:
     return [database.with_name(database.name + suffix) for suffix in ("-wal", "-shm", "-journal")]
 
 
-def _private_dir(folder: Path) -> None:
+def private_dir(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR)
     os.chmod(folder, PRIVATE_DIR)  # noqa: PTH101 - exact mode, whatever the umask
 
@@ -141,7 +141,7 @@ def live_record(database: Path) -> dict[str, Any]:
     """What a database looked like (itself, its -wal and -shm: size, mtime,
     digest), and its content state (file + WAL) that recovery compares."""
     return {
-        "state": _state_digest(database),
+        "state": state_digest(database),
         "files": {suffix or "db": _file_record(database.with_name(database.name + suffix))
                   for suffix in ("", "-wal", "-shm")},
     }  # fmt: skip
@@ -161,18 +161,18 @@ def snapshot(
     for byte the live file; its digest is taken from the live file while the
     kernel copies, and what the live files looked like is recorded under the
     same lock, so a restore can tell whether anything was written since."""
-    _private_dir(folder)
-    _private_dir(folder / "data")
-    _copy_private(binary, folder / "binary")
+    private_dir(folder)
+    private_dir(folder / "data")
+    copy_private(binary, folder / "binary")
     receipt_entry: dict[str, Any] | None = None
     if receipt is not None and receipt.is_file():
-        _copy_private(receipt, folder / "receipt")
-        receipt_entry = {"path": str(receipt), "sha256": sha256_file(folder / "receipt"), **_ownership(receipt)}
+        copy_private(receipt, folder / "receipt")
+        receipt_entry = {"path": str(receipt), "sha256": sha256_file(folder / "receipt"), **ownership(receipt)}
     entries = []
     for index, database in enumerate(data_files):
         copy = folder / "data" / f"{index}-{database.name}"
         if database.exists():
-            owner = _ownership(database)
+            owner = ownership(database)
             os.close(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
             os.chmod(copy, PRIVATE_FILE)  # noqa: PTH101 - exact mode, whatever the umask
             with _write_locked(database, lock_timeout), ThreadPoolExecutor(1) as hasher:
@@ -186,7 +186,7 @@ def snapshot(
             entries.append({"path": str(database), "copy": None, "existed": False, "sha256": None,
                             "live": live_record(database)})  # fmt: skip
     binary_entry: dict[str, Any] = {"path": str(binary), "sha256": sha256_file(folder / "binary")}
-    binary_entry.update(_ownership(binary))
+    binary_entry.update(ownership(binary))
     manifest: dict[str, Any] = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "binary": binary_entry,
@@ -198,13 +198,13 @@ def snapshot(
     return manifest
 
 
-def _read_snapshot(folder: Path) -> dict[str, Any]:
+def read_snapshot(folder: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads((folder / "snapshot.json").read_text())
         return manifest
     except (OSError, ValueError) as exc:
         raise UpdateError(
-            f"the snapshot {folder} is unreadable ({_os_reason(exc)})", hint="it cannot be restored"
+            f"the snapshot {folder} is unreadable ({os_reason(exc)})", hint="it cannot be restored"
         ) from None
 
 
@@ -226,7 +226,7 @@ def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Pat
             continue
         assert copy is not None
         if not copy.exists():
-            if _state_digest(live) == entry["sha256"]:
+            if state_digest(live) == entry["sha256"]:
                 continue  # put back by an earlier, interrupted restore
             raise UpdateError(
                 f"the snapshot copy of {live} is missing from {folder}", hint="it cannot be restored from there"
@@ -236,7 +236,7 @@ def _restore_plan(folder: Path, manifest: dict[str, Any]) -> list[tuple[str, Pat
                 f"the snapshot copy {copy} of {live} is damaged (its SHA-256 does not match snapshot.json)",
                 hint="it cannot be restored from there",
             )
-        parent = _existing(live.parent)
+        parent = existing_ancestor(live.parent)
         if parent.stat().st_dev != copy.stat().st_dev:
             device = parent.stat().st_dev
             space[device] = (parent, space.get(device, (parent, 0))[1] + copy.stat().st_size)
@@ -273,13 +273,13 @@ def _put_back(copy: Path, live: Path, entry: dict[str, Any]) -> None:
     filesystem (no space needed, and the file _restore_plan checked is the one
     put back), else a streamed, verified copy and a rename."""
     if live.parent.stat().st_dev == copy.stat().st_dev:
-        _apply_ownership(copy, entry)
+        apply_ownership(copy, entry)
         os.replace(copy, live)
     else:
         partial = live.with_name(f".{live.name}.{os.getpid()}.partial")
         try:
             _stream_verified(copy, partial, entry["sha256"])
-            _apply_ownership(partial, entry)
+            apply_ownership(partial, entry)
             os.replace(partial, live)
         except BaseException:
             partial.unlink(missing_ok=True)
@@ -294,7 +294,7 @@ def restore(folder: Path) -> int:
     filesystems. A second run finishes an interrupted one. Returns how many
     data files the snapshot holds (each was put back, or removed where it had
     not existed), for messages that never claim more than that."""
-    manifest = _read_snapshot(folder)
+    manifest = read_snapshot(folder)
     for action, live, copy, entry in _restore_plan(folder, manifest):
         for sidecar in _sidecars(live) if action in ("put", "remove") else []:
             sidecar.unlink(missing_ok=True)  # a stale WAL would be replayed onto the old file
@@ -321,7 +321,7 @@ def list_snapshots(state_dir: Path) -> list[tuple[Path, dict[str, Any]]]:
     return found
 
 
-def _check_keep(keep: int) -> None:
+def check_keep(keep: int) -> None:
     if keep < 0:
         raise UsageError(
             f"keep = {keep} is negative (it would delete every snapshot)",
@@ -330,7 +330,7 @@ def _check_keep(keep: int) -> None:
 
 
 def prune(state_dir: Path, keep: int) -> None:
-    _check_keep(keep)
+    check_keep(keep)
     complete = [folder for folder, _ in list_snapshots(state_dir)]
     for folder in complete[: max(len(complete) - keep, 0)]:
         shutil.rmtree(folder, ignore_errors=True)
@@ -345,7 +345,7 @@ def _filesystem_needs(
     needs: dict[int, tuple[Path, int, list[str]]] = {}
 
     def add(folder: Path, size: int, what: str) -> None:
-        where = _existing(folder)
+        where = existing_ancestor(folder)
         device = where.stat().st_dev
         known = needs.get(device, (where, 0, []))
         needs[device] = (known[0], known[1] + size, [*known[2], what])
@@ -353,15 +353,15 @@ def _filesystem_needs(
     def size_of(database: Path) -> int:
         return sum(p.stat().st_size for p in [database, *_sidecars(database)] if p.exists())
 
-    state_device = _existing(state_dir).stat().st_dev
+    state_device = existing_ancestor(state_dir).stat().st_dev
     binary_size = binary.stat().st_size
     add(binary.parent, new_size, f"the new {binary.name}")
     add(state_dir, binary_size + sum(size_of(d) for d in data_files), "the snapshot")
-    if _existing(binary.parent).stat().st_dev != state_device:
+    if existing_ancestor(binary.parent).stat().st_dev != state_device:
         add(binary.parent, binary_size, f"restoring {binary.name}")
     for database in data_files:
         add(database.parent, size_of(database), f"migrating {database.name}")
-        if _existing(database.parent).stat().st_dev != state_device:
+        if existing_ancestor(database.parent).stat().st_dev != state_device:
             add(database.parent, size_of(database), f"restoring {database.name}")
     return needs
 

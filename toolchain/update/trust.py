@@ -34,7 +34,7 @@ from toolchain.release.keylist import (
 )
 from toolchain.release.latest import LATEST_NAME
 from toolchain.release.signing import PublicKey, parse_public_key
-from toolchain.update.artifact import _fetch
+from toolchain.update.artifact import fetch
 from toolchain.update.channel import ChannelRelease, read_channel
 
 TRUST_SCHEMA = "toolchain.trust/v1"
@@ -125,7 +125,7 @@ class _ListFetcher:
         if self.local and not Path(source).is_file():
             return None
         try:
-            path = _fetch(source, name, self.work)
+            path = fetch(source, name, self.work)
         except UpdateError:
             return None
         return path, f"key list {version} ({source})"
@@ -133,7 +133,7 @@ class _ListFetcher:
     def signature(self, path: Path, signer: bytes) -> None:
         name = signature_name(path, signer).name
         with contextlib.suppress(UpdateError):  # a missing signature simply does not count
-            _fetch(f"{self.base}/{KEYS_DIR}/{name}", name, self.work)
+            fetch(f"{self.base}/{KEYS_DIR}/{name}", name, self.work)
 
 
 class _SignedListFetcher(_ListFetcher):
@@ -165,7 +165,7 @@ def read_trusted_channel(
     fetcher = _SignedListFetcher(channel, work, list(trusted.roots))
     try:
         trust = follow(trusted, fetcher)
-        pointer_sig = _fetch(channel, f"{LATEST_NAME}.minisig", work)
+        pointer_sig = fetch(channel, f"{LATEST_NAME}.minisig", work)
         channel_key = authorised_key(trust.keylist, signer_id(pointer_sig), ("release", "channel"), moment,
                                      f"channel {channel}")  # fmt: skip
     except SignatureError as exc:
@@ -173,7 +173,7 @@ def read_trusted_channel(
     release = read_channel(channel, channel_key.render(), binary_name, work, now=moment)
     base = release.source.rsplit("/", 1)[0]
     (work / "archive").mkdir(exist_ok=True)
-    archive_sig = _fetch(f"{base}/{release.file.name}.minisig", f"{release.file.name}.minisig", work / "archive")
+    archive_sig = fetch(f"{base}/{release.file.name}.minisig", f"{release.file.name}.minisig", work / "archive")
     try:
         release_key = authorised_key(trust.keylist, signer_id(archive_sig), ("release",), moment,
                                      f"{release.file.name} ({release.latest.version})")  # fmt: skip

@@ -29,29 +29,29 @@ from toolchain.digest import sha256_file
 from toolchain.errors import ToolchainError, UpdateError, UsageError
 from toolchain.log import log
 from toolchain.release.version import semver_key
-from toolchain.update.artifact import Artifact, _check_installed_kind, _check_same_kind, extract_binary, verify_artifact
+from toolchain.update.artifact import Artifact, check_installed_kind, check_same_kind, extract_binary, verify_artifact
 from toolchain.update.channel import read_channel
-from toolchain.update.files import _apply_ownership, _os_reason, _ownership, _state_digest
+from toolchain.update.files import apply_ownership, os_reason, ownership, state_digest
 from toolchain.update.journal import (
     FINISHED,
     SCRATCH_PREFIX,
     UNTOUCHED,
     Journal,
-    _changed,
-    _clean_leftovers,
-    _recover_hint,
-    _stuck_error,
+    changed_since,
+    clean_leftovers,
     default_state_dir,
     exclusive_lock,
+    recover_hint,
     refuse_if_stuck,
+    stuck_error,
 )
 from toolchain.update.liveness import check_wait, wait_until_idle
 from toolchain.update.snapshot import (
     SNAPSHOTS,
-    _check_keep,
-    _private_dir,
+    check_keep,
     check_space,
     list_snapshots,
+    private_dir,
     prune,
     restore,
     restored_what,
@@ -107,9 +107,9 @@ def _roll_back(journal: Journal, snapshot_dir: Path, **details: Any) -> int:
     except (ToolchainError, OSError, sqlite3.Error) as exc:
         with contextlib.suppress(OSError):
             journal.advance(
-                "stuck", stuck_reason=f"it could not be rolled back ({_os_reason(exc)})", live=journal.live()
+                "stuck", stuck_reason=f"it could not be rolled back ({os_reason(exc)})", live=journal.live()
             )
-        raise _stuck_error(journal) from None
+        raise stuck_error(journal) from None
     _settle_receipt(journal)
     try:
         journal.advance("rolled-back")
@@ -127,7 +127,7 @@ def _settle_receipt(journal: Journal) -> bool:
     if not record.get("receipt"):
         return False
     path = Path(record["receipt"])
-    installed = _state_digest(Path(record["binary"]))
+    installed = state_digest(Path(record["binary"]))
     if installed == record.get("new_binary_sha256"):
         wanted = record.get("receipt_after")
     elif installed == record.get("old_binary_sha256"):
@@ -175,7 +175,7 @@ def _keep_changed(journal: Journal, changed: list[str]) -> str:
     binary = Path(record["binary"])
     data = [Path(p) for p in record.get("data_files", [])]
     snapshot_dir = journal.snapshot_dir
-    installed = _state_digest(binary)
+    installed = state_digest(binary)
     names = ", ".join(changed)
     if installed == record.get("new_binary_sha256") and journal.state in FORWARD:
         passed, why = _checks_pass(journal, binary)
@@ -202,7 +202,7 @@ def _keep_changed(journal: Journal, changed: list[str]) -> str:
     else:
         reason = f"it was interrupted at {journal.state}, and {names} changed since"
     journal.advance("stuck", stuck_reason=reason, live=journal.live())
-    raise _stuck_error(journal)
+    raise stuck_error(journal)
 
 
 def _commit_receipt(journal: Journal) -> None:
@@ -214,7 +214,7 @@ def _commit_receipt(journal: Journal) -> None:
             write_atomic(path, journal.record["receipt_after"], path.stat().st_mode & 0o7777, durable=True)
         except OSError as exc:
             raise UpdateError(
-                f"cannot rewrite the install receipt {path}: {_os_reason(exc)}", hint="fix its folder's permissions"
+                f"cannot rewrite the install receipt {path}: {os_reason(exc)}", hint="fix its folder's permissions"
             ) from None
 
 
@@ -231,7 +231,7 @@ def recover(state_dir: Path, *, force: bool = False, abandon: bool = False, wait
     if force and abandon:
         raise UsageError("--force and --abandon contradict each other", hint="pass one of them")
     journal = Journal.read(state_dir)
-    removed = _clean_leftovers(state_dir, journal)
+    removed = clean_leftovers(state_dir, journal)
     if removed:
         log.info(f"removed {len(removed)} leftover(s) of a killed updater: {', '.join(p.name for p in removed)}")
     if journal is None or journal.state in FINISHED:
@@ -248,7 +248,7 @@ def recover(state_dir: Path, *, force: bool = False, abandon: bool = False, wait
         log.info(f"closed the journal and kept the current files{kept}")
         return "abandoned"
     if journal.state == "stuck" and not force:
-        raise _stuck_error(journal)
+        raise stuck_error(journal)
     if journal.state == "committed":
         _commit_receipt(journal)  # the crash may have come between the commit and the receipt's rename
         keep = int(journal.record.get("keep", 3))
@@ -268,10 +268,10 @@ def recover(state_dir: Path, *, force: bool = False, abandon: bool = False, wait
     wait_until_idle(
         binary, data, deadline,
         risk="restoring or finishing the interrupted update under it would lose its later writes",
-        hint=f"stop it first, or pass --wait SECONDS; nothing was changed (run `{_recover_hint(journal)}` again then)",
+        hint=f"stop it first, or pass --wait SECONDS; nothing was changed (run `{recover_hint(journal)}` again then)",
     )  # fmt: skip
     if not force:
-        changed = _changed(journal, journal.record.get("live", {}))
+        changed = changed_since(journal, journal.record.get("live", {}))
         if changed:
             return _keep_changed(journal, changed)
     reason = "restored by hand (--force)" if force else f"interrupted at {journal.state}"
@@ -287,7 +287,7 @@ def _run(binary: Path, args: list[str], env: dict[str, str]) -> tuple[int, str]:
             [str(binary), *args], capture_output=True, text=True, env={**os.environ, **env}, timeout=600, check=False
         )
     except OSError as exc:
-        raise UpdateError(f"cannot run {binary}: {_os_reason(exc)}", hint="check the binary") from None
+        raise UpdateError(f"cannot run {binary}: {os_reason(exc)}", hint="check the binary") from None
     except subprocess.TimeoutExpired:
         raise UpdateError(f"`{binary.name} {' '.join(args)}` did not finish in 600 s", hint="check the app") from None
     return completed.returncode, (completed.stdout + completed.stderr).strip()
@@ -353,7 +353,7 @@ def update(
         raise UpdateError(f"{binary} is not an installed binary", hint="pass the installed executable or its receipt")
     if bool(source) == bool(channel):
         raise UsageError("update from an archive or from a channel?", hint="pass one of --artifact and --channel")
-    _check_keep(keep)
+    check_keep(keep)
     data_files = list(dict.fromkeys(p.resolve() for p in data_files))
     for database in data_files:
         _check_data_file(database)
@@ -380,7 +380,7 @@ def update(
         if binary.name not in artifact.binaries:
             raise UpdateError(f"{artifact.archive.name} has no {binary.name}", hint="pick the archive of this app")
         member = artifact.member(binary.name)
-        kind = _check_installed_kind(binary, artifact.target, scratch)
+        kind = check_installed_kind(binary, artifact.target, scratch)
         if not allow_downgrade:
             _refuse_downgrade(binary, artifact.version, env)
         with exclusive_lock(state_dir, max(0.0, deadline - time.monotonic())):
@@ -425,13 +425,13 @@ def _apply(
     member = artifact.member(binary.name)
     try:
         extract_binary(artifact, binary.name, staged)
-        _apply_ownership(staged, _ownership(binary))
+        apply_ownership(staged, ownership(binary))
     except OSError as exc:
         raise UpdateError(
-            f"cannot unpack the new {binary.name} into {binary.parent}: {_os_reason(exc)}",
+            f"cannot unpack the new {binary.name} into {binary.parent}: {os_reason(exc)}",
             hint="free some space there (or fix its permissions); nothing was changed",
         ) from None
-    _check_same_kind(staged, kind, binary.name)
+    check_same_kind(staged, kind, binary.name)
     _, old_version = _run(binary, ["--version"], env)
     ident = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}"
     for suffix in range(2, 100):  # a second update by this process within the same second
@@ -464,22 +464,22 @@ def _apply(
         )
         journal.advance("snapshotting", snapshot=str(snapshot_dir))
     except OSError as exc:
-        _close_untouched(journal, f"the journal could not be written: {_os_reason(exc)}")
+        _close_untouched(journal, f"the journal could not be written: {os_reason(exc)}")
         raise UpdateError(
-            f"cannot write the update journal in {state_dir}: {_os_reason(exc)}",
+            f"cannot write the update journal in {state_dir}: {os_reason(exc)}",
             hint="free some space there (or fix its permissions); nothing was changed",
         ) from None
     try:
         with log.status(f"snapshotting {binary.name} and {len(data_files)} data file(s)"):
-            _private_dir(state_dir / SNAPSHOTS)
+            private_dir(state_dir / SNAPSHOTS)
             taken = snapshot(binary, data_files, snapshot_dir, receipt=receipt[0] if receipt else None)
     except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(snapshot_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # an empty snapshots/ made just now is not left behind either
             (state_dir / SNAPSHOTS).rmdir()
-        _close_untouched(journal, f"snapshot failed: {_os_reason(exc)}")
+        _close_untouched(journal, f"snapshot failed: {os_reason(exc)}")
         raise UpdateError(
-            f"cannot snapshot {binary.name} and its data into {state_dir}: {_os_reason(exc)}",
+            f"cannot snapshot {binary.name} and its data into {state_dir}: {os_reason(exc)}",
             hint="free some space there; nothing was changed",
         ) from None
     output = ""
@@ -517,7 +517,7 @@ def _apply(
         _commit_receipt(journal)
         journal.advance("committed")
     except BaseException as failure:
-        reason = _os_reason(failure) if isinstance(failure, ToolchainError | OSError) else repr(failure)
+        reason = os_reason(failure) if isinstance(failure, ToolchainError | OSError) else repr(failure)
         _refuse_restore_over_live_data(journal, binary, data_files, deadline, reason)
         restored = _roll_back(journal, snapshot_dir, reason=reason, output=output)
         if isinstance(failure, ToolchainError | OSError):
@@ -558,7 +558,7 @@ def _refuse_restore_over_live_data(
         why = f"it failed ({reason}), and {', '.join(Path(p).name for p in written)} was written after the snapshot"
     with contextlib.suppress(OSError):
         journal.advance("stuck", stuck_reason=why, live=journal.live())
-    raise _stuck_error(journal) from None
+    raise stuck_error(journal) from None
 
 
 def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> tuple[Path, int]:
@@ -570,11 +570,11 @@ def rollback(state_dir: Path, wait: float = 0.0, *, yes: bool = False) -> tuple[
     with exclusive_lock(state_dir, wait):
         journal = Journal.read(state_dir)
         if journal is not None and journal.state == "stuck":
-            raise _stuck_error(journal)
+            raise stuck_error(journal)
         if journal is not None and journal.state not in FINISHED:
             raise UpdateError(
                 f"an interrupted update of {journal.record.get('binary', '?')} is not finished",
-                hint=f"run `{_recover_hint(journal)}` first",
+                hint=f"run `{recover_hint(journal)}` first",
             )
         snapshots = list_snapshots(state_dir)
         if not snapshots:

@@ -266,6 +266,17 @@ def _elf(binary: Any, size: int, path: Path) -> BinaryInfo:
 DEBUG_PREFIXES = (".debug_", ".zdebug_")
 
 
+def _string_offsets(strings: bytes, name: str) -> set[int]:
+    """Every offset in a string table at which `name` ends a string (linkers share string tails)."""
+    wanted = name.encode() + b"\0"
+    offsets = set()
+    start = strings.find(wanted)
+    while start != -1:
+        offsets.add(start)
+        start = strings.find(wanted, start + 1)
+    return offsets
+
+
 def _elf_leftovers(binary: Any) -> list[str]:
     """What `strip` would still remove: the symbol table and unmapped debug sections."""
     import lief
@@ -298,12 +309,7 @@ def _imports_symbol(binary: Any, path: Path, name: str) -> bool:
             return full is not None and any(sym.name == name for sym in full.imported_symbols)
         return False  # statically linked: nothing is imported
     strings = bytes(binary.sections[dynsym.link].content)
-    wanted = name.encode() + b"\0"
-    offsets = set()
-    start = strings.find(wanted)
-    while start != -1:
-        offsets.add(start)  # any hit: linkers share string tails between names
-        start = strings.find(wanted, start + 1)
+    offsets = _string_offsets(strings, name)
     if not offsets:
         return False
     order = "<" if header.identity_data == lief.ELF.Header.ELF_DATA.LSB else ">"
@@ -481,12 +487,7 @@ def _map_imports_symbol(
     _, _, table_offset, table_size, link = dynsym
     _, _, strings_offset, strings_size, _ = sections[link]
     strings = data[strings_offset : strings_offset + strings_size]
-    wanted = name.encode() + b"\0"
-    offsets = set()
-    start = strings.find(wanted)
-    while start != -1:
-        offsets.add(start)  # any hit: linkers share string tails between names
-        start = strings.find(wanted, start + 1)
+    offsets = _string_offsets(strings, name)
     if not offsets:
         return False
     layout, shndx = (order + "IBBHQQ", 3) if is64 else (order + "IIIBBH", 5)
