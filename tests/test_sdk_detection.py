@@ -117,7 +117,19 @@ def test_graphs_without_apple_links_need_no_sdk(monkeypatch: pytest.MonkeyPatch)
         assert sdk_needs(catalog.target(triple), project, select(project, None, []), settings) == []
     project = load_project(CORPUS / "ctrlc" / "Cargo.toml")
     needs = sdk_needs(catalog.target(MAC), project, select(project, None, []), settings)
-    assert [(n.chain[-1], n.libraries) for n in needs] == [("objc2", ("libobjc", "Foundation"))]
+    assert [(n.chain[-1], n.libraries, n.certain) for n in needs] == [("objc2", ("libobjc", "Foundation"), True)]
+
+
+@pytest.mark.slow
+def test_a_build_scripts_framework_line_is_a_maybe_never_a_stop() -> None:
+    # The demo: rusqlite -> libsqlite3-sys, whose build script names CoreFoundation and Security for
+    # its sqlcipher features (read at run time): the demo links without the SDK, so nothing stops it.
+    settings = load_settings(REPO_ROOT / "demo")
+    project = load_project(REPO_ROOT / "demo" / "Cargo.toml")
+    for triple in (MAC, "aarch64-apple-darwin"):
+        needs = sdk_needs(settings.catalog.target(triple), project, select(project, None, []), settings)
+        assert [n for n in needs if n.certain] == []
+        assert [(n.chain[-1], n.libraries) for n in needs] == [("libsqlite3-sys", ("CoreFoundation", "Security"))]
 
 
 @pytest.mark.slow

@@ -4,8 +4,9 @@
 build script (`cargo:rustc-link-lib=framework=NAME`, `-framework NAME`).
 
 A static scan, so its limits are known: a build script's lines are read as
-text (a name built at run time is not seen, and its framework lines count
-whatever condition guards them: frameworks exist only on Apple targets); a
+text (a name built at run time is not seen, and the condition that guards a
+line, often a feature read at run time, is not known: such a line is only a
+"may link", never a reason to stop); a
 dylib named in a module file other than the crate root counts only when its
 own predicate names the target (such a module may be compiled for another
 OS only: libc's per-OS files). The registry's sources never change, so a
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from toolchain.atomic import write_json
 
-SCAN_SCHEMA = 1
+SCAN_SCHEMA = 2  # 2: build-script lines are marked as such
 
 # Names that carry target information in a predicate (what a per-OS module would be gated on).
 TARGET_KEYS = ("target_os", "target_vendor", "target_family", "unix", "windows")
@@ -36,6 +37,7 @@ class LinkLine:
     kind: str  # "framework" | "dylib" | "static" | ...
     predicates: tuple[str, ...]  # cfg predicates that must all hold (`feature = "x"`, `target_vendor = "apple"`)
     in_root: bool  # in the crate root or the build script (not in a module another OS's cfg may leave out)
+    from_build_script: bool = False  # read from a build script's text: its guarding condition is unknown
 
 
 # --- the scan -----------------------------------------------------------------------
@@ -162,7 +164,7 @@ def scan_build_script(text: str) -> list[LinkLine]:
     """The frameworks a build script's text asks for (read as text: see the module's note)."""
     text = _strip_comments(text)
     names = {m.group(1) for m in _BUILD_FRAMEWORK.finditer(text)} | {m.group(1) for m in _DASH_FRAMEWORK.finditer(text)}
-    return [LinkLine(name, "framework", (), True) for name in sorted(names)]
+    return [LinkLine(name, "framework", (), True, from_build_script=True) for name in sorted(names)]
 
 
 def scan_package(package: dict[str, object]) -> list[LinkLine]:
@@ -226,11 +228,11 @@ class ScanCache:
         cached = self.entries.get(key)
         if cached is not None:
             try:
-                return [LinkLine(str(n), str(k), tuple(map(str, p)), bool(r)) for n, k, p, r in cached]  # type: ignore[call-overload]
+                return [LinkLine(str(n), str(k), tuple(map(str, p)), bool(r), bool(b)) for n, k, p, r, b in cached]  # type: ignore[call-overload]
             except (TypeError, ValueError):
                 pass
         lines = scan_package(package)
-        self.entries[key] = [[x.name, x.kind, list(x.predicates), x.in_root] for x in lines]
+        self.entries[key] = [[x.name, x.kind, list(x.predicates), x.in_root, x.from_build_script] for x in lines]
         self.changed = True
         return lines
 

@@ -38,6 +38,7 @@ class SdkNeed:
     chain: tuple[str, ...]  # package names, from the built package to the linking one
     libraries: tuple[str, ...]  # as a user knows them: "libobjc", "Foundation"
     optional: tuple[str, ...] = ()  # edges of the chain a feature choice would drop
+    certain: bool = True  # False: only compiling would tell (a build script's line, an unknown cfg)
 
 
 def _metadata(target: Target, project: Project, settings: Settings) -> dict[str, Any]:
@@ -86,17 +87,24 @@ def _checksums(lockfile: Path) -> dict[tuple[str, str, str], str]:
     }
 
 
-def _needs_sdk(line: LinkLine, target: Target, features: set[str], cfg: dict[str, set[str]], bare: set[str]) -> bool:
-    """Whether this link line is compiled for the target and names what only the SDK has."""
+def _needs_sdk(
+    line: LinkLine, target: Target, features: set[str], cfg: dict[str, set[str]], bare: set[str]
+) -> bool | None:
+    """Whether this link line is compiled for the target and names what only the SDK has:
+    True, False, or None when only compiling would tell (a build script's line, whose guard is
+    read at run time, or a condition on a build script's own cfg)."""
     values = [evaluate(p, cfg, bare, features) for p in line.predicates]
     if False in values:
         return False
     if line.kind == "framework":
-        return True  # frameworks exist only on Apple platforms: every one comes from the SDK
+        sure = None not in values and not line.from_build_script
+        return True if sure else None  # frameworks exist only on Apple platforms: each is the SDK's
     if line.kind not in ("dylib", "") or line.name in target.toolchain.sdk_free_libraries:
         return False
     # A module file may be compiled for another OS only (its `mod` line's cfg is not read).
-    return line.in_root or any(mentions_target(p) for p in line.predicates)
+    if not (line.in_root or any(mentions_target(p) for p in line.predicates)):
+        return False
+    return True if None not in values else None
 
 
 def _optional_edges(chain: list[str], packages: dict[str, dict[str, Any]]) -> tuple[str, ...]:
@@ -151,19 +159,23 @@ def sdk_needs(target: Target, project: Project, selections: list[Selection], set
         package = packages[pid]
         checksum = checksums.get((package["name"], package["version"], package.get("source") or ""))
         features = set(nodes[pid].get("features", []))
-        libraries = []
+        found: dict[bool, list[str]] = {True: [], False: []}  # certain -> libraries
         for line in cache.lines(package, checksum):
-            if _needs_sdk(line, target, features, cfg, bare):
-                shown = line.name if line.kind == "framework" else f"lib{line.name}"
-                if shown not in libraries:
-                    libraries.append(shown)
-        if libraries:
+            verdict = _needs_sdk(line, target, features, cfg, bare)
+            if verdict is False:
+                continue
+            shown = line.name if line.kind == "framework" else f"lib{line.name}"
+            if shown not in found[verdict is True]:
+                found[verdict is True].append(shown)
+        for certain, libraries in found.items():
+            if not libraries or (not certain and found[True]):
+                continue
             chain = [pid]
             while (up := parent[chain[-1]]) is not None:
                 chain.append(up)
             chain.reverse()
             names = tuple(packages[p]["name"] for p in chain)
-            needs.append(SdkNeed(names, tuple(libraries), _optional_edges(chain, packages)))
+            needs.append(SdkNeed(names, tuple(libraries), _optional_edges(chain, packages), certain))
     cache.save()
     seconds = time.monotonic() - started
     log.info(f"{target.triple}: {len(parent)} packages checked for what only the SDK links, in {seconds:.2f} s")
@@ -181,7 +193,15 @@ def require_sdk(target: Target, project: Project, selections: list[Selection], s
                 f"SDKROOT is {sdkroot}, which is not a folder", hint="point SDKROOT at an unpacked MacOSX.sdk"
             )
         return
-    needs = sdk_needs(target, project, selections, settings)
+    found = sdk_needs(target, project, selections, settings)
+    maybe = [n for n in found if not n.certain]
+    if maybe:
+        shown = "; ".join(f"{' -> '.join(n.chain)}: {', '.join(n.libraries)}" for n in maybe[:3])
+        log.warn(
+            f"{target.triple}: a build script or a condition only compiling tells may link what only the SDK has "
+            f"({shown}); building without SDKROOT, the linker says if it does"
+        )
+    needs = [n for n in found if n.certain]
     if not needs:
         return
     shown = "; ".join(f"{' -> '.join(n.chain)}: links {', '.join(n.libraries)}" for n in needs[:3])
