@@ -172,3 +172,25 @@ def s3_endpoint() -> Iterator[str]:
     yield url
     process.terminate()
     process.wait(timeout=10)
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
+    """Real tmpfs mounts of a given size (root only), unmounted afterwards: a disk that fills up."""
+    mounted: list[Path] = []
+
+    def mount(name: str, size: int) -> Path:
+        point = tmp_path / name
+        point.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        if done.returncode != 0:
+            # Mounting needs root; CI runs as root, so there it must work.
+            assert not on_ci(), f"cannot mount a tmpfs: {done.stderr.strip()}"
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
+        mounted.append(point)
+        return point
+
+    yield mount
+    for point in reversed(mounted):
+        subprocess.run(["umount", "-l", str(point)], check=False)

@@ -21,13 +21,13 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
 import jsonschema
 import pytest
-from conftest import on_ci, run_invoke
+from conftest import run_invoke
 from test_update import Install, Release, do_update, make_install, make_release, updater_code
 
 from toolchain import REPO_ROOT
@@ -486,28 +486,6 @@ def test_rollback_keeps_mode_owner_and_group(release: Release, install: Install)
 
 
 # --- 6: a full disk -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
-    """Real tmpfs mounts of a given size (root only), unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size: int) -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if done.returncode != 0:
-            # Mounting needs root; CI runs as root, so there it must work.
-            assert not on_ci(), f"cannot mount a tmpfs: {done.stderr.strip()}"
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 def moved(install: Install, binary_dir: Path | None = None, data_dir: Path | None = None) -> Install:

@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -435,27 +435,6 @@ def test_random_soak(release: Release, new_binary_sha256: str, tmp_path: Path) -
 
 
 # --- item 5 of the brief: a full disk leaves nothing half-written --------------------------
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Callable[[str, int], Path]]:
-    """Real tmpfs mounts of a given size (root only), unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(name: str, size: int) -> Path:
-        point = tmp_path / name
-        point.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(point)],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        if done.returncode != 0:
-            assert os.environ.get("CI") != "true", f"cannot mount a tmpfs: {done.stderr.strip()}"
-            pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.strip()}")
-        mounted.append(point)
-        return point
-
-    yield mount
-    for point in reversed(mounted):
-        subprocess.run(["umount", "-l", str(point)], check=False)
 
 
 @pytest.mark.parametrize("size", [8 << 10, 64 << 10, 256 << 10])
