@@ -234,7 +234,10 @@ def test_ctrlc_with_sdkroot_links_libobjc_and_foundation(
     (result,) = report.results
     assert result.ok, result.entry.error
     (binary,) = result.binaries
-    macho = lief.MachO.parse(str(binary.path)).at(0)
+    fat = lief.MachO.parse(str(binary.path))
+    assert fat is not None
+    macho = fat.at(0)
+    assert macho is not None
     loaded = {
         command.name
         for command in macho.commands

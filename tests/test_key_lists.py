@@ -20,10 +20,11 @@ import pytest
 from conftest import run_invoke
 
 from toolchain.errors import UpdateError
-from toolchain.release.keylist import latest_list
+from toolchain.release.keylist import KeyList, latest_list
 from toolchain.release.latest import LatestFile, write_latest
-from toolchain.release.signing import SecretKey, generate, parse_secret_key, sign_file
-from toolchain.update.trust import pinned_trust, read_trusted_channel
+from toolchain.release.signing import PublicKey, SecretKey, generate, parse_secret_key, sign_file
+from toolchain.update.channel import ChannelRelease
+from toolchain.update.trust import Trust, pinned_trust, read_trusted_channel
 
 HOST = "x86_64-unknown-linux-gnu"
 ARCHIVE = f"tally-{HOST}.tar.xz"
@@ -54,10 +55,10 @@ def invoke_ok(*args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
-def read(channel: Path, trusted: object, tmp_path: Path) -> object:
+def read(channel: Path, trusted: KeyList, tmp_path: Path) -> tuple[ChannelRelease, Trust, PublicKey]:
     work = tmp_path / f"work-{len(list(tmp_path.glob('work-*')))}"
     work.mkdir()
-    return read_trusted_channel(str(channel / "latest.json"), trusted, "tally", work)  # type: ignore[arg-type]
+    return read_trusted_channel(str(channel / "latest.json"), trusted, "tally", work)
 
 
 def test_rotation_revocation_and_roots(tmp_path: Path) -> None:
@@ -83,17 +84,17 @@ def test_rotation_revocation_and_roots(tmp_path: Path) -> None:
         checked = subprocess.run(["minisign", "-V", "-m", str(channel / "keys" / "1.json"), "-x", str(signature),
                                   "-p", str(public)], capture_output=True, text=True)  # fmt: skip
         assert checked.returncode == 0, checked.stderr
-    _, trust, key = read(channel, legacy, tmp_path)  # type: ignore[misc]
+    _, trust, key = read(channel, legacy, tmp_path)
     assert trust.followed == (1,) and key.key_id == secret(k1).key_id
     state1 = trust.keylist
     # A fresh install that pinned R1 reads the same channel.
-    _, fresh, _ = read(channel, pinned_trust((keys / "r1" / "root.pub").read_text(), root=True), tmp_path)  # type: ignore[misc]
+    _, fresh, _ = read(channel, pinned_trust((keys / "r1" / "root.pub").read_text(), root=True), tmp_path)
     assert fresh.followed == (1,)
 
     # K1 -> K2: list 2 (signed by R1) names K2; the release signed by K2 is taken.
     invoke_ok("rotate-key", "--dir", str(channel), "--root-key", str(r1), "--release-key", str(k2_pub))
     release(channel, "0.2.0", secret(k2))
-    _, trust, key = read(channel, state1, tmp_path)  # type: ignore[misc]
+    _, trust, key = read(channel, state1, tmp_path)
     assert trust.followed == (2,) and key.key_id == secret(k2).key_id
     state2 = trust.keylist
     # A release still signed by K1 is refused: list 2 no longer names it.
@@ -105,11 +106,11 @@ def test_rotation_revocation_and_roots(tmp_path: Path) -> None:
     invoke_ok("rotate-key", "--dir", str(channel), "--root-key", str(r1), "--new-root", str(r2),
               "--release-key", str(k2_pub))  # fmt: skip
     release(channel, "0.3.0", secret(k2))
-    _, trust, _ = read(channel, state2, tmp_path)  # type: ignore[misc]
+    _, trust, _ = read(channel, state2, tmp_path)
     assert trust.followed == (3,) and trust.keylist.root_ids == {secret(r2).key_id[::-1].hex().upper()}
     state3 = trust.keylist
     # From list 1's state, the copy follows 2 then 3 in one read.
-    _, trust, _ = read(channel, state1, tmp_path)  # type: ignore[misc]
+    _, trust, _ = read(channel, state1, tmp_path)
     assert trust.followed == (2, 3)
 
     # R1 can no longer sign for the copy: a list 4 signed by R1 alone is refused.

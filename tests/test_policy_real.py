@@ -35,7 +35,7 @@ def _allocated_sections(path: Path) -> dict[str, bool]:
 
     elf = lief.ELF.parse(str(path))
     assert elf is not None
-    return {s.name: s.has(lief.ELF.Section.FLAGS.ALLOC) for s in elf.sections}
+    return {str(s.name): s.has(lief.ELF.Section.FLAGS.ALLOC) for s in elf.sections}
 
 
 def test_line_tables_in_release_pass_once_stripped(crate: Path, tmp_path: Path) -> None:

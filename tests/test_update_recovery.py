@@ -249,7 +249,7 @@ def test_update_waits_for_the_app_before_it_recovers(
     check under the lock can see it."""
     crash(release, case, "migrated")
     started: list[Writer] = []
-    verify = updater_module.verify_artifact
+    verify = updater_module.verify_artifact  # type: ignore[attr-defined]
 
     def verify_then_start_the_app(source: str, key: str, work: Path) -> Artifact:
         artifact = verify(source, key, work)  # the real verification, then the app starts
