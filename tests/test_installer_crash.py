@@ -275,6 +275,23 @@ def test_crash_matrix(machine: Machine, point: str, action: str) -> None:
     assert_consistent(machine, "0.2.0", acknowledged)
 
 
+@pytest.mark.parametrize("installed", [True, False], ids=["upgrade", "first-install"])
+def test_a_kill_before_the_journal_leaves_nothing_behind(machine: Machine, installed: bool) -> None:
+    """Killed after staging its files, before any journal names them: the next run sweeps them."""
+    acknowledged = {"apples", "pears"}
+    if installed:
+        machine.with_data()
+    killed_at(machine, "staged")
+    assert any(p.name.startswith(".tally.tmp.") for p in machine.binary.parent.iterdir())
+    assert not (machine.config / "upgrade-journal").exists()
+    again = machine.install("0.2.0")
+    assert again.returncode == 0, again.stderr
+    if not installed:
+        assert machine.tally("add", "apples", "5").returncode == 0
+        assert machine.tally("add", "pears").returncode == 0
+    assert_consistent(machine, "0.2.0", acknowledged)
+
+
 def machine_command(machine: Machine, release: str) -> list[str]:
     from test_installers import SHELLS
 

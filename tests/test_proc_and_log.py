@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from pathlib import Path
+
 import pytest
 
 from toolchain import proc
@@ -56,3 +59,27 @@ def test_github_group_markers(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
     with log.group("step one"):
         log.info("inside")
     assert capsys.readouterr().err.splitlines() == ["::group::step one", "inside", "::endgroup::"]
+
+
+def test_a_missing_folder_is_named_not_the_program(tmp_path: Path) -> None:
+    with pytest.raises(BuildError) as caught:
+        proc.run(["true"], cwd=tmp_path / "nope", error=BuildError)
+    assert not isinstance(caught.value, MissingToolError)
+    assert f"{tmp_path / 'nope'} does not exist" in str(caught.value)
+
+
+def test_the_sysroot_asked_ahead_leaves_its_errors_to_the_build(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread only warms a cache: a failure there is the build's to report, on its own path,
+    never an unhandled exception in a thread."""
+    from toolchain.build import routes
+    from toolchain.build.context import CargoContext
+
+    unhandled: list[threading.ExceptHookArgs] = []
+    monkeypatch.setattr(threading, "excepthook", unhandled.append)
+    before = set(threading.enumerate())
+    routes.ask_sysroot_ahead(CargoContext(tmp_path / "nope"))
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=60)
+    assert not unhandled, unhandled[0].exc_value

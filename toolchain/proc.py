@@ -78,6 +78,8 @@ def run(
                 completed.returncode,
             )
     except FileNotFoundError as exc:
+        if cwd is not None and not Path(cwd).is_dir():
+            raise error(f"cannot run {Path(args[0]).name}: the folder {cwd} does not exist") from exc
         raise MissingToolError(
             f"'{args[0]}' is not installed or not on PATH",
             hint="run `invoke doctor` to see what is missing and how to install it",

@@ -12,6 +12,7 @@ Online machines take the first; air-gapped ones fall back to the others.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -22,7 +23,7 @@ from toolchain.build.context import HERE, CargoContext
 from toolchain.build.context import SYSROOTS as SYSROOTS  # the fresh check's import
 from toolchain.build.context import forget_sysroots as forget_sysroots  # provision's
 from toolchain.config.targets import Target
-from toolchain.errors import MissingToolError
+from toolchain.errors import MissingToolError, ToolchainError
 
 DISTRO_RUSTC = Path("/usr/bin/rustc")
 DISTRO_SYSROOT = Path("/usr")
@@ -57,7 +58,9 @@ def ask_sysroot_ahead(context: CargoContext = HERE) -> None:
     def ask() -> None:
         rustc = default_rustc()
         if shutil.which(rustc) or Path(rustc).is_file():
-            context.rustc_sysroot(rustc)  # cached for candidate_routes
+            # Only a cache warmed early: a failure is the build's to report, when it asks itself.
+            with contextlib.suppress(ToolchainError):
+                context.rustc_sysroot(rustc)  # cached for candidate_routes
 
     threading.Thread(target=ask, name="toolchain-sysroot", daemon=True).start()
 
