@@ -119,7 +119,10 @@ def reason_of(stderr: str) -> str:
 def build_cell(name: str, version: str, folder: Path, target: str, cache: Path, timeout: int) -> Cell:
     out_dir = cache / "out" / f"{name}-{version}" / target
     shutil.rmtree(out_dir, ignore_errors=True)
-    env = dict(os.environ, CARGO_TARGET_DIR=str(cache / "target" / f"{name}-{version}"))
+    # This checkout's toolkit, whichever folder the crate is in; one target folder per crate, so
+    # its build scripts and proc-macros (host code) are compiled once for all five targets.
+    python_path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(cache / "target" / f"{name}-{version}"), PYTHONPATH=python_path)
     started = time.monotonic()
     cargo_seconds, binary_bytes = 0.0, 0
 
@@ -204,6 +207,9 @@ def main() -> None:
     parser.add_argument("--cache", default="/var/tmp/toolchain-realworld", help="sources, target folders, outputs")
     parser.add_argument("--timeout", type=int, default=2400, help="seconds one build may take")
     parser.add_argument("--no-write", action="store_true", help="print the table; leave docs/ alone")
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the cells docs/data/realworld.json already has; build the rest"
+    )
     args = parser.parse_args()
     wanted = {c for c in args.crates.split(",") if c}
     corpus = [(n, v) for n, v in CORPUS if not wanted or n in wanted]
@@ -211,23 +217,32 @@ def main() -> None:
     cache = Path(args.cache)
     started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     where = machine()
+    rows = REPO / "docs" / "data" / "realworld.json"
     cells: list[Cell] = []
+    if args.resume and rows.is_file():
+        cells = [Cell(**row) for row in json.loads(rows.read_text())]
+    done = {(c.crate, c.version, c.target) for c in cells}
     parts: dict[str, list[str]] = {}
     for name, version in corpus:
         folder = fetch(name, version, cache)
         parts[f"{name} {version}"] = c_parts(folder)
         for target in targets:
+            if (name, version, target) in done:
+                continue
             print(f"[realworld] {name} {version} {target} ...", flush=True)
             cell = build_cell(name, version, folder, target, cache, args.timeout)
             cells.append(cell)
             verdict = "ok" if cell.ok else f"RED: {cell.reason}"
             print(f"[realworld] {name} {target}: {verdict} ({cell.seconds:.0f} s)", flush=True)
-    table = write_table(cells, parts, started, where)
-    print(table)
-    if not args.no_write:
-        (REPO / "docs" / "data").mkdir(parents=True, exist_ok=True)
-        (REPO / "docs" / "realworld.md").write_text(table)
-        (REPO / "docs" / "data" / "realworld.json").write_text(json.dumps([asdict(c) for c in cells], indent=1) + "\n")
+            if not args.no_write:  # after every cell: a run stopped half-way keeps what it measured
+                write(cells, parts, started, where, rows)
+    print(write_table(cells, parts, started, where))
+
+
+def write(cells: list[Cell], parts: dict[str, list[str]], started: str, where: str, rows: Path) -> None:
+    rows.parent.mkdir(parents=True, exist_ok=True)
+    (REPO / "docs" / "realworld.md").write_text(write_table(cells, parts, started, where))
+    rows.write_text(json.dumps([asdict(c) for c in cells], indent=1) + "\n")
 
 
 if __name__ == "__main__":
