@@ -31,10 +31,11 @@ import msgspec
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain import REPO_ROOT
-from toolchain.build.cache import CacheSettings, CacheStats, free_port
-from toolchain.build.pipeline import BuildOptions, build
-from toolchain.config.settings import load_settings
+from toolchain.compile.cache import free_port
+from toolchain.compile.pipeline import BuildOptions, build
+from toolchain.config.settings import CacheSettings, load_settings
 from toolchain.log import log
+from toolchain.records.build_record import CacheStats
 
 GOAL = 0.5
 

@@ -38,14 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import write_crate
 
 from toolchain import REPO_ROOT
-from toolchain.build.cargo import Project, load_project, select
-from toolchain.build.pipeline import BuildOptions, profile_is_defined_by_toolkit, resolve_targets
-from toolchain.build.record import RECORD_NAME
-from toolchain.build.routes import VENDORED_STD_SOURCES
-from toolchain.build.runners import BuildJob, CommandRunner, choose_runner
-from toolchain.build.rustflags import encoded_rustflags
+from toolchain.compile.cargo import Project, load_project, select
+from toolchain.compile.pipeline import BuildOptions, profile_is_defined_by_toolkit, resolve_targets
+from toolchain.compile.routes import VENDORED_STD_SOURCES
+from toolchain.compile.runners import BuildJob, CommandRunner, choose_runner
+from toolchain.compile.rustflags import encoded_rustflags
 from toolchain.config.settings import Settings, load_settings
 from toolchain.config.targets import Target, host_platform
+from toolchain.records.build_record import RECORD_NAME
 
 
 @dataclass(frozen=True)

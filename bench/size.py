@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.log import log
 
 

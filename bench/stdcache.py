@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain import REPO_ROOT
-from toolchain.build.stdcache import cache_root, entries
+from toolchain.compile.stdcache import cache_root, entries
 
 GOAL = 1.2
 HOST = "x86_64-unknown-linux-gnu"

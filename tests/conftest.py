@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.log import env_flag
 
 DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"

@@ -15,8 +15,8 @@ import pytest
 from conftest import on_ci, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build import auditable
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile import auditable
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import MissingToolError, UsageError
 from toolchain.release.folder import package_release

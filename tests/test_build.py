@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from conftest import HELLO_MAIN, make_crate, run_invoke
 
-from toolchain.build.cargo import ask_metadata_ahead, load_project, select
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.cargo import ask_metadata_ahead, load_project, select
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
 

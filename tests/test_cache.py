@@ -21,23 +21,21 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.cache import (
-    CacheSettings,
-    CacheStats,
+from toolchain.compile.cache import (
     check_reachable,
     container_env,
     container_script,
     free_port,
     redacted,
 )
-from toolchain.build.cargo import load_project, select
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
-from toolchain.build.record import load_record
-from toolchain.build.routes import Route
-from toolchain.build.runners import BuildJob
-from toolchain.build.runners.container import CACHE_STATS, ContainerRunner
-from toolchain.config.settings import load_settings
+from toolchain.compile.cargo import load_project, select
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.routes import Route
+from toolchain.compile.runners import BuildJob
+from toolchain.compile.runners.container import CACHE_STATS, ContainerRunner
+from toolchain.config.settings import CacheSettings, load_settings
 from toolchain.errors import ConfigError
+from toolchain.records.build_record import CacheStats, load_record
 
 CORPUS_CLI = REPO_ROOT / "tests" / "corpus" / "cli"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT, proc
-from toolchain.build.context import CargoContext
+from toolchain.compile.context import CargoContext
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +87,8 @@ def test_vendored_crate_builds_offline_the_same_from_any_folder(tmp_path: Path) 
 def test_rustc_probes_follow_the_projects_rust_toolchain_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # rustup reads rust-toolchain.toml from the working folder: a project pinning Debian's
     # toolchain (`path = "/usr"`) gets its routes from that compiler, wherever the toolkit started.
-    from toolchain.build.context import HERE
-    from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, is_rustup_toolchain
+    from toolchain.compile.context import HERE
+    from toolchain.compile.routes import DISTRO_RUSTC, candidate_routes, default_rustc, is_rustup_toolchain
     from toolchain.config.catalog import load_catalog
 
     if not DISTRO_RUSTC.is_file() or "rustup" not in str(HERE.rustc_sysroot(default_rustc())):

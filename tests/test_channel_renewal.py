@@ -20,7 +20,7 @@ from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.errors import PublishError, UpdateError
 from toolchain.release.folder import SUMS_NAME, package_release, parse_sums
 from toolchain.release.latest import parse_latest

@@ -17,8 +17,8 @@ import yaml
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.record import BuildRecord, TargetEntry, load_record, save_record
 from toolchain.errors import MissingToolError, UsageError
+from toolchain.records.build_record import BuildRecord, TargetEntry, load_record, save_record
 from toolchain.release.ci import WORKFLOW_NAME, workflow
 from toolchain.verify.bloat import Attribution, load_attributions, save_attributions
 from toolchain.verify.inspection import CrateSize

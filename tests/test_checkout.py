@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildReport
-from toolchain.build.record import load_record
+from toolchain.compile.pipeline import BuildReport
 from toolchain.config.settings import load_settings
+from toolchain.records.build_record import load_record
 from toolchain.verify.size import GrowthLimit, load_baseline, rows_from_record
 
 DEMO = REPO_ROOT / "demo"

@@ -23,7 +23,7 @@ from local_tsa import timestamp_authority
 from notary_standin import BUCKET, State, notary_service
 from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
 
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import (
     MACOS_P12_BASE64_ENV,

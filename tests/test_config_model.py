@@ -13,12 +13,12 @@ from conftest import run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.config.catalog import load_catalog
+from toolchain.config.policies import PolicyFile
 from toolchain.config.profiles import ProfileFile
 from toolchain.config.schema import Layer, decode, load_toml
 from toolchain.config.settings import DEFAULTS_FILE, SettingsFile, load_settings
 from toolchain.config.targets import TargetFile
 from toolchain.errors import ConfigError
-from toolchain.verify.policy import PolicyFile
 
 LINUX = "x86_64-unknown-linux-gnu"
 

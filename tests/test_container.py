@@ -18,7 +18,7 @@ import pytest
 from conftest import make_crate, on_ci, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build import container
+from toolchain.compile import container
 
 BASE = "local/bookworm:base"
 BUILD_USER = "1000:1000"

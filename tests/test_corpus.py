@@ -22,7 +22,7 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT, proc
-from toolchain.build.pipeline import BuildOptions, BuildReport, TargetResult, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, TargetResult, build
 from toolchain.config.catalog import load_catalog
 from toolchain.verify.smoke import smoke_binary
 

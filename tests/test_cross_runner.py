@@ -22,8 +22,8 @@ import pytest
 from conftest import on_ci
 
 from toolchain import REPO_ROOT
-from toolchain.build.container import engine_problem
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.container import engine_problem
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.settings import load_settings
 from toolchain.verify import smoke
 

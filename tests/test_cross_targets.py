@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import run_invoke
 
-from toolchain.build.pipeline import BuildOptions, BuildReport, TargetResult, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, TargetResult, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import load_settings
 from toolchain.errors import MissingToolError, UsageError

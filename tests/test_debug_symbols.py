@@ -1,5 +1,5 @@
 """Debug info kept by a crate's profile, split off and shipped beside the
-archives (toolchain/build/debuginfo.py), and `toolchain symbolicate` reading
+archives (toolchain/compile/debuginfo.py), and `toolchain symbolicate` reading
 it back (toolchain/release/symbolicate.py).
 
 One real build of tests/corpus/symbols (`[profile.release] debug = 1`,
@@ -25,11 +25,11 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.debuginfo import elf_build_id, gnu_debuglink, llvm_tool, macho_uuid, section_names
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
-from toolchain.build.record import load_record
+from toolchain.compile.debuginfo import elf_build_id, gnu_debuglink, llvm_tool, macho_uuid, section_names
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.targets import host_platform
+from toolchain.records.build_record import load_record
 from toolchain.release import signing
 from toolchain.release.folder import MANIFEST_NAME, PROVENANCE_NAME, SUMS_NAME, package_release, verify_release
 from toolchain.verify.smoke import launcher
@@ -319,7 +319,7 @@ def test_debug_archives_are_published_beside_the_archives(
 def test_merged_build_folders_keep_their_debug_archives(release: Release, tmp_path: Path) -> None:
     """CI builds each target in its own job: merging their folders carries the debug archives
     along, and none of them counts as a stale file of another build."""
-    from toolchain.build.stale import stale_files
+    from toolchain.compile.stale import stale_files
     from toolchain.release.folder import merge_parts
 
     part = tmp_path / "parts" / "all"

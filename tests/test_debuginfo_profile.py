@@ -1,5 +1,5 @@
 """Which builds keep debug info, from the profiles as cargo merges them
-(toolchain/build/debuginfo.py): the toolkit's profile, the project's
+(toolchain/compile/debuginfo.py): the toolkit's profile, the project's
 [profile.release] it inherits, a project's own profile, cargo's defaults."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from toolchain.build.debuginfo import effective_debug, keeps_debug, strips_symbols
+from toolchain.compile.debuginfo import effective_debug, keeps_debug, strips_symbols
 from toolchain.config.catalog import load_catalog
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.build import fresh
+from toolchain.compile import fresh
 
 HOST = "x86_64-unknown-linux-gnu"
 # The app reads a constant of a library member whose build script takes it from a variable.
@@ -508,8 +508,8 @@ def test_a_noop_build_the_next_day_renews_latest_json(
     folder renews latest.json's `released` and `expires`; the build after it is fresh again.
     In-process, so the clock can be moved a day on."""
     from toolchain import dated
-    from toolchain.build.command import build_command
-    from toolchain.build.options import BuildOptions
+    from toolchain.compile.command import build_command
+    from toolchain.records.build_options import BuildOptions
     from toolchain.release import latest
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # a store of its own

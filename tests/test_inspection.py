@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.build.pipeline import BuildReport
+from toolchain.compile.pipeline import BuildReport
 from toolchain.errors import InspectionError
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo, inspect_binary

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog, packaged
+from toolchain.config.policies import RULES, listed_libraries, load_policy_file
 from toolchain.errors import ConfigError, UsageError, VerificationError
 from toolchain.verify.inspection import crate_of_symbol, inspect_binary
-from toolchain.verify.policy import RULES, ProfileInUse, evaluate, listed_libraries, load_policy_file, require
+from toolchain.verify.policy import ProfileInUse, evaluate, require
 
 LINUX = load_catalog().target("x86_64-unknown-linux-gnu")
 HELLO_C = '#include <stdio.h>\nint main(void) { puts("hi"); return 0; }\n'

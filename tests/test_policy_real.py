@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, BuildReport, build
+from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.errors import VerificationError
 from toolchain.verify.smoke import smoke_binary
@@ -51,7 +51,7 @@ def test_line_tables_in_release_pass_once_stripped(crate: Path, tmp_path: Path) 
 
 def test_a_profile_that_keeps_symbols_is_refused_with_advice_for_that_profile(crate: Path, tmp_path: Path) -> None:
     # The crate's own release profile has debug = 1 and no strip: its DWARF is split off into the
-    # debug-symbols artifact (toolchain/build/debuginfo.py), its symbol table stays.
+    # debug-symbols artifact (toolchain/compile/debuginfo.py), its symbol table stays.
     with pytest.raises(VerificationError) as caught:
         _build(crate, LINUX, "release", tmp_path / "out")
     message = f"{caught.value} {caught.value.hint}"

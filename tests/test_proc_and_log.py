@@ -73,8 +73,8 @@ def test_the_sysroot_asked_ahead_leaves_its_errors_to_the_build(
 ) -> None:
     """The thread only warms a cache: a failure there is the build's to report, on its own path,
     never an unhandled exception in a thread."""
-    from toolchain.build import routes
-    from toolchain.build.context import CargoContext
+    from toolchain.compile import routes
+    from toolchain.compile.context import CargoContext
 
     unhandled: list[threading.ExceptHookArgs] = []
     monkeypatch.setattr(threading, "excepthook", unhandled.append)

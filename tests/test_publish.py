@@ -19,7 +19,7 @@ from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import PublishError, ReleaseCheckError
 from toolchain.release.folder import package_release

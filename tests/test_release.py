@@ -19,7 +19,7 @@ import pytest
 from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT, dated
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
 from toolchain.release.folder import package_release, verify_release

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.build import routes
+from toolchain.compile import routes
 from toolchain.config.catalog import load_catalog
 from toolchain.errors import MissingToolError
 

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from conftest import on_ci
 
-from toolchain.build.cargo import load_project, select
-from toolchain.build.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
-from toolchain.build.runners import RUNNERS, BuildJob, choose_runner
-from toolchain.build.runners.container import ContainerRunner
-from toolchain.build.runners.cross import CrossRunner, image_variable
-from toolchain.build.runners.native import NativeRunner
-from toolchain.build.runners.zig import ZigRunner, zig_program
-from toolchain.build.vendor import merge_sources, project_sources
+from toolchain.compile.cargo import load_project, select
+from toolchain.compile.routes import VENDORED_STD_SOURCES, ProjectSources, Route, build_std_route
+from toolchain.compile.runners import RUNNERS, BuildJob, choose_runner
+from toolchain.compile.runners.container import ContainerRunner
+from toolchain.compile.runners.cross import CrossRunner, image_variable
+from toolchain.compile.runners.native import NativeRunner
+from toolchain.compile.runners.zig import ZigRunner, zig_program
+from toolchain.compile.vendor import merge_sources, project_sources
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import load_settings
 from toolchain.errors import ProjectError

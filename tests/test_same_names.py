@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from conftest import run_invoke
 
-from toolchain.build.cargo import Package, Selection
-from toolchain.build.pipeline import check_members
-from toolchain.build.runners.base import parse_executables
+from toolchain.compile.cargo import Package, Selection
+from toolchain.compile.pipeline import check_members
+from toolchain.compile.runners.base import parse_executables
 from toolchain.config.catalog import load_catalog
 from toolchain.errors import BuildError, PackagingError
 from toolchain.release.package import ArchiveEntry

@@ -11,9 +11,9 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.cargo import load_project, select
-from toolchain.build.links import LinkLine, evaluate, scan_build_script, scan_rust
-from toolchain.build.sdk import sdk_needs
+from toolchain.compile.cargo import load_project, select
+from toolchain.compile.links import LinkLine, evaluate, scan_build_script, scan_rust
+from toolchain.compile.sdk import sdk_needs
 from toolchain.config.settings import load_settings
 
 CORPUS = REPO_ROOT / "tests" / "corpus"
@@ -79,7 +79,7 @@ def test_predicates_for_a_macos_target(predicate: str, features: set[str], expec
 def test_a_per_os_module_dylib_counts_only_when_its_guard_names_the_target() -> None:
     # libc's per-OS files name their libraries with no guard of their own (the `mod` line has it).
     line = LinkLine("util", "dylib", (), in_root=False)
-    from toolchain.build.sdk import _needs_sdk  # the rule itself, on one line
+    from toolchain.compile.sdk import _needs_sdk  # the rule itself, on one line
     from toolchain.config.catalog import load_catalog
 
     target = load_catalog().target(MAC)
@@ -134,7 +134,7 @@ def test_a_build_scripts_framework_line_is_a_maybe_never_a_stop() -> None:
 
 @pytest.mark.slow
 def test_registry_scans_are_cached_by_id_and_checksum(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from toolchain.build import links
+    from toolchain.compile import links
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "no-cache-yet"))
     settings = load_settings(CORPUS / "ctrlc")

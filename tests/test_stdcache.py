@@ -1,4 +1,4 @@
-"""std built from source once per machine (toolchain.build.stdcache), with real builds:
+"""std built from source once per machine (toolchain.compile.stdcache), with real builds:
 windows-gnu's std built by cargo -Zbuild-std into the cache, then reused through
 --sysroot by other projects and clean target folders; the exe runs under wine.
 
@@ -18,7 +18,7 @@ import pytest
 from conftest import make_crate
 
 from toolchain import REPO_ROOT
-from toolchain.build.stdcache import MANIFEST, entries, problem, prune
+from toolchain.compile.stdcache import MANIFEST, entries, problem, prune
 from toolchain.config.catalog import load_catalog
 from toolchain.verify.smoke import smoke_binary
 

@@ -23,7 +23,7 @@ import pytest
 from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.build.pipeline import BuildOptions, build
+from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
 from toolchain.release.folder import package_release
 from toolchain.release.signing import SecretKey, generate

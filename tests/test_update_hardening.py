@@ -31,9 +31,9 @@ from conftest import run_invoke
 from test_update import Install, Release, do_update, make_install, make_release, updater_code
 
 from toolchain import REPO_ROOT
-from toolchain.build.record import Member
 from toolchain.config.catalog import packaged
 from toolchain.errors import UpdateError, UsageError
+from toolchain.records.build_record import Member
 from toolchain.release.signing import sign_file
 from toolchain.update.artifact import Artifact, check_members, extract_binary
 from toolchain.update.journal import CRASH_ENV

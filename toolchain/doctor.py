@@ -11,13 +11,19 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.build.cache import CacheSettings, Reachability, check_reachable
-from toolchain.build.cargo import cargo_program
-from toolchain.build.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
-from toolchain.build.runners import choose_runner
-from toolchain.build.stdcache import EntryInfo, cache_root, entries
+from toolchain.compile.cache import Reachability, check_reachable
+from toolchain.compile.cargo import cargo_program
+from toolchain.compile.routes import DISTRO_RUSTC, candidate_routes, default_rustc, route_fix, rustc_version
+from toolchain.compile.runners import choose_runner
+from toolchain.compile.stdcache import EntryInfo, cache_root, entries
 from toolchain.config.catalog import Catalog
-from toolchain.config.settings import NOTARY_KEY_ENV, AuthenticodeSettings, MacSigningSettings, NotarySettings
+from toolchain.config.settings import (
+    NOTARY_KEY_ENV,
+    AuthenticodeSettings,
+    CacheSettings,
+    MacSigningSettings,
+    NotarySettings,
+)
 from toolchain.config.targets import Target, host_platform
 from toolchain.errors import ToolchainError
 
@@ -138,7 +144,7 @@ def _zig() -> Check:
 def _cross() -> Check:
     # Not `cross --version` in the project: inside a cargo project cross 0.2.5
     # first checks the active rustup toolchain and re-installs (online: updates) it.
-    from toolchain.build.runners.cross import cross_version
+    from toolchain.compile.runners.cross import cross_version
 
     version = cross_version()
     fix = "cargo install cross --locked (from crates.io)"
@@ -147,7 +153,7 @@ def _cross() -> Check:
 
 def _docker_engine() -> Check:
     # The same check the container runner makes (the docker SDK), so the two never disagree.
-    from toolchain.build.container import ENGINE_FIX, client
+    from toolchain.compile.container import ENGINE_FIX, client
 
     try:
         version = client().version().get("Version", "?")

@@ -17,11 +17,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
+from toolchain.config.policies import Policy, policy_from_layers
 from toolchain.config.profiles import CARGO_BUILTIN_PROFILES, Profile, profile_from_layers
 from toolchain.config.schema import Layer, did_you_mean, load_toml
 from toolchain.config.targets import Target, host_platform, target_from_layers
 from toolchain.errors import ConfigError, UsageError
-from toolchain.verify.policy import Policy, policy_from_layers
 
 KINDS = ("targets", "profiles", "policies")
 T = TypeVar("T")

@@ -20,13 +20,12 @@ import msgspec
 from msgspec import Meta
 
 from toolchain import REPO_ROOT
-from toolchain.build.cache import CacheSettings
 from toolchain.config import catalog
 from toolchain.config.catalog import Catalog
 from toolchain.config.schema import Layer, Model, decode, load_toml
 from toolchain.config.targets import RunnerName
 from toolchain.errors import ConfigError, ProjectError, require_file
-from toolchain.release.channels.formats import Format
+from toolchain.records.formats import Format
 
 DEFAULTS_FILE = catalog.packaged("defaults.toml")
 PROJECT_FILE_NAME = "toolchain.toml"
@@ -47,6 +46,50 @@ InstallerCommand = Annotated[
 ]
 
 
+Backend = Literal["none", "local", "s3"]
+BACKENDS: tuple[str, ...] = get_args(Backend)
+
+
+class CacheSettings(Model, frozen=True):
+    """The [cache] table."""
+
+    backend: Backend = "none"
+    bucket: str = ""
+    prefix: str = ""
+    endpoint_url: Annotated[str, Meta(pattern=r"^(https?://\S+)?$")] = ""
+    region: str = ""
+    local_dir: str = msgspec.field(default="", name="dir")  # empty: sccache's own default folder (~/.cache/sccache)
+
+    @property
+    def enabled(self) -> bool:
+        return self.backend != "none"
+
+    def describe(self) -> str:
+        if self.backend == "s3":
+            where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+            return where + (f" at {self.endpoint_url}" if self.endpoint_url else "")
+        if self.backend == "local":
+            return f"local folder {self.local_dir or '~/.cache/sccache'}"
+        return "off"
+
+    def store_env(self) -> dict[str, str]:
+        """sccache's variables naming the store (no credentials: sccache reads the AWS chain itself)."""
+        if self.backend == "s3":
+            env = {"SCCACHE_BUCKET": self.bucket}
+            if self.prefix:
+                env["SCCACHE_S3_KEY_PREFIX"] = self.prefix
+            if self.endpoint_url:
+                env["SCCACHE_ENDPOINT"] = self.endpoint_url
+                # An endpoint without a scheme is https unless it says otherwise.
+                env["SCCACHE_S3_USE_SSL"] = "false" if self.endpoint_url.startswith("http://") else "true"
+            if self.region:
+                env["SCCACHE_REGION"] = self.region
+            return env
+        if self.backend == "local" and self.local_dir:
+            return {"SCCACHE_DIR": self.local_dir}
+        return {}
+
+
 class BuildSettings(Model, frozen=True):
     manifest_path: str
     profile: str
@@ -59,7 +102,7 @@ class BuildSettings(Model, frozen=True):
     locked: bool
     auditable: bool  # embed the dependency list with cargo-auditable
     timings: bool
-    std_cache: bool  # std built from source kept once per machine (toolchain.build.stdcache)
+    std_cache: bool  # std built from source kept once per machine (toolchain.compile.stdcache)
     std_cache_dir: str
 
 

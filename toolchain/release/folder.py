@@ -18,13 +18,13 @@ from typing import Any
 
 from toolchain import __version__
 from toolchain.atomic import write_atomic, write_json
-from toolchain.build.record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.config import catalog
 from toolchain.dated import day_of
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
-from toolchain.release.channels.formats import SBOM_SUFFIX
+from toolchain.records.build_record import RECORD_NAME, BuildRecord, load_record, save_record
+from toolchain.records.formats import SBOM_SUFFIX
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch

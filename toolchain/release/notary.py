@@ -243,7 +243,7 @@ def notarize_target(
 ) -> NotaryOutcome:
     """Notarize the last build of a macOS target from `out_dir`: check that
     each binary can pass, build the request, and send it unless dry_run."""
-    from toolchain.build.record import load_record
+    from toolchain.records.build_record import load_record
     from toolchain.verify.inspection import inspect_binary
 
     entry = load_record(out_dir).entry(triple)

@@ -20,9 +20,9 @@ from typing import IO
 
 from toolchain import __version__, proc
 from toolchain.atomic import write_atomic
-from toolchain.build.record import Member
 from toolchain.digest import sha256_file
 from toolchain.errors import PackagingError
+from toolchain.records.build_record import Member
 
 ZIP_EPOCH_FLOOR = 315532800  # 1980-01-01: the earliest time a zip can hold
 EXEC_MODE = 0o755

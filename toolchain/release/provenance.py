@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import __version__, proc
-from toolchain.build.record import BuildRecord
+from toolchain.records.build_record import BuildRecord
 from toolchain.release.installers import ReleaseFile
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.build.debuginfo import DEBUG_SUFFIX, DSYM_SUFFIX, llvm_tool
+from toolchain.compile.debuginfo import DEBUG_SUFFIX, DSYM_SUFFIX, llvm_tool
 from toolchain.digest import sha256_file
 from toolchain.errors import MissingToolError, ReleaseCheckError, UsageError
 

@@ -113,7 +113,7 @@ def set_version(manifest: Path, name: str, old: str, new: str) -> None:
 
 
 def bump(manifest: Path, *, dry_run: bool = False) -> Bump:
-    from toolchain.build.cargo import load_project
+    from toolchain.compile.cargo import load_project
 
     project = load_project(manifest)
     if len(project.packages) != 1:

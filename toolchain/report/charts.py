@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from toolchain.build.record import BuildRecord
 from toolchain.errors import MissingToolError
+from toolchain.records.build_record import BuildRecord
 from toolchain.verify.inspection import CrateSize
 from toolchain.verify.size import GrowthLimit, SizeSample
 

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from toolchain.atomic import write_atomic
-from toolchain.build.record import BuildRecord
 from toolchain.log import log
+from toolchain.records.build_record import BuildRecord
 from toolchain.report import charts
 from toolchain.report.cargo_timings import CARGO_TIMINGS_DIR
 from toolchain.verify.bloat import Attribution

@@ -65,8 +65,8 @@ def build_task(
     force: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
-    from toolchain.build.command import build_command
-    from toolchain.build.options import BuildOptions
+    from toolchain.compile.command import build_command
+    from toolchain.records.build_options import BuildOptions
 
     # Every option that changes what is built or written (not --json, --force: how it is shown, whether to check).
     options = BuildOptions(

@@ -19,7 +19,7 @@ from toolchain.tasks.base import task
 )
 def image_build_task(c: Context, base_image: str = "", force: bool = False, json: bool = False) -> None:
     """Build the hermetic build image from Dockerfile.build (skipped when unchanged)."""
-    from toolchain.build.container import build_image
+    from toolchain.compile.container import build_image
     from toolchain.config.settings import load_settings
 
     settings = load_settings().container

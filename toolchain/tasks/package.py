@@ -32,9 +32,9 @@ def package_task(
     json: bool = False,
 ) -> None:
     """Write checksums, manifest, provenance, installers and signatures for the built archives."""
-    from toolchain.build.record import load_record
-    from toolchain.build.stale import report_stale
+    from toolchain.compile.stale import report_stale
     from toolchain.config.settings import load_settings, project_settings
+    from toolchain.records.build_record import load_record
     from toolchain.release.folder import package_release
     from toolchain.release.installers import InstallerUpdate
     from toolchain.release.signing import configured_secret_key

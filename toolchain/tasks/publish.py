@@ -118,8 +118,8 @@ def release_task(
     json: bool = False,
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
-    from toolchain.build.command import package_built
-    from toolchain.build.pipeline import BuildOptions, build
+    from toolchain.compile.command import package_built
+    from toolchain.compile.pipeline import BuildOptions, build
     from toolchain.config.settings import load_settings
     from toolchain.release.github import GitHubTarget
     from toolchain.release.publish import plan, publish, release_info

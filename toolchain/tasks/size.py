@@ -37,8 +37,8 @@ def size_task(
     json: bool = False,
 ) -> None:
     """Binary and archive sizes against the baseline; fail on growth past the threshold."""
-    from toolchain.build.record import load_record
     from toolchain.config.settings import load_settings
+    from toolchain.records.build_record import load_record
     from toolchain.verify.size import (
         GrowthLimit,
         baseline_crates,

@@ -21,7 +21,7 @@ from toolchain.tasks.base import task
 def prune_std_task(c: Context, older_than_days: float = 30.0, everything: bool = False, json: bool = False) -> None:
     """Trim the machine's cache of std built from source ([build] std-cache-dir): entries
     unused for a while, broken ones and leftovers of interrupted builds."""
-    from toolchain.build.stdcache import cache_root, prune
+    from toolchain.compile.stdcache import cache_root, prune
     from toolchain.config.settings import load_settings
 
     if older_than_days < 0:

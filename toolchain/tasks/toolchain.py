@@ -22,8 +22,8 @@ def install_task(c: Context, target: str = "", offline: bool = False, force: boo
     """Provision the std library and linker a target needs (rustup, else offline)."""
     import contextlib
 
-    from toolchain.build.context import HERE, CargoContext
-    from toolchain.build.provision import install
+    from toolchain.compile.context import HERE, CargoContext
+    from toolchain.compile.provision import install
     from toolchain.config.settings import load_settings
     from toolchain.errors import ToolchainError
 

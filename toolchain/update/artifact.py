@@ -26,11 +26,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
-from toolchain.build.record import Member
 from toolchain.config import catalog
 from toolchain.config.targets import host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import SignatureError, UpdateError, UsageError
+from toolchain.records.build_record import Member
 from toolchain.release.signing import HASHED_SIG_ALG, PublicKey, parse_public_key, verify_file
 from toolchain.update.files import CHUNK, PRIVATE_DIR, os_reason
 

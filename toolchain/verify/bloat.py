@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.atomic import write_atomic
-from toolchain.build.cargo import load_project, select
-from toolchain.build.pipeline import compile_target
+from toolchain.compile.cargo import load_project, select
+from toolchain.compile.pipeline import compile_target
 from toolchain.config.profiles import Profile
 from toolchain.config.settings import load_settings
 from toolchain.errors import UsageError

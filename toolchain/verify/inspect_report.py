@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from toolchain.build.record import load_record
 from toolchain.config import catalog
 from toolchain.digest import sha256_file
 from toolchain.errors import UsageError
+from toolchain.records.build_record import load_record
 from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.policy import MacSignatureExpectation, evaluate, verdicts_to_dicts
 

@@ -1,68 +1,21 @@
 """Verification policy: rules from policies/*.toml (one per OS, like
 auditwheel's manylinux policies) applied to an inspected binary."""
 
-# No `from __future__ import annotations` here: msgspec gets the field types as objects
-# instead of strings it would evaluate when the first policy is read.
+from __future__ import annotations
+
 import fnmatch
-import functools
 import posixpath
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from toolchain.config.schema import Layer, Model, decode, did_you_mean, load_record
+from toolchain.config.policies import RULES, AllowedLibraries, Policy, listed_libraries
+from toolchain.config.schema import did_you_mean
 from toolchain.config.targets import Target
-from toolchain.errors import ConfigError, UsageError, VerificationError
+from toolchain.errors import UsageError, VerificationError
 
-Severity = Literal["error", "warn", "report"]
-Rule = Literal[
-    "format", "machine", "bits", "endianness", "exe-suffix", "stripped",
-    "glibc-floor", "libraries", "pie", "nx", "relro", "stack-protector",
-    "macos-min", "code-signature", "macos-signature", "subsystem", "aslr", "high-entropy-va", "authenticode",
-]  # fmt: skip
-SEVERITIES: tuple[str, ...] = get_args(Severity)
-RULES: tuple[str, ...] = get_args(Rule)
 if TYPE_CHECKING:
-    from toolchain.verify.inspection import BinaryInfo  # the settings load the policies without LIEF's module
-
-    RuleKey = str  # what callers look a rule up by
-else:
-    RuleKey = Rule  # what msgspec checks the keys against
-
-
-class AllowedLibraries(Model, frozen=True):
-    """[libraries]: what a binary may link. The toolkit's policies fill `lists`
-    and `system` from the OS's real library set; a project adds `allowed`."""
-
-    lists: tuple[str, ...] = ()  # files of library names in the toolkit's data/policies/, one a line
-    system: tuple[str, ...] = ()  # fnmatch patterns of what the OS ships, beside the lists
-    allowed: tuple[str, ...] = ()  # the project's own additions (fnmatch patterns)
-    hints: dict[str, str] = msgspec.field(default_factory=dict)  # pattern -> how to do without such a library
-
-
-class WindowsRules(Model, frozen=True):
-    subsystem: Literal["windows_cui", "windows_gui"] | None = None
-
-
-class PolicyFile(Model, frozen=True):
-    """A policies/OS.toml document."""
-
-    description: str
-    os: Literal["linux", "macos", "windows"]
-    rules: dict[RuleKey, Severity]  # rule -> severity
-    libraries: AllowedLibraries = AllowedLibraries()
-    windows: WindowsRules = WindowsRules()
-
-
-class Policy(PolicyFile, frozen=True, kw_only=True):
-    """A policy in force: its document and where its values came from."""
-
-    name: str
-    source: Path
-    origins: tuple[str, ...] = ()  # every file (or table) its values came from, lowest first
+    from toolchain.verify.inspection import BinaryInfo
 
 
 @dataclass(frozen=True)
@@ -120,42 +73,7 @@ class RuleVerdict:
         return not self.ok and self.severity == "error" and not self.allowed
 
 
-def policy_from_layers(name: str, layers: list[Layer]) -> Policy:
-    document = decode(PolicyFile, layers)
-    for listed in document.libraries.lists:
-        if not _list_file(listed).is_file():
-            known = sorted(p.name for p in _list_file("").iterdir() if p.suffix == ".txt")
-            raise ConfigError(
-                f"policy '{name}' ({layers[-1].origin}) names the library list '{listed}', "
-                "which the toolkit does not have",
-                hint=f"[libraries] lists takes {', '.join(known)}; add your own names to [libraries] allowed",
-            )
-    return Policy(
-        **msgspec.structs.asdict(document),
-        name=name,
-        source=layers[-1].path,
-        origins=tuple(layer.origin for layer in layers),
-    )
-
-
-def load_policy_file(path: Path) -> Policy:
-    """One policy file on its own (tests and tools; builds use the catalog)."""
-    return load_record(path, policy_from_layers)
-
-
-def _list_file(name: str) -> Path:
-    # Not catalog.packaged: the catalog imports this module.
-    return Path(str(resources.files("toolchain").joinpath("data", "policies", name)))
-
-
-@functools.cache
-def listed_libraries(name: str) -> frozenset[str]:
-    """The names in one of the toolkit's library lists (`#` starts a comment)."""
-    lines = _list_file(name).read_text(encoding="utf-8").splitlines()
-    return frozenset(line.split("#", 1)[0].strip() for line in lines) - {""}
-
-
-def _unexpected_libraries(info: "BinaryInfo", rules: AllowedLibraries) -> list[str]:
+def _unexpected_libraries(info: BinaryInfo, rules: AllowedLibraries) -> list[str]:
     pe = info.format == "pe"  # DLL names are not case-sensitive; inspection lower-cases them
     known = frozenset().union(*(listed_libraries(name) for name in rules.lists))
     patterns = rules.system + rules.allowed
@@ -192,7 +110,7 @@ def _version(text: str | None) -> tuple[int, ...]:
     return tuple(int(p) for p in text.split(".")) if text else ()
 
 
-def _machine_verdict(info: "BinaryInfo", target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
+def _machine_verdict(info: BinaryInfo, target: Target, component_machines: tuple[str, ...]) -> tuple[bool, str, str]:
     machines = info.architectures or (info.machine,)
     if target.components:
         wanted = sorted(component_machines)
@@ -201,7 +119,7 @@ def _machine_verdict(info: "BinaryInfo", target: Target, component_machines: tup
 
 
 def _findings(
-    info: "BinaryInfo",
+    info: BinaryInfo,
     target: Target,
     path: Path,
     policy: Policy,
@@ -328,7 +246,7 @@ def _macos_signature_finding(slices: Any, expected: MacSignatureExpectation) -> 
     return (True, found + (", hardened runtime" if expected.hardened_runtime else ""), expected.describe(), "")
 
 
-def _authenticode_finding(info: "BinaryInfo", signer: str) -> tuple[bool, str, str, str]:
+def _authenticode_finding(info: BinaryInfo, signer: str) -> tuple[bool, str, str, str]:
     expected = f"a valid signature by the configured certificate (SHA-256 {signer[:16]}...)"
     signature = info.authenticode
     if signature is None:
@@ -351,7 +269,7 @@ def _authenticode_finding(info: "BinaryInfo", signer: str) -> tuple[bool, str, s
 
 
 def evaluate(
-    info: "BinaryInfo",
+    info: BinaryInfo,
     target: Target,
     path: Path,
     policy: Policy,

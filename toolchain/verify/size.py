@@ -12,8 +12,8 @@ from typing import Any
 
 from toolchain import proc
 from toolchain.atomic import write_json
-from toolchain.build.record import BuildRecord, TargetEntry
 from toolchain.errors import UsageError
+from toolchain.records.build_record import BuildRecord, TargetEntry
 
 HISTORY_NAME = "size-history.jsonl"
 BASELINE_SCHEMA = "toolchain.size-baseline/v1"

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.build.cargo import cargo_program
-from toolchain.build.context import CargoContext
-from toolchain.build.record import TargetEntry
+from toolchain.compile.cargo import cargo_program
+from toolchain.compile.context import CargoContext
 from toolchain.errors import PackagingError, ToolchainError
+from toolchain.records.build_record import TargetEntry
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from xml.sax.saxutils import quoteattr
 from toolchain import proc
 from toolchain.digest import sha256_file
 from toolchain.errors import MissingToolError, PackagingError
-from toolchain.release.channels.formats import FILE_ARCH
+from toolchain.records.formats import FILE_ARCH
 
 MSI_NAMESPACE = uuid.UUID("5d0c1c4e-7b0e-5b53-a1c4-2f6f1d3c9e21")
 SUMMARY_STREAM = "\x05SummaryInformation"

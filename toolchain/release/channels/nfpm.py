@@ -19,7 +19,7 @@ from pathlib import Path
 
 from toolchain import proc
 from toolchain.errors import MissingToolError, PackagingError
-from toolchain.release.channels.formats import NFPM_ARCH, RPM_RELEASE, package_name
+from toolchain.records.formats import NFPM_ARCH, RPM_RELEASE, package_name
 
 LINTIAN_ACCEPTED = {
     # Rust CLIs document themselves with --help; a man page is the project's to add.

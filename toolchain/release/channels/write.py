@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain.atomic import write_atomic
-from toolchain.build.record import BuildRecord, TargetEntry
 from toolchain.config import catalog
 from toolchain.config.targets import Target
 from toolchain.digest import sha256_file
 from toolchain.errors import ConfigError, PackagingError, ProjectError
 from toolchain.log import log
-from toolchain.release.channels import formats as names
+from toolchain.records import formats as names
+from toolchain.records.build_record import BuildRecord, TargetEntry
 from toolchain.release.channels.crates import AppInfo, Resolve, resolve
 from toolchain.release.channels.manifests import ManifestApp, ManifestArchive, homebrew_formula, scoop_manifest
 from toolchain.release.channels.msi import WindowsPackage, write_msi

@@ -3,7 +3,7 @@ CoreFoundation, Security...) or an SDK library (libobjc) cannot be linked
 without Apple's SDK, which cannot be shipped or downloaded here. Whether it
 does is read from the graph itself before cargo runs: every package cargo
 would build for the target (`cargo metadata --filter-platform`), scanned for
-what it links (toolchain.build.links). Without SDKROOT the build stops in
+what it links (toolchain.compile.links). Without SDKROOT the build stops in
 seconds, naming the chain that pulls the library in, instead of failing in
 the linker after the whole graph compiled. With SDKROOT set, cargo and the
 linker get it from the environment."""
@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.build.cargo import Project, Selection, cargo_program
-from toolchain.build.links import LinkLine, ScanCache, evaluate, mentions_target
-from toolchain.build.routes import default_rustc
+from toolchain.compile.cargo import Project, Selection, cargo_program
+from toolchain.compile.links import LinkLine, ScanCache, evaluate, mentions_target
+from toolchain.compile.routes import default_rustc
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError, ProjectError

@@ -20,7 +20,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from toolchain.build.vendor import cargo_config_files
+from toolchain.compile.vendor import cargo_config_files
 
 SEPARATOR = "\x1f"  # CARGO_ENCODED_RUSTFLAGS separates flags with ASCII unit separator
 CARGO_HOME_AS = "/cargo"

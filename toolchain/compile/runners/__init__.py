@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from toolchain.build.runners.base import BuildJob, CargoInvocation, CommandRunner, Runner, cargo_build_args
-from toolchain.build.runners.container import ContainerRunner
-from toolchain.build.runners.cross import CrossRunner
-from toolchain.build.runners.native import NativeRunner
-from toolchain.build.runners.zig import ZigRunner
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, Runner, cargo_build_args
+from toolchain.compile.runners.container import ContainerRunner
+from toolchain.compile.runners.cross import CrossRunner
+from toolchain.compile.runners.native import NativeRunner
+from toolchain.compile.runners.zig import ZigRunner
 from toolchain.config.schema import did_you_mean
 from toolchain.config.targets import RUNNER_NAMES, Target
 from toolchain.errors import MissingToolError, UsageError

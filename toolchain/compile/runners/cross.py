@@ -35,9 +35,9 @@ import tomllib
 from pathlib import Path, PurePosixPath
 
 from toolchain import proc
-from toolchain.build.cargo import Project
-from toolchain.build.routes import DISTRO_RUSTC, Route, candidate_routes, default_rustc, rustc_sysroot
-from toolchain.build.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.compile.cargo import Project
+from toolchain.compile.routes import DISTRO_RUSTC, Route, candidate_routes, default_rustc, rustc_sysroot
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.config.settings import Settings, load_settings
 from toolchain.config.targets import Target
 from toolchain.errors import BuildError

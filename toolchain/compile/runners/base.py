@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from toolchain.build import stdcache
-from toolchain.build.auditable import auditable_command
-from toolchain.build.cargo import Project, Selection
-from toolchain.build.routes import VENDORED_STD_SOURCES, Route, resolve_route
-from toolchain.build.rustflags import encoded_rustflags
+from toolchain.compile import stdcache
+from toolchain.compile.auditable import auditable_command
+from toolchain.compile.cargo import Project, Selection
+from toolchain.compile.routes import VENDORED_STD_SOURCES, Route, resolve_route
+from toolchain.compile.rustflags import encoded_rustflags
 from toolchain.config.profiles import Profile
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
@@ -37,7 +37,7 @@ class BuildJob:
     all_features: bool = False
     no_default_features: bool = False
     locked: bool = True
-    # RUSTC_WRAPPER and the private sccache server's variables (toolchain.build.cache); empty: no cache.
+    # RUSTC_WRAPPER and the private sccache server's variables (toolchain.compile.cache); empty: no cache.
     cache_env: dict[str, str] = field(default_factory=dict)
     timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
     # The profile keeps debug info: linked unstripped, split and stripped after (build/debuginfo.py).

@@ -6,17 +6,73 @@ only one that reads or writes it; everything else gets typed entries."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from toolchain.atomic import write_json
-from toolchain.build.cache import CacheStats
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError
 
 RECORD_NAME = "build-record.json"
 RECORD_SCHEMA = "toolchain.build-record/v1"
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """What the compile cache did for one target's build."""
+
+    backend: str
+    hits: int = 0
+    misses: int = 0
+    errors: int = 0  # store reads/writes that failed (those crates were compiled)
+    not_cacheable: int = 0  # binaries, proc macros, build-script runs, rustc probes
+    fallback: str | None = None  # why the build ran without the cache, when it did
+
+    @property
+    def cacheable(self) -> int:
+        return self.hits + self.misses + self.errors
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.cacheable if self.cacheable else 0.0
+
+    def summary(self) -> str:
+        if self.fallback:
+            return "off (fallback)"
+        return f"{self.hits} hit / {self.misses} miss / {self.errors} err"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "hit_rate": round(self.hit_rate, 3)}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CacheStats:
+        return cls(
+            backend=str(raw.get("backend", "none")),
+            hits=int(raw.get("hits", 0)),
+            misses=int(raw.get("misses", 0)),
+            errors=int(raw.get("errors", 0)),
+            not_cacheable=int(raw.get("not_cacheable", 0)),
+            fallback=raw.get("fallback"),
+        )
+
+    @classmethod
+    def from_sccache(cls, backend: str, document: Mapping[str, Any]) -> CacheStats:
+        """From `sccache --show-stats --stats-format json`."""
+        stats = document.get("stats", {})
+
+        def total(name: str) -> int:
+            return sum(int(n) for n in stats.get(name, {}).get("counts", {}).values())
+
+        errors = total("cache_errors") + int(stats.get("cache_write_errors", 0)) + int(stats.get("cache_timeouts", 0))
+        return cls(
+            backend=backend,
+            hits=total("cache_hits"),
+            misses=total("cache_misses"),
+            errors=errors,
+            not_cacheable=int(stats.get("requests_not_cacheable", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -34,7 +90,7 @@ class DebugFile:
 
     @classmethod
     def of(cls, split: Any) -> DebugFile:
-        """From a toolchain.build.debuginfo.SplitBinary."""
+        """From a toolchain.compile.debuginfo.SplitBinary."""
         dwarf = split.dwarf
         bundle = split.debug if split.debug.is_dir() else None
         return cls(dwarf, sha256_file(dwarf), dwarf.stat().st_size, split.kind, split.build_id, bundle)

@@ -14,7 +14,7 @@ import sysconfig
 from pathlib import Path
 
 from toolchain import proc
-from toolchain.build.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.config.targets import Target
 from toolchain.errors import BuildError
 from toolchain.log import log

@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from toolchain.build.routes import ProjectSources
+from toolchain.compile.routes import ProjectSources
 from toolchain.errors import ProjectError
 
 

@@ -40,14 +40,14 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from toolchain import proc
-from toolchain.build.cargo import Package, Project, Selection
-from toolchain.build.routes import BUILD_STD, VENDORED_STD_SOURCES, build_std_args
-from toolchain.build.rustflags import SEPARATOR, user_rustflags
+from toolchain.compile.cargo import Package, Project, Selection
+from toolchain.compile.routes import BUILD_STD, VENDORED_STD_SOURCES, build_std_args
+from toolchain.compile.rustflags import SEPARATOR, user_rustflags
 from toolchain.errors import BuildError
 from toolchain.log import log
 
 if TYPE_CHECKING:
-    from toolchain.build.runners.base import BuildJob, CommandRunner
+    from toolchain.compile.runners.base import BuildJob, CommandRunner
 
 KEY_FORMAT = 1
 MANIFEST = "manifest.json"

@@ -17,35 +17,38 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from toolchain import __version__, proc
-from toolchain.build import cache
-from toolchain.build.cargo import Project, Selection, cargo_program, load_project, select
-from toolchain.build.context import HERE, CargoContext
-from toolchain.build.options import BuildOptions as BuildOptions  # its home is light: the fresh check keys on it
-from toolchain.build.record import (
-    ArtifactEntry,
-    BinaryEntry,
-    BuildRecord,
-    DebugFile,
-    TargetEntry,
-    load_record,
-    load_record_or_empty,
-    save_record,
-)
-from toolchain.build.routes import Route, ask_sysroot_ahead, rustc_version
-from toolchain.build.runners import BuildJob, choose_runner
-from toolchain.build.sdk import require_sdk
-from toolchain.build.vendor import merge_sources
+from toolchain.compile import cache
+from toolchain.compile.cargo import Project, Selection, cargo_program, load_project, select
+from toolchain.compile.context import HERE, CargoContext
+from toolchain.compile.routes import Route, ask_sysroot_ahead, rustc_version
+from toolchain.compile.runners import BuildJob, choose_runner
+from toolchain.compile.sdk import require_sdk
+from toolchain.compile.vendor import merge_sources
 from toolchain.config.profiles import Profile, SettingSource, effective_settings
 from toolchain.config.settings import Settings, load_settings, settings_folder
 from toolchain.config.targets import Target, host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import BuildError, PackagingError, ToolchainError, UsageError
 from toolchain.log import Held, Progress, log
-from toolchain.release.channels.formats import SBOM
+from toolchain.records.build_options import (
+    BuildOptions as BuildOptions,  # its home is light: the fresh check keys on it
+)
+from toolchain.records.build_record import (
+    ArtifactEntry,
+    BinaryEntry,
+    BuildRecord,
+    CacheStats,
+    DebugFile,
+    TargetEntry,
+    load_record,
+    load_record_or_empty,
+    save_record,
+)
+from toolchain.records.formats import SBOM
 from toolchain.verify.policy import STRIPS_SYMBOLS, ProfileInUse, check_allow
 
 if TYPE_CHECKING:
-    from toolchain.build.debuginfo import SplitBinary
+    from toolchain.compile.debuginfo import SplitBinary
     from toolchain.release.package import ArchiveEntry, Artifact
     from toolchain.release.provenance import SourceState
     from toolchain.verify.inspection import BinaryInfo
@@ -54,8 +57,8 @@ if TYPE_CHECKING:
 # What verifying and packaging need, imported here only when used: the warm-up thread loads
 # them while cargo compiles, so they cost the path before cargo nothing.
 AFTER_CARGO = (
-    "toolchain.build.fat",
-    "toolchain.build.stale",
+    "toolchain.compile.fat",
+    "toolchain.compile.stale",
     "toolchain.release.package",
     "toolchain.verify.cache",
     "toolchain.verify.size",
@@ -202,7 +205,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     record_path = None
     source = None
     if any(r.ok for r in results):
-        from toolchain.build.stale import report_stale
+        from toolchain.compile.stale import report_stale
         from toolchain.verify.size import append_history
 
         record_path = write_record(out_dir, project, profile, results, settings)
@@ -302,7 +305,7 @@ def compile_target(
             skip, profile_settings = effective_settings(profile, release, manifest, force_profile)
             for key in sorted(skip):
                 log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
-        from toolchain.build.debuginfo import effective_debug, keeps_debug, strips_symbols
+        from toolchain.compile.debuginfo import effective_debug, keeps_debug, strips_symbols
 
         split_debug = keeps_debug(effective_debug(profile, project.manifest_profiles, define, skip))
         if split_debug:
@@ -337,7 +340,7 @@ def compile_target(
 def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
     """Join each binary's slices, built for the target's components, into one fat Mach-O."""
     out_dir = project.target_directory / target.triple / profile.dir_name()
-    from toolchain.build.fat import join_fat
+    from toolchain.compile.fat import join_fat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     joined = {}
@@ -392,7 +395,7 @@ class CargoStage:
     started: float  # time.monotonic() when its cargo build began
     started_on: str
     phases: tuple[tuple[str, float], ...]
-    cache: cache.CacheStats | None = None  # the compile cache's hits and misses for this build
+    cache: CacheStats | None = None  # the compile cache's hits and misses for this build
 
 
 @dataclass
@@ -829,7 +832,7 @@ def package_target(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> l
 
 def split_debug_info(target: Target, executables: dict[str, Path], strip_symbols: bool) -> dict[str, SplitBinary]:
     """Each binary's debug info split off; the binaries that carry none are left as they are."""
-    from toolchain.build.debuginfo import split_binary
+    from toolchain.compile.debuginfo import split_binary
 
     splits = {}
     with log.group(f"split debug info {target.triple}"):

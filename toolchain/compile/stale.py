@@ -9,11 +9,11 @@ from __future__ import annotations
 import fnmatch
 from pathlib import Path
 
-from toolchain.build.record import RECORD_NAME, BuildRecord
 from toolchain.config import catalog
 from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.release.channels import formats as channels
+from toolchain.records import formats as channels
+from toolchain.records.build_record import RECORD_NAME, BuildRecord
 
 RELEASE_PATTERNS = (
     "*.tar.xz",

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import shutil
 
-from toolchain.build.cargo import cargo_program
-from toolchain.build.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.compile.cargo import cargo_program
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.config.targets import Target, host_platform
 
 

@@ -13,12 +13,12 @@ import os
 import sys
 from pathlib import Path, PurePosixPath
 
-from toolchain.build import cache, container
-from toolchain.build.cargo import Project, cargo_program
-from toolchain.build.routes import Route, build_std_args
-from toolchain.build.runners.base import BuildJob, CargoInvocation, parse_executables
-from toolchain.build.runners.native import NativeRunner
-from toolchain.build.runners.zig import ZigRunner
+from toolchain.compile import cache, container
+from toolchain.compile.cargo import Project, cargo_program
+from toolchain.compile.routes import Route, build_std_args
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, parse_executables
+from toolchain.compile.runners.native import NativeRunner
+from toolchain.compile.runners.zig import ZigRunner
 from toolchain.config.settings import Settings, load_settings
 from toolchain.config.targets import Target
 from toolchain.errors import BuildError, MissingToolError

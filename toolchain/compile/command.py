@@ -11,12 +11,12 @@ import contextlib
 import dataclasses
 from typing import TYPE_CHECKING
 
-from toolchain.build import fresh
-from toolchain.build.options import BuildOptions
+from toolchain.compile import fresh
 from toolchain.errors import ToolchainError, UsageError
+from toolchain.records.build_options import BuildOptions
 
 if TYPE_CHECKING:
-    from toolchain.build.pipeline import BuildReport
+    from toolchain.compile.pipeline import BuildReport
     from toolchain.config.settings import Settings
     from toolchain.verify.policy import RuleVerdict
 
@@ -35,16 +35,16 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
 
     settings = load_settings(settings_folder(options.manifest_path, options.demo))
     with contextlib.suppress(ToolchainError):  # no Cargo.toml: the build says so, in its order
-        from toolchain.build.cargo import ask_metadata_ahead
-        from toolchain.build.context import CargoContext
-        from toolchain.build.routes import ask_sysroot_ahead
+        from toolchain.compile.cargo import ask_metadata_ahead
+        from toolchain.compile.context import CargoContext
+        from toolchain.compile.routes import ask_sysroot_ahead
 
         # cargo metadata and rustc --print sysroot run while the pipeline's modules load below
         manifest = options.manifest_path or settings.manifest(demo=options.demo)
         ask_metadata_ahead(manifest)
         ask_sysroot_ahead(CargoContext.of(manifest))
-    from toolchain.build.pipeline import build
-    from toolchain.build.routes import SYSROOTS
+    from toolchain.compile.pipeline import build
+    from toolchain.compile.routes import SYSROOTS
 
     timings = bool(options.timings or settings.build.timings)
     if timings:
@@ -56,7 +56,7 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
         package_built(report, settings)
     page = None
     if timings and report.record_path is not None:
-        from toolchain.build.record import load_record
+        from toolchain.records.build_record import load_record
         from toolchain.report.pages import write_timings_report
 
         page = write_timings_report(report.out_dir, load_record(report.out_dir))
@@ -94,7 +94,7 @@ def _end_without_freeing() -> None:
     Files are closed by their `with` blocks, temporary folders by theirs."""
     import gc
 
-    from toolchain.build.pipeline import warmed_up
+    from toolchain.compile.pipeline import warmed_up
     from toolchain.verify.inspection import quiet_about_kept_objects
 
     warmed_up()  # a cargo run whose binary's inspection was cached can end while LIEF is still importing
@@ -104,8 +104,8 @@ def _end_without_freeing() -> None:
 
 def cache_backend(name: str) -> str | None:
     """--cache, checked before anything is built."""
-    from toolchain.build.cache import BACKENDS
     from toolchain.config.schema import did_you_mean
+    from toolchain.config.settings import BACKENDS
 
     if not name:
         return None

@@ -1,0 +1,2 @@
+"""The records that cross stages: what a build is asked for, the build record it leaves, and the
+names of the release formats. A leaf: it imports nothing else of the toolkit (tests/test_structure.py)."""
