@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain import REPO_ROOT
 from toolchain.compile.cache import free_port
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.settings import CacheSettings, load_settings
 from toolchain.log import log
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.records.build_record import CacheStats
 
 GOAL = 0.5

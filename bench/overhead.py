@@ -39,12 +39,13 @@ from synthetic import write_crate
 
 from toolchain import REPO_ROOT
 from toolchain.compile.cargo import Project, load_project, select
-from toolchain.compile.pipeline import BuildOptions, profile_is_defined_by_toolkit, resolve_targets
 from toolchain.compile.routes import VENDORED_STD_SOURCES
 from toolchain.compile.runners import BuildJob, CommandRunner, choose_runner
 from toolchain.compile.rustflags import encoded_rustflags
+from toolchain.compile.target import profile_is_defined_by_toolkit
 from toolchain.config.settings import Settings, load_settings
 from toolchain.config.targets import Target, host_platform
+from toolchain.pipeline.targets import BuildOptions, resolve_targets
 from toolchain.records.build_record import RECORD_NAME
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.log import log
+from toolchain.pipeline.targets import BuildOptions, build
 
 
 def main() -> None:

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.log import log
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
 from toolchain.release.signing import generate
 from toolchain.release.version import set_version

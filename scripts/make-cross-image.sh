@@ -9,7 +9,7 @@
 #   BASE_IMAGE         default local/bookworm:base (scripts/make-base-image.sh
 #                      makes it when it is missing)
 #   RUSTC_WEB_VERSION  Debian's Rust inside the image (default: the same pin
-#                      as toolchain/data/Dockerfile.build)
+#                      as Dockerfile.build at the repository root)
 #
 # What is inside, and why:
 # - Debian's Rust (rustc-web, cargo-web) with the prebuilt arm64 std

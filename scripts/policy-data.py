@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Regenerate the library lists the `libraries` policy rule reads
-(toolchain/data/policies/*.txt), each from its real source, with a header
+(policies/*.txt at the repository root, shipped as toolchain/data/policies), each from its real source, with a header
 saying where it came from.
 
   scripts/policy-data.py windows   # every DLL windows-sys / windows-targets can link (crates.io)
@@ -27,7 +27,7 @@ import tarfile
 import urllib.request
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parent.parent / "toolchain" / "data" / "policies"
+OUT = Path(__file__).resolve().parent.parent / "policies"
 
 # Several major versions: crates in the wild pin any of them, and each names a few more DLLs.
 WINDOWS_CRATES = (

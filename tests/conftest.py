@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.log import env_flag
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 
 DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"
 shutil.copytree(REPO_ROOT / "demo", DEMO_COPY, ignore=shutil.ignore_patterns("target"))

@@ -20,8 +20,8 @@ from github_standin import GitHubStandIn
 from test_publish import s3  # noqa: F401 - the S3 fixture (its endpoint is in conftest)
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.digest import sha256_file
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.audit import ReleaseAudit, audit
 from toolchain.release.folder import MANIFEST_NAME, PROVENANCE_NAME, SUMS_NAME, package_release, parse_sums
 from toolchain.release.github import GitHubClient, GitHubTarget

@@ -16,9 +16,9 @@ from conftest import on_ci, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.compile import auditable
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import MissingToolError, UsageError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.release.folder import package_release
 
 TRIPLE = "aarch64-unknown-linux-gnu"

@@ -17,10 +17,10 @@ import pytest
 from conftest import on_ci
 from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
 
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import P12_BASE64_ENV, AuthenticodeSettings, Settings, load_settings
 from toolchain.errors import ConfigError, SignatureError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.release import authenticode
 from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.policy import evaluate

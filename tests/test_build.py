@@ -12,9 +12,9 @@ import pytest
 from conftest import HELLO_MAIN, make_crate, run_invoke
 
 from toolchain.compile.cargo import ask_metadata_ahead, load_project, select
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import BuildError, ProjectError, UsageError, VerificationError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 
 HOST = "x86_64-unknown-linux-gnu"
 

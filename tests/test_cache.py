@@ -29,12 +29,12 @@ from toolchain.compile.cache import (
     redacted,
 )
 from toolchain.compile.cargo import load_project, select
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.compile.routes import Route
 from toolchain.compile.runners import BuildJob
 from toolchain.compile.runners.container import CACHE_STATS, ContainerRunner
 from toolchain.config.settings import CacheSettings, load_settings
 from toolchain.errors import ConfigError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.records.build_record import CacheStats, load_record
 
 CORPUS_CLI = REPO_ROOT / "tests" / "corpus" / "cli"
@@ -226,7 +226,7 @@ def test_container_builds_get_the_store_by_name_never_in_the_image(monkeypatch: 
     assert env["AWS_SECRET_ACCESS_KEY"] == "testing"  # from the host's environment at run time
     assert redacted(env)["AWS_SECRET_ACCESS_KEY"] == "***"
     assert container_env(CacheSettings()) == {}
-    dockerfile = (REPO_ROOT / "toolchain" / "data" / "Dockerfile.build").read_text()
+    dockerfile = (REPO_ROOT / "Dockerfile.build").read_text()
     assert "SCCACHE_BUCKET" not in dockerfile and "AWS_" not in dockerfile
 
 

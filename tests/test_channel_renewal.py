@@ -20,8 +20,8 @@ from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.errors import PublishError, UpdateError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import SUMS_NAME, package_release, parse_sums
 from toolchain.release.latest import parse_latest
 from toolchain.release.publish import publish

@@ -23,9 +23,9 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.digest import sha256_file
 from toolchain.errors import ConfigError, ProjectError, ReleaseCheckError, ToolchainError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.records.build_record import TargetEntry
 from toolchain.release.channels.crates import resolve
 from toolchain.release.channels.msi import upgrade_code

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildReport
 from toolchain.config.settings import load_settings
+from toolchain.pipeline.targets import BuildReport
 from toolchain.records.build_record import load_record
 from toolchain.verify.size import GrowthLimit, load_baseline, rows_from_record
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import make_crate, run_invoke
 
-from toolchain.compile.pipeline import BuildOptions, build
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.publish import release_notes
 from toolchain.release.signing import generate
 from toolchain.release.version import commit_level, next_version

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from conftest import make_crate, run_invoke
 
-from toolchain.compile.pipeline import BuildReport
+from toolchain.pipeline.targets import BuildReport
 
 
 def test_list_shows_every_task_with_one_line_help() -> None:

@@ -23,7 +23,6 @@ from local_tsa import timestamp_authority
 from notary_standin import BUCKET, State, notary_service
 from signing_certs import Certs, assert_cli_refuses_a_wrong_password, assert_refused_before_cargo, make_certs
 
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import (
     MACOS_P12_BASE64_ENV,
@@ -33,6 +32,7 @@ from toolchain.config.settings import (
     load_settings,
 )
 from toolchain.errors import ConfigError, MissingToolError, NotaryError, SignatureError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.release import codesign, notary
 from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.policy import MacSignatureExpectation, evaluate

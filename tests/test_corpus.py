@@ -22,8 +22,8 @@ import pytest
 from conftest import run_invoke
 
 from toolchain import REPO_ROOT, proc
-from toolchain.compile.pipeline import BuildOptions, BuildReport, TargetResult, build
 from toolchain.config.catalog import load_catalog
+from toolchain.pipeline.targets import BuildOptions, BuildReport, TargetResult, build
 from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.slow

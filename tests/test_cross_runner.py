@@ -23,8 +23,8 @@ from conftest import on_ci
 
 from toolchain import REPO_ROOT
 from toolchain.compile.container import engine_problem
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.settings import load_settings
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.verify import smoke
 
 TRIPLE = "aarch64-unknown-linux-gnu"

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import run_invoke
 
-from toolchain.compile.pipeline import BuildOptions, BuildReport, TargetResult, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.settings import load_settings
 from toolchain.errors import MissingToolError, UsageError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, TargetResult, build
 from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.slow

@@ -26,9 +26,9 @@ from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
 from toolchain.compile.debuginfo import elf_build_id, gnu_debuglink, llvm_tool, macho_uuid, section_names
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.config.targets import host_platform
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.records.build_record import load_record
 from toolchain.release import signing
 from toolchain.release.folder import MANIFEST_NAME, PROVENANCE_NAME, SUMS_NAME, package_release, verify_release

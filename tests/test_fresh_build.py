@@ -508,7 +508,7 @@ def test_a_noop_build_the_next_day_renews_latest_json(
     folder renews latest.json's `released` and `expires`; the build after it is fresh again.
     In-process, so the clock can be moved a day on."""
     from toolchain import dated
-    from toolchain.compile.command import build_command
+    from toolchain.pipeline.command import build_command
     from toolchain.records.build_options import BuildOptions
     from toolchain.release import latest
 

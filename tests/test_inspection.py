@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from toolchain.compile.pipeline import BuildReport
 from toolchain.errors import InspectionError
+from toolchain.pipeline.targets import BuildReport
 from toolchain.verify.cache import inspect_cached
 from toolchain.verify.inspection import BinaryInfo, inspect_binary
 

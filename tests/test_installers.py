@@ -30,7 +30,7 @@ import pytest
 from conftest import demo_contract, serving
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
 from toolchain.release.installers import ReleaseFile, render_installers
 from toolchain.release.signing import generate

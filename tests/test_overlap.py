@@ -18,11 +18,11 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.compile import pipeline
-from toolchain.compile.pipeline import BuildOptions, BuiltBinary, Plan, build
 from toolchain.config.settings import load_settings
 from toolchain.config.targets import Target
 from toolchain.errors import VerificationError
+from toolchain.pipeline import targets as pipeline
+from toolchain.pipeline.targets import BuildOptions, BuiltBinary, Plan, build
 from toolchain.records.build_record import load_record
 from toolchain.release.package import Artifact
 
@@ -181,8 +181,8 @@ def test_ctrl_c_while_cargo_builds_the_second_target_exits_130(tmp_path: Path, s
 NOOP_SCRIPT = """
 import sys
 from pathlib import Path
-from toolchain.compile import pipeline
-from toolchain.compile.pipeline import BuildOptions, BuiltBinary, Plan, build
+from toolchain.pipeline import targets as pipeline
+from toolchain.pipeline.targets import BuildOptions, BuiltBinary, Plan, build
 build(BuildOptions(manifest_path=Path(sys.argv[1]), out_dir=Path(sys.argv[2])))
 print("lief" in sys.modules)
 """

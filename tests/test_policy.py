@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog, packaged
 from toolchain.config.policies import RULES, listed_libraries, load_policy_file
 from toolchain.errors import ConfigError, UsageError, VerificationError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.verify.inspection import crate_of_symbol, inspect_binary
 from toolchain.verify.policy import ProfileInUse, evaluate, require
 

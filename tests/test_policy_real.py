@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, BuildReport, build
 from toolchain.config.catalog import load_catalog
 from toolchain.errors import VerificationError
+from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 from toolchain.verify.smoke import smoke_binary
 
 LINUX = "x86_64-unknown-linux-gnu"

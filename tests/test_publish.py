@@ -19,9 +19,9 @@ from conftest import demo_contract, run_invoke
 from github_standin import GitHubStandIn
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.settings import load_settings
 from toolchain.errors import PublishError, ReleaseCheckError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
 from toolchain.release.github import GitHubTarget
 from toolchain.release.publish import publish, release_info, upload_s3_object

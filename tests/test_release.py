@@ -19,9 +19,9 @@ import pytest
 from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT, dated
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.config.catalog import packaged
 from toolchain.errors import ReleaseCheckError, SignatureError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release, verify_release
 from toolchain.release.signing import generate, load_secret_key, parse_secret_key, sign_file
 

@@ -21,10 +21,11 @@ from test_update import build_version
 from toolchain import REPO_ROOT
 from toolchain.config.catalog import packaged
 from toolchain.errors import RollbackValidationError
+from toolchain.pipeline.validate_rollback import RollbackOptions, validate_rollback
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, parse_sums, verify_release
 from toolchain.release.github import GitHubTarget
 from toolchain.release.publish import publish
-from toolchain.release.rollback import VALIDATION_NAME, RollbackOptions, _record, validate_rollback
+from toolchain.release.rollback_validation import VALIDATION_NAME, record_validation
 from toolchain.release.s3 import S3Target
 from toolchain.release.signing import SecretKey, generate
 
@@ -131,7 +132,7 @@ def test_publish_refuses_a_schema_change_without_a_passing_validation_of_these_a
         # A validation of other artifacts does not count (here: re-packaged, so other digests).
         repackaged = copy_of(releases.new, tmp_path / "repackaged")
         package_release(repackaged, releases.key, "https://example.invalid/", REPO_ROOT, **demo_contract())
-        _record(repackaged, json.loads((validated / VALIDATION_NAME).read_text()), releases.key)
+        record_validation(repackaged, json.loads((validated / VALIDATION_NAME).read_text()), releases.key)
         verify_release(repackaged, releases.public)
         with pytest.raises(RollbackValidationError, match="covers other artifacts"):
             publish(repackaged, releases.public, github=target, s3=None)
@@ -157,7 +158,7 @@ def test_publish_finds_the_previous_release_on_s3(
 
 
 def test_same_schema_level_needs_no_validation(releases: Releases, tmp_path: Path) -> None:
-    from toolchain.release.rollback import AppRelease, require_validation
+    from toolchain.release.rollback_validation import AppRelease, require_validation
 
     same = AppRelease.from_manifest(json.loads((releases.new / MANIFEST_NAME).read_text()), "same")
     assert "unchanged" in require_validation(releases.new, same)

@@ -13,10 +13,10 @@ import pytest
 from conftest import run_invoke
 
 from toolchain.compile.cargo import Package, Selection
-from toolchain.compile.pipeline import check_members
 from toolchain.compile.runners.base import parse_executables
 from toolchain.config.catalog import load_catalog
 from toolchain.errors import BuildError, PackagingError
+from toolchain.pipeline.targets import check_members
 from toolchain.release.package import ArchiveEntry
 
 LINUX = "x86_64-unknown-linux-gnu"

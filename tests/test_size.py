@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import make_crate, run_invoke
 
-from toolchain.compile.pipeline import BuildOptions, build
+from toolchain.pipeline.targets import BuildOptions, build
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 from conftest import demo_contract, run_invoke
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
 from toolchain.release.signing import SecretKey, generate
 from toolchain.release.version import set_version

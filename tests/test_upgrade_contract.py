@@ -23,8 +23,8 @@ from conftest import make_crate, run_invoke, serving
 from test_installers import SHELLS, QuietHandler
 
 from toolchain import REPO_ROOT
-from toolchain.compile.pipeline import BuildOptions, build
 from toolchain.errors import UpdateError
+from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
 from toolchain.release.installers import InstallerUpdate
 from toolchain.release.signing import SecretKey, generate

@@ -33,8 +33,12 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     # Built from a copy: building in place would write build/ and *.egg-info into the checkout.
     source = root / "source"
-    shutil.copytree(REPO_ROOT / "toolchain", source / "toolchain", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    # As the checkout holds it: toolchain/data/ links to the data at the repository root.
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(REPO_ROOT / "toolchain", source / "toolchain", ignore=ignore, symlinks=True)
+    for folder in ("profiles", "targets", "policies"):
+        shutil.copytree(REPO_ROOT / folder, source / folder)
+    for name in ("pyproject.toml", "README.md", "MANIFEST.in", "Dockerfile.build"):
         shutil.copy(REPO_ROOT / name, source / name)
     built = run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", root / "wheels", source], cwd=root)
     assert built.returncode == 0, built.stderr

@@ -378,7 +378,7 @@ def publish(
     previous: the release this one follows (folder or URL); default: the latest
     on each destination. A schema change needs a passing rollback validation.
     min_validity_days: the channel must stay valid this long (None: [update] min-validity)."""
-    from toolchain.release.rollback import AppRelease, previous_release, require_validation
+    from toolchain.release.rollback_validation import AppRelease, previous_release, require_validation
 
     info = release_info(folder, public_key_text, min_validity_days=min_validity_days)
     try:

@@ -16,11 +16,11 @@ def build_namespace() -> Collection:
         doctor,
         image,
         inspect,
-        keys,
         notarize,
         package,
         publish,
         rollback,
+        signing,
         size,
         smoke,
         stdcache,
@@ -33,7 +33,7 @@ def build_namespace() -> Collection:
     namespace = Collection()
     for module in (audit, build, doctor, inspect, notarize, size, smoke, symbolicate):
         namespace.add_task(module.TASK)
-    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS, *channel.TASKS, *keys.TASKS):
+    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS, *channel.TASKS, *signing.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)

@@ -65,7 +65,7 @@ def build_task(
     force: bool = False,
 ) -> None:
     """Build, inspect and package the project for one or more targets."""
-    from toolchain.compile.command import build_command
+    from toolchain.pipeline.command import build_command
     from toolchain.records.build_options import BuildOptions
 
     # Every option that changes what is built or written (not --json, --force: how it is shown, whether to check).

@@ -1,4 +1,4 @@
-"""invoke package, keygen, sign, verify"""
+"""invoke package"""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from pathlib import Path
 
 from invoke.context import Context
 
-from toolchain.errors import UsageError
 from toolchain.log import log
-from toolchain.tasks.base import out_folder, required, task
+from toolchain.tasks.base import out_folder, task
 
 
 @task(
@@ -73,101 +72,4 @@ def package_task(
     )
 
 
-@task(
-    help={
-        "out-dir": "folder for minisign.key and minisign.pub (not the release folder); default: keys",
-        "force": "overwrite an existing key pair",
-        "root": "make an offline root key (root.key/root.pub): it signs the key lists (`invoke rotate-key`)",
-    },
-    name="keygen",
-)
-def keygen_task(c: Context, out_dir: str = "keys", force: bool = False, root: bool = False) -> None:
-    """Make a minisign (Ed25519) key pair for signing releases (or, with --root, key lists)."""
-    from toolchain.atomic import write_atomic
-    from toolchain.release.folder import SUMS_NAME
-    from toolchain.release.signing import generate
-
-    folder = Path(required(out_dir, "--out-dir"))
-    stem = "root" if root else "minisign"
-    secret, public = folder / f"{stem}.key", folder / f"{stem}.pub"
-    if secret.exists() and not force:
-        raise UsageError(
-            f"{secret} already exists",
-            hint="pass --force to replace it (old signatures stay valid only with the old key)",
-        )
-    if (folder / SUMS_NAME).exists() or (folder / "build-record.json").exists():
-        raise UsageError(
-            f"{folder} is a release folder", hint="keep keys out of what you publish: use another --out-dir"
-        )
-    folder.mkdir(parents=True, exist_ok=True)
-    key = generate()
-    write_atomic(secret, key.render(), 0o600)
-    public.write_text(key.public_key().render())
-    where = "offline, never in CI" if root else "a CI secret, never the release folder"
-    log.info(f"wrote {secret} (keep it secret: {where}) and {public}")
-    print(public.read_text().splitlines()[1])
-
-
-@task(
-    help={
-        "path": "file to sign (default: every file listed in the release folder's sha256.sum, and the list)",
-        "out-dir": "the release folder; default: dist",
-        "secret-key": "minisign secret key file (else [sign] secret-key-file, $TOOLCHAIN_SECRET_KEY(_FILE))",
-    },
-    name="sign",
-)
-def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "") -> None:
-    """Sign files with minisign-compatible Ed25519 signatures (.minisig)."""
-    from toolchain.config.settings import load_settings
-    from toolchain.release.folder import SUMS_NAME
-    from toolchain.release.signing import load_secret_key, sign_file
-
-    settings = load_settings()
-    key = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
-    if path:
-        files = [Path(path)]
-    else:
-        from toolchain.release.folder import parse_sums
-
-        folder = out_folder(out_dir, settings)
-        files = [folder / name for name in parse_sums(folder / SUMS_NAME)] + [folder / SUMS_NAME]
-    for file in files:
-        if not file.is_file():
-            raise UsageError(f"{file} does not exist", hint="check the path")
-        log.info(f"signed {sign_file(file, key, f'file:{file.name}')}")
-
-
-@task(
-    help={
-        "path": "the release folder to check; default: dist",
-        "public-key": "minisign public key: a file, or the key itself (else [sign] public-key-file)",
-        "json": "print the result as JSON on stdout",
-    },
-    name="verify",
-)
-def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
-    """Check a release folder: every file listed, every digest and signature right, the channel not about to expire."""
-    from toolchain.config.settings import load_settings
-    from toolchain.errors import ReleaseCheckError
-    from toolchain.release.folder import verify_release
-    from toolchain.release.latest import RENEW_HINT, stale_channel
-    from toolchain.release.signing import public_key_text
-
-    settings = load_settings()
-    folder = out_folder(path, settings)
-    key_text = public_key_text(public_key, settings.public_key_file)
-    checked = verify_release(folder, key_text)
-    try:
-        stale = stale_channel(folder, settings.update.min_validity)
-    except ValueError as exc:
-        raise ReleaseCheckError(str(exc), hint="run `invoke package`") from None
-    if stale:
-        # Its files are sound, but publishing it would freeze every installed copy.
-        raise ReleaseCheckError(f"the channel {stale}", hint=RENEW_HINT)
-    if json:
-        log.json({"schema": "toolchain.verify/v1", "ok": True, "folder": str(folder), "files": checked})
-        return
-    log.table(f"Release folder {folder} verified", ["file", "digest", "signature"], [[n, "ok", "ok"] for n in checked])
-
-
-TASKS = (package_task, keygen_task, sign_task, verify_task)
+TASKS = (package_task,)

@@ -118,9 +118,9 @@ def release_task(
     json: bool = False,
 ) -> None:
     """Build every target this host can, verify, package, sign, then publish (or plan)."""
-    from toolchain.compile.command import package_built
-    from toolchain.compile.pipeline import BuildOptions, build
     from toolchain.config.settings import load_settings
+    from toolchain.pipeline.command import package_built
+    from toolchain.pipeline.targets import BuildOptions, build
     from toolchain.release.github import GitHubTarget
     from toolchain.release.publish import plan, publish, release_info
     from toolchain.release.s3 import S3Target

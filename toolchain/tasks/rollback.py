@@ -25,7 +25,7 @@ def validate_rollback_task(
 ) -> None:
     """Install the previous release, fail its update on purpose, check the restore, then update cleanly."""
     from toolchain.config.settings import load_settings
-    from toolchain.release.rollback import RollbackOptions, validate_rollback
+    from toolchain.pipeline.validate_rollback import RollbackOptions, validate_rollback
     from toolchain.release.signing import configured_secret_key, public_key_text
 
     previous = required(from_, "--from")

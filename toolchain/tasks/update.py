@@ -185,7 +185,7 @@ def update_task(
     """Verify, snapshot, swap, migrate and check; roll everything back on failure."""
     from toolchain.config.settings import load_settings
     from toolchain.release.signing import public_key_text
-    from toolchain.update.policy import decide, find_receipt, read_receipt
+    from toolchain.update.receipt import decide, find_receipt, read_receipt
     from toolchain.update.updater import update
 
     if artifact and channel:
@@ -198,7 +198,7 @@ def update_task(
     # (found whatever --binary/--receipt say), else from --receipt.
     pinned = find_receipt(target.resolve()) or (read_receipt(Path(receipt)) if receipt else None)
     decision = decide(
-        pinned.policy if pinned else None,
+        pinned.pins if pinned else None,
         pinned.path if pinned else None,
         given_key=public_key_text(public_key, None) if public_key else "",  # the key itself, or its file
         configured_key=_key_file(settings.public_key_file, "public key"),

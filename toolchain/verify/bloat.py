@@ -11,7 +11,7 @@ from typing import Any
 
 from toolchain.atomic import write_atomic
 from toolchain.compile.cargo import load_project, select
-from toolchain.compile.pipeline import compile_target
+from toolchain.compile.target import compile_target
 from toolchain.config.profiles import Profile
 from toolchain.config.settings import load_settings
 from toolchain.errors import UsageError

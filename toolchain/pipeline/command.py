@@ -12,12 +12,12 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from toolchain.compile import fresh
-from toolchain.errors import ToolchainError, UsageError
+from toolchain.errors import ToolchainError
 from toolchain.records.build_options import BuildOptions
 
 if TYPE_CHECKING:
-    from toolchain.compile.pipeline import BuildReport
     from toolchain.config.settings import Settings
+    from toolchain.pipeline.targets import BuildReport
     from toolchain.verify.policy import RuleVerdict
 
 
@@ -43,19 +43,15 @@ def _build(options: BuildOptions) -> fresh.FreshResult:
         manifest = options.manifest_path or settings.manifest(demo=options.demo)
         ask_metadata_ahead(manifest)
         ask_sysroot_ahead(CargoContext.of(manifest))
-    from toolchain.compile.pipeline import build
     from toolchain.compile.routes import SYSROOTS
+    from toolchain.pipeline.targets import build
 
-    timings = bool(options.timings or settings.build.timings)
-    if timings:
-        from toolchain.report.charts import require_matplotlib
-
-        require_matplotlib()  # before the build, not after minutes of it
-    report = build(dataclasses.replace(options, cache=cache_backend(options.cache or "")), settings)
+    report = build(options, settings)
+    used = report.settings or settings  # merged with the command line's choices
     if options.package_artifacts:
-        package_built(report, settings)
+        package_built(report, used)
     page = None
-    if timings and report.record_path is not None:
+    if used.build.timings and report.record_path is not None:
         from toolchain.records.build_record import load_record
         from toolchain.report.pages import write_timings_report
 
@@ -94,26 +90,12 @@ def _end_without_freeing() -> None:
     Files are closed by their `with` blocks, temporary folders by theirs."""
     import gc
 
-    from toolchain.compile.pipeline import warmed_up
+    from toolchain.pipeline.targets import warmed_up
     from toolchain.verify.inspection import quiet_about_kept_objects
 
     warmed_up()  # a cargo run whose binary's inspection was cached can end while LIEF is still importing
     quiet_about_kept_objects()
     gc.freeze()
-
-
-def cache_backend(name: str) -> str | None:
-    """--cache, checked before anything is built."""
-    from toolchain.config.schema import did_you_mean
-    from toolchain.config.settings import BACKENDS
-
-    if not name:
-        return None
-    if name not in BACKENDS:
-        raise UsageError(
-            f"unknown compile cache '{name}'; {did_you_mean(name, BACKENDS)}", hint="pass --cache none, local or s3"
-        )
-    return name
 
 
 def package_built(report: BuildReport, settings: Settings) -> None:

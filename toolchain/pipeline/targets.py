@@ -14,16 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
-
-from toolchain import __version__, proc
 from toolchain.compile import cache
 from toolchain.compile.cargo import Project, Selection, cargo_program, load_project, select
-from toolchain.compile.context import HERE, CargoContext
-from toolchain.compile.routes import Route, ask_sysroot_ahead, rustc_version
-from toolchain.compile.runners import BuildJob, choose_runner
-from toolchain.compile.sdk import require_sdk
-from toolchain.compile.vendor import merge_sources
+from toolchain.compile.context import CargoContext
+from toolchain.compile.routes import Route, ask_sysroot_ahead
+from toolchain.compile.target import Compiled, compile_target, profile_is_defined_by_toolkit, toolchain_versions
+from toolchain.config.options import merged
 from toolchain.config.profiles import Profile, SettingSource, effective_settings
 from toolchain.config.settings import Settings, load_settings, settings_folder
 from toolchain.config.targets import Target, host_platform
@@ -130,6 +126,7 @@ class BuildReport:
     # Asked while cargo compiled, for the release folder (so it asks git nothing again).
     source_state: SourceState | None = None
     source_epoch: int | None = None
+    settings: Settings | None = None  # merged with the command line's choices: what the build used
 
     @property
     def ok(self) -> bool:
@@ -162,26 +159,15 @@ def resolve_targets(options: BuildOptions, settings: Settings) -> list[Target]:
 
 
 def build(options: BuildOptions, settings: Settings | None = None) -> BuildReport:
-    """Build, verify and package every requested target."""
-    settings = settings or load_settings(settings_folder(options.manifest_path, options.demo))
-    build_table = settings.build
-    settings = msgspec.structs.replace(
-        settings,
-        build=msgspec.structs.replace(
-            build_table,
-            runner=options.runner or build_table.runner,
-            features=(*build_table.features, *options.features),
-            all_features=build_table.all_features if options.all_features is None else options.all_features,
-            no_default_features=(
-                build_table.no_default_features if options.no_default_features is None else options.no_default_features
-            ),
-            locked=build_table.locked if options.locked is None else options.locked,
-            timings=build_table.timings if options.timings is None else options.timings,
-        ),
-        cache=msgspec.structs.replace(settings.cache, backend=options.cache) if options.cache else settings.cache,
-    )
+    """Build, verify and package every requested target. `settings`: the settings files' values
+    (loaded when None); the command line's choices are merged into them here, once."""
+    settings = merged(settings or load_settings(settings_folder(options.manifest_path, options.demo)), options)
+    if settings.build.timings:
+        from toolchain.report.charts import require_matplotlib
+
+        require_matplotlib()  # before the build, not after minutes of it
     check_allow(options.allow)
-    profile = settings.catalog.profile(options.profile or settings.build.profile)
+    profile = settings.catalog.profile(settings.build.profile)
     targets = resolve_targets(options, settings)
     # rustc's sysroot (the std route) is asked on a thread while cargo metadata runs: one wait, not two.
     manifest = options.manifest_path or settings.manifest(demo=options.demo)
@@ -216,8 +202,9 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     manifests = tuple(sorted({project.workspace_root / "Cargo.toml", *(p.manifest_path for p in project.packages)}))
     epoch = plan.source_epoch if record_path is not None and options.package_artifacts else None
     return BuildReport(
-        profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project, source, epoch
-    )
+        profile.name, out_dir, tuple(results), record_path, project.workspace_root, manifests, project, source, epoch,
+        settings,
+    )  # fmt: skip
 
 
 def usable_out_dir(path: Path) -> Path:
@@ -242,119 +229,6 @@ def usable_out_dir(path: Path) -> Path:
         for folder in reversed(made):
             folder.rmdir()
     return path
-
-
-def profile_is_defined_by_toolkit(profile: Profile, project: Project, force: bool) -> tuple[bool, str]:
-    """Whether to pass the profile on cargo's command line, and where it comes from."""
-    if profile.builtin:
-        return False, f"cargo's built-in {profile.name} profile"
-    if profile.name in project.manifest_profiles and not force:
-        return False, f"[profile.{profile.name}] in {project.workspace_root / 'Cargo.toml'}"
-    return True, str(profile.source)
-
-
-@dataclass(frozen=True)
-class Compiled:
-    """What cargo produced for one target, and how."""
-
-    executables: dict[str, Path]
-    runner: str
-    runner_reason: str
-    route: Route
-    profile_source: str
-    profile_settings: tuple[SettingSource, ...] = ()
-    versions: Future[dict[str, str | None]] | None = None  # toolchain_versions(route), asked while cargo ran
-    split_debug: bool = False  # linked with its debug info, to split off (build/debuginfo.py)
-    strip_symbols: bool = False  # the split copy loses its symbol table too (strip = "symbols")
-
-
-def compile_target(
-    project: Project,
-    selections: list[Selection],
-    target: Target,
-    profile: Profile,
-    settings: Settings,
-    force_profile: bool,
-    cache_env: dict[str, str] | None = None,
-) -> Compiled:
-    if target.components:
-        parts = [
-            compile_target(project, selections, settings.catalog.target(c), profile, settings, force_profile, cache_env)
-            for c in target.components
-        ]
-        return join_components(project, target, profile, parts)
-    host = host_platform()
-    with log.group(f"build {target.triple} ({profile.name} profile)"):
-        choice = choose_runner(settings.build.runner, target, host)
-        log.info(f"runner: {choice.runner.name} ({choice.reason})")
-        require_sdk(target, project, selections, settings)
-        route = choice.runner.route(target, project)
-        log.info(f"toolchain route: {route.name} ({route.detail})")
-        if route.merge is not None:
-            count = merge_sources(*route.merge)
-            log.info(f"merged {count} vendored crates (std's and the project's) into {route.merge[2]}")
-        define, profile_source = profile_is_defined_by_toolkit(profile, project, force_profile)
-        if not define and not profile.builtin:
-            log.warn(f"using {profile_source}; pass --force-profile to use the toolkit's {profile.name} profile")
-        log.info(f"profile: {profile.name} from {profile_source}")
-        skip: frozenset[str] = frozenset()
-        profile_settings: tuple[SettingSource, ...] = ()
-        if define:
-            manifest = project.workspace_root / "Cargo.toml"
-            release = project.manifest_profiles.get("release", {})
-            skip, profile_settings = effective_settings(profile, release, manifest, force_profile)
-            for key in sorted(skip):
-                log.info(f"keeping {key} = {release[key]!r} from [profile.release]: tighter than {profile.name}'s")
-        from toolchain.compile.debuginfo import effective_debug, keeps_debug, strips_symbols
-
-        split_debug = keeps_debug(effective_debug(profile, project.manifest_profiles, define, skip))
-        if split_debug:
-            log.info("the profile keeps debug info: it is split off each binary and shipped as its own artifact")
-        job = BuildJob(
-            project,
-            tuple(selections),
-            target,
-            profile,
-            define,
-            route,
-            settings,
-            skip,
-            features=settings.build.features,
-            all_features=settings.build.all_features,
-            no_default_features=settings.build.no_default_features,
-            locked=settings.build.locked,
-            cache_env=dict(cache_env or {}),
-            timings=settings.build.timings,
-            split_debug=split_debug,
-        )
-        # two version probes, off the path after cargo
-        versions = proc.soon(lambda: toolchain_versions(route, project.context), "toolchain-probe")
-        executables = choice.runner.build(job)
-    strip = split_debug and strips_symbols(profile, project.manifest_profiles, define)
-    return Compiled(
-        executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions,
-        split_debug, strip,
-    )  # fmt: skip
-
-
-def join_components(project: Project, target: Target, profile: Profile, parts: list[Compiled]) -> Compiled:
-    """Join each binary's slices, built for the target's components, into one fat Mach-O."""
-    out_dir = project.target_directory / target.triple / profile.dir_name()
-    from toolchain.compile.fat import join_fat
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    joined = {}
-    with log.group(f"join {target.triple}"):
-        for name in sorted(parts[0].executables):
-            slices = [part.executables[name] for part in parts]
-            joined[name] = join_fat(slices, out_dir / slices[0].name)
-            log.info(f"joined {', '.join(str(p) for p in slices)} into {joined[name]}")
-    first = parts[0]
-    reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
-    return Compiled(
-        joined, first.runner, reason, first.route, first.profile_source, first.profile_settings, first.versions,
-        first.split_debug, first.strip_symbols,
-    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -866,18 +740,6 @@ def package_debug_info(plan: Plan, target: Target, binaries: list[BuiltBinary]) 
         log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
         artifacts.append(artifact)
     return artifacts
-
-
-def toolchain_versions(route: Route, context: CargoContext = HERE) -> dict[str, str | None]:
-    """The route's compiler versions; cargo's is asked once per build (with_cargo)."""
-    if route.versions:
-        return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
-    return {
-        "rustc": rustc_version(route.rustc, context),
-        "route": route.name,
-        "route_detail": route.detail,
-        "toolkit": __version__,
-    }
 
 
 def with_cargo(versions: dict[str, str | None], route: Route, plan: Plan) -> dict[str, str | None]:

@@ -1,4 +1,4 @@
-"""The update policy pinned at install time, and the decision it forces.
+"""The install receipt and the update policy it pins (`UpdatePins`), and the decision they force.
 
 The installer writes into the install receipt a "policy" object: the release
 public key, the channel (a latest.json URL), whether downgrades are allowed,
@@ -32,7 +32,7 @@ RECEIPT_NAME = "install-receipt.json"
 
 
 @dataclass(frozen=True)
-class Policy:
+class UpdatePins:
     public_key: str  # minisign public key text ("" when the installer had none)
     channel: str  # URL or path of a latest.json ("" when none was pinned)
     allow_downgrade: bool
@@ -46,7 +46,7 @@ class Receipt:
     binaries: tuple[str, ...]
     version: str
     data_files: tuple[Path, ...]
-    policy: Policy | None  # None: a receipt from before policies were pinned
+    pins: UpdatePins | None  # None: a receipt from before an update policy was pinned
 
     @property
     def binary(self) -> Path:
@@ -67,7 +67,7 @@ def _not_a_receipt(path: Path, why: str) -> UsageError:
     return UsageError(f"{path} is not an install receipt ({why})", hint="pass --binary PATH instead, or reinstall")
 
 
-def _policy_error(path: Path, why: str) -> UpdateError:
+def _pins_error(path: Path, why: str) -> UpdateError:
     return UpdateError(
         f"the pinned update policy in {path} {why}", hint="reinstall with the release's installer to pin a valid one"
     )
@@ -81,20 +81,20 @@ def key_text(line: str) -> str:
     return f"untrusted comment: pinned minisign public key\n{line}\n"
 
 
-def _parse_policy(path: Path, raw: Any) -> Policy:
+def _parse_pins(path: Path, raw: Any) -> UpdatePins:
     if not isinstance(raw, dict):
-        raise _policy_error(path, "is not an object")
+        raise _pins_error(path, "is not an object")
     kinds = {"public_key": str, "channel": str, "allow_downgrade": bool, "require_signature": bool}
     for name, kind in kinds.items():
         if not isinstance(raw.get(name), kind):
-            raise _policy_error(path, f"has no {kind.__name__} {name!r}")
-    policy = Policy(key_text(raw["public_key"]), raw["channel"], raw["allow_downgrade"], raw["require_signature"])
-    if policy.public_key:
+            raise _pins_error(path, f"has no {kind.__name__} {name!r}")
+    pins = UpdatePins(key_text(raw["public_key"]), raw["channel"], raw["allow_downgrade"], raw["require_signature"])
+    if pins.public_key:
         try:
-            parse_public_key(policy.public_key, f"the key pinned in {path}")
+            parse_public_key(pins.public_key, f"the key pinned in {path}")
         except SignatureError as exc:
-            raise _policy_error(path, f"holds a bad key: {exc.message}") from None
-    return policy
+            raise _pins_error(path, f"holds a bad key: {exc.message}") from None
+    return pins
 
 
 def _owner(uid: int) -> str:
@@ -153,9 +153,9 @@ def read_receipt(path: Path) -> Receipt:
         raise _not_a_receipt(path, "data_files is not a list of paths")
     # Checked even without a policy: removing one from a receipt others can write is a bypass too.
     check_trusted(path, install_dir)
-    policy = _parse_policy(path, document["policy"]) if "policy" in document else None
+    pins = _parse_pins(path, document["policy"]) if "policy" in document else None
     return Receipt(path, install_dir, tuple(binaries), str(document.get("version", "")),
-                   tuple(Path(d) for d in data), policy)  # fmt: skip
+                   tuple(Path(d) for d in data), pins)  # fmt: skip
 
 
 def receipt_candidates(binary: Path) -> list[Path]:
@@ -190,7 +190,7 @@ def find_receipt(binary: Path) -> Receipt | None:
 
 
 def decide(
-    policy: Policy | None,
+    pins: UpdatePins | None,
     pinned_in: Path | None,
     *,
     given_key: str,
@@ -203,9 +203,9 @@ def decide(
     given_key: the text of --public-key ("" when not given); configured_key:
     the project's [sign] public key ("" when none), used only when nothing
     is pinned."""
-    if policy is None or pinned_in is None:
+    if pins is None or pinned_in is None:
         return Decision(given_key or configured_key, channel, allow_downgrade, None)
-    key = policy.public_key
+    key = pins.public_key
     if key and given_key and parse_public_key(given_key, "--public-key") != parse_public_key(key):
         theirs = parse_public_key(given_key, "--public-key").key_id[::-1].hex().upper()
         ours = parse_public_key(key).key_id[::-1].hex().upper()
@@ -213,15 +213,15 @@ def decide(
             f"--public-key is key {theirs}, but this installation pins key {ours} in {pinned_in}",
             hint="drop --public-key; a new signing key needs a reinstall with the new release's installer",
         )
-    if policy.channel and channel and channel != policy.channel:
+    if pins.channel and channel and channel != pins.channel:
         raise UpdateError(
-            f"--channel {channel} is not the channel pinned in {pinned_in} ({policy.channel})",
+            f"--channel {channel} is not the channel pinned in {pinned_in} ({pins.channel})",
             hint="drop --channel; another channel needs a reinstall from it",
         )
-    if allow_downgrade and not policy.allow_downgrade:
+    if allow_downgrade and not pins.allow_downgrade:
         raise UpdateError(
             f"--allow-downgrade: the update policy pinned in {pinned_in} forbids downgrades",
             hint="install the older release with its own installer as the receipt's owner, or set the policy's "
             "allow_downgrade to true there",
         )
-    return Decision(key or given_key or configured_key, channel or policy.channel, allow_downgrade, pinned_in)
+    return Decision(key or given_key or configured_key, channel or pins.channel, allow_downgrade, pinned_in)
