@@ -150,3 +150,30 @@ def test_the_defaults_assume_nothing_of_the_app_and_the_demo_declares_its_own(
     assert demo.update.upgrade_checks == (("migrate",), ("doctor",))
     assert demo.update.schema_command == ("migrate", "--status") and demo.smoke.checks == (("doctor",),)
     assert demo.manifest() == REPO_ROOT / "demo" / "Cargo.toml"
+
+
+def test_the_options_layer_puts_the_command_line_over_the_files_once() -> None:
+    """config/options.py is the one place the command line meets the settings: a choice left out
+    keeps the file's value, a given one wins, and merging the merged settings changes nothing."""
+    from toolchain.config.options import merged
+    from toolchain.records.build_options import BuildOptions
+
+    files = load_settings()
+    files = msgspec.structs.replace(files, build=msgspec.structs.replace(files.build, features=("a",), locked=True))
+    kept = merged(files, BuildOptions())
+    assert kept.build == files.build and kept.cache == files.cache
+    options = BuildOptions(profile="fast", runner="zig", features=("a", "b"), locked=False, timings=True, cache="local")
+    once = merged(files, options)
+    assert (once.build.profile, once.build.runner, once.build.features) == ("fast", "zig", ("a", "b"))
+    assert (once.build.locked, once.build.timings, once.cache.backend) == (False, True, "local")
+    assert merged(once, options) == once
+
+
+def test_an_unknown_cache_is_refused_by_the_options_layer_with_the_fix() -> None:
+    from toolchain.config.options import merged
+    from toolchain.errors import UsageError
+    from toolchain.records.build_options import BuildOptions
+
+    with pytest.raises(UsageError, match=r"unknown compile cache 'locl'; did you mean 'local'") as caught:
+        merged(load_settings(), BuildOptions(cache="locl"))
+    assert caught.value.hint == "pass --cache none, local or s3"
