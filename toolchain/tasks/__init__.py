@@ -19,7 +19,6 @@ def build_namespace() -> Collection:
         notarize,
         package,
         publish,
-        rollback,
         signing,
         size,
         smoke,
@@ -27,13 +26,15 @@ def build_namespace() -> Collection:
         symbolicate,
         toolchain,
         update,
+        validate_rollback,
         version,
     )
 
     namespace = Collection()
     for module in (audit, build, doctor, inspect, notarize, size, smoke, symbolicate):
         namespace.add_task(module.TASK)
-    for task in (*package.TASKS, *update.TASKS, *publish.TASKS, *rollback.TASKS, *channel.TASKS, *signing.TASKS):
+    groups = (package, update, publish, validate_rollback, channel, signing)
+    for task in (task for group in groups for task in group.TASKS):
         namespace.add_task(task)
     namespace.add_collection(toolchain.COLLECTION)
     namespace.add_collection(ci.COLLECTION)
