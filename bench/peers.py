@@ -1,4 +1,4 @@
-"""cargo-dist beside the toolkit, on real corpus crates, in one run.
+"""cargo-dist beside the toolkit, on real crates (the corpus's, or the registry's), in one run.
 
 For each crate and target, both tools build from clean (their own empty
 cargo target folders) and write their release files; the bench prints wall
@@ -8,7 +8,12 @@ tampered archive, no hash tool, an existing install, a folder the user
 cannot write. A bench only (never CI): cargo-dist is installed with
 `cargo install --locked` into a cache outside the repository.
 
-    python3 bench/peers.py [--crates cli,zstd] [--targets host,aarch64] [--cache /var/tmp/peers]
+    python3 bench/peers.py [--crates cli,zstd,ripgrep@15.2.0] [--targets host,aarch64] [--rounds 3]
+                           [--cache /var/tmp/peers]
+
+A crate is a corpus name (tests/corpus) or NAME@VERSION from crates.io (its published source and
+Cargo.lock, checked against the index's checksum, as bench/realworld.py fetches it). With
+--rounds N every build runs N times from clean and the tables show medians.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +44,7 @@ DIST_VERSION = "0.34.0"  # cargo-dist's latest release on crates.io when this be
 HOST = "x86_64-unknown-linux-gnu"
 TARGETS = {"host": HOST, "aarch64": "aarch64-unknown-linux-gnu"}
 CORPUS = REPO / "tests" / "corpus"
-CRATES = {"cli": "corpus-cli", "zstd": "corpus-zstd"}
+CRATES = {"cli": "corpus-cli", "zstd": "corpus-zstd"}  # corpus name -> its binary
 NOBODY = 65534
 
 DIST_CONFIG = f"""
@@ -51,7 +57,9 @@ install-path = "CARGO_HOME"
 
 [package.metadata.dist]
 dist = true  # the corpus crates say publish = false, which dist otherwise skips
-
+"""
+# What `dist init` adds when the project has no dist profile of its own.
+DIST_PROFILE = """
 [profile.dist]
 inherits = "release"
 lto = "thin"
@@ -72,6 +80,8 @@ class Built:
     checks: list[str] = field(default_factory=list)
     error: str = ""
     how: str = ""  # the build command the tool chose (its runner, or cargo-dist's cross wrapper)
+    app: str = ""  # the package's name: the installers' variables are named after it
+    binary: str = ""  # what the installers put on PATH
 
 
 # --- installing cargo-dist -------------------------------------------------------------------
@@ -100,16 +110,37 @@ def install_dist(cache: Path) -> tuple[Path, float | None, bool]:
 # --- building --------------------------------------------------------------------------------
 
 
-def fresh_copy(crate: str, work: Path) -> Path:
-    copy = work / crate
-    shutil.copytree(CORPUS / crate, copy, ignore=shutil.ignore_patterns("target"))
+def source_of(crate: str, cache: Path) -> Path:
+    """A corpus crate's folder, or a registry crate's published source (NAME@VERSION)."""
+    if "@" not in crate:
+        return CORPUS / crate
+    sys.path.insert(0, str(REPO / "bench"))
+    from realworld import fetch  # the same checked download as the wide corpus
+
+    name, version = crate.split("@", 1)
+    return fetch(name, version, cache)
+
+
+def names(source: Path) -> tuple[str, str]:
+    """The crate's package name (its app, which names the installers' variables) and first binary."""
+    listed = subprocess.run(
+        ["cargo", "metadata", "--no-deps", "--format-version", "1", "--manifest-path", str(source / "Cargo.toml")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    package = json.loads(listed.stdout)["packages"][0]
+    return package["name"], next(t["name"] for t in package["targets"] if "bin" in t["kind"])
+
+
+def fresh_copy(source: Path, work: Path) -> Path:
+    copy = work / source.name
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("target"))
     return copy
 
 
-def build_toolkit(crate: str, triple: str, work: Path) -> Built:
+def build_toolkit(crate: str, source: Path, triple: str, work: Path) -> Built:
     """`toolchain build`, as a user runs it (it verifies, packages and writes the
     release folder with its installers), from a clean target folder."""
-    project = fresh_copy(crate, work)
+    project = fresh_copy(source, work)
     out = work / "release"
     env = {**os.environ, "CARGO_TARGET_DIR": str(work / "target"), "PYTHONPATH": str(REPO)}
     started = time.perf_counter()
@@ -148,6 +179,8 @@ def build_toolkit(crate: str, triple: str, work: Path) -> Built:
         installer=next(out.glob("*-installer.sh")),
         checks=[*checks, "sha256 of each archive", "reproducible archive bytes", "signed manifest (with a key)"],
         how=f"{result.get('runner')} runner, {result.get('route')} std",
+        app=names(project)[0],
+        binary=Path(binary["path"]).name,
     )
 
 
@@ -157,14 +190,15 @@ def rustup_targets() -> frozenset[str]:
     return frozenset(listed.stdout.split())
 
 
-def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
+def build_dist(dist: Path, crate: str, source: Path, triple: str, work: Path) -> Built:
     """`dist build` for one target with the config `dist init` would write, from a clean target folder."""
-    project = fresh_copy(crate, work)
+    project = fresh_copy(source, work)
     manifest = project / "Cargo.toml"
-    text = manifest.read_text().replace(
-        "[package]\n", '[package]\nrepository = "https://github.com/example/corpus"\n', 1
-    )
-    manifest.write_text(text + DIST_CONFIG.replace("{targets}", f'"{triple}"'))
+    text = manifest.read_text()
+    if "\nrepository = " not in text:
+        text = text.replace("[package]\n", '[package]\nrepository = "https://github.com/example/corpus"\n', 1)
+    config = DIST_CONFIG.replace("{targets}", f'"{triple}"')
+    manifest.write_text(text + config + ("" if "[profile.dist]" in text else DIST_PROFILE))
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     subprocess.run(
@@ -197,7 +231,8 @@ def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
         return Built("cargo-dist", crate, triple, False, seconds, error=" / ".join(lines[-3:])[:400], how=how)
     distrib = project / "target" / "distrib"
     archive = next(distrib.glob(f"*{triple}.tar.xz"))
-    binary = project / "target" / triple / "dist" / CRATES[crate]
+    app, binary_name = names(project)
+    binary = project / "target" / triple / "dist" / binary_name
     checks = ["sha256 of each archive"]
     if (distrib / "dist-manifest.json").exists():
         dist_manifest = json.loads((distrib / "dist-manifest.json").read_text())
@@ -217,6 +252,8 @@ def build_dist(dist: Path, crate: str, triple: str, work: Path) -> Built:
         installer=next(distrib.glob("*-installer.sh"), None),
         checks=checks,
         how=how,
+        app=app,
+        binary=binary_name,
     )
 
 
@@ -274,8 +311,8 @@ def installer_env(tool: str, app: str, url: str, home: Path) -> dict[str, str]:
     }
 
 
-def installed(tool: str, app: str, home: Path) -> Path:
-    return home / "bin" / app if tool == "toolkit" else home / "cargo" / "bin" / app
+def installed(built: Built, home: Path) -> Path:
+    return home / "bin" / built.binary if built.tool == "toolkit" else home / "cargo" / "bin" / built.binary
 
 
 def run_installer(installer: Path, env: dict[str, str], as_nobody: bool = False) -> tuple[int, str]:
@@ -294,7 +331,7 @@ def files_under(folder: Path) -> set[str]:
 def installer_cases(built: Built, work: Path) -> dict[str, str]:
     """Each case's outcome in a few words, for the host target's release."""
     assert built.installer and built.archive
-    app = CRATES[built.crate]
+    app = built.app
     release = built.archive.parent
     outcomes: dict[str, str] = {}
     base = {"PATH": os.environ["PATH"], "TMPDIR": str(work / "tmp")}
@@ -311,11 +348,9 @@ def installer_cases(built: Built, work: Path) -> dict[str, str]:
         code, line = run_installer(
             built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
         )
-        outcomes["installs"] = (
-            "yes" if code == 0 and installed(built.tool, app, home).exists() else f"no (exit {code}: {line})"
-        )
+        outcomes["installs"] = "yes" if code == 0 and installed(built, home).exists() else f"no (exit {code}: {line})"
         # Existing install: a second run over the first.
-        before = installed(built.tool, app, home)
+        before = installed(built, home)
         stamp = before.stat().st_mtime_ns if before.exists() else None
         code, line = run_installer(
             built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
@@ -329,7 +364,7 @@ def installer_cases(built: Built, work: Path) -> dict[str, str]:
         path = restricted_path(work / "nohash" / "bin", {"sha256sum", "shasum", "openssl"})
         env = {**base, "PATH": path, "HOME": str(home), **installer_env(built.tool, app, url, home)}
         code, line = run_installer(built.installer, env)
-        got = installed(built.tool, app, home).exists()
+        got = installed(built, home).exists()
         outcomes["no hash tool"] = ("INSTALLED UNCHECKED" if got else "refused") + f" (exit {code}: {line})"
     # Tampered archive: a copy of the release with bytes appended to the archive.
     tampered = work / "tampered-release"
@@ -340,7 +375,7 @@ def installer_cases(built: Built, work: Path) -> dict[str, str]:
         code, line = run_installer(
             built.installer, {**base, "HOME": str(home), **installer_env(built.tool, app, url, home)}
         )
-        got = installed(built.tool, app, home).exists()
+        got = installed(built, home).exists()
         outcomes["tampered archive"] = ("INSTALLED" if got else "refused") + f" (exit {code}: {line})"
     # A folder the user cannot write: run as nobody, into a root-owned folder.
     with serve(release) as url:
@@ -379,6 +414,21 @@ def machine() -> str:
     return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), load {os.getloadavg()[0]:.1f}"
 
 
+def medians(rows: list[Built]) -> list[Built]:
+    """One row per crate, target and tool: the median wall time of its rounds (a failed round
+    fails the row); sizes from the first round (the bytes are the same every round)."""
+    grouped: dict[tuple[str, str, str], list[Built]] = {}
+    for row in rows:
+        grouped.setdefault((row.crate, row.target, row.tool), []).append(row)
+    out = []
+    for runs in grouped.values():
+        failed = next((r for r in runs if not r.ok), None)
+        first = failed or runs[0]
+        seconds = statistics.median(r.seconds for r in runs)
+        out.append(Built(**{**first.__dict__, "seconds": seconds}))
+    return out
+
+
 def ratios(rows: list[Built]) -> str:
     """The toolkit's wall time against cargo-dist's, per target and over every pair both built."""
     lines = []
@@ -392,9 +442,12 @@ def ratios(rows: list[Built]) -> str:
         ]  # fmt: skip
         if pairs:
             ours_s, theirs_s = sum(p[0].seconds for p in pairs), sum(p[1].seconds for p in pairs)
+            sizes = ", ".join(
+                f"{p[0].crate} binary {p[0].binary_bytes / max(p[1].binary_bytes, 1):.3f}x" for p in pairs
+            )
             lines.append(
                 f"{target}: toolkit {ours_s:.1f} s against cargo-dist {theirs_s:.1f} s over {len(pairs)} crates: "
-                f"{ours_s / theirs_s:.2f}x (goal <= 1.0x)"
+                f"{ours_s / theirs_s:.2f}x (goal <= 1.0x); {sizes} (goal <= 1.0x)"
             )
         else:
             lines.append(f"{target}: no crate built by both tools")
@@ -403,49 +456,64 @@ def ratios(rows: list[Built]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--crates", default="cli,zstd")
+    parser.add_argument("--crates", default="cli,zstd", help="corpus names or NAME@VERSION from crates.io")
     parser.add_argument("--targets", default="host,aarch64")
+    parser.add_argument("--rounds", type=int, default=1, help="builds of each kind, from clean; medians shown")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("PEERS_CACHE", "/var/tmp/peers")))
     options = parser.parse_args()
     options.cache.mkdir(parents=True, exist_ok=True)
     dist, install_seconds, fresh = install_dist(options.cache)
     version = subprocess.run([dist, "--version"], capture_output=True, text=True, check=True).stdout.strip()
+    started_load = os.getloadavg()[0]
     rows: list[Built] = []
     cases: dict[tuple[str, str], dict[str, str]] = {}
     with tempfile.TemporaryDirectory(prefix="peers-") as scratch:
         work = Path(scratch)
         work.chmod(0o755)  # mkdtemp makes it 0700: the non-writable-dir case runs as nobody, who must reach in
         for crate in options.crates.split(","):
+            source = source_of(crate, options.cache / "src")
             for target in options.targets.split(","):
                 triple = TARGETS[target]
-                for tool in ("toolkit", "cargo-dist"):
-                    folder = work / f"{tool}-{crate}-{target}"
-                    folder.mkdir()
-                    built = (
-                        build_toolkit(crate, triple, folder)
-                        if tool == "toolkit"
-                        else build_dist(dist, crate, triple, folder)
-                    )
-                    rows.append(built)
-                    status = "ok" if built.ok else f"FAILED: {built.error}"
-                    print(f"{tool} {crate} {triple}: {status} {built.seconds:.1f} s", file=sys.stderr)
-                    if built.ok and triple == HOST and built.installer:
-                        cases[(tool, crate)] = installer_cases(built, folder / "installer")
+                # Rounds alternate the tools, so a change of load falls on both.
+                for round_ in range(options.rounds):
+                    for tool in ("toolkit", "cargo-dist"):
+                        folder = work / f"{tool}-{source.name}-{target}-{round_}"
+                        folder.mkdir()
+                        built = (
+                            build_toolkit(crate, source, triple, folder)
+                            if tool == "toolkit"
+                            else build_dist(dist, crate, source, triple, folder)
+                        )
+                        rows.append(built)
+                        status = "ok" if built.ok else f"FAILED: {built.error}"
+                        print(f"{tool} {crate} {triple} round {round_ + 1}: {status} {built.seconds:.1f} s",
+                              file=sys.stderr)  # fmt: skip
+                        if built.ok and triple == HOST and built.installer and (tool, crate) not in cases:
+                            cases[(tool, crate)] = installer_cases(built, folder / "installer")
+                        # Only the release files are kept between rounds: the target folders are large.
+                        shutil.rmtree(folder / "target", ignore_errors=True)
+                        shutil.rmtree(folder / source.name / "target", ignore_errors=True)
+    shown = medians(rows)
     print(f"## cargo-dist beside the toolkit ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n")
     when = "this run" if fresh else "cached"
     took = f"{install_seconds:.0f} s" if install_seconds is not None else "an unrecorded time"
-    print(f"Machine: {machine()}. {version}, installed with `cargo install --locked` in {took}")
-    print(f"({when}). Both tools from clean, one run.\n")
+    print(f"Machine: {machine()} (load {started_load:.1f} at the start). {version}, installed with")
+    print(f"`cargo install --locked` in {took} ({when}). Both tools from clean, {options.rounds} round(s),")
+    print("alternating; wall times are medians.\n")
     print("| crate | target | tool | built with | wall s | binary bytes | archive bytes | checks |")
     print("|---|---|---|---|---:|---:|---:|---|")
-    for row in rows:
+    for row in shown:
         if row.ok:
             print(f"| {row.crate} | {row.target} | {row.tool} | {row.how} | {row.seconds:.1f} | {row.binary_bytes:,} | "
                   f"{row.archive_bytes:,} | {', '.join(row.checks)} |")  # fmt: skip
         else:
             print(f"| {row.crate} | {row.target} | {row.tool} | {row.how} | failed after {row.seconds:.1f} | | | "
                   f"{row.error} |")  # fmt: skip
-    print(f"\n{ratios(rows)}")
+    if options.rounds > 1:
+        print("\nEvery round's wall time: " + "; ".join(
+            f"{r.tool} {r.crate} {r.target} {r.seconds:.1f} s" for r in rows
+        ))  # fmt: skip
+    print(f"\n{ratios(shown)}")
     print("\n| crate | tool | " + " | ".join(next(iter(cases.values()), {}).keys()) + " |")
     print("|---|---|" + "---|" * len(next(iter(cases.values()), {})))
     for (tool, crate), outcome in cases.items():
