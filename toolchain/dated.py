@@ -4,7 +4,7 @@ latest.json carries `released` and `expires`, so a release folder that holds it 
 written for one UTC day. Both caches that decide whether to redo a build's work use
 this one model: the release folder's stamp (release/folder.py) records the day its
 dated files were written for (None when it has none) and makes them again on another
-day; the fresh check (build/fresh.py) keeps the stamp's day in its fingerprint and is
+day; the fresh check (compile/fresh.py) keeps the stamp's day in its fingerprint and is
 not fresh on another day, so a no-op build the next day reaches the stamp and renews
 them. Its own module: the fresh check imports nothing heavier than this.
 """

@@ -41,7 +41,7 @@ class Compiled:
     profile_source: str
     profile_settings: tuple[SettingSource, ...] = ()
     versions: Future[dict[str, str | None]] | None = None  # toolchain_versions(route), asked while cargo ran
-    split_debug: bool = False  # linked with its debug info, to split off (build/debuginfo.py)
+    split_debug: bool = False  # linked with its debug info, to split off (compile/debuginfo.py)
     strip_symbols: bool = False  # the split copy loses its symbol table too (strip = "symbols")
 
 

@@ -73,7 +73,7 @@ class BuiltBinary:
     sha256: str
     info: BinaryInfo
     verdicts: tuple[RuleVerdict, ...]
-    debug: SplitBinary | None = None  # its debug info, split off (build/debuginfo.py)
+    debug: SplitBinary | None = None  # its debug info, split off (compile/debuginfo.py)
 
     def entry(self) -> BinaryEntry:
         """This binary as the build record keeps it."""

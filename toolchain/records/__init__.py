@@ -1,2 +1,3 @@
 """The records that cross stages: what a build is asked for, the build record it leaves, and the
-names of the release formats. A leaf: it imports nothing else of the toolkit (tests/test_structure.py)."""
+names of the release formats. A leaf: it imports only the floor (errors, atomic, digest), as
+tests/test_structure.py holds."""

@@ -77,7 +77,7 @@ class CacheStats:
 
 @dataclass(frozen=True)
 class DebugFile:
-    """The debug info split off a binary (build/debuginfo.py): the file holding its
+    """The debug info split off a binary (compile/debuginfo.py): the file holding its
     DWARF (NAME.debug, or the one DWARF file inside NAME.dSYM) and how the stripped
     binary names it."""
 

@@ -43,7 +43,7 @@ RELEASE_STAMP = Path(".stamps") / "release-folder.json"
 _VOLATILE = ("started", "finished", "seconds", "phases", "cache")
 # The artifacts that carry a binary: each gets an SBOM when the sbom format is on.
 SBOM_KINDS = ("archive", "deb", "rpm", "apk", "msi")
-# The archive of the debug info split off an app's binaries for one target (build/debuginfo.py).
+# The archive of the debug info split off an app's binaries for one target (compile/debuginfo.py).
 DEBUG_KIND = "debug-symbols"
 # The artifacts whose members the manifest lists (and `invoke verify` checks).
 MEMBER_KINDS = ("archive", DEBUG_KIND)

@@ -74,7 +74,7 @@ DEBUG_ARCHIVE_TAG = "-debug"
 
 
 def debug_archive_name(app: str, triple: str, archive_format: str) -> str:
-    """The archive of the debug info split off an app's binaries (build/debuginfo.py)."""
+    """The archive of the debug info split off an app's binaries (compile/debuginfo.py)."""
     return f"{app}-{triple}{DEBUG_ARCHIVE_TAG}.{archive_format}"
 
 

@@ -1,6 +1,6 @@
 """`toolchain symbolicate`: addresses from a crash of a release binary, mapped
 to function, file and line with the debug info the release shipped beside
-its archives (build/debuginfo.py split it off; its archive is the manifest's
+its archives (compile/debuginfo.py split it off; its archive is the manifest's
 `debug-symbols` artifact of the target).
 
 Accepted address forms (docs/debug-symbols.md):

@@ -40,7 +40,7 @@ class BuildJob:
     # RUSTC_WRAPPER and the private sccache server's variables (toolchain.compile.cache); empty: no cache.
     cache_env: dict[str, str] = field(default_factory=dict)
     timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
-    # The profile keeps debug info: linked unstripped, split and stripped after (build/debuginfo.py).
+    # The profile keeps debug info: linked unstripped, split and stripped after (compile/debuginfo.py).
     split_debug: bool = False
 
 
