@@ -11,6 +11,9 @@ Not CI: a full run is 10+ crates x 5 targets, hours on 2 cores.
 
     python3 bench/realworld.py [--crates ripgrep,fd-find] [--targets x86_64-unknown-linux-gnu]
                                [--cache /var/tmp/toolchain-realworld] [--timeout 2400] [--no-write]
+                               [--resume]
+
+While CACHE/pause exists the run waits between cells (for a bench that needs a quiet machine).
 """
 
 from __future__ import annotations
@@ -229,6 +232,7 @@ def main() -> None:
         for target in targets:
             if (name, version, target) in done:
                 continue
+            wait_while_paused(cache)
             print(f"[realworld] {name} {version} {target} ...", flush=True)
             cell = build_cell(name, version, folder, target, cache, args.timeout)
             cells.append(cell)
@@ -237,6 +241,16 @@ def main() -> None:
             if not args.no_write:  # after every cell: a run stopped half-way keeps what it measured
                 write(cells, parts, started, where, rows)
     print(write_table(cells, parts, started, where))
+
+
+def wait_while_paused(cache: Path) -> None:
+    """Between cells, while CACHE/pause exists: a bench that needs a quiet machine can run, and
+    no cell's time counts the wait."""
+    pause = cache / "pause"
+    if pause.exists():
+        print(f"[realworld] paused while {pause} exists", flush=True)
+    while pause.exists():
+        time.sleep(5)
 
 
 def write(cells: list[Cell], parts: dict[str, list[str]], started: str, where: str, rows: Path) -> None:
