@@ -26,7 +26,7 @@ from toolchain.release.folder import SUMS_NAME, package_release, parse_sums
 from toolchain.release.latest import parse_latest
 from toolchain.release.publish import publish
 from toolchain.release.renew import renew_channel
-from toolchain.release.signing import SecretKey, generate
+from toolchain.release.signing import SecretKey, generate, sign_file
 from toolchain.update.channel import read_channel
 
 TOKEN = "ghp_standin_secret_token_0123456789"
@@ -210,6 +210,75 @@ def test_renew_with_another_key_changes_nothing(release: tuple[Path, SecretKey],
     result = run_invoke("renew", "--out-dir", str(folder), "--secret-key", str(secret), "--public-key", str(public))
     assert result.returncode == 2 and "is not the release's key" in result.stderr, result.stderr
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_a_channel_key_renews_while_the_release_key_stays_offline(
+    release: tuple[Path, SecretKey], keys: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """CI holds a channel key the key lists name, not the release key: it re-signs latest.json and
+    sha256.sum, and verify, the real minisign and an installed copy following the lists accept the
+    result. A key no list names, or one named by a list no root signed, changes nothing."""
+    from toolchain.release.keylist import KeyList, ListedKey, latest_list, write_keylist
+    from toolchain.update.trust import pinned_trust, read_trusted_channel
+
+    folder = aged(release, tmp_path / "release", days_left=2.0)
+    secret, public = keys
+    channel, stranger = generate(), generate()
+    for name, key in (("channel", channel), ("stranger", stranger)):
+        (tmp_path / f"{name}.key").write_text(key.render())
+        (tmp_path / f"{name}.pub").write_text(key.public_key().render())
+    root = tmp_path / "root.key"
+    root.write_text(generate().render())
+    # List 1: the root's, signed by the release key too (installed copies pinned it), naming both keys.
+    listed = run_invoke("rotate-key", "--dir", str(folder), "--root-key", str(root), "--pinned-key", str(secret),
+                        "--release-key", str(public), "--channel-key", str(tmp_path / "channel.pub"))  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+    # A key no list names: refused, nothing changed.
+    refused = run_invoke("renew", "--out-dir", str(folder), "--secret-key", str(tmp_path / "stranger.key"),
+                         "--public-key", str(public))  # fmt: skip
+    assert refused.returncode == 2 and "nor a channel key of its key lists" in refused.stderr, refused.stderr
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
+
+    renewed = run_invoke("renew", "--out-dir", str(folder), "--secret-key", str(tmp_path / "channel.key"),
+                         "--public-key", str(public), "--json")  # fmt: skip
+    assert renewed.returncode == 0, renewed.stderr
+    assert datetime.fromisoformat(json.loads(renewed.stdout)["expires"]) > datetime.now(UTC) + timedelta(days=29)
+    for name in ("latest.json", SUMS_NAME):
+        checked = subprocess.run(["minisign", "-V", "-p", str(tmp_path / "channel.pub"), "-m", str(folder / name)],
+                                 capture_output=True, text=True)  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+    verified = run_invoke("verify", "--path", str(folder), "--public-key", str(public))
+    assert verified.returncode == 0, verified.stderr
+    # An installed copy that pinned the release key follows list 1 and takes the renewed channel.
+    work = tmp_path / "work"
+    work.mkdir()
+    offer, trust, signer = read_trusted_channel(
+        str(folder / "latest.json"), pinned_trust(public.read_text(), root=False), "tally", work
+    )
+    assert trust.followed == (1,) and signer.key_id == release[1].key_id
+    assert offer.latest.expires > datetime.now(UTC) + timedelta(days=29)
+
+    # A list 2 naming the stranger as channel key, signed by the stranger alone (no root): refused.
+    forged = tmp_path / "forged"
+    shutil.copytree(folder, forged)
+    current = latest_list(forged)
+    assert current is not None
+    expires = datetime.now(UTC) + timedelta(days=30)
+    write_keylist(forged, KeyList(2, current.roots, 1, (ListedKey(stranger.public_key(), "channel", expires),), ()),
+                  [stranger])  # fmt: skip
+    kept = {p.name: p.read_bytes() for p in forged.iterdir() if p.is_file()}
+    refused = run_invoke("renew", "--out-dir", str(forged), "--secret-key", str(tmp_path / "stranger.key"),
+                         "--public-key", str(public))  # fmt: skip
+    assert refused.returncode == 2 and "signed by 0 of the roots" in refused.stderr, refused.stderr
+    assert {p.name: p.read_bytes() for p in forged.iterdir() if p.is_file()} == kept
+    # ... nor does verify accept a channel the stranger signed by hand under that list.
+    for name in ("latest.json", SUMS_NAME):
+        (forged / f"{name}.minisig").unlink()
+        sign_file(forged / name, stranger, f"file:{name}")
+    checked = run_invoke("verify", "--path", str(forged), "--public-key", str(public))
+    assert checked.returncode != 0 and "signed by 0 of the roots" in checked.stderr, checked.stderr
 
 
 def test_a_channel_valid_for_less_than_min_validity_is_a_config_error(tmp_path: Path) -> None:

@@ -26,11 +26,12 @@ from toolchain.log import log
 from toolchain.records.build_record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.records.formats import SBOM_SUFFIX
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
+from toolchain.release.keylist import channel_signer, signer_id
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
 from toolchain.release.provenance import SourceState, provenance, source_state
 from toolchain.release.schema import ArchiveRef, release_schema_level
-from toolchain.release.signing import SecretKey, parse_public_key, sign_file, verify_file
+from toolchain.release.signing import PublicKey, SecretKey, parse_public_key, sign_file, verify_file
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA = "toolchain.manifest/v1"
@@ -47,6 +48,8 @@ SBOM_KINDS = ("archive", "deb", "rpm", "apk", "msi")
 DEBUG_KIND = "debug-symbols"
 # The artifacts whose members the manifest lists (and `invoke verify` checks).
 MEMBER_KINDS = ("archive", DEBUG_KIND)
+# What a channel key may re-sign (the pointer and the list of digests that names it).
+CHANNEL_FILES = frozenset({LATEST_NAME, SUMS_NAME})
 
 
 @dataclass(frozen=True)
@@ -382,8 +385,23 @@ def check_sboms(folder: Path, sums: dict[str, str], artifacts: list[dict[str, An
             raise ReleaseCheckError(f"{bare[0]} has no SBOM beside it", hint="run `invoke package`")
 
 
-def verify_release(folder: Path, public_key_text: str) -> list[str]:
-    """Check a release folder; return the names checked. Raises on the first bad file."""
+def _signer(folder: Path, name: str, release_key: PublicKey, root_text: str) -> PublicKey:
+    """The key that must have signed `name`: the release key, or for the channel's files a channel
+    key the folder's key lists name (`invoke renew` with the key CI holds, the release key offline)."""
+    signature = folder / f"{name}.minisig"
+    if name not in CHANNEL_FILES or not signature.is_file():
+        return release_key
+    signer = signer_id(signature)
+    if signer == release_key.key_id:
+        return release_key
+    root = parse_public_key(root_text, "--root") if root_text else None
+    return channel_signer(folder, release_key, signer, datetime.now(UTC), root)
+
+
+def verify_release(folder: Path, public_key_text: str, root_text: str = "") -> list[str]:
+    """Check a release folder; return the names checked. Raises on the first bad file.
+    The channel's files (latest.json, sha256.sum) may be re-signed by a channel key of the
+    folder's key lists, followed from the root `root_text` (else from the release key)."""
     public = parse_public_key(public_key_text)
     sums = parse_sums(folder / SUMS_NAME)
     for required in (MANIFEST_NAME, PROVENANCE_NAME):
@@ -412,7 +430,7 @@ def verify_release(folder: Path, public_key_text: str) -> list[str]:
             raise ReleaseCheckError(f"{single.name} disagrees with {SUMS_NAME}", hint="run `invoke package`")
     for name in [*sorted(sums), SUMS_NAME]:
         try:
-            verify_file(folder / name, folder / f"{name}.minisig", public)
+            verify_file(folder / name, folder / f"{name}.minisig", _signer(folder, name, public, root_text))
         except ToolchainError as exc:
             raise ReleaseCheckError(f"{name}: {exc.message}", hint=exc.hint) from exc
     manifest = json.loads((folder / MANIFEST_NAME).read_text())

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,3 +192,57 @@ def signer_id(signature_path: Path) -> bytes:
     except (OSError, IndexError, ValueError):
         raise SignatureError(f"{signature_path.name} is not a minisign signature", hint="re-sign the file") from None
     return blob[2:10]
+
+@dataclass(frozen=True)
+class Trust:
+    keylist: KeyList
+    followed: tuple[int, ...] = ()  # the list versions this read moved through
+
+
+def require_quorum(path: Path, roots: KeyList, what: str) -> None:
+    valid = signed_by(path, roots.roots)
+    if len(valid) < roots.threshold:
+        ids = ", ".join(sorted(roots.root_ids))
+        raise SignatureError(
+            f"{what} is signed by {len(valid)} of the roots you trust ({ids}); {roots.threshold} needed",
+            hint="refusing a key list signed by an unknown root; nothing was changed",
+        )
+
+
+def follow(current: KeyList, fetch: Callable[[int], tuple[Path, str] | None]) -> Trust:
+    """Move from `current` through every newer list `fetch` finds (N+1, N+2, ...)."""
+    followed = []
+    while (found := fetch(current.version + 1)) is not None:
+        path, what = found
+        candidate = parse_keylist(path.read_bytes(), what)
+        if candidate.version != current.version + 1:
+            raise SignatureError(f"{what} says it is version {candidate.version}",
+                                 hint="the channel's key lists are mixed up; nothing was changed")  # fmt: skip
+        require_quorum(path, current, what)
+        if candidate.root_ids != current.root_ids:
+            require_quorum(path, candidate, f"{what} (a root rotation: its new roots must sign it too)")
+        current = candidate
+        followed.append(current.version)
+    return Trust(current, tuple(followed))
+
+
+def folder_lists(folder: Path) -> Callable[[int], tuple[Path, str] | None]:
+    """follow()'s source for a release folder's own keys/ (signatures beside each list)."""
+
+    def found(version: int) -> tuple[Path, str] | None:
+        path = folder / KEYS_DIR / f"{version}.json"
+        return (path, f"key list {version} ({path})") if path.is_file() else None
+
+    return found
+
+
+def channel_signer(
+    folder: Path, release_key: PublicKey, key_id: bytes, now: datetime, root: PublicKey | None = None
+) -> PublicKey:
+    """The key with this id that may re-sign the folder's channel (latest.json and sha256.sum): a
+    channel key of the folder's key lists, followed from `root`, else from the release key (which
+    signs list 1 when installed copies that pinned it move to a root). SignatureError if none."""
+    anchor = root_list(root) if root is not None else legacy_list(release_key)
+    trust = follow(anchor, folder_lists(folder))
+    return authorised_key(trust.keylist, key_id, ("channel",), now, f"the channel of {folder}")
+

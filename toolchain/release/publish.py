@@ -75,9 +75,12 @@ def require_fresh_channel(folder: Path, min_validity_days: int | None = None) ->
         raise PublishError(f"refusing to publish: {problem}", hint=f"{RENEW_HINT}; nothing was uploaded")
 
 
-def release_info(folder: Path, public_key_text: str, *, min_validity_days: int | None = None) -> ReleaseInfo:
-    """The guardrail (a verified folder whose channel is fresh), then what to upload."""
-    verify_release(folder, public_key_text)
+def release_info(
+    folder: Path, public_key_text: str, *, min_validity_days: int | None = None, root_text: str = ""
+) -> ReleaseInfo:
+    """The guardrail (a verified folder whose channel is fresh), then what to upload. `root_text`:
+    the root the folder's key lists follow from, for a channel re-signed by a channel key."""
+    verify_release(folder, public_key_text, root_text)
     require_fresh_channel(folder, min_validity_days)
     manifest = json.loads((folder / MANIFEST_NAME).read_text())
     apps = manifest.get("apps", [])
@@ -370,6 +373,7 @@ def publish(
     repo: Path | None = None,
     previous: str = "",
     min_validity_days: int | None = None,
+    root_text: str = "",
 ) -> list[Action]:
     """Verify the folder (the guardrail), then publish it to each destination.
 
@@ -380,7 +384,7 @@ def publish(
     min_validity_days: the channel must stay valid this long (None: [update] min-validity)."""
     from toolchain.release.rollback_validation import AppRelease, previous_release, require_validation
 
-    info = release_info(folder, public_key_text, min_validity_days=min_validity_days)
+    info = release_info(folder, public_key_text, min_validity_days=min_validity_days, root_text=root_text)
     try:
         found = previous_release(info.app, info.version, previous=previous, github=github, s3=s3)
     except GitHubError as exc:

@@ -6,7 +6,10 @@ it. Renewal writes a fresh `expires` (and, for a rollout or a withdrawal, the
 share of installed copies that take the release, or the versions pulled
 back), keeps every other field of latest.json as it was, and re-signs
 latest.json and sha256.sum (which lists it). Nothing else in the folder
-changes: the archives, manifest and provenance keep their bytes.
+changes: the archives, manifest and provenance keep their bytes. The key may be
+the release key or a channel key the folder's key lists name (`invoke rotate-key
+--channel-key`): a scheduled renewal then holds only that key, and the release
+key stays offline with the root.
 
 The new files are made in a scratch folder beside the release and moved in
 one by one, each with os.replace: a reader sees the old or the new file,
@@ -26,9 +29,10 @@ from typing import Any
 
 from toolchain.atomic import write_atomic
 from toolchain.digest import sha256_file
-from toolchain.errors import ReleaseCheckError, UsageError
+from toolchain.errors import ReleaseCheckError, SignatureError, UsageError
 from toolchain.log import log
 from toolchain.release.folder import RELEASE_STAMP, SUMS_NAME, parse_sums, verify_release
+from toolchain.release.keylist import channel_signer, key_id_hex
 from toolchain.release.latest import LATEST_NAME, Latest, parse_latest, rewritten
 from toolchain.release.signing import SecretKey, parse_public_key, sign_file
 
@@ -53,19 +57,27 @@ def renew_channel(
     now: datetime | None = None,
     rollout: int | None = None,
     withdraw: str = "",
+    root_text: str = "",
 ) -> Renewal:
     """Re-sign the folder's latest.json valid for metadata_days from now (with
-    this rollout share, and `withdraw` added to its withdrawn versions)."""
+    this rollout share, and `withdraw` added to its withdrawn versions). `key` is the
+    release key, or a channel key of the folder's key lists (followed from `root_text`,
+    else from the release key): the one an unattended renewal holds."""
     public = parse_public_key(public_key_text)
+    moment = (now or datetime.now(UTC)).replace(microsecond=0)
     if public.key_id != key.key_id:
-        raise UsageError(
-            f"the signing key {key.key_id[::-1].hex().upper()} is not the release's key "
-            f"{public.key_id[::-1].hex().upper()}",
-            hint="renew with the key the release is signed with (installed copies trust only it)",
-        )
+        root = parse_public_key(root_text, "--root") if root_text else None
+        try:
+            channel_signer(folder, public, key.key_id, moment, root)
+        except SignatureError as exc:
+            raise UsageError(
+                f"the signing key {key_id_hex(key.key_id)} is not the release's key {key_id_hex(public.key_id)} "
+                f"nor a channel key of its key lists ({exc.message})",
+                hint="renew with the release key, or name this key with `invoke rotate-key --channel-key` first",
+            ) from None
     if rollout is not None and not 0 <= rollout <= 100:
         raise UsageError(f"rollout {rollout}% is not a share", hint="pass a whole percent from 0 to 100")
-    verify_release(folder, public_key_text)  # renew only a sound release: its digests are re-listed
+    verify_release(folder, public_key_text, root_text)  # renew only a sound release: its digests are re-listed
     if not (folder / LATEST_NAME).is_file():
         raise ReleaseCheckError(
             f"{folder} has no {LATEST_NAME}", hint="a channel is one app's release folder: package one app"
@@ -77,7 +89,6 @@ def renew_channel(
             f"the channel in {folder} points at {withdraw} itself",
             hint="withdraw from the folder of the newest good release: its channel points back to it",
         )
-    moment = (now or datetime.now(UTC)).replace(microsecond=0)
     withdrawn = (*before.withdrawn, withdraw) if withdraw else None
     new_text = rewritten(text, expires=moment + timedelta(days=metadata_days), rollout=rollout, withdrawn=withdrawn)
     after = parse_latest(new_text)
@@ -99,7 +110,7 @@ def renew_channel(
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     _restamp(folder)
-    verify_release(folder, public_key_text)
+    verify_release(folder, public_key_text, root_text)
     log.info(f"renewed {folder / LATEST_NAME} ({after.app} {after.version}): expires {after.expires.isoformat()}")
     return Renewal(before, after)
 

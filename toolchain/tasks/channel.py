@@ -23,6 +23,8 @@ COMMON_HELP = {
     "github": "upload the re-signed files to the version's GitHub release ([github] settings)",
     "s3": "upload them to S3 and move the pointer ([s3] settings)",
     "json": "print the result as JSON on stdout",
+    "root": "root public key the folder's key lists follow from, when --secret-key is a channel key "
+    "(default: the release key, which signs list 1)",
 }
 
 
@@ -36,8 +38,10 @@ def resign_channel(
     json: bool,
     rollout: int | None = None,
     withdraw: str = "",
+    root: str = "",
 ) -> None:
-    """The one path of renew, rollout and withdraw: re-sign, then publish what changed."""
+    """The one path of renew, rollout and withdraw: re-sign, then publish what changed. The secret
+    key is the release key or a channel key of the folder's key lists."""
     from toolchain.config.settings import load_settings
     from toolchain.release.github import GitHubTarget
     from toolchain.release.publish import publish_github, publish_s3, release_info
@@ -52,10 +56,13 @@ def resign_channel(
     # Settings first: a bad [github]/[s3] value fails before the folder changes.
     github_target = GitHubTarget.from_settings(settings.github) if github else None
     s3_target = S3Target.from_settings(settings.s3) if s3 else None
-    renewal = renew_channel(folder, key, key_text, settings.update.metadata_days, rollout=rollout, withdraw=withdraw)
+    root_text = public_key_text(root, None) if root else ""
+    renewal = renew_channel(
+        folder, key, key_text, settings.update.metadata_days, rollout=rollout, withdraw=withdraw, root_text=root_text
+    )
     actions: list[Action] = []
     if github_target is not None or s3_target is not None:
-        info = release_info(folder, key_text, min_validity_days=settings.update.min_validity)
+        info = release_info(folder, key_text, min_validity_days=settings.update.min_validity, root_text=root_text)
         if github_target is not None:
             actions += publish_github(info, github_target, replace=False, notes="", replace_names=RENEWED_NAMES)
         if s3_target is not None:
@@ -98,9 +105,10 @@ def renew_task(
     github: bool = False,
     s3: bool = False,
     json: bool = False,
+    root: str = "",
 ) -> None:
     """Re-sign the channel (latest.json) with a fresh expiry, no rebuild; publish it with --s3/--github."""
-    resign_channel(out_dir, secret_key, public_key, github=github, s3=s3, json=json)
+    resign_channel(out_dir, secret_key, public_key, github=github, s3=s3, json=json, root=root)
 
 
 def percent(value: str, option: str) -> int:
@@ -125,10 +133,11 @@ def rollout_task(
     github: bool = False,
     s3: bool = False,
     json: bool = False,
+    root: str = "",
 ) -> None:
     """Set the share of installed copies that update to the channel's release (0 pauses); re-signs the channel."""
     share = percent(required(percent_, "--percent"), "--percent")
-    resign_channel(out_dir, secret_key, public_key, github=github, s3=s3, json=json, rollout=share)
+    resign_channel(out_dir, secret_key, public_key, github=github, s3=s3, json=json, rollout=share, root=root)
 
 
 @task(
@@ -149,11 +158,13 @@ def withdraw_task(
     github: bool = False,
     s3: bool = False,
     json: bool = False,
+    root: str = "",
 ) -> None:
     """Point the channel back at the newest good release and mark VERSION withdrawn (updaters skip it)."""
     resign_channel(
-        out_dir, secret_key, public_key, github=github, s3=s3, json=json, withdraw=required(version, "--version")
-    )
+        out_dir, secret_key, public_key, github=github, s3=s3, json=json, withdraw=required(version, "--version"),
+        root=root,
+    )  # fmt: skip
 
 
 TASKS = (renew_task, rollout_task, withdraw_task)

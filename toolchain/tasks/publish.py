@@ -56,6 +56,8 @@ def _show(actions: list[Action], title: str, json: bool) -> None:
         "previous": "the release this one follows (folder or URL) for the schema check; default: the latest published",
         "rollout": "share of installed copies that take this release, 0..100 (re-signs the channel)",
         "secret-key": "with --rollout: the key that re-signs the channel (else [sign] secret-key-file)",
+        "root": "root public key the folder's key lists follow from, for a channel re-signed by a channel key "
+        "(default: the release key, which signs list 1)",
     },
     name="publish",
 )
@@ -72,6 +74,7 @@ def publish_task(
     previous: str = "",
     rollout: str = "",
     secret_key: str = "",
+    root: str = "",
 ) -> None:
     """Publish a verified release folder (refuses anything unverified, and schema changes not rollback-validated)."""
     from toolchain.config.settings import load_settings
@@ -82,6 +85,7 @@ def publish_task(
     folder = out_folder(out_dir, settings)
     key = public_key_text(public_key, settings.public_key_file)
     github_target, s3_target = _destinations(settings, github, s3)
+    root_text = public_key_text(root, None) if root else ""
     if rollout:
         from toolchain.release.renew import renew_channel
         from toolchain.release.signing import load_secret_key
@@ -89,13 +93,14 @@ def publish_task(
 
         share = percent(rollout, "--rollout")
         signer = load_secret_key(Path(secret_key) if secret_key else settings.secret_key_file)
-        renew_channel(folder, signer, key, settings.update.metadata_days, rollout=share)
+        renew_channel(folder, signer, key, settings.update.metadata_days, rollout=share, root_text=root_text)
     if dry_run:
-        info = release_info(folder, key, min_validity_days=settings.update.min_validity)
+        info = release_info(folder, key, min_validity_days=settings.update.min_validity, root_text=root_text)
         _show(plan(info, github_target, s3_target), "Publish plan (dry run)", json)
         return
     actions = publish(folder, key, github=github_target, s3=s3_target, replace=replace, force_latest=force_latest,
-                      repo=Path.cwd(), previous=previous, min_validity_days=settings.update.min_validity)  # fmt: skip
+                      repo=Path.cwd(), previous=previous, min_validity_days=settings.update.min_validity,
+                      root_text=root_text)  # fmt: skip
     _show(actions, "Published", json)
 
 

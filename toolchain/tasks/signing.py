@@ -187,10 +187,12 @@ def sign_task(c: Context, path: str = "", out_dir: str = "", secret_key: str = "
         "path": "the release folder to check; default: dist",
         "public-key": "minisign public key: a file, or the key itself (else [sign] public-key-file)",
         "json": "print the result as JSON on stdout",
+        "root": "root public key the folder's key lists follow from, for a channel re-signed by a channel key "
+        "(default: the release key, which signs list 1)",
     },
     name="verify",
 )
-def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False) -> None:
+def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = False, root: str = "") -> None:
     """Check a release folder: every file listed, every digest and signature right, the channel not about to expire."""
     from toolchain.config.settings import load_settings
     from toolchain.errors import ReleaseCheckError
@@ -201,7 +203,7 @@ def verify_task(c: Context, path: str = "", public_key: str = "", json: bool = F
     settings = load_settings()
     folder = out_folder(path, settings)
     key_text = public_key_text(public_key, settings.public_key_file)
-    checked = verify_release(folder, key_text)
+    checked = verify_release(folder, key_text, public_key_text(root, None) if root else "")
     try:
         stale = stale_channel(folder, settings.update.min_validity)
     except ValueError as exc:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,13 +21,14 @@ from toolchain.errors import SignatureError, UpdateError
 from toolchain.release.keylist import (
     KEYS_DIR,
     KeyList,
+    Trust,
     authorised_key,
+    follow,
     key_id_hex,
     legacy_list,
     parse_keylist,
     root_list,
     signature_name,
-    signed_by,
     signer_id,
 )
 from toolchain.release.latest import LATEST_NAME
@@ -56,12 +55,6 @@ def has_key_lists(channel: str) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class Trust:
-    keylist: KeyList
-    followed: tuple[int, ...] = ()  # the list versions this read moved through
-
-
 def pinned_trust(public_key_text: str, *, root: bool) -> KeyList:
     """The trust of a copy that pinned this key: as its root, or (before roots) as its one release key."""
     key = parse_public_key(public_key_text)
@@ -81,33 +74,6 @@ def load_trust(path: Path) -> KeyList | None:
 
 def save_trust(path: Path, keylist: KeyList) -> None:
     write_json(path, {"schema": TRUST_SCHEMA, "keylist": keylist.to_document()}, durable=True)
-
-
-def _quorum(path: Path, roots: KeyList, what: str) -> None:
-    valid = signed_by(path, roots.roots)
-    if len(valid) < roots.threshold:
-        ids = ", ".join(sorted(roots.root_ids))
-        raise SignatureError(
-            f"{what} is signed by {len(valid)} of the roots you trust ({ids}); {roots.threshold} needed",
-            hint="refusing a key list signed by an unknown root; nothing was changed",
-        )
-
-
-def follow(current: KeyList, fetch: Callable[[int], tuple[Path, str] | None]) -> Trust:
-    """Move from `current` through every newer list `fetch` finds (N+1, N+2, ...)."""
-    followed = []
-    while (found := fetch(current.version + 1)) is not None:
-        path, what = found
-        candidate = parse_keylist(path.read_bytes(), what)
-        if candidate.version != current.version + 1:
-            raise SignatureError(f"{what} says it is version {candidate.version}",
-                                 hint="the channel's key lists are mixed up; nothing was changed")  # fmt: skip
-        _quorum(path, current, what)
-        if candidate.root_ids != current.root_ids:
-            _quorum(path, candidate, f"{what} (a root rotation: its new roots must sign it too)")
-        current = candidate
-        followed.append(current.version)
-    return Trust(current, tuple(followed))
 
 
 class _ListFetcher:
