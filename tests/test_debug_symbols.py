@@ -175,6 +175,18 @@ def test_debug_archives_are_listed_hashed_signed_and_in_provenance_but_not_in_us
         assert "-debug." not in pointer.read_text(), pointer.name
 
 
+def test_debug_archives_are_written_at_the_fast_level_and_user_archives_at_the_release_one(
+    release: Release,
+) -> None:
+    from toolchain.release.package import DEBUG_LEVEL, RELEASE_LEVEL
+
+    stamps = {p.name.removesuffix(".json"): json.loads(p.read_text()) for p in (release.folder / ".stamps").glob("*")}
+    archives = {n: s["level"] for n, s in stamps.items() if n.endswith((".tar.xz", ".zip"))}
+    debug = {n for n in archives if "-debug." in n}
+    assert debug and len(archives) > len(debug), archives
+    assert all(archives[n] == (DEBUG_LEVEL if n in debug else RELEASE_LEVEL) for n in archives), archives
+
+
 def test_a_tampered_debug_archive_fails_the_release_check(release: Release, tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(release.folder, copy)

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from toolchain.release.package import (
+    DEBUG_LEVEL,
+    RELEASE_LEVEL,
     XZ_BLOCK_SIZE,
     XZ_MIN_BLOCK_SIZE,
     ArchiveEntry,
@@ -104,6 +106,23 @@ def test_packaging_lists_the_members_it_wrote_as_the_archive_holds_them(
     held = tuple(archive_members(tmp_path / "out" / name))
     assert [m.path for m in held] == ["app-x86_64-unknown-linux-gnu/README.md", "app-x86_64-unknown-linux-gnu/app"]
     assert made.members == kept.members == held
+
+
+@pytest.mark.parametrize("archive_format", ["tar.xz", "zip"])
+def test_a_debug_archive_is_compressed_fast_and_its_level_is_part_of_its_inputs(
+    machine_code: Path, tmp_path: Path, archive_format: str
+) -> None:
+    """A debug-symbols archive (DEBUG_LEVEL) trades size for time; the same members at the
+    release level are another archive, never one reused for the other."""
+    entries = [ArchiveEntry("app.debug", machine_code, False)]
+    name = f"app-x86_64-unknown-linux-gnu-debug.{archive_format}"
+    fast = write_archive("app", entries, tmp_path / "fast", name, 1_700_000_000, DEBUG_LEVEL)
+    small = write_archive("app", entries, tmp_path / "small", name, 1_700_000_000, RELEASE_LEVEL)
+    assert fast.size > small.size and fast.sha256 != small.sha256
+    assert fast.members == small.members == tuple(archive_members(fast.path))
+    # The same folder at the other level: written again, not kept.
+    again = write_archive("app", entries, tmp_path / "fast", name, 1_700_000_000, RELEASE_LEVEL)
+    assert not again.reused and again.sha256 == small.sha256
 
 
 def test_a_zip_is_streamed_with_the_bytes_a_whole_read_made(machine_code: Path, tmp_path: Path) -> None:

@@ -723,7 +723,7 @@ def split_debug_info(target: Target, executables: dict[str, Path], strip_symbols
 
 def package_debug_info(plan: Plan, target: Target, binaries: list[BuiltBinary]) -> list[Artifact]:
     """One debug archive per package whose binaries kept debug info, beside (never inside) its archive."""
-    from toolchain.release.package import ArchiveEntry, debug_archive_name, write_archive
+    from toolchain.release.package import DEBUG_LEVEL, ArchiveEntry, debug_archive_name, write_archive
 
     artifacts = []
     for selection in plan.selections:
@@ -736,7 +736,7 @@ def package_debug_info(plan: Plan, target: Target, binaries: list[BuiltBinary]) 
         if not entries:
             continue
         name = debug_archive_name(selection.package.name, target.triple, target.archive.format)
-        artifact = write_archive(selection.package.name, entries, plan.out_dir, name, plan.source_epoch)
+        artifact = write_archive(selection.package.name, entries, plan.out_dir, name, plan.source_epoch, DEBUG_LEVEL)
         log.info(f"{'unchanged' if artifact.reused else 'wrote'} {artifact.path} ({artifact.size} bytes)")
         artifacts.append(artifact)
     return artifacts

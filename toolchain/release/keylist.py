@@ -193,6 +193,7 @@ def signer_id(signature_path: Path) -> bytes:
         raise SignatureError(f"{signature_path.name} is not a minisign signature", hint="re-sign the file") from None
     return blob[2:10]
 
+
 @dataclass(frozen=True)
 class Trust:
     keylist: KeyList
@@ -245,4 +246,3 @@ def channel_signer(
     anchor = root_list(root) if root is not None else legacy_list(release_key)
     trust = follow(anchor, folder_lists(folder))
     return authorised_key(trust.keylist, key_id, ("channel",), now, f"the channel of {folder}")
-
