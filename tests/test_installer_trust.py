@@ -48,11 +48,12 @@ class History:
 
 
 def _write_list(history: Path, version: int, roots: list[SecretKey], releases: list[SecretKey],
-                signers: list[SecretKey], revoked: tuple[str, ...] = ()) -> None:  # fmt: skip
-    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=365)
+                signers: list[SecretKey], revoked: tuple[str, ...] = (), days: int = 365,
+                name: str = "") -> None:  # fmt: skip
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=days)
     made = KeyList(version, tuple(r.public_key() for r in roots), 1,
                    tuple(ListedKey(k.public_key(), "release", expires) for k in releases), revoked)  # fmt: skip
-    write_keylist(history / str(version), made, signers)
+    write_keylist(history / (name or str(version)), made, signers)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     _write_list(lists, 3, [r2], [k2], [r1, r2])  # R1 -> R2: the old and the new root sign it
     _write_list(lists, 4, [r2], [k2], [r2], revoked=(key_id_hex(k1.key_id),))
     _write_list(lists, 5, [r9], [k1], [r9])  # by a root nobody trusts
+    _write_list(lists, 2, [r1], [k1], [r1], days=-1, name="2-expired")  # K1 kept, but past its expiry
     old, new = host_builds(tmp_path_factory)
     folders = tmp_path_factory.mktemp("folders")
     with_backup = InstallerUpdate((DATA_PATTERN,), BACKUP, checks=demo_contract()["update"].checks)
@@ -92,7 +94,7 @@ class Channel:
     history: History
     releases: Releases
 
-    def lists(self, *versions: int) -> None:
+    def lists(self, *versions: int | str) -> None:
         """Publish these key lists (and only these) beside the channel."""
         shutil.rmtree(self.releases.root / "keys", ignore_errors=True)
         for version in versions:
@@ -196,6 +198,20 @@ def test_rotation_revocation_and_an_unknown_root(channel: Channel, tmp_path: Pat
     refused = fresh.install("0.1.0")
     assert refused.returncode == 1 and "which key list 4 revokes" in error_line(refused)
     assert not fresh.binary.exists() and not (fresh.config / "install-receipt.json").exists()
+
+
+def test_an_expired_release_key_is_refused(channel: Channel, tmp_path: Path) -> None:
+    machine = machine_for(channel, tmp_path, "expired")
+    channel.lists(1)
+    channel.point("0.1.0", "k1")
+    ok(machine.install("0.1.0"))
+    before, receipt = machine.digest(), machine.receipt()
+    channel.lists(1, "2-expired")
+    refused = machine.install("0.2.0-k1")
+    assert refused.returncode == 1
+    line = error_line(refused)
+    assert f"is signed by key {channel.history.id('k1')}, which expired at" in line and "nothing was installed" in line
+    assert_unchanged(machine, before, receipt)
 
 
 @pytest.mark.parametrize("shell", ["bash", "busybox"])
