@@ -347,6 +347,23 @@ def test_a_withdrawn_version_is_not_installed(channel: Channel, tmp_path: Path) 
     fresh = machine_for(channel, tmp_path, "fresh")
     assert fresh.install("0.2.0-k1").returncode == 1
     assert not fresh.binary.exists()
+    # TALLY_CHANNEL_URL names a channel elsewhere (here: the pointer moved into channel/).
+    elsewhere = channel.releases.root / "channel"
+    elsewhere.mkdir()
+    for name in (LATEST_NAME, f"{LATEST_NAME}.minisig"):
+        (channel.releases.root / name).rename(elsewhere / name)
+    named = {"TALLY_CHANNEL_URL": f"{channel.releases.url}/channel/{LATEST_NAME}"}
+    refused = machine.install("0.2.0-k1", env=named)
+    assert refused.returncode == 1 and "was withdrawn by its publisher" in error_line(refused)
+    assert_unchanged(machine, before, receipt)
+    missing = machine.install("0.2.0-k1", env={"TALLY_CHANNEL_URL": f"{channel.releases.url}/nowhere.json"})
+    assert missing.returncode == 1 and "cannot download the channel" in error_line(missing)
+    assert_unchanged(machine, before, receipt)
+    # Without it, nothing above the download folder says 0.2.0 is withdrawn: its own channel offers it.
+    elsewhere_machine = machine_for(channel, tmp_path, "elsewhere")
+    ok(elsewhere_machine.install("0.2.0-k1"))
+    for name in (LATEST_NAME, f"{LATEST_NAME}.minisig"):
+        (elsewhere / name).rename(channel.releases.root / name)
     # The withdrawal is signed: the same channel re-signed by another key is refused.
     pointer = channel.releases.root / LATEST_NAME
     sign_file(pointer, channel.history.keys["k2"], f"file:{LATEST_NAME}")
