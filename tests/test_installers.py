@@ -1009,7 +1009,8 @@ PS1_UPGRADE_BREAKAGES = {
     ),
     "no key check": ("if ($policy.public_key -and $policy.public_key -ne $PublicKey) {", "if ($false) {"),
     "no signature check": (
-        "        Assert-Signature -Path $download -Url $url -Name $artifact.Archive -Timeout $timeout\n",
+        "        Assert-Signature -Path $download -Url $url -Name $artifact.Archive -Timeout $timeout "
+        "-Channel $channel\n",
         "",
     ),
     "checks without their arguments": (

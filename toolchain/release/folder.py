@@ -25,7 +25,7 @@ from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
 from toolchain.log import log
 from toolchain.records.build_record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.records.formats import SBOM_SUFFIX
-from toolchain.release.installers import InstallerUpdate, ReleaseFile, render_installers
+from toolchain.release.installers import InstallerUpdate, ReleaseFile, baked_keylist, render_installers
 from toolchain.release.keylist import channel_signer, signer_id
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
@@ -88,7 +88,8 @@ def package_release(
 
     source, source_epoch: the repository's state and SOURCE_DATE_EPOCH when the build
     already asked git for them (else they are asked here)."""
-    update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "")
+    update = replace(update or InstallerUpdate(), public_key=key.public_key().render() if key else "",
+                     keylist=baked_keylist(out_dir))  # fmt: skip
     started = datetime.now(UTC).isoformat(timespec="seconds")
     record = load_record(out_dir)
     state = source or source_state(repo)

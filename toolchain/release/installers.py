@@ -7,15 +7,18 @@ manifest lists it."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from toolchain.config import catalog
 from toolchain.config.settings import UpdateSettings, installer_data_pattern
 from toolchain.errors import PackagingError
 from toolchain.log import log
+from toolchain.release.keylist import latest_list
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class InstallerUpdate:
     backup_command: tuple[str, ...] = ()  # [update] backup-command; "{dir}" is the folder to write into
     public_key: str = ""  # the minisign public key line the release is signed with ("" when unsigned)
     checks: tuple[tuple[str, ...], ...] = (("--version",),)  # [update] upgrade-checks, run after the swap
+    # The key list in force when the release was packaged (keys/N.json's text, "" when none): a
+    # fresh install starts its trust from it (its roots), as the updater's --root does.
+    keylist: str = ""
 
     @classmethod
     def from_settings(cls, update: UpdateSettings) -> InstallerUpdate:
@@ -67,6 +73,13 @@ class InstallerUpdate:
             else:
                 kept.append(canonical)
         return tuple(kept)
+
+
+def baked_keylist(folder: Path) -> str:
+    """The newest key list in the release folder's keys/ ("" when it has none), for the installers
+    to bake in: write the lists (`invoke rotate-key`) before packaging the release they sign."""
+    newest = latest_list(folder)
+    return "" if newest is None else json.dumps(newest.to_document(), sort_keys=True)
 
 
 def env_prefix(app: str) -> str:
@@ -104,12 +117,15 @@ def render_installers(
                 f"[update] entry {word!r} is empty or contains a quote, tab or line break", hint="change it"
             )
     key_line = update.public_key.strip().splitlines()[-1] if update.public_key.strip() else ""
+    # One line, so that it fits a quoted shell word (a list's JSON holds no quote of its own).
+    keylist = json.dumps(json.loads(update.keylist), sort_keys=True) if update.keylist else ""
     values = {
         "@APP@": app,
         "@VERSION@": version,
         "@BASE_URL@": base_url,
         "@ENV@": env_prefix(app),
         "@PUBLIC_KEY@": key_line,
+        "@KEYLIST@": keylist,
         "@DATA_FILES@": "\n".join(patterns),
         "@BACKUP_COMMAND@": "\n".join(update.backup_command),
         # one command a line, its words separated by tabs (the shell splits on them)
