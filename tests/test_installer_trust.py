@@ -461,3 +461,20 @@ def test_the_powershell_trust_checks_notice_a_missing_step(history: History, bre
     broken = text.replace(old, new).encode()
     assert powershell_errors(broken) == [], "the broken script still parses: only its structure changed"
     assert ps1_trust_problems(broken) != []
+
+
+def test_the_updater_starts_from_the_trust_the_installer_pinned(channel: Channel, tmp_path: Path) -> None:
+    """A fresh install from 0.2.0's installer pins list 3 (root R2) in its receipt. `invoke update`
+    on that copy (its pinned channel, no --root) follows the lists from there: from the one key
+    the receipt also pins (K2), list 1 (signed by R1 and K1) would be refused."""
+    from conftest import run_invoke
+
+    channel.lists(1, 2, 3)
+    channel.point("0.2.0", "k2")
+    machine = machine_for(channel, tmp_path, "updater")
+    ok(machine.install("0.2.0"))
+    assert trusted(machine)["version"] == 3
+    checked = run_invoke("update", "--check", "--json", "--binary", str(machine.binary), "--receipt",
+                         str(machine.config / "install-receipt.json"), env=machine.env())  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["action"] == "current", checked.stdout

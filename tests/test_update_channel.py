@@ -501,3 +501,17 @@ def test_wait_is_bounded(releases: Releases, old_install: Install) -> None:
         with pytest.raises(UsageError, match=r"--wait .* is out of range; pass 0 to 86400 seconds"):
             update(old_install.binary, str(releases.archive(releases.new)), releases.public_key, [], wait=bad)
     assert untouched(old_install, before)
+
+
+def test_a_pinned_download_folder_names_the_channel_the_installer_read(tmp_path: Path) -> None:
+    """Installers pin the folder they downloaded from: its channel is S3's pointer above it when
+    there is one, else the folder's own latest.json; a pointer is itself."""
+    from toolchain.update.channel import channel_pointer
+
+    folder = tmp_path / "tally" / "0.2.0"
+    folder.mkdir(parents=True)
+    (folder / "latest.json").write_text("{}")
+    assert channel_pointer(str(folder)) == f"{folder}/latest.json"
+    (folder.parent / "latest.json").write_text("{}")
+    assert channel_pointer(str(folder) + "/") == f"{folder.parent}/latest.json"
+    assert channel_pointer(f"{folder}/latest.json") == f"{folder}/latest.json"

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
-from toolchain.errors import UpdateError, UsageError, require_file
+from toolchain.errors import SignatureError, UpdateError, UsageError, require_file
 from toolchain.log import log
 from toolchain.tasks.base import required, task
 
 if TYPE_CHECKING:
+    from toolchain.release.keylist import KeyList
     from toolchain.release.latest import Latest
     from toolchain.update.rollout import ChannelStatus
 
@@ -86,9 +87,12 @@ class _Offer:
     public_key: str  # the key that must have signed the release
 
 
-def _read_offer(channel: str, public_key: str, binary: Path, state_dir: Path, root: str) -> _Offer:
+def _read_offer(
+    channel: str, public_key: str, binary: Path, state_dir: Path, root: str, receipt: dict[str, Any] | None = None
+) -> _Offer:
     """The verified channel. With key lists (published beside it, or followed before), the copy follows
-    them from its saved trust, else from its pinned root or key, and keeps the newest it accepted."""
+    them from its saved trust, else from the list its installer pinned in the receipt, else from its
+    pinned root or key, and keeps the newest it accepted."""
     import tempfile
 
     from toolchain.update.channel import read_channel
@@ -101,7 +105,7 @@ def _read_offer(channel: str, public_key: str, binary: Path, state_dir: Path, ro
         save_trust,
     )
 
-    saved = load_trust(state_dir / TRUST_NAME)
+    saved = load_trust(state_dir / TRUST_NAME) or _installer_trust(receipt)
     with tempfile.TemporaryDirectory(prefix="toolchain-check-") as work:
         if saved is None and not root and not has_key_lists(channel):
             return _Offer(read_channel(channel, public_key, binary.name, Path(work)).latest, "", public_key)
@@ -112,6 +116,19 @@ def _read_offer(channel: str, public_key: str, binary: Path, state_dir: Path, ro
     if trust.followed:
         log.info(f"followed key list(s) {', '.join(map(str, trust.followed))} of {channel}")
     return _Offer(release.latest, release.source, key.render())
+
+
+def _installer_trust(receipt: dict[str, Any] | None) -> KeyList | None:
+    """The key list an installer pinned in the receipt ("trust"), as the updater's own trust state."""
+    from toolchain.release.keylist import parse_keylist
+
+    document = (receipt or {}).get("trust")
+    if not isinstance(document, dict):
+        return None
+    try:
+        return parse_keylist(json_lib.dumps(document).encode(), "the install receipt's trust")
+    except SignatureError as exc:
+        raise UpdateError(exc.message, hint="reinstall with the release's installer; nothing was changed") from None
 
 
 def _channel_status(offer: _Offer, binary: Path, receipt: dict[str, Any] | None, state_dir: Path
@@ -197,6 +214,13 @@ def update_task(
     # The pinned policy: from the receipt the installer wrote for this binary
     # (found whatever --binary/--receipt say), else from --receipt.
     pinned = find_receipt(target.resolve()) or (read_receipt(Path(receipt)) if receipt else None)
+    if pinned is not None and pinned.pins is not None and pinned.pins.channel:
+        from dataclasses import replace
+
+        from toolchain.update.channel import channel_pointer
+
+        # An installer pins the folder it downloaded from: the channel is the latest.json it read.
+        pinned = replace(pinned, pins=replace(pinned.pins, channel=channel_pointer(pinned.pins.channel)))
     decision = decide(
         pinned.pins if pinned else None,
         pinned.path if pinned else None,
@@ -225,7 +249,7 @@ def update_task(
         state = Path(state_dir) if state_dir else default_state_dir(target.resolve())
         document = _read_receipt(str(pinned.path)) if pinned else (_read_receipt(receipt) if receipt else None)
         offer = _read_offer(decision.channel, decision.public_key, target, state, _key_file(Path(root), "root key")
-                            if root else "")  # fmt: skip
+                            if root else "", document)  # fmt: skip
         status, copy_id = _channel_status(offer, target, document, state)
         if check or status.action != "update":
             if json:

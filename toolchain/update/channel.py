@@ -47,6 +47,23 @@ def _fetch_pointer(channel: str, work: Path) -> tuple[Path, Path]:
     return pointer, signature
 
 
+def channel_pointer(channel: str) -> str:
+    """The latest.json a pinned channel names. The installers pin the folder they downloaded from
+    (…/VERSION): its channel is S3's pointer one folder above it when there is one, else the
+    folder's own latest.json, as the installers read it. A pointer (…/latest.json) is itself."""
+    if not channel or channel.endswith(".json"):
+        return channel
+    folder = channel.rstrip("/")
+    above = f"{folder.rsplit('/', 1)[0]}/{LATEST_NAME}"
+    if "://" not in channel:
+        return above if Path(above).is_file() else f"{folder}/{LATEST_NAME}"
+    try:
+        with urllib.request.urlopen(urllib.request.Request(above, method="HEAD"), timeout=60):
+            return above
+    except (urllib.error.URLError, OSError):
+        return f"{folder}/{LATEST_NAME}"
+
+
 def _beside(channel: str, name: str) -> bool:
     """Whether `name` sits beside the pointer (a release folder) rather than in
     {version}/ under it (S3's pointer). Either way the archive is verified."""
