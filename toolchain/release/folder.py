@@ -21,12 +21,12 @@ from toolchain.atomic import write_atomic, write_json
 from toolchain.config import catalog
 from toolchain.dated import day_of
 from toolchain.digest import sha256_file
-from toolchain.errors import PackagingError, ReleaseCheckError, ToolchainError
+from toolchain.errors import PackagingError, ReleaseCheckError, SignatureError, ToolchainError
 from toolchain.log import log
 from toolchain.records.build_record import RECORD_NAME, BuildRecord, load_record, save_record
 from toolchain.records.formats import SBOM_SUFFIX
 from toolchain.release.installers import InstallerUpdate, ReleaseFile, baked_keylist, render_installers
-from toolchain.release.keylist import channel_signer, signer_id
+from toolchain.release.keylist import channel_signer, key_id_hex, latest_list, signer_id
 from toolchain.release.latest import LATEST_NAME, LatestFile, write_latest
 from toolchain.release.package import archive_members, source_date_epoch
 from toolchain.release.provenance import SourceState, provenance, source_state
@@ -390,13 +390,20 @@ def _signer(folder: Path, name: str, release_key: PublicKey, root_text: str) -> 
     """The key that must have signed `name`: the release key, or for the channel's files a channel
     key the folder's key lists name (`invoke renew` with the key CI holds, the release key offline)."""
     signature = folder / f"{name}.minisig"
-    if name not in CHANNEL_FILES or not signature.is_file():
-        return release_key
+    if name not in CHANNEL_FILES or not signature.is_file() or latest_list(folder) is None:
+        return release_key  # verify_file names a signature by another key
     signer = signer_id(signature)
     if signer == release_key.key_id:
         return release_key
     root = parse_public_key(root_text, "--root") if root_text else None
-    return channel_signer(folder, release_key, signer, datetime.now(UTC), root)
+    try:
+        return channel_signer(folder, release_key, signer, datetime.now(UTC), root)
+    except SignatureError as exc:
+        raise SignatureError(
+            f"{signature.name} was made by key {key_id_hex(signer)}, not the release key "
+            f"{key_id_hex(release_key.key_id)} nor a channel key of the folder's key lists ({exc.message})",
+            hint=exc.hint or "verify with the key that signed the release",
+        ) from None
 
 
 def verify_release(folder: Path, public_key_text: str, root_text: str = "") -> list[str]:
