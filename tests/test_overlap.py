@@ -33,7 +33,9 @@ TARGETS = (HOST, ARM)
 # While cargo builds the target named in OVERLAP_WAIT_TARGET, its build script
 # first writes OVERLAP_STARTED (saying whether the file OVERLAP_WAIT_FOR, another
 # target's archive, existed yet), then waits for that file to appear.
-# It gives up after a minute, so a build without overlap fails instead of hanging.
+# It gives up after three minutes, so a build without overlap fails instead of hanging
+# (longer than any test waits for the other archive before it acts: under a loaded CI
+# machine a one-minute patience ran out first).
 BUILD_RS = """
 use std::{env, fs, path::Path, thread, time::Duration};
 fn main() {
@@ -46,7 +48,7 @@ fn main() {
         let seen = if Path::new(&file).exists() { "archive-present" } else { "archive-absent" };
         fs::write(started, seen).unwrap();
     }
-    for _ in 0..600 {
+    for _ in 0..1800 {
         if Path::new(&file).exists() { return; }
         thread::sleep(Duration::from_millis(100));
     }
