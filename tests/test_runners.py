@@ -204,3 +204,21 @@ def test_merged_source_conflict_names_both_folders_and_exits_4(tmp_path: Path) -
     assert str(first) in str(caught.value) and str(second) in str(caught.value)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "merged").exists()
+
+
+def test_every_cargo_command_of_a_build_resolves_the_same_crate_graph(tmp_path: Path) -> None:
+    """The compile and the SDK scan's cargo metadata pass the same features, and --locked only
+    where a committed lock file exists (compile.cargo.resolution_args)."""
+    from conftest import make_crate
+
+    from toolchain import REPO_ROOT
+    from toolchain.compile.cargo import resolution_args
+
+    demo = load_project(REPO_ROOT / "demo" / "Cargo.toml")
+    assert resolution_args(demo, ("a", "b"), True, True, True) == [
+        "--features", "a,b", "--all-features", "--no-default-features", "--locked",
+    ]  # fmt: skip
+    assert resolution_args(demo, (), False, False, False) == []
+    unlocked = load_project(make_crate(tmp_path / "unlocked", "unlocked"))
+    assert not unlocked.lockfile.is_file()
+    assert resolution_args(unlocked, (), False, False, True) == []

@@ -68,6 +68,22 @@ class Selection:
 _ahead: dict[Path, Future[proc.Result]] = {}
 
 
+def resolution_args(
+    project: Project, features: tuple[str, ...], all_features: bool, no_default_features: bool, locked: bool
+) -> list[str]:
+    """The flags that decide the crate graph, the same for every cargo command of a build (its
+    compile, and the metadata that finds what it links): features, and the committed lock file."""
+    args = ["--features", ",".join(features)] if features else []
+    if all_features:
+        args.append("--all-features")
+    if no_default_features:
+        args.append("--no-default-features")
+    if locked and project.lockfile.is_file():
+        # A release is built from the committed lock file, never a fresh resolve.
+        args.append("--locked")
+    return args
+
+
 def _manifest_file(manifest_path: Path) -> Path:
     manifest_path = manifest_path.resolve()
     return manifest_path / "Cargo.toml" if manifest_path.is_dir() else manifest_path

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.compile.cargo import Project, Selection, cargo_program
+from toolchain.compile.cargo import Project, Selection, cargo_program, resolution_args
 from toolchain.compile.links import LinkLine, ScanCache, evaluate, mentions_target
 from toolchain.compile.routes import default_rustc
 from toolchain.config.settings import Settings
@@ -47,14 +47,7 @@ def _metadata(target: Target, project: Project, settings: Settings) -> dict[str,
         "--manifest-path", project.manifest_path, "--filter-platform", target.triple,
     ]  # fmt: skip
     build = settings.build
-    if build.features:
-        argv += ["--features", ",".join(build.features)]
-    if build.all_features:
-        argv.append("--all-features")
-    if build.no_default_features:
-        argv.append("--no-default-features")
-    if build.locked and project.lockfile.is_file():
-        argv.append("--locked")
+    argv += resolution_args(project, build.features, build.all_features, build.no_default_features, build.locked)
     result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
     document: dict[str, Any] = json.loads(result.stdout)
     return document

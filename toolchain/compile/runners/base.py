@@ -12,7 +12,7 @@ from typing import Protocol
 
 from toolchain.compile import stdcache
 from toolchain.compile.auditable import auditable_command
-from toolchain.compile.cargo import Project, Selection
+from toolchain.compile.cargo import Project, Selection, resolution_args
 from toolchain.compile.routes import VENDORED_STD_SOURCES, Route, resolve_route
 from toolchain.compile.rustflags import encoded_rustflags
 from toolchain.config.profiles import Profile
@@ -168,15 +168,7 @@ def cargo_build_args(job: BuildJob) -> list[str]:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:
             args += ["--bin", binary]
-    if job.features:
-        args += ["--features", ",".join(job.features)]
-    if job.all_features:
-        args.append("--all-features")
-    if job.no_default_features:
-        args.append("--no-default-features")
-    if job.locked and job.project.lockfile.is_file():
-        # A release is built from the committed lock file, never a fresh resolve.
-        args.append("--locked")
+    args += resolution_args(job.project, job.features, job.all_features, job.no_default_features, job.locked)
     if job.timings:
         # Plain --timings: cargo 1.95 refuses a value (--timings=html) without -Zunstable-options.
         args.append("--timings")
