@@ -55,26 +55,24 @@ def channel_pointer(channel: str) -> str:
         return channel
     folder = channel.rstrip("/")
     above = f"{folder.rsplit('/', 1)[0]}/{LATEST_NAME}"
-    if "://" not in channel:
-        return above if Path(above).is_file() else f"{folder}/{LATEST_NAME}"
+    return above if exists(above) else f"{folder}/{LATEST_NAME}"
+
+
+def exists(source: str) -> bool:
+    """Whether a file of a channel is there: a path, or a URL that answers a HEAD request."""
+    if "://" not in source:
+        return Path(source).is_file()
     try:
-        with urllib.request.urlopen(urllib.request.Request(above, method="HEAD"), timeout=60):
-            return above
+        with urllib.request.urlopen(urllib.request.Request(source, method="HEAD"), timeout=60):
+            return True
     except (urllib.error.URLError, OSError):
-        return f"{folder}/{LATEST_NAME}"
+        return False
 
 
 def _beside(channel: str, name: str) -> bool:
     """Whether `name` sits beside the pointer (a release folder) rather than in
     {version}/ under it (S3's pointer). Either way the archive is verified."""
-    if "://" not in channel:
-        return (Path(channel).parent / name).is_file()
-    url = channel.rsplit("/", 1)[0] + "/" + name
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60):
-            return True
-    except (urllib.error.URLError, OSError):
-        return False
+    return exists(f"{channel.rsplit('/', 1)[0]}/{name}")
 
 
 def read_channel(channel: str, public_key_text: str, binary_name: str, work: Path,

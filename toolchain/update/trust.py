@@ -34,7 +34,7 @@ from toolchain.release.keylist import (
 from toolchain.release.latest import LATEST_NAME
 from toolchain.release.signing import PublicKey, parse_public_key
 from toolchain.update.artifact import fetch
-from toolchain.update.channel import ChannelRelease, read_channel
+from toolchain.update.channel import ChannelRelease, exists, read_channel
 
 TRUST_SCHEMA = "toolchain.trust/v1"
 TRUST_NAME = "trust.json"  # in the copy's update state folder: the last key list it accepted
@@ -42,17 +42,7 @@ TRUST_NAME = "trust.json"  # in the copy's update state folder: the last key lis
 
 def has_key_lists(channel: str) -> bool:
     """Whether the channel publishes key lists (keys/1.json beside its pointer)."""
-    if "://" not in channel:
-        return (Path(channel).parent / KEYS_DIR / "1.json").is_file()
-    import urllib.error
-    import urllib.request
-
-    url = f"{channel.rsplit('/', 1)[0]}/{KEYS_DIR}/1.json"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=60):
-            return True
-    except (urllib.error.URLError, OSError):
-        return False
+    return exists(f"{channel.rsplit('/', 1)[0]}/{KEYS_DIR}/1.json")
 
 
 def pinned_trust(public_key_text: str, *, root: bool) -> KeyList:
