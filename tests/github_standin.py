@@ -10,7 +10,15 @@ the by-tag endpoint hides drafts, listings paginate with Link headers,
 assets carry a "sha256:" digest, and a failed upload leaves an asset in
 state "starter" that blocks its name. It can be told to fail an upload
 part-way (`fail_upload_number`). An asset is downloaded as on GitHub: the API
-redirects to a storage URL, which refuses a request that carries the token."""
+redirects to a storage URL, which refuses a request that carries the token.
+
+The latest release follows GitHub's rules: publishing a release (draft false)
+makes it the latest unless `make_latest` is "false" (or it is a prerelease);
+`make_latest: "true"` on a published release makes it the latest; "legacy"
+picks the newest by creation. `GET /repos/O/N/releases/latest` answers it, and
+the public download URLs `/O/N/releases/latest/download/NAME` and
+`/O/N/releases/download/TAG/NAME` (GET and HEAD, no token) redirect to the
+storage as github.com does; a draft's assets are not public."""
 
 from __future__ import annotations
 
@@ -38,6 +46,7 @@ class State:
     uploads: int = 0
     fail_upload_number: int | None = None  # the Nth upload (1-based) fails part-way
     per_page_cap: int = 100
+    latest_id: int | None = None  # GitHub's latest release (explicitly made, or by the rules above)
 
     def new_id(self) -> int:
         self.next_id += 1
@@ -115,8 +124,59 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers["Link"] = f'<{self.base}{path}?per_page={per_page}&page={page + 1}>; rel="next"'
         self._send(200, chunk, headers)
 
+    def do_HEAD(self) -> None:
+        path, _ = self._route()
+        if (match := re.fullmatch(r"/download/(\d+)", path)) and int(match.group(1)) in self.state.blobs:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(self.state.blobs[int(match.group(1))])))
+            self.end_headers()
+            return
+        asset = self._public_asset(path)
+        if asset is None:
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self._redirect_to_storage(asset["id"])
+
+    def _public_asset(self, path: str) -> dict[str, Any] | None:
+        """The asset a public download URL names (a published release's, uploaded), else None."""
+        prefix = f"/{self.state.repo}/releases"
+        if match := re.fullmatch(rf"{prefix}/latest/download/([^/]+)", path):
+            release = self.state.releases.get(self.state.latest_id or -1)
+            name = match.group(1)
+        elif match := re.fullmatch(rf"{prefix}/download/([^/]+)/([^/]+)", path):
+            tag, name = urllib.parse.unquote(match.group(1)), match.group(2)
+            release = next((r for r in self.state.releases.values() if r["tag_name"] == tag), None)
+        else:
+            return None
+        if release is None or release["draft"]:
+            return None
+        return next(
+            (a for a in self.state.assets.values()
+             if a["release_id"] == release["id"] and a["name"] == name and a["state"] == "uploaded"),
+            None,
+        )  # fmt: skip
+
+    def _redirect_to_storage(self, asset_id: int) -> None:
+        self.send_response(302)
+        self.send_header("Location", f"{self.base}/download/{asset_id}")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self) -> None:
         path, query = self._route()
+        if path.startswith(f"/{self.state.repo}/releases/"):
+            asset = self._public_asset(path)
+            if asset is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "9")
+                self.end_headers()
+                self.wfile.write(b"Not Found")
+                return
+            self._redirect_to_storage(asset["id"])
+            return
         if match := re.fullmatch(r"/download/(\d+)", path):
             # The storage an asset download redirects to: no token, like GitHub's.
             data = self.state.blobs.get(int(match.group(1)))
@@ -148,6 +208,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if path == prefix:
             self._page(sorted(self.state.releases.values(), key=lambda r: -r["id"]), query, path)
+        elif path == f"{prefix}/latest":
+            latest = self.state.releases.get(self.state.latest_id or -1)
+            self._send(200, latest) if latest else self._fail(404, "Not Found")
         elif match := re.fullmatch(rf"{prefix}/tags/(.+)", path):
             found = [r for r in self.state.releases.values() if r["tag_name"] == match.group(1) and not r["draft"]]
             self._send(200, found[0]) if found else self._fail(404, "Not Found")
@@ -181,6 +244,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 "draft": bool(data.get("draft", False)), "prerelease": bool(data.get("prerelease", False)),
             }  # fmt: skip
             self.state.releases[release["id"]] = release
+            self._settle_latest(release, data.get("make_latest"), published=not release["draft"])
             self.state.events.append(("create", tag))
             self._send(201, release)
         elif match := re.fullmatch(rf"/repos/{self.state.repo}/releases/(\d+)/assets", path):
@@ -236,9 +300,27 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if data is None:
             return
         release = self.state.releases[int(match.group(1))]
+        if data.get("make_latest") not in (None, "true", "false", "legacy"):
+            self._fail(422, "Validation Failed", "invalid")
+            return
+        published = release["draft"] and data.get("draft") is False
         release.update({k: v for k, v in data.items() if k in ("draft", "prerelease", "name", "body")})
+        self._settle_latest(release, data.get("make_latest"), published=published)
         self.state.events.append(("publish" if data.get("draft") is False else "update", release["tag_name"]))
         self._send(200, release)
+
+    def _settle_latest(self, release: dict[str, Any], make_latest: str | None, *, published: bool) -> None:
+        """GitHub's latest release after a create or an update of `release`."""
+        state = self.state
+        eligible = not release["draft"] and not release["prerelease"]
+        if make_latest == "legacy":
+            candidates = [r["id"] for r in state.releases.values() if not r["draft"] and not r["prerelease"]]
+            state.latest_id = max(candidates, default=None)
+        elif eligible and (make_latest == "true" or (make_latest is None and published)):
+            state.latest_id = release["id"]
+        elif state.latest_id == release["id"] and not eligible:
+            candidates = [r["id"] for r in state.releases.values() if not r["draft"] and not r["prerelease"]]
+            state.latest_id = max(candidates, default=None)
 
     def do_DELETE(self) -> None:
         if not self._authorised():

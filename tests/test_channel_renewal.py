@@ -185,7 +185,10 @@ def test_renew_resigns_only_the_expiry_and_installed_copies_follow(
     renewed = standin.state.events[mark:]
     deleted = {name for event, name in renewed if event == "delete"}
     uploaded = {name for event, name in renewed if event == "upload"}
-    assert deleted == uploaded == {"latest.json", "latest.json.minisig", SUMS_NAME, f"{SUMS_NAME}.minisig"}
+    channel_files = {"latest.json", "latest.json.minisig", SUMS_NAME, f"{SUMS_NAME}.minisig"}
+    # ... and the release carries the key lists as flat assets (GitHub's assets have no folders).
+    assert deleted == channel_files
+    assert uploaded == channel_files | {f"keys-{p.name}" for p in (folder / "keys").iterdir()}
     # An installed copy's channel check: the renewed channel is taken, the expired one refused.
     work = tmp_path / "work"
     work.mkdir()

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import pytest
 from conftest import demo_contract
+from github_standin import GitHubStandIn
 from test_installer_upgrade import BACKUP, DATA_PATTERN, Machine, Releases, _served, host_builds
 from test_installers import SHELLS, PsScript, error_line, powershell_errors
 
 from toolchain import REPO_ROOT
 from toolchain.release.folder import package_release
+from toolchain.release.github import GitHubTarget
 from toolchain.release.installers import InstallerUpdate, render_installers
 from toolchain.release.keylist import KeyList, ListedKey, key_id_hex, write_keylist
 from toolchain.release.latest import LATEST_NAME, rewritten
+from toolchain.release.publish import ReleaseInfo, publish_github
 from toolchain.release.signing import SecretKey, generate, sign_file
 from toolchain.update.rollout import bucket, selected
 
@@ -478,3 +481,96 @@ def test_the_updater_starts_from_the_trust_the_installer_pinned(channel: Channel
                          str(machine.config / "install-receipt.json"), env=machine.env())  # fmt: skip
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["action"] == "current", checked.stdout
+
+
+# --- a channel on GitHub Releases (the strict local stand-in: GitHub cannot be reached here) ----
+
+
+GITHUB_TOKEN = "ghp_standin_secret_token_0123456789"
+GITHUB_REPO = "acme/tally"
+
+
+def publish_to_github(standin: GitHubStandIn, history: History, release: str) -> None:
+    """Publish a packaged folder as `invoke publish --github` does after its guardrail (the real
+    publish_github and client): its files as assets, its keys/ as flat keys-* assets."""
+    folder = history.folders / release
+    files = tuple(sorted(p for p in folder.iterdir() if p.is_file()))
+    lists = tuple(sorted((folder / "keys").iterdir())) if (folder / "keys").is_dir() else ()
+    version = json.loads((folder / LATEST_NAME).read_text())["version"]
+    target = GitHubTarget(GITHUB_REPO, api_url=standin.url, uploads_url=standin.url)
+    publish_github(ReleaseInfo("tally", version, files, lists), target, replace=False, notes="", token=GITHUB_TOKEN)
+
+
+def test_a_github_channel_follows_the_key_lists_from_flat_assets(history: History, tmp_path: Path) -> None:
+    """Installed from a GitHub release folder (…/releases/download/v0.1.0), a copy's channel is
+    GitHub's latest release, and its key lists are that release's keys-N.json assets. After K1 -> K2
+    and R1 -> R2 (lists 2 and 3, published with 0.2.0), the installer and the updater both follow
+    them there; read from keys/2.json (S3's layout), 0.2.0 would be refused as signed by an
+    unknown key."""
+    from conftest import run_invoke
+
+    releases = Releases(history.folders, "", history.keys["k1"])
+    machine, updater = (Machine(tmp_path / name / "home", releases, "dash") for name in ("installer", "updater"))
+    for one in (machine, updater):
+        one.home.mkdir(parents=True)
+    with GitHubStandIn(GITHUB_TOKEN, GITHUB_REPO) as standin:
+        site = f"{standin.url}/{GITHUB_REPO}/releases"
+        publish_to_github(standin, history, "0.1.0")
+        for one in (machine, updater):
+            ok(one.install("0.1.0", env={"TALLY_DOWNLOAD_URL": f"{site}/download/v0.1.0"}))
+            assert trusted(one)["version"] == 1 and roots_of(one, history) == {"r1"}
+        publish_to_github(standin, history, "0.2.0")
+        checked = run_invoke("update", "--check", "--json", "--binary", str(updater.binary), "--receipt",
+                             str(updater.config / "install-receipt.json"), env=updater.env())  # fmt: skip
+        assert checked.returncode == 0, checked.stderr
+        status = json.loads(checked.stdout)
+        assert (status["action"], status["offered"]) == ("update", "0.2.0"), checked.stdout
+        upgraded = machine.install("0.2.0", "-v", env={"TALLY_DOWNLOAD_URL": f"{site}/download/v0.2.0"})
+        assert upgraded.returncode == 0, upgraded.stderr
+        assert f"followed key list(s) 2, 3 of {site}/latest/download/keys-N.json" in upgraded.stderr
+        assert trusted(machine)["version"] == 3 and roots_of(machine, history) == {"r2"}
+        assert machine.tally("--version").stdout.split()[-1] == "0.2.0"
+
+
+LAYOUT_SAMPLES = (
+    "https://github.com/acme/tally/releases/download/v0.2.0",
+    "https://github.com/acme/tally/releases/latest/download",
+    "https://ghe.example.com/acme/tally/releases/download/tally-v1.0.0",
+    "https://bucket.s3.amazonaws.com/downloads/tally/0.2.0",
+    "http://127.0.0.1:8080/tally/0.2.0",
+)
+
+
+def test_the_powershell_installer_maps_github_folders_as_channel_layout_does(history: History) -> None:
+    """No PowerShell here: the installer's two patterns (.NET regex, the subset Python's re shares)
+    are run in Python over sample folders and must agree with toolchain.release.channel_layout."""
+    import re
+
+    from toolchain.release.channel_layout import keys_prefix, pointer_candidates
+
+    ps = PsScript((history.folders / "0.2.0" / "tally-installer.ps1").read_bytes())
+    prefix_body = ps.text(ps.functions["get-keysprefix"])
+    (prefix_pattern,) = re.findall(r"\$Base -match '([^']+)'", prefix_body)
+    channel_body = ps.text(ps.functions["read-channel"])
+    release_pattern, latest_pattern = re.findall(r"\$folder -match '([^']+)'", channel_body)
+    assert "Get-KeysPrefix -Base $base" in channel_body
+    for folder in LAYOUT_SAMPLES:
+        github = re.search(prefix_pattern, folder, re.I) is not None
+        assert keys_prefix(folder) == (f"{folder}/keys-" if github else f"{folder}/keys/"), folder
+        if match := re.search(release_pattern, folder, re.I):
+            above = f"{match.group(1)}/releases/latest/download/latest.json"
+        elif re.search(latest_pattern, folder, re.I):
+            above = f"{folder}/latest.json"
+        else:
+            above = f"{folder.rsplit('/', 1)[0]}/latest.json"
+        assert pointer_candidates(folder)[0] == above, folder
+
+
+def test_the_shell_keys_prefix_is_channel_layouts(tmp_path: Path) -> None:
+    from toolchain.release.channel_layout import keys_prefix
+
+    library = rendered_functions(tmp_path)
+    for folder in LAYOUT_SAMPLES:
+        said = subprocess.run(["dash", "-c", f'. "{library}"; keys_prefix "$1"', "sh", folder],
+                              capture_output=True, text=True, check=True).stdout  # fmt: skip
+        assert said == keys_prefix(folder), folder

@@ -555,3 +555,84 @@ def test_keys_and_tags_are_derived_in_one_place(
     done = publish(folder, key, github=github, s3=None) + publish_s3(info, s3_target, client=client)
     assert {(a.destination, a.name, a.where) for a in planned} == {(a.destination, a.name, a.where) for a in done}
     assert standin.state.events[0] == ("create", "tally-v0.1.0")
+
+
+def github_latest(server: GitHubStandIn, name: str = "manifest.json") -> str:
+    """The version GitHub's public …/releases/latest/download/ serves (as installers and updaters read it)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{server.url}/{REPO}/releases/latest/download/{name}", timeout=30) as response:
+            return str(json.loads(response.read())["apps"][0]["version"])
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code}"
+
+
+def test_github_latest_only_moves_forward(
+    signed: tuple[Path, str, Path], standin: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GitHub makes every newly published release its latest, which is the channel of
+    …/releases/latest/download/latest.json: a backport published after a newer release would move
+    every installed copy's channel back. publish says make_latest "false" for it, and --force-latest
+    (a withdrawal) makes an older published release the latest on purpose."""
+    folder, _, _ = signed
+    monkeypatch.setenv("STANDIN_TOKEN", TOKEN)
+    target = github_settings(standin)
+    releases = {v: relabel(folder, v, tmp_path / v) for v in ("0.2.0", "0.1.1", "0.3.0-rc.1")}
+    assert github_latest(standin) == "HTTP 404"
+    publish(*releases["0.2.0"], github=target, s3=None)
+    assert github_latest(standin) == "0.2.0"
+    actions = publish(*releases["0.1.1"], github=target, s3=None)
+    assert github_latest(standin) == "0.2.0", "a backport does not become GitHub's latest release"
+    assert [a.action for a in actions if a.name == "latest"] == ["keep"]
+    publish(*releases["0.3.0-rc.1"], github=target, s3=None)
+    assert github_latest(standin) == "0.2.0", "a pre-release is never the latest"
+    # The published 0.1.1's own download folder still serves it.
+    with urllib_get(f"{standin.url}/{REPO}/releases/download/v0.1.1/manifest.json") as response:
+        assert json.loads(response.read())["apps"][0]["version"] == "0.1.1"
+    forced = publish(*releases["0.1.1"], github=target, s3=None, force_latest=True)
+    assert github_latest(standin) == "0.1.1" and [a.action for a in forced if a.name == "latest"] == ["upload"]
+
+
+def urllib_get(url: str) -> Any:
+    import urllib.request
+
+    return urllib.request.urlopen(url, timeout=30)
+
+
+def test_github_releases_carry_the_key_lists_as_flat_assets(
+    signed: tuple[Path, str, Path], standin: GitHubStandIn, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GitHub release has no folders: each release carries the folder's keys/ as keys-N.json and
+    keys-N.json.KEYID.minisig, beside …/releases/latest/download/latest.json, and a published list is
+    never rewritten (a list with other bytes stops the publish, --replace or not)."""
+    from toolchain.release.keylist import KeyList, ListedKey, write_keylist
+    from toolchain.update.trust import has_key_lists
+
+    folder, key, _ = signed
+    monkeypatch.setenv("STANDIN_TOKEN", TOKEN)
+    release = tmp_path / "release"
+    shutil.copytree(folder, release)
+    root = generate()
+    from datetime import UTC, datetime, timedelta
+
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(days=90)
+    listed = KeyList(1, (root.public_key(),), 1, (ListedKey(generate().public_key(), "release", expires),), ())
+    write_keylist(release, listed, [root])
+    channel = f"{standin.url}/{REPO}/releases/latest/download/latest.json"
+    assert not has_key_lists(channel)
+    publish(release, key, github=github_settings(standin), s3=None)
+    names = {a["name"] for a in standin.state.assets.values()}
+    wanted = {f"keys-{p.name}" for p in (release / "keys").iterdir()}
+    assert len(wanted) == 2 and wanted <= names and not any("/" in n for n in names)
+    assert has_key_lists(channel), "the updater finds list 1 beside GitHub's latest channel"
+    # The same list again is skipped; another list 1 is refused before it replaces anything.
+    again = publish(release, key, github=github_settings(standin), s3=None)
+    assert {a.action for a in again if a.name.startswith("keys-")} == {"skip"}
+    other = KeyList(1, (root.public_key(),), 1, (ListedKey(generate().public_key(), "release", expires),), ())
+    write_keylist(release, other, [root])
+    uploads = standin.state.uploads
+    with pytest.raises(PublishError, match="already holds another key list keys-1.json"):
+        publish(release, key, github=github_settings(standin), s3=None, replace=True)
+    assert standin.state.uploads == uploads

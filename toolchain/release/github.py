@@ -83,6 +83,13 @@ class GitHubClient:
             url = _next_link(result[2].get("link", ""))
         return None
 
+    def latest_release(self) -> dict[str, Any] | None:
+        """GitHub's latest release (what …/releases/latest/download/ serves), None when there is none."""
+        result = self._request("GET", f"{self.api}/repos/{self.repo}/releases/latest")
+        if result[0] == 404:
+            return None
+        return dict(self._expect("read the latest release", result, 200))
+
     def releases(self) -> list[dict[str, Any]]:
         """Every release, newest first (as GitHub lists them), drafts included."""
         return self._all_pages(f"{self.api}/repos/{self.repo}/releases?per_page=100", "list releases")
@@ -141,11 +148,11 @@ class GitHubClient:
             url = _next_link(result[2].get("link", ""))
         return items
 
-    def upload_asset(self, release_id: int, path: Path, content_type: str) -> dict[str, Any]:
-        query = urllib.parse.urlencode({"name": path.name})
+    def upload_asset(self, release_id: int, path: Path, content_type: str, name: str = "") -> dict[str, Any]:
+        query = urllib.parse.urlencode({"name": name or path.name})
         url = f"{self.uploads}/repos/{self.repo}/releases/{release_id}/assets?{query}"
         result = self._request("POST", url, path.read_bytes(), content_type)
-        return dict(self._expect(f"upload {path.name}", result, 201))
+        return dict(self._expect(f"upload {name or path.name}", result, 201))
 
     def delete_asset(self, asset_id: int) -> None:
         result = self._request("DELETE", f"{self.api}/repos/{self.repo}/releases/assets/{asset_id}")
@@ -193,6 +200,13 @@ class GitHubTarget:
                 f"[github] tag-template {self.tag_template!r} is not a valid template",
                 hint='use the placeholders {version} and {app}, e.g. "v{version}"',
             ) from exc
+
+    def version_of(self, tag: str, app: str) -> str | None:
+        """The version a tag of this template names (None: the tag does not follow it)."""
+        pattern = re.escape(self.tag_template).replace(r"\{version\}", "(?P<version>.+?)")
+        pattern = pattern.replace(r"\{app\}", re.escape(app))
+        match = re.fullmatch(pattern, tag)
+        return match.group("version") if match and "version" in match.groupdict() else None
 
     def where(self, version: str, app: str) -> str:
         """OWNER/NAME@TAG, as plans and results name a release."""

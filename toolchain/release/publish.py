@@ -18,6 +18,7 @@ from typing import Any
 from toolchain.digest import sha256_file
 from toolchain.errors import GitHubError, PublishError, UsageError
 from toolchain.log import log
+from toolchain.release.channel_layout import GITHUB_KEYS_PREFIX, github_asset_name
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient, GitHubTarget
 from toolchain.release.keylist import KEYS_DIR
@@ -42,6 +43,7 @@ class ReleaseInfo:
     app: str
     version: str
     files: tuple[Path, ...]  # everything to upload, latest.json aside
+    key_lists: tuple[Path, ...] = ()  # the folder's keys/ (lists and their signatures), never rewritten
 
     @property
     def prerelease(self) -> bool:
@@ -93,7 +95,9 @@ def release_info(
         for extra in (f"{name}.sha256", f"{name}.minisig"):
             if (folder / extra).is_file():
                 files.append(folder / extra)
-    return ReleaseInfo(apps[0]["name"], apps[0]["version"], tuple(sorted(set(files))))
+    keys = folder / KEYS_DIR
+    key_lists = tuple(sorted(p for p in keys.iterdir() if p.is_file())) if keys.is_dir() else ()
+    return ReleaseInfo(apps[0]["name"], apps[0]["version"], tuple(sorted(set(files))), key_lists)
 
 
 def release_notes(repo: Path, version: str) -> str:
@@ -115,9 +119,13 @@ def publish_github(
     notes: str,
     token: str | None = None,
     replace_names: frozenset[str] = frozenset(),
+    force_latest: bool = False,
 ) -> list[Action]:
     """replace_names: assets replaced when their digest differs even without replace
-    (a renewed channel's files)."""
+    (a renewed channel's files). The release carries the folder's key lists as flat assets
+    (keys-N.json, channel_layout), and becomes GitHub's latest release (the channel of
+    …/releases/latest/download/latest.json) only when it is not older than the one that is,
+    unless force_latest (a withdrawal points the channel back on purpose)."""
     if not target.repository:
         raise UsageError("no GitHub repository to publish to", hint="set [github] repository = OWNER/NAME")
     token = token or os.environ.get(target.token_env, "")
@@ -133,30 +141,68 @@ def publish_github(
     else:
         log.info(f"reusing {'draft ' if release.get('draft') else ''}release {tag}")
     existing = {a["name"]: a for a in client.list_assets(int(release["id"]))}
+    uploads = [(path, path.name, path.name in replace_names) for path in info.files]
+    # Key lists never change once out; their signatures may be re-made (a fresh minisign comment).
+    uploads += [(path, github_asset_name(path.name), path.suffix == ".minisig") for path in info.key_lists]
+    digests = {name: sha256_file(path) for path, name, _ in uploads}
+    for _path, name, replaceable in uploads:  # before any upload: nothing is half-replaced
+        asset = existing.get(name)
+        if asset is None or asset.get("state", "uploaded") != "uploaded" or replaceable:
+            continue
+        if name.startswith(GITHUB_KEYS_PREFIX) and asset.get("digest") != f"sha256:{digests[name]}":
+            raise PublishError(
+                f"release {tag} already holds another key list {name}",
+                hint="key lists are never rewritten: write the next one with `invoke rotate-key`",
+            )
     actions = []
-    for path in info.files:
-        digest = sha256_file(path)
-        asset = existing.get(path.name)
+    for path, name, replaceable in uploads:
+        digest = digests[name]
+        asset = existing.get(name)
         if asset is not None:
             complete = asset.get("state", "uploaded") == "uploaded"
             if complete and asset.get("digest") == f"sha256:{digest}":
-                actions.append(Action("github", path.name, "skip", where))
+                actions.append(Action("github", name, "skip", where))
                 continue
-            if complete and not replace and path.name not in replace_names:
+            if complete and not replace and not replaceable:
                 raise PublishError(
-                    f"release {tag} already has {path.name} with a different digest",
+                    f"release {tag} already has {name} with a different digest",
                     hint="pass --replace to overwrite it (or publish a new version)",
                 )
             # A half-finished upload (state "starter") is always safe to redo.
             client.delete_asset(int(asset["id"]))
-        client.upload_asset(int(release["id"]), path, content_type(path))
-        actions.append(Action("github", path.name, "replace" if asset else "upload", where))
-        log.info(f"uploaded {path.name} to {tag}")
+        client.upload_asset(int(release["id"]), path, content_type(path), name=name)
+        actions.append(Action("github", name, "replace" if asset else "upload", where))
+        log.info(f"uploaded {name} to {tag}")
     if release.get("draft", True):
         # Published last: a half-uploaded release is never public.
-        client.update_release(int(release["id"]), draft=False, prerelease=info.prerelease)
+        latest = _make_latest(client, target, info, force_latest)
+        client.update_release(int(release["id"]), draft=False, prerelease=info.prerelease, make_latest=latest)
         log.info(f"published release {tag}")
+        if latest == "false" and not info.prerelease:
+            actions.append(Action("github", "latest", "keep", where))
+    elif force_latest and not info.prerelease:
+        client.update_release(int(release["id"]), make_latest="true")
+        log.info(f"{tag} is GitHub's latest release again")
+        actions.append(Action("github", "latest", "upload", where))
     return actions
+
+
+def _make_latest(client: GitHubClient, target: GitHubTarget, info: ReleaseInfo, force_latest: bool) -> str:
+    """GitHub's make_latest for a release being published: "true" unless an older version would
+    take the place of a newer one (GitHub makes every newly published release the latest)."""
+    if info.prerelease:
+        return "false"
+    current = client.latest_release()
+    if current is None or force_latest:
+        return "true"
+    version = target.version_of(str(current.get("tag_name", "")), info.app)
+    if version is not None and semver_key(info.version) < semver_key(version):
+        log.info(
+            f"GitHub's latest release stays {current['tag_name']}: {info.version} is older "
+            f"(pass --force-latest to make it the latest)"
+        )
+        return "false"
+    return "true"
 
 
 def _b64(digest_hex: str) -> str:
@@ -378,7 +424,8 @@ def publish(
     """Verify the folder (the guardrail), then publish it to each destination.
 
     replace: overwrite release assets / objects that exist with another digest.
-    force_latest: point S3's latest.json at this version even when it is older.
+    force_latest: point the channel (S3's latest.json, GitHub's latest release) at this version even when
+    it is older.
     previous: the release this one follows (folder or URL); default: the latest
     on each destination. A schema change needs a passing rollback validation.
     min_validity_days: the channel must stay valid this long (None: [update] min-validity)."""
@@ -395,7 +442,8 @@ def publish(
     actions: list[Action] = []
     if github is not None:
         try:
-            actions += publish_github(info, github, replace=replace, notes=release_notes(repo or folder, info.version))
+            notes = release_notes(repo or folder, info.version)
+            actions += publish_github(info, github, replace=replace, notes=notes, force_latest=force_latest)
         except GitHubError as exc:
             raise PublishError(exc.message, hint=f"{exc.hint}; re-running finishes the job") from exc
     if s3 is not None:

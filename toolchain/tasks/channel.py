@@ -61,12 +61,13 @@ def resign_channel(
         folder, key, key_text, settings.update.metadata_days, rollout=rollout, withdraw=withdraw, root_text=root_text
     )
     actions: list[Action] = []
+    # A withdrawal points the channel back at this (older) release on purpose.
     if github_target is not None or s3_target is not None:
         info = release_info(folder, key_text, min_validity_days=settings.update.min_validity, root_text=root_text)
         if github_target is not None:
-            actions += publish_github(info, github_target, replace=False, notes="", replace_names=RENEWED_NAMES)
+            actions += publish_github(info, github_target, replace=False, notes="", replace_names=RENEWED_NAMES,
+                                      force_latest=bool(withdraw))  # fmt: skip
         if s3_target is not None:
-            # A withdrawal points the channel back at this (older) release on purpose.
             actions += publish_s3(info, s3_target, replace_names=RENEWED_NAMES, force_latest=bool(withdraw))
     _show(renewal, actions, json)
 

@@ -63,17 +63,20 @@ class Artifact:
         return found
 
 
+def download(url: str, out: Path) -> Path:
+    """One URL's bytes into `out`."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, out.open("wb") as handle:
+            shutil.copyfileobj(response, handle, CHUNK)
+    except (urllib.error.URLError, OSError) as exc:
+        raise UpdateError(f"cannot download {url}: {exc}", hint="check the artifact URL") from exc
+    return out
+
+
 def fetch(source: str, name: str, into: Path) -> Path:
     """A sibling file of the artifact: from a folder, or from a URL's folder."""
-    out = into / name
     if "://" in source:
-        url = source.rsplit("/", 1)[0] + "/" + name
-        try:
-            with urllib.request.urlopen(url, timeout=60) as response, out.open("wb") as handle:
-                shutil.copyfileobj(response, handle, CHUNK)
-        except (urllib.error.URLError, OSError) as exc:
-            raise UpdateError(f"cannot download {url}: {exc}", hint="check the artifact URL") from exc
-        return out
+        return download(source.rsplit("/", 1)[0] + "/" + name, into / name)
     local = Path(source).parent / name
     if not local.is_file():
         raise UpdateError(

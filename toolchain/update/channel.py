@@ -18,6 +18,7 @@ from pathlib import Path
 
 from toolchain.config import catalog
 from toolchain.errors import SignatureError, UpdateError
+from toolchain.release.channel_layout import pointer_candidates
 from toolchain.release.latest import LATEST_NAME, Latest, LatestFile, parse_latest
 from toolchain.release.signing import parse_public_key, verify_file
 from toolchain.update.artifact import fetch
@@ -49,13 +50,13 @@ def _fetch_pointer(channel: str, work: Path) -> tuple[Path, Path]:
 
 def channel_pointer(channel: str) -> str:
     """The latest.json a pinned channel names. The installers pin the folder they downloaded from
-    (…/VERSION): its channel is S3's pointer one folder above it when there is one, else the
-    folder's own latest.json, as the installers read it. A pointer (…/latest.json) is itself."""
+    (…/VERSION): its channel is S3's pointer one folder above it, or GitHub's latest release for
+    a GitHub release folder, when there is one; else the folder's own latest.json, as the
+    installers read it. A pointer (…/latest.json) is itself."""
     if not channel or channel.endswith(".json"):
         return channel
-    folder = channel.rstrip("/")
-    above = f"{folder.rsplit('/', 1)[0]}/{LATEST_NAME}"
-    return above if exists(above) else f"{folder}/{LATEST_NAME}"
+    *better, own = pointer_candidates(channel)
+    return next((candidate for candidate in better if exists(candidate)), own)
 
 
 def exists(source: str) -> bool:

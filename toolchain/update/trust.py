@@ -18,6 +18,7 @@ from pathlib import Path
 
 from toolchain.atomic import write_json
 from toolchain.errors import SignatureError, UpdateError
+from toolchain.release.channel_layout import keys_prefix
 from toolchain.release.keylist import (
     KEYS_DIR,
     KeyList,
@@ -33,7 +34,7 @@ from toolchain.release.keylist import (
 )
 from toolchain.release.latest import LATEST_NAME
 from toolchain.release.signing import PublicKey, parse_public_key
-from toolchain.update.artifact import fetch
+from toolchain.update.artifact import download, fetch
 from toolchain.update.channel import ChannelRelease, exists, read_channel
 
 TRUST_SCHEMA = "toolchain.trust/v1"
@@ -41,8 +42,8 @@ TRUST_NAME = "trust.json"  # in the copy's update state folder: the last key lis
 
 
 def has_key_lists(channel: str) -> bool:
-    """Whether the channel publishes key lists (keys/1.json beside its pointer)."""
-    return exists(f"{channel.rsplit('/', 1)[0]}/{KEYS_DIR}/1.json")
+    """Whether the channel publishes key lists (list 1 beside its pointer)."""
+    return exists(f"{keys_prefix(channel.rsplit('/', 1)[0])}1.json")
 
 
 def pinned_trust(public_key_text: str, *, root: bool) -> KeyList:
@@ -70,26 +71,31 @@ class _ListFetcher:
     """Key list N (and its signatures) beside a channel, downloaded into work; None when there is none."""
 
     def __init__(self, channel: str, work: Path) -> None:
-        self.base = channel.rsplit("/", 1)[0] if "://" in channel else str(Path(channel).parent)
+        self.prefix = keys_prefix(channel.rsplit("/", 1)[0] if "://" in channel else str(Path(channel).parent))
         self.work = work / KEYS_DIR
         self.work.mkdir(parents=True, exist_ok=True)
         self.local = "://" not in channel
 
+    def _get(self, name: str) -> Path:
+        """The file `name` of the lists (N.json, N.json.KEYID.minisig), where it is or downloaded."""
+        source = f"{self.prefix}{name}"
+        if self.local:
+            if not Path(source).is_file():
+                raise UpdateError(f"{source} is missing", hint="")
+            return Path(source)
+        return download(source, self.work / name)
+
     def __call__(self, version: int) -> tuple[Path, str] | None:
         name = f"{version}.json"
-        source = f"{self.base}/{KEYS_DIR}/{name}"
-        if self.local and not Path(source).is_file():
-            return None
         try:
-            path = fetch(source, name, self.work)
+            path = self._get(name)
         except UpdateError:
             return None
-        return path, f"key list {version} ({source})"
+        return path, f"key list {version} ({self.prefix}{name})"
 
     def signature(self, path: Path, signer: bytes) -> None:
-        name = signature_name(path, signer).name
         with contextlib.suppress(UpdateError):  # a missing signature simply does not count
-            fetch(f"{self.base}/{KEYS_DIR}/{name}", name, self.work)
+            self._get(signature_name(path, signer).name)
 
 
 class _SignedListFetcher(_ListFetcher):
