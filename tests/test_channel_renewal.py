@@ -294,3 +294,44 @@ def test_a_channel_valid_for_less_than_min_validity_is_a_config_error(tmp_path: 
     config.write_text("[update]\nmetadata-days = 5\nmin-validity = 2\nmin-validty = 1\n")
     result = run_invoke("verify", "--path", str(tmp_path), env={"TOOLCHAIN_CONFIG": str(config)})
     assert result.returncode == 3 and "min-validity" in result.stderr, result.stderr  # did you mean
+
+
+def test_the_scheduled_renewal_of_a_github_release_with_a_channel_key(
+    release: tuple[Path, SecretKey], keys: tuple[Path, Path], s3_endpoint: str, standin: GitHubStandIn,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """renew.yml's steps: download the newest GitHub release (its key lists arrive flat, keys-N.json,
+    as GitHub's assets have no folders), `invoke renew --github` with the channel key the lists
+    name. The lists are read from the flat files, the renewed channel replaces the release's, and
+    GitHub's latest channel is then the renewed one."""
+    from toolchain.release.github import GitHubClient, download_github
+
+    folder = aged(release, tmp_path / "release", days_left=10.0)
+    secret, public = keys
+    channel = generate()
+    (tmp_path / "channel.key").write_text(channel.render())
+    (tmp_path / "channel.pub").write_text(channel.public_key().render())
+    root = tmp_path / "root.key"
+    root.write_text(generate().render())
+    listed = run_invoke("rotate-key", "--dir", str(folder), "--root-key", str(root), "--pinned-key", str(secret),
+                        "--release-key", str(public), "--channel-key", str(tmp_path / "channel.pub"))  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    env = {"TOOLCHAIN_CONFIG": str(config(tmp_path, s3_endpoint, "unused", standin)), "GITHUB_TOKEN": TOKEN}
+    first = run_invoke("publish", "--out-dir", str(folder), "--public-key", str(public), "--github", env=env)
+    assert first.returncode == 0, first.stderr
+
+    client = GitHubClient(standin.url, standin.url, REPO, TOKEN)
+    latest = client.latest_release()
+    assert latest is not None
+    downloaded = download_github(client, latest, tmp_path / "dist")
+    assert not (downloaded / "keys").exists() and (downloaded / "keys-1.json").is_file()
+    renewed = run_invoke("renew", "--out-dir", str(downloaded), "--secret-key", str(tmp_path / "channel.key"),
+                         "--public-key", str(public), "--github", "--json", env=env)  # fmt: skip
+    assert renewed.returncode == 0, renewed.stderr
+    expires = json.loads(renewed.stdout)["expires"]
+    assert datetime.fromisoformat(expires) > datetime.now(UTC) + timedelta(days=29)
+    import urllib.request
+
+    url = f"{standin.url}/{REPO}/releases/latest/download/latest.json"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert json.loads(response.read())["expires"] == expires

@@ -27,7 +27,7 @@ from toolchain import REPO_ROOT
 from toolchain.release.folder import package_release
 from toolchain.release.github import GitHubTarget
 from toolchain.release.installers import InstallerUpdate, render_installers
-from toolchain.release.keylist import KeyList, ListedKey, key_id_hex, write_keylist
+from toolchain.release.keylist import KeyList, ListedKey, folder_key_files, key_id_hex, write_keylist
 from toolchain.release.latest import LATEST_NAME, rewritten
 from toolchain.release.publish import ReleaseInfo, publish_github
 from toolchain.release.signing import SecretKey, generate, sign_file
@@ -495,7 +495,7 @@ def publish_to_github(standin: GitHubStandIn, history: History, release: str) ->
     publish_github and client): its files as assets, its keys/ as flat keys-* assets."""
     folder = history.folders / release
     files = tuple(sorted(p for p in folder.iterdir() if p.is_file()))
-    lists = tuple(sorted((folder / "keys").iterdir())) if (folder / "keys").is_dir() else ()
+    lists = tuple(folder_key_files(folder).items())
     version = json.loads((folder / LATEST_NAME).read_text())["version"]
     target = GitHubTarget(GITHUB_REPO, api_url=standin.url, uploads_url=standin.url)
     publish_github(ReleaseInfo("tally", version, files, lists), target, replace=False, notes="", token=GITHUB_TOKEN)

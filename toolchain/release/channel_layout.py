@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import re
 
-from toolchain.release.keylist import KEYS_DIR
+from toolchain.release.keylist import FLAT_PREFIX, KEYS_DIR
 from toolchain.release.latest import LATEST_NAME
 
-GITHUB_KEYS_PREFIX = f"{KEYS_DIR}-"
+GITHUB_KEYS_PREFIX = FLAT_PREFIX
 # A GitHub (or GitHub Enterprise) release download folder: …/OWNER/NAME/releases/download/TAG
 # or …/OWNER/NAME/releases/latest/download.
 _GITHUB_DOWNLOAD = re.compile(r"^[a-z][a-z0-9+.-]*://.+/releases/(?:latest/download|download/[^/]+)$", re.I)

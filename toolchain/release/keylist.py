@@ -17,7 +17,9 @@ new root), so existing installs move to the scheme on their next update.
 
 Files: `keys/N.json` and one minisign signature per signer,
 `keys/N.json.KEYID.minisig` (`minisign -V -m keys/N.json -x
-keys/N.json.KEYID.minisig -p root.pub` checks one).
+keys/N.json.KEYID.minisig -p root.pub` checks one). A release downloaded from
+GitHub holds them flat, `keys-N.json` and `keys-N.json.KEYID.minisig`
+(GitHub's assets have no folders): a release folder is read in either layout.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from toolchain.errors import SignatureError
 from toolchain.release.signing import PublicKey, SecretKey, parse_public_key, sign_file, verify_file
 
 KEYS_DIR = "keys"
+FLAT_PREFIX = f"{KEYS_DIR}-"  # a list's file name among a GitHub release's assets: keys-N.json
 KEYLIST_SCHEMA = "toolchain.keys/v1"
 ROLES = ("release", "channel")
 
@@ -154,13 +157,23 @@ def signed_by(path: Path, roots: tuple[PublicKey, ...]) -> set[str]:
     return valid
 
 
-def latest_list(folder: Path) -> KeyList | None:
-    """The newest list in folder/keys (None: there is none yet)."""
+def folder_key_files(folder: Path) -> dict[str, Path]:
+    """A release folder's key list files by their name in keys/ (`1.json`, `1.json.KEYID.minisig`):
+    its keys/ folder, and any flat keys-* files (a release downloaded from GitHub)."""
+    found = {p.name[len(FLAT_PREFIX) :]: p for p in folder.glob(f"{FLAT_PREFIX}*") if p.is_file()}
     directory = folder / KEYS_DIR
-    versions = sorted(int(p.stem) for p in directory.glob("*.json") if p.stem.isdigit()) if directory.is_dir() else []
+    if directory.is_dir():
+        found.update({p.name: p for p in directory.iterdir() if p.is_file()})
+    return dict(sorted(found.items()))
+
+
+def latest_list(folder: Path) -> KeyList | None:
+    """The newest list in the folder (None: there is none yet)."""
+    files = folder_key_files(folder)
+    versions = sorted(int(name[:-5]) for name in files if name.endswith(".json") and name[:-5].isdigit())
     if not versions:
         return None
-    path = directory / f"{versions[-1]}.json"
+    path = files[f"{versions[-1]}.json"]
     return parse_keylist(path.read_bytes(), str(path))
 
 
@@ -228,11 +241,11 @@ def follow(current: KeyList, fetch: Callable[[int], tuple[Path, str] | None]) ->
 
 
 def folder_lists(folder: Path) -> Callable[[int], tuple[Path, str] | None]:
-    """follow()'s source for a release folder's own keys/ (signatures beside each list)."""
+    """follow()'s source for a release folder's own lists (signatures beside each list, in either layout)."""
 
     def found(version: int) -> tuple[Path, str] | None:
-        path = folder / KEYS_DIR / f"{version}.json"
-        return (path, f"key list {version} ({path})") if path.is_file() else None
+        path = folder_key_files(folder).get(f"{version}.json")
+        return (path, f"key list {version} ({path})") if path is not None else None
 
     return found
 

@@ -21,7 +21,7 @@ from toolchain.log import log
 from toolchain.release.channel_layout import GITHUB_KEYS_PREFIX, github_asset_name
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient, GitHubTarget
-from toolchain.release.keylist import KEYS_DIR
+from toolchain.release.keylist import KEYS_DIR, folder_key_files
 from toolchain.release.latest import LATEST_NAME, RENEW_HINT, stale_channel
 from toolchain.release.s3 import S3Target, error_code, latest_version, one_line, s3_client, s3_failure
 from toolchain.release.version import is_prerelease, semver_key
@@ -43,7 +43,8 @@ class ReleaseInfo:
     app: str
     version: str
     files: tuple[Path, ...]  # everything to upload, latest.json aside
-    key_lists: tuple[Path, ...] = ()  # the folder's keys/ (lists and their signatures), never rewritten
+    # The folder's key list files by their name in keys/ (lists and signatures); lists are never rewritten.
+    key_lists: tuple[tuple[str, Path], ...] = ()
 
     @property
     def prerelease(self) -> bool:
@@ -95,8 +96,7 @@ def release_info(
         for extra in (f"{name}.sha256", f"{name}.minisig"):
             if (folder / extra).is_file():
                 files.append(folder / extra)
-    keys = folder / KEYS_DIR
-    key_lists = tuple(sorted(p for p in keys.iterdir() if p.is_file())) if keys.is_dir() else ()
+    key_lists = tuple(folder_key_files(folder).items())
     return ReleaseInfo(apps[0]["name"], apps[0]["version"], tuple(sorted(set(files))), key_lists)
 
 
@@ -143,7 +143,7 @@ def publish_github(
     existing = {a["name"]: a for a in client.list_assets(int(release["id"]))}
     uploads = [(path, path.name, path.name in replace_names) for path in info.files]
     # Key lists never change once out; their signatures may be re-made (a fresh minisign comment).
-    uploads += [(path, github_asset_name(path.name), path.suffix == ".minisig") for path in info.key_lists]
+    uploads += [(path, github_asset_name(name), path.suffix == ".minisig") for name, path in info.key_lists]
     digests = {name: sha256_file(path) for path, name, _ in uploads}
     for _path, name, replaceable in uploads:  # before any upload: nothing is half-replaced
         asset = existing.get(name)
@@ -353,7 +353,7 @@ def _publish_s3(
             f"(pass --force-latest to point it at {info.version})"
         )
         return [*actions, Action("s3", "latest.json", "keep", target.url(latest_key))]
-    actions += _publish_key_lists(client, target, info.app, pointer[LATEST_NAME].parent)
+    actions += _publish_key_lists(client, target, info.app, info.key_lists)
     for name in (f"{LATEST_NAME}.minisig", LATEST_NAME):  # the signature first: a reader between sees a mismatch
         body = pointer[name].read_bytes()
         client.put_object(
@@ -367,29 +367,28 @@ def _publish_s3(
     return [*actions, Action("s3", "latest.json", "upload", target.url(latest_key))]
 
 
-def _publish_key_lists(client: Any, target: S3Target, app: str, folder: Path) -> list[Action]:
-    """The channel's key lists (keys/ of the folder, `invoke rotate-key`) beside the pointer, before
+def _publish_key_lists(
+    client: Any, target: S3Target, app: str, key_lists: tuple[tuple[str, Path], ...]
+) -> list[Action]:
+    """The channel's key lists (the folder's, `invoke rotate-key`) in keys/ beside the pointer, before
     it moves: an updater reading the new pointer finds the lists that name its signer. A published
     list never changes: one with other bytes stops the publish."""
-    directory = folder / KEYS_DIR
-    if not directory.is_dir():
-        return []
     base = target.latest_key(app).rsplit("/", 1)[0]
     actions = []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        key = f"{base}/{KEYS_DIR}/{path.name}"
+    for name, path in key_lists:
+        key = f"{base}/{KEYS_DIR}/{name}"
         digest = sha256_file(path)
         stored = _stored_digest(client, target.bucket, key)
         if stored == digest:
-            actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "skip", target.url(key)))
+            actions.append(Action("s3", f"{KEYS_DIR}/{name}", "skip", target.url(key)))
             continue
-        if stored is not None and path.name.endswith(".json"):
+        if stored is not None and name.endswith(".json"):
             raise PublishError(
-                f"{target.url(key)} already holds another key list {path.name}",
+                f"{target.url(key)} already holds another key list {name}",
                 hint="key lists are never rewritten: write the next one with `invoke rotate-key`",
             )
         upload_s3_object(client, target, key, path, digest)
-        actions.append(Action("s3", f"{KEYS_DIR}/{path.name}", "upload", target.url(key)))
+        actions.append(Action("s3", f"{KEYS_DIR}/{name}", "upload", target.url(key)))
         log.info(f"uploaded {target.url(key)}")
     return actions
 
