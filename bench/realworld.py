@@ -225,7 +225,9 @@ def main() -> None:
     if args.resume and rows.is_file():
         cells = [Cell(**row) for row in json.loads(rows.read_text())]
     done = {(c.crate, c.version, c.target) for c in cells}
-    parts: dict[str, list[str]] = {}
+    # The C parts of every crate in the table, kept rows included (a --crates run rewrites the whole table).
+    listed = {(c.crate, c.version) for c in cells}
+    parts = {f"{n} {v}": c_parts(fetch(n, v, cache)) for n, v in CORPUS if (n, v) in listed and (n, v) not in corpus}
     for name, version in corpus:
         folder = fetch(name, version, cache)
         parts[f"{name} {version}"] = c_parts(folder)
