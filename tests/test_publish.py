@@ -23,7 +23,7 @@ from toolchain.config.settings import load_settings
 from toolchain.errors import PublishError, ReleaseCheckError
 from toolchain.pipeline.targets import BuildOptions, build
 from toolchain.release.folder import package_release
-from toolchain.release.github import GitHubTarget
+from toolchain.release.github import GitHubClient, GitHubTarget
 from toolchain.release.publish import publish, release_info, upload_s3_object
 from toolchain.release.s3 import S3Target
 from toolchain.release.signing import generate
@@ -593,6 +593,13 @@ def test_github_latest_only_moves_forward(
         assert json.loads(response.read())["apps"][0]["version"] == "0.1.1"
     forced = publish(*releases["0.1.1"], github=target, s3=None, force_latest=True)
     assert github_latest(standin) == "0.1.1" and [a.action for a in forced if a.name == "latest"] == ["upload"]
+    # A latest release whose tag names no SemVer version (made by hand) has no order to keep.
+    client = GitHubClient(standin.url, standin.url, REPO, TOKEN)
+    made = client.create_release("vnightly", "nightly", "", prerelease=False)
+    client.update_release(int(made["id"]), draft=False)
+    assert (client.latest_release() or {}).get("tag_name") == "vnightly"
+    publish(*relabel(folder, "0.1.2", tmp_path / "0.1.2"), github=target, s3=None)
+    assert github_latest(standin) == "0.1.2"
 
 
 def urllib_get(url: str) -> Any:

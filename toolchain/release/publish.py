@@ -196,7 +196,11 @@ def _make_latest(client: GitHubClient, target: GitHubTarget, info: ReleaseInfo, 
     if current is None or force_latest:
         return "true"
     version = target.version_of(str(current.get("tag_name", "")), info.app)
-    if version is not None and semver_key(info.version) < semver_key(version):
+    try:
+        older = version is not None and semver_key(info.version) < semver_key(version)
+    except ValueError:  # the latest release's tag names no SemVer version: no order to keep
+        older = False
+    if older:
         log.info(
             f"GitHub's latest release stays {current['tag_name']}: {info.version} is older "
             f"(pass --force-latest to make it the latest)"
