@@ -241,7 +241,13 @@ def test_s3_multipart_for_large_files(s3: tuple[Any, S3Target], tmp_path: Path) 
 
 
 def test_dry_run_plan_uploads_nothing(signed: tuple[Path, str, Path], tmp_path: Path) -> None:
-    folder, _, key_file = signed
+    signed_folder, _, key_file = signed
+    folder = tmp_path / "release"
+    shutil.copytree(signed_folder, folder)
+    from toolchain.release.keylist import KeyList, write_keylist
+
+    root = generate()
+    write_keylist(folder, KeyList(1, (root.public_key(),), 1, (), ()), [root])
     config = tmp_path / "toolchain.toml"
     config.write_text('[github]\nrepository = "acme/tally"\n[s3]\nbucket = "acme-releases"\n')
     result = run_invoke("publish", "--out-dir", str(folder), "--public-key", str(key_file), "--dry-run", "--json",
@@ -251,6 +257,9 @@ def test_dry_run_plan_uploads_nothing(signed: tuple[Path, str, Path], tmp_path: 
     assert {a["action"] for a in actions} == {"would-upload"}
     assert "acme/tally@v0.1.0" in {a["where"] for a in actions}
     assert "s3://acme-releases/releases/tally/latest.json" in {a["where"] for a in actions}
+    # The key lists too: flat on GitHub, in keys/ beside S3's pointer.
+    assert ("github", "keys-1.json") in {(a["destination"], a["name"]) for a in actions}
+    assert "s3://acme-releases/releases/tally/keys/1.json" in {a["where"] for a in actions}
 
 
 # --- S3 hardening: forward-only latest.json, no silent overwrite, clean failures ---

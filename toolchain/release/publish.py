@@ -403,9 +403,15 @@ def plan(info: ReleaseInfo, github: GitHubTarget | None, s3: S3Target | None) ->
     if github is not None:
         where = github.where(info.version, info.app)
         actions += [Action("github", p.name, "would-upload", where) for p in info.files]
+        actions += [Action("github", github_asset_name(name), "would-upload", where) for name, _ in info.key_lists]
     if s3 is not None:
         actions += [
             Action("s3", p.name, "would-upload", s3.url(s3.key(info.app, info.version, p.name))) for p in info.files
+        ]
+        base = s3.latest_key(info.app).rsplit("/", 1)[0]
+        actions += [
+            Action("s3", f"{KEYS_DIR}/{name}", "would-upload", s3.url(f"{base}/{KEYS_DIR}/{name}"))
+            for name, _ in info.key_lists
         ]
         actions.append(Action("s3", "latest.json", "would-upload", s3.url(s3.latest_key(info.app))))
     return actions
