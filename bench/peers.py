@@ -190,6 +190,16 @@ def rustup_targets() -> frozenset[str]:
     return frozenset(listed.stdout.split())
 
 
+def restore_rustup_targets() -> None:
+    """`dist build` runs `rustup target add` for its target where rustup can download it: remove
+    what it added, so the machine (and the toolkit's std route in the next round and in the tests)
+    stays as it was. Said on stderr, since that round of dist counted the download."""
+    listed = subprocess.run(["rustup", "target", "list", "--installed"], capture_output=True, text=True, check=False)
+    for added in sorted(frozenset(listed.stdout.split()) - rustup_targets()):
+        subprocess.run(["rustup", "target", "remove", added], capture_output=True, check=False)
+        print(f"cargo-dist added rustup's {added} std (its build counted the download): removed again", file=sys.stderr)
+
+
 def build_dist(dist: Path, crate: str, source: Path, triple: str, work: Path) -> Built:
     """`dist build` for one target with the config `dist init` would write, from a clean target folder."""
     project = fresh_copy(source, work)
@@ -222,6 +232,7 @@ def build_dist(dist: Path, crate: str, source: Path, triple: str, work: Path) ->
         check=False,
     )
     seconds = time.perf_counter() - started
+    restore_rustup_targets()
     # dist picks a cross wrapper itself (cargo-zigbuild from a Linux host to another Linux
     # architecture) and names it in its "building T target, from H host, via W" line.
     how = next((line.split(", via ")[1].split(",")[0] for line in done.stderr.splitlines() if ", via " in line), "")

@@ -574,3 +574,23 @@ def test_the_shell_keys_prefix_is_channel_layouts(tmp_path: Path) -> None:
         said = subprocess.run(["dash", "-c", f'. "{library}"; keys_prefix "$1"', "sh", folder],
                               capture_output=True, text=True, check=True).stdout  # fmt: skip
         assert said == keys_prefix(folder), folder
+
+
+def test_an_install_id_without_od_or_cut(tmp_path: Path) -> None:
+    """The install id falls back to a hash of what differs between runs when od cannot read
+    /dev/urandom, with only the tools the installer needs anyway (no cut)."""
+    library = rendered_functions(tmp_path)
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("awk", "sha256sum", "tr", "date", "uname"):
+        found = shutil.which(tool)
+        assert found is not None, tool
+        (tools / tool).symlink_to(found)
+    work = tmp_path / "work"
+    work.mkdir()
+    script = f'. "{library}"; HASH_TOOL=sha256sum; TMP_DIR="{work}"; new_install_id; new_install_id'
+    made = subprocess.run([shutil.which("dash") or "dash", "-c", script], env={"PATH": str(tools)},
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    assert made.returncode == 0 and made.stderr == "", made.stderr
+    first, second = made.stdout.split()
+    assert len(first) == 32 and int(first, 16) >= 0 and first != second
