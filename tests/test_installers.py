@@ -524,7 +524,19 @@ def tar_env(tmp_path: Path, tar: str) -> dict[str, str | None]:
         return {}
     if tar == "busybox-tar":
         return {"PATH": restricted_path(tmp_path, set(), links={"tar": BUSYBOX})}
-    return {"PATH": restricted_path(tmp_path, {"tar"}, {"tar": f'exec {real} "$@" 2>/dev/null'})}
+    # Silent towards the installer; what tar said is kept beside, for a failure to explain itself.
+    said = silent_tar_log(tmp_path)
+    return {"PATH": restricted_path(tmp_path, {"tar"}, {"tar": f'exec {real} "$@" 2>>"{said}"'})}
+
+
+def silent_tar_log(tmp_path: Path) -> Path:
+    """Outside tmp_path, whose tree the refusal tests compare before and after."""
+    return tmp_path.parent / f"{tmp_path.name}.silent-tar.stderr"
+
+
+def tar_said(tmp_path: Path) -> str:
+    said = silent_tar_log(tmp_path)
+    return f"; the silent tar said: {said.read_text()!r}" if said.is_file() else ""
 
 
 @pytest.mark.parametrize("tar", TARS)
@@ -555,7 +567,7 @@ def test_installs_a_crafted_archive_of_plain_files(tmp_path: Path, shell: str, t
     home = tmp_path / "home"
     with contextlib.contextmanager(serve)(folder) as url:
         result = run_installer(folder, shell, home, url, env=tar_env(tmp_path, tar))
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 0, result.stderr + tar_said(tmp_path)
     assert (home / "bin" / "tally").read_bytes() == CRAFTED_BINARY
     assert not (home / "bin" / "tally").is_symlink()
 
