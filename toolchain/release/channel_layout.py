@@ -19,7 +19,6 @@ import re
 from toolchain.release.keylist import FLAT_PREFIX, KEYS_DIR
 from toolchain.release.latest import LATEST_NAME
 
-GITHUB_KEYS_PREFIX = FLAT_PREFIX
 # A GitHub (or GitHub Enterprise) release download folder: …/OWNER/NAME/releases/download/TAG
 # or …/OWNER/NAME/releases/latest/download.
 _GITHUB_DOWNLOAD = re.compile(r"^[a-z][a-z0-9+.-]*://.+/releases/(?:latest/download|download/[^/]+)$", re.I)
@@ -33,12 +32,12 @@ def is_github_download(folder: str) -> bool:
 def keys_prefix(base: str) -> str:
     """What key list file names are appended to, beside a channel whose folder is `base`."""
     base = base.rstrip("/")
-    return f"{base}/{GITHUB_KEYS_PREFIX}" if is_github_download(base) else f"{base}/{KEYS_DIR}/"
+    return f"{base}/{FLAT_PREFIX}" if is_github_download(base) else f"{base}/{KEYS_DIR}/"
 
 
 def github_asset_name(name_in_keys: str) -> str:
     """The flat release asset name of a file in a folder's keys/ (`1.json` -> `keys-1.json`)."""
-    return f"{GITHUB_KEYS_PREFIX}{name_in_keys}"
+    return f"{FLAT_PREFIX}{name_in_keys}"
 
 
 def pointer_candidates(folder: str) -> tuple[str, ...]:

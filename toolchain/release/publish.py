@@ -18,10 +18,10 @@ from typing import Any
 from toolchain.digest import sha256_file
 from toolchain.errors import GitHubError, PublishError, UsageError
 from toolchain.log import log
-from toolchain.release.channel_layout import GITHUB_KEYS_PREFIX, github_asset_name
+from toolchain.release.channel_layout import github_asset_name
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, parse_sums, verify_release
 from toolchain.release.github import GitHubClient, GitHubTarget
-from toolchain.release.keylist import KEYS_DIR, folder_key_files
+from toolchain.release.keylist import FLAT_PREFIX, KEYS_DIR, folder_key_files
 from toolchain.release.latest import LATEST_NAME, RENEW_HINT, stale_channel
 from toolchain.release.s3 import S3Target, error_code, latest_version, one_line, s3_client, s3_failure
 from toolchain.release.version import is_prerelease, semver_key
@@ -149,7 +149,7 @@ def publish_github(
         asset = existing.get(name)
         if asset is None or asset.get("state", "uploaded") != "uploaded" or replaceable:
             continue
-        if name.startswith(GITHUB_KEYS_PREFIX) and asset.get("digest") != f"sha256:{digests[name]}":
+        if name.startswith(FLAT_PREFIX) and asset.get("digest") != f"sha256:{digests[name]}":
             raise PublishError(
                 f"release {tag} already holds another key list {name}",
                 hint="key lists are never rewritten: write the next one with `invoke rotate-key`",
