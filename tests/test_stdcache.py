@@ -44,7 +44,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _build(crate: Path, cache: Path, target_dir: Path, out: Path) -> subprocess.Popen[str]:
+def _build(crate: Path, cache: Path, target_dir: Path, out: Path, force: bool = True) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "XDG_CACHE_HOME": str(cache),
@@ -52,7 +52,7 @@ def _build(crate: Path, cache: Path, target_dir: Path, out: Path) -> subprocess.
         "PYTHONPATH": str(REPO_ROOT),
     }
     argv = ["nice", "-n", "10", *TOOLCHAIN, "build", "--target", WINDOWS, "--profile", "fast"]
-    argv += ["--manifest-path", str(crate), "--out-dir", str(out), "--force"]
+    argv += ["--manifest-path", str(crate), "--out-dir", str(out), *(["--force"] if force else [])]
     return subprocess.Popen(
         argv, cwd=crate.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
@@ -137,8 +137,11 @@ def test_prune_removes_unused_and_broken_entries_but_not_one_in_use(tmp_path: Pa
         digest = hashlib.sha256(b"rlib").hexdigest()
         files = {f"lib/rustlib/{WINDOWS}/lib/libstd-x.rlib": {"size": 4 if whole else 5, "sha256": digest}}
         (folder / MANIFEST).write_text(json.dumps({"inputs": {"target": WINDOWS}, "files": files}))
+        lock = folder.with_name(name + ".lock")  # its last use is marked on the lock file beside it
+        lock.touch()
         then = time.time() - age_days * 86400
-        os.utime(folder / MANIFEST, (then, then))
+        for path in (folder / MANIFEST, lock):
+            os.utime(path, (then, then))
         return folder
 
     entry("recent", 1)
@@ -168,3 +171,15 @@ def test_doctor_shows_the_cache_and_prune_has_help(std_root: Path, two_at_once: 
     assert [e["name"] for e in shown["entries"]] == [entry.name]
     helped = subprocess.run([*TOOLCHAIN, "cache.prune-std", "--help"], capture_output=True, text=True, env=env)
     assert helped.returncode == 0 and "--older-than-days" in helped.stdout
+
+
+def test_a_build_through_the_cache_is_fresh_the_next_time(std_root: Path, two_at_once: tuple[Path, list[str]]) -> None:
+    # Using an entry must not look like a change to what the build read (the sysroot is one of
+    # its inputs): the build after the one that settled skips cargo.
+    work, _ = two_at_once
+    crate = work / "second" / "Cargo.toml"
+    target_dir, out = work / "target-second", work / "dist-fresh"
+
+    outputs = [_finish(_build(crate, std_root.parent.parent, target_dir, out, force=False)) for _ in range(3)]
+    assert "fresh: nothing changed" in outputs[-1], outputs[-1][-2000:]
+    assert not any("changed while the build ran" in o for o in outputs[1:]), outputs

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from toolchain.compile.context import CargoContext
 from toolchain.compile.routes import ProjectSources
 from toolchain.compile.vendor import project_sources
 from toolchain.config.schema import did_you_mean, load_toml
+from toolchain.config.settings import Settings
 from toolchain.errors import ProjectError, UsageError
 
 
@@ -82,6 +84,58 @@ def resolution_args(
         # A release is built from the committed lock file, never a fresh resolve.
         args.append("--locked")
     return args
+
+
+# The crate graph for one target, by (Cargo.toml, target, resolution flags): asked once per build
+# by whichever pre-cargo check needs it first (the SDK check, the rust-version check).
+_target_graphs: dict[tuple[Path, str, tuple[str, ...]], dict[str, Any]] = {}
+
+
+def target_metadata(project: Project, triple: str, settings: Settings) -> dict[str, Any]:
+    """`cargo metadata` with dependencies, filtered to what cargo would build for the target,
+    with the build's own features and lock file."""
+    build = settings.build
+    resolution = resolution_args(project, build.features, build.all_features, build.no_default_features, build.locked)
+    key = (project.manifest_path, triple, tuple(resolution))
+    if key not in _target_graphs:
+        argv: list[str | Path] = [
+            cargo_program(), "metadata", "--format-version", "1",
+            "--manifest-path", project.manifest_path, "--filter-platform", triple, *resolution,
+        ]  # fmt: skip
+        result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {triple}", quiet=True)
+        _target_graphs[key] = json.loads(result.stdout)
+    return _target_graphs[key]
+
+
+def reachable(metadata: dict[str, Any], chosen: set[str], *, build_dependencies: bool) -> dict[str, str | None]:
+    """Every package the chosen members pull in, breadth first, each with the package that first
+    reached it (None for a chosen member). Dev-dependencies never count (not in a release binary);
+    build-dependencies only when asked (they are compiled, but run on the build machine)."""
+    packages = {p["id"]: p for p in metadata["packages"]}
+    nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
+    members = set(metadata.get("workspace_members", []))
+    roots = sorted(pid for pid in members if pid in nodes and packages[pid]["name"] in chosen)
+    kinds = {None, "build"} if build_dependencies else {None}
+    parent: dict[str, str | None] = {pid: None for pid in roots}
+    queue = deque(roots)
+    while queue:
+        node = queue.popleft()
+        for dep in nodes[node].get("deps", []):
+            if dep["pkg"] in parent:
+                continue
+            if any(kind.get("kind") in kinds for kind in dep.get("dep_kinds", [{"kind": None}])):
+                parent[dep["pkg"]] = node
+                queue.append(dep["pkg"])
+    return parent
+
+
+def chain_to(package_id: str, parent: dict[str, str | None], metadata: dict[str, Any]) -> tuple[str, ...]:
+    """Package names from a chosen member down to this package, along reachable()'s parents."""
+    names = {p["id"]: p["name"] for p in metadata["packages"]}
+    chain = [package_id]
+    while (up := parent[chain[-1]]) is not None:
+        chain.append(up)
+    return tuple(names[p] for p in reversed(chain))
 
 
 def _manifest_file(manifest_path: Path) -> Path:

@@ -11,21 +11,19 @@ linker get it from the environment."""
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import time
 import tomllib
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from toolchain.compile.cargo import Project, Selection, cargo_program, resolution_args
+from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
 from toolchain.compile.links import LinkLine, ScanCache, evaluate, mentions_target
 from toolchain.compile.routes import default_rustc
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
-from toolchain.errors import MissingToolError, ProjectError
+from toolchain.errors import MissingToolError
 from toolchain.log import log
 
 SDK_NAMES = {"macos": "the macOS SDK (MacOSX.sdk, from Xcode or the Command Line Tools)"}
@@ -39,18 +37,6 @@ class SdkNeed:
     libraries: tuple[str, ...]  # as a user knows them: "libobjc", "Foundation"
     optional: tuple[str, ...] = ()  # edges of the chain a feature choice would drop
     certain: bool = True  # False: only compiling would tell (a build script's line, an unknown cfg)
-
-
-def _metadata(target: Target, project: Project, settings: Settings) -> dict[str, Any]:
-    argv: list[str | Path] = [
-        cargo_program(), "metadata", "--format-version", "1",
-        "--manifest-path", project.manifest_path, "--filter-platform", target.triple,
-    ]  # fmt: skip
-    build = settings.build
-    argv += resolution_args(project, build.features, build.all_features, build.no_default_features, build.locked)
-    result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {target.triple}", quiet=True)
-    document: dict[str, Any] = json.loads(result.stdout)
-    return document
 
 
 def target_cfg(target: Target, project: Project) -> tuple[dict[str, set[str]], set[str]]:
@@ -127,23 +113,11 @@ def sdk_needs(target: Target, project: Project, selections: list[Selection], set
     """Every package cargo would build for the target that links what only the SDK has,
     with the shortest chain from a selected package to it."""
     started = time.monotonic()
-    metadata = _metadata(target, project, settings)
+    metadata = target_metadata(project, target.triple, settings)
     packages = {p["id"]: p for p in metadata["packages"]}
     nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
-    members = set(metadata.get("workspace_members", []))
-    chosen = {s.package.name for s in selections}
-    roots = sorted(pid for pid in members if pid in nodes and packages[pid]["name"] in chosen)
-    # Breadth first along normal edges only: build-dependencies run on the build machine,
-    # dev-dependencies are not in a release binary. Another member's deps do not count.
-    parent: dict[str, str | None] = {pid: None for pid in roots}
-    queue = deque(roots)
-    while queue:
-        node = queue.popleft()
-        for dep in nodes[node].get("deps", []):
-            normal = any(kind.get("kind") is None for kind in dep.get("dep_kinds", [{"kind": None}]))
-            if normal and dep["pkg"] not in parent:
-                parent[dep["pkg"]] = node
-                queue.append(dep["pkg"])
+    # Normal edges only: build-dependencies run on the build machine. Another member's deps do not count.
+    parent = reachable(metadata, {s.package.name for s in selections}, build_dependencies=False)
     cfg, bare = target_cfg(target, project)
     checksums = _checksums(Path(metadata["workspace_root"]) / "Cargo.lock")
     cache = ScanCache()

@@ -190,7 +190,9 @@ def cached_sysroot(job: BuildJob, runner: CommandRunner, env: dict[str, str]) ->
             fcntl.flock(handle, fcntl.LOCK_SH)  # a downgrade: prune waits until cargo is done
         else:
             log.info(f"std for {job.target.triple}: from the machine's cache ({entry.path})")
-        os.utime(entry.path / MANIFEST)  # last use, for prune
+        # Last use, for prune, on the lock file beside the entry: a build watches the sysroot it
+        # read, so a mark inside the entry would make every build's next one run cargo again.
+        os.utime(entry.lock_path)
         yield entry.path
     finally:
         handle.close()
@@ -352,7 +354,8 @@ def entries(root: Path, check: bool = False) -> list[EntryInfo]:
         manifest = path / MANIFEST
         try:
             target = str(json.loads(manifest.read_text(encoding="utf-8"))["inputs"]["target"])
-            last_used = manifest.stat().st_mtime
+            lock = path.with_name(path.name + ".lock")
+            last_used = max(manifest.stat().st_mtime, lock.stat().st_mtime if lock.exists() else 0.0)
         except (OSError, ValueError, KeyError, TypeError):
             target, last_used = "?", path.stat().st_mtime
         why = problem(path) if check else None

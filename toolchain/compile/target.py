@@ -13,6 +13,7 @@ from toolchain.compile.cargo import Project, Selection
 from toolchain.compile.context import HERE, CargoContext
 from toolchain.compile.routes import Route, rustc_version
 from toolchain.compile.runners import BuildJob, choose_runner
+from toolchain.compile.rust_version import require_rust_version
 from toolchain.compile.sdk import require_sdk
 from toolchain.compile.vendor import merge_sources
 from toolchain.config.profiles import Profile, SettingSource, effective_settings
@@ -67,6 +68,7 @@ def compile_target(
         require_sdk(target, project, selections, settings)
         route = choice.runner.route(target, project)
         log.info(f"toolchain route: {route.name} ({route.detail})")
+        require_rust_version(target, project, selections, settings, route)
         if route.merge is not None:
             count = merge_sources(*route.merge)
             log.info(f"merged {count} vendored crates (std's and the project's) into {route.merge[2]}")
