@@ -104,3 +104,30 @@ def test_rustc_probes_follow_the_projects_rust_toolchain_file(tmp_path: Path, mo
     host = load_catalog().target("x86_64-unknown-linux-gnu")
     assert candidate_routes(host, context=context)[0].detail == "std from /usr"
     assert candidate_routes(host)[0].name == "rustup"
+
+
+def test_a_pinned_toolchain_rustup_lacks_is_named_with_the_fix(tmp_path: Path) -> None:
+    # ouch 0.8.3 ships rust-toolchain.toml with channel = "1.93.0": where rustup has not
+    # installed it (and does not install on first use), every cargo command fails.
+    crate = tmp_path / "pinned"
+    (crate / "src").mkdir(parents=True)
+    (crate / "src" / "main.rs").write_text("fn main() {}\n")
+    (crate / "Cargo.toml").write_text('[package]\nname = "pinned"\nversion = "0.1.0"\nedition = "2021"\n')
+    (crate / "rust-toolchain.toml").write_text('[toolchain]\nchannel = "1.42.99"\nprofile = "minimal"\n')
+    if os.environ.get("RUSTUP_TOOLCHAIN"):
+        pytest.skip("RUSTUP_TOOLCHAIN overrides the folder's pin")
+    env = {"RUSTUP_AUTO_INSTALL": "0"}
+    result = run_invoke(
+        "build",
+        "--manifest-path",
+        str(crate / "Cargo.toml"),
+        "--out-dir",
+        str(tmp_path / "dist"),
+        cwd=tmp_path,
+        env=env,
+    )
+    assert result.returncode == 5, result.stderr[-2000:]
+    (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
+    assert f"{crate / 'rust-toolchain.toml'} pins Rust 1.42.99" in line, line
+    assert "rustup toolchain install 1.42.99" in line and "RUSTUP_TOOLCHAIN" in line, line
+    assert not (tmp_path / "dist").exists()

@@ -87,14 +87,23 @@ def run(
     except subprocess.TimeoutExpired as exc:
         raise error(f"{what or args[0]} did not finish within {timeout} s") from exc
     result = Result(tuple(args), returncode, stdout, stderr_text)
-    if check and returncode != 0:
-        first = first_error_line(stderr_text) or first_error_line(stdout)
-        detail = f": {first}" if first else ""
-        raise error(
-            f"{what or args[0]} failed with exit code {returncode}{detail}",
-            hint="see its output above" if tee_stderr else None,
-        )
+    if check:
+        require_success(result, error=error, what=what, tee_stderr=tee_stderr)
     return result
+
+
+def require_success(
+    result: Result, *, error: type[ToolchainError] = ToolchainError, what: str | None = None, tee_stderr: bool = False
+) -> None:
+    """Raise `error` naming what failed and the tool's own first error line, unless it exited 0."""
+    if result.returncode == 0:
+        return
+    first = first_error_line(result.stderr) or first_error_line(result.stdout)
+    detail = f": {first}" if first else ""
+    raise error(
+        f"{what or result.argv[0]} failed with exit code {result.returncode}{detail}",
+        hint="see its output above" if tee_stderr else None,
+    )
 
 
 def output(argv: Sequence[str | Path], *, timeout: float | None = None) -> str | None:

@@ -12,13 +12,17 @@ sources and toolchain as the build, whichever folder the toolkit was started in.
 from __future__ import annotations
 
 import functools
+import os
+import re
 import threading
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolchain import proc
+from toolchain.errors import MissingToolError
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,42 @@ class CargoContext:
         return cls(manifest_path if manifest_path.is_dir() else manifest_path.parent)
 
     def run(self, argv: Sequence[str | Path], **kwargs: Any) -> proc.Result:
-        """proc.run in this context's folder (the same keywords, no cwd of its own)."""
+        """proc.run in this context's folder (the same keywords, no cwd of its own). A
+        failure because rustup lacks the toolchain the folder pins says so, with the fix."""
         if "cwd" in kwargs:
             raise TypeError("a cargo context runs in its own folder")
-        return proc.run(argv, cwd=self.folder, **kwargs)
+        check = kwargs.pop("check", True)
+        result = proc.run(argv, cwd=self.folder, check=False, **kwargs)
+        if check and result.returncode != 0:
+            missing = _MISSING_TOOLCHAIN.search(result.stderr)
+            if missing:
+                raise self._missing_toolchain(missing.group(1))
+            kept = {k: kwargs[k] for k in ("error", "what", "tee_stderr") if k in kwargs}
+            proc.require_success(result, **kept)
+        return result
+
+    def _missing_toolchain(self, name: str) -> MissingToolError:
+        """The pin rustup could not satisfy: the environment's, else the nearest toolchain file's."""
+        fix = "or set RUSTUP_TOOLCHAIN to an installed toolchain to build with that one instead"
+        if os.environ.get("RUSTUP_TOOLCHAIN"):
+            return MissingToolError(
+                f"RUSTUP_TOOLCHAIN asks for Rust {name}, which rustup has not installed",
+                hint=f"run `rustup toolchain install {name}`, or unset RUSTUP_TOOLCHAIN",
+            )
+        start = (self.folder or Path.cwd()).resolve()
+        for folder in (start, *start.parents):
+            for file_name in ("rust-toolchain.toml", "rust-toolchain"):
+                pin = folder / file_name
+                if pin.is_file():
+                    channel = _pinned_channel(pin) or name
+                    return MissingToolError(
+                        f"{pin} pins Rust {channel}, which rustup has not installed",
+                        hint=f"run `rustup toolchain install {channel}` (or `rustup toolchain install` in "
+                        f"{folder}), {fix}",
+                    )
+        return MissingToolError(
+            f"rustup has no toolchain {name} installed", hint=f"run `rustup toolchain install {name}`, {fix}"
+        )
 
     def output(self, argv: Sequence[str | Path], *, timeout: float | None = None) -> str | None:
         """What a command prints, stripped, when it succeeds; None when it fails (unlogged)."""
@@ -55,6 +91,23 @@ class CargoContext:
 
 
 HERE = CargoContext()
+
+# rustup's proxy, when the toolchain a folder pins is not installed (and not installed on first use).
+_MISSING_TOOLCHAIN = re.compile(r"toolchain '([^']+)' is not installed")
+
+
+def _pinned_channel(pin: Path) -> str | None:
+    """The channel a rust-toolchain.toml (or a legacy one-line rust-toolchain file) names."""
+    try:
+        text = pin.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    try:
+        channel = tomllib.loads(text).get("toolchain", {}).get("channel")
+    except tomllib.TOMLDecodeError:
+        channel = text.strip() or None  # the legacy format: just the name
+    return channel if isinstance(channel, str) else None
+
 
 _probe_lock = threading.Lock()
 
