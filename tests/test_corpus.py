@@ -24,6 +24,7 @@ from conftest import run_invoke
 from toolchain import REPO_ROOT, proc
 from toolchain.config.catalog import load_catalog
 from toolchain.pipeline.targets import BuildOptions, BuildReport, TargetResult, build
+from toolchain.verify.inspection import inspect_binary
 from toolchain.verify.smoke import smoke_binary
 
 pytestmark = pytest.mark.slow
@@ -308,3 +309,28 @@ def test_two_machines_build_the_same_archive_bytes(tmp_path: Path, monkeypatch: 
             assert prefix.encode() not in binary, f"{prefix} is in the binary"
         archives.append(artifact.path.read_bytes())
     assert archives[0] == archives[1]
+
+
+def test_a_sys_crate_that_asks_pkg_config_builds_its_own_c_for_a_zig_target(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # libz-sys 1.1.12 asks pkg-config first. For the host's own triple pkg-config answers with
+    # this machine's zlib (/usr/include, /usr/lib), which a zig build cannot use: zig compiles
+    # and links against its own sysroot (glibc 2.17). git-delta 0.20.1 failed so ('zlib.h' file
+    # not found, then `unable to find dynamic system library "z"`). Built like every other
+    # target here (no pkg-config answer), libz-sys compiles its bundled zlib.
+    if proc.output(["pkg-config", "--exists", "zlib"]) is None:
+        pytest.skip("needs the machine's zlib.pc (zlib1g-dev), the answer that misleads the zig build")
+    monkeypatch.setenv("CARGO_TARGET_DIR", str(tmp_path / "target"))
+    host = "x86_64-unknown-linux-gnu"
+    report = build(
+        BuildOptions(
+            targets=(host,), manifest_path=corpus / "crates" / "zlib" / "Cargo.toml", profile="fast", out_dir=tmp_path
+        )
+    )
+    (result,) = report.results
+    assert result.ok and result.entry.runner == "zig", result
+    (binary,) = result.binaries
+    assert not [lib for lib in inspect_binary(binary.path).needed_libraries if lib.startswith("libz.")]
+    smoke = smoke_binary(load_catalog().target(host), binary.path, "zlib 1.", [[]])
+    assert smoke.ok, smoke

@@ -43,12 +43,24 @@ def test_zig_pins_glibc_and_macos_minimum() -> None:
     linux = ZigRunner().invocation(job_for("aarch64-unknown-linux-gnu"))
     assert Path(linux.argv[0]).name == "cargo-zigbuild" and linux.argv[1] == "zigbuild"
     assert linux.argv[linux.argv.index("--target") + 1] == "aarch64-unknown-linux-gnu.2.17"
-    assert linux.env == {"RUSTC": "/usr/bin/rustc", "CARGO_ZIGBUILD_ZIG_COMMAND": zig_program()}
+    assert linux.env == {
+        "RUSTC": "/usr/bin/rustc",
+        "CARGO_ZIGBUILD_ZIG_COMMAND": zig_program(),
+        "PKG_CONFIG_LIBDIR_aarch64_unknown_linux_gnu": "",  # zig's sysroot, not the machine's libraries
+    }
     # Inside a container the image's own zig is found, not this host's.
     assert "CARGO_ZIGBUILD_ZIG_COMMAND" not in ContainerRunner().environment(job_for(HOST_TRIPLE))
     mac = ZigRunner().invocation(job_for("x86_64-apple-darwin"))
     assert mac.argv[mac.argv.index("--target") + 1] == "x86_64-apple-darwin"
     assert mac.env["MACOSX_DEPLOYMENT_TARGET"] == "10.12"
+
+
+def test_zig_keeps_a_pkg_config_search_path_the_user_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("PKG_CONFIG_SYSROOT_DIR", "TARGET_PKG_CONFIG_PATH", "PKG_CONFIG_LIBDIR_aarch64-unknown-linux-gnu"):
+        with monkeypatch.context() as patch:
+            patch.setenv(name, "/sysroots/aarch64")
+            env = ZigRunner().invocation(job_for("aarch64-unknown-linux-gnu")).env
+            assert not [k for k in env if k.startswith("PKG_CONFIG")], name
 
 
 def test_zig_runs_cargo_zigbuild_beside_this_python_rather_than_through_pyenvs_shim(

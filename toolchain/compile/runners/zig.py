@@ -88,7 +88,25 @@ class ZigRunner(CommandRunner):
         if target.os == "macos" and target.compat.macos:
             # Without it zig stamps its own (newest) macOS into the binary.
             env["MACOSX_DEPLOYMENT_TARGET"] = target.compat.macos
+        env.update(no_machine_pkg_config(target.triple))
         return CargoInvocation(tuple(args), env)
+
+
+PKG_CONFIG_SEARCH = ("PKG_CONFIG_LIBDIR", "PKG_CONFIG_PATH", "PKG_CONFIG_SYSROOT_DIR")
+
+
+def no_machine_pkg_config(triple: str) -> dict[str, str]:
+    """pkg-config answers for the machine's own triple with the machine's libraries (/usr/include,
+    /usr/lib), which a zig build can neither include nor link: zig builds against its own sysroot.
+    An empty search path for the target makes a -sys crate build its bundled C instead, as it
+    does for every cross target; one that has none fails saying pkg-config did not find it. A
+    search path the user set for pkg-config (any spelling the pkg-config crate reads) is kept."""
+    spellings = [triple, triple.replace("-", "_")]
+    names = [f"{base}_{suffix}" for base in PKG_CONFIG_SEARCH for suffix in spellings]
+    names += [f"{kind}_{base}" for base in PKG_CONFIG_SEARCH for kind in ("HOST", "TARGET")] + list(PKG_CONFIG_SEARCH)
+    if any(name in os.environ for name in names):
+        return {}
+    return {f"PKG_CONFIG_LIBDIR_{triple.replace('-', '_')}": ""}
 
 
 def cargo_zigbuild_program() -> str:
