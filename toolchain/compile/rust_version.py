@@ -63,7 +63,7 @@ def require_rust_version(
     target: Target, project: Project, selections: list[Selection], settings: Settings, route: Route
 ) -> None:
     """Stop before a std build when a package of the graph needs a newer rustc than the route's."""
-    if route.name != "build-std":
+    if not any(arg.startswith("-Zbuild-std") for arg in route.cargo_args):
         return
     rustc = dict(route.versions).get("rustc") or rustc_version(route.rustc, project.context) or ""
     found = too_new(target, project, selections, settings, rustc)
