@@ -88,6 +88,15 @@ def test_a_per_os_module_dylib_counts_only_when_its_guard_names_the_target() -> 
     assert not _needs_sdk(LinkLine("System", "dylib", (), in_root=True), target, set(), APPLE_CFG, {"unix"})
     guarded = LinkLine("objc", "dylib", ('target_vendor = "apple"',), in_root=False)
     assert _needs_sdk(guarded, target, set(), APPLE_CFG, {"unix"})
+    # getrandom 0.2's windows.rs (ouch, xh): `#[cfg(not(target_vendor = "uwp"))] #[link(name =
+    # "advapi32")]`, a file lib.rs compiles only for Windows. A guard that holds on macOS only by
+    # ruling out another target does not put the file in a macOS build.
+    # unrar-ng-sys (ouch): `#[cfg_attr(target_os = "macos", link(name = "c++"))]`: zig links its own libc++.
+    assert not _needs_sdk(LinkLine("c++", "dylib", ('target_os = "macos"',), True), target, set(), APPLE_CFG, {"unix"})
+    ruled_out = LinkLine("advapi32", "dylib", ('not(target_vendor = "uwp")',), in_root=False)
+    assert not _needs_sdk(ruled_out, target, set(), APPLE_CFG, {"unix"})
+    either = LinkLine("objc", "dylib", ('any(target_os = "ios", all(unix, not(target_os = "linux")))',), in_root=False)
+    assert _needs_sdk(either, target, set(), APPLE_CFG, {"unix"})
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,9 +249,8 @@ class ScanCache:
 _TOKEN = re.compile(r'\s*(?:(\()|(\))|(,)|(=)|("(?:[^"\\]|\\.)*")|([A-Za-z_][A-Za-z0-9_]*))')
 
 
-def evaluate(predicate: str, cfg: dict[str, set[str]], bare: set[str], features: set[str]) -> bool | None:
-    """A cfg predicate for this target and feature set: True, False, or None when it names
-    something not known before compiling (a build script's own cfg)."""
+def _tokens(predicate: str) -> list[str] | None:
+    """The predicate's words, parentheses, commas, `=` and quoted values; None if unreadable."""
     tokens: list[str] = []
     index = 0
     while index < len(predicate):
@@ -261,50 +261,83 @@ def evaluate(predicate: str, cfg: dict[str, set[str]], bare: set[str], features:
             break
         tokens.append(next(g for g in match.groups() if g is not None))
         index = match.end()
-    position = 0
+    return tokens
 
-    def peek() -> str | None:
-        return tokens[position] if position < len(tokens) else None
 
-    def take() -> str:
-        nonlocal position
-        position += 1
-        return tokens[position - 1]
+class _Reader:
+    """Walks a predicate's tokens; `atom` judges each leaf, `negated` says if it sits under not()."""
 
-    def expression() -> bool | None:
-        word = take()
-        if word in ("all", "any", "not") and peek() == "(":
-            take()
+    def __init__(self, tokens: list[str], atom: Callable[[str, str | None, bool], bool | None]) -> None:
+        self.tokens, self.position, self.atom = tokens, 0, atom
+
+    def peek(self) -> str | None:
+        return self.tokens[self.position] if self.position < len(self.tokens) else None
+
+    def take(self) -> str:
+        self.position += 1
+        return self.tokens[self.position - 1]
+
+    def expression(self, negated: bool = False) -> bool | None:
+        word = self.take()
+        if word in ("all", "any", "not") and self.peek() == "(":
+            self.take()
             values = []
-            while peek() not in (")", None):
-                values.append(expression())
-                if peek() == ",":
-                    take()
-            take()
+            while self.peek() not in (")", None):
+                values.append(self.expression(negated != (word == "not")))
+                if self.peek() == ",":
+                    self.take()
+            self.take()
             if word == "not":
                 return None if not values or values[0] is None else not values[0]
             if word == "all":
                 return False if False in values else (None if None in values else True)
             return True if True in values else (None if None in values else False)
-        if peek() == "=":
-            take()
-            value = take().strip('"')
+        if self.peek() == "=":
+            self.take()
+            return self.atom(word, self.take().strip('"'), negated)
+        return self.atom(word, None, negated)
+
+
+def _read(predicate: str, atom: Callable[[str, str | None, bool], bool | None]) -> bool | None:
+    tokens = _tokens(predicate)
+    if tokens is None:
+        return None
+    try:
+        return _Reader(tokens, atom).expression()
+    except IndexError:
+        return None
+
+
+def evaluate(predicate: str, cfg: dict[str, set[str]], bare: set[str], features: set[str]) -> bool | None:
+    """A cfg predicate for this target and feature set: True, False, or None when it names
+    something not known before compiling (a build script's own cfg)."""
+
+    def atom(word: str, value: str | None, negated: bool) -> bool | None:
+        if value is not None:
             if word == "feature":
                 return value in features
-            if word in cfg:
-                return value in cfg[word]
-            return None
+            return value in cfg[word] if word in cfg else None
         if word in bare:
             return True
         if word in ("test", "doc", "docsrs", "miri", "debug_assertions"):
             return False if word != "debug_assertions" else None
         return None
 
-    try:
-        return expression()
-    except IndexError:
+    return _read(predicate, atom)
+
+
+def selects_target(predicate: str, cfg: dict[str, set[str]], bare: set[str]) -> bool:
+    """Whether the predicate names this target positively: an OS, vendor or family atom outside
+    any not() that holds for it (`target_vendor = "apple"`, `unix`). One that only rules another
+    target out (`not(target_vendor = "uwp")`) holds in files compiled for any OS."""
+    found = False
+
+    def atom(word: str, value: str | None, negated: bool) -> bool | None:
+        nonlocal found
+        if word in TARGET_KEYS and not negated:
+            holds = (value in cfg.get(word, set())) if value is not None else word in bare
+            found = found or holds
         return None
 
-
-def mentions_target(predicate: str) -> bool:
-    return any(re.search(rf"\b{key}\b", predicate) for key in TARGET_KEYS)
+    _read(predicate, atom)
+    return found

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
-from toolchain.compile.links import LinkLine, ScanCache, evaluate, mentions_target
+from toolchain.compile.links import LinkLine, ScanCache, evaluate, selects_target
 from toolchain.compile.routes import default_rustc
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
@@ -80,8 +80,9 @@ def _needs_sdk(
         return True if sure else None  # frameworks exist only on Apple platforms: each is the SDK's
     if line.kind not in ("dylib", "") or line.name in target.toolchain.sdk_free_libraries:
         return False
-    # A module file may be compiled for another OS only (its `mod` line's cfg is not read).
-    if not (line.in_root or any(mentions_target(p) for p in line.predicates)):
+    # A module file may be compiled for another OS only (its `mod` line's cfg is not read): its
+    # line counts when its own guard names this target.
+    if not (line.in_root or any(selects_target(p, cfg, bare) for p in line.predicates)):
         return False
     return True if None not in values else None
 
