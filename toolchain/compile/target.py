@@ -11,6 +11,7 @@ from pathlib import Path
 from toolchain import __version__, proc
 from toolchain.compile.cargo import Project, Selection
 from toolchain.compile.context import HERE, CargoContext
+from toolchain.compile.libclang import require_libclang
 from toolchain.compile.routes import Route, rustc_version
 from toolchain.compile.runners import BuildJob, choose_runner
 from toolchain.compile.rust_version import require_rust_version
@@ -66,6 +67,7 @@ def compile_target(
         choice = choose_runner(settings.build.runner, target, host)
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
         require_sdk(target, project, selections, settings)
+        require_libclang(target, project, selections, settings)
         route = choice.runner.route(target, project)
         log.info(f"toolchain route: {route.name} ({route.detail})")
         require_rust_version(target, project, selections, settings, route)

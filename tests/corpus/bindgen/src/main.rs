@@ -1,0 +1,5 @@
+include!(concat!(env!("OUT_DIR"), "/answer.rs"));
+
+fn main() {
+    println!("answer {ANSWER}");
+}
