@@ -75,6 +75,8 @@ class Cell:
     cargo_seconds: float
     binary_bytes: int
     reason: str
+    measured: str = ""  # UTC date and time the cell was built ("" in rows from before it was kept)
+    machine: str = ""  # the compilers and tools it was built with (machine_tools())
 
 
 def index_path(name: str) -> str:
@@ -128,10 +130,11 @@ def build_cell(name: str, version: str, folder: Path, target: str, cache: Path, 
     env = dict(os.environ, CARGO_TARGET_DIR=str(cache / "target" / f"{name}-{version}"), PYTHONPATH=python_path)
     started = time.monotonic()
     cargo_seconds, binary_bytes = 0.0, 0
+    tools = machine_tools(folder)
 
     def red(reason: str) -> Cell:
         seconds = time.monotonic() - started
-        return Cell(name, version, target, False, "-", seconds, cargo_seconds, binary_bytes, reason)
+        return Cell(name, version, target, False, "-", seconds, cargo_seconds, binary_bytes, reason, now(), tools)
 
     def toolkit(*args: str, limit: int) -> subprocess.CompletedProcess[str]:
         command = [sys.executable, "-c", "from toolchain.cli import main; main()", *args]
@@ -158,7 +161,30 @@ def build_cell(name: str, version: str, folder: Path, target: str, cache: Path, 
     if smoked.returncode != 0 or not all(r["ok"] for r in results):
         return red(f"smoke exit {smoked.returncode}: {reason_of(smoked.stderr)}")
     ran = "ran" if any(r["ran"] for r in results) else "static"
-    return Cell(name, version, target, True, ran, seconds, cargo_seconds, binary_bytes, "")
+    return Cell(name, version, target, True, ran, seconds, cargo_seconds, binary_bytes, "", now(), tools)
+
+
+def now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def machine_tools(folder: Path) -> str:
+    """The compilers a cell is built with and whether bindgen finds a libclang: a red cell's
+    reason can be the machine's (an older rustc, no libclang), and the table says which."""
+
+    def first_line(argv: list[str]) -> str:
+        done = subprocess.run(argv, cwd=folder, capture_output=True, text=True, check=False)
+        return done.stdout.strip().splitlines()[0] if done.returncode == 0 and done.stdout.strip() else "none"
+
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # this checkout's toolkit, as the cells run it
+    from toolchain.compile.libclang import libclang_found
+
+    return (
+        f"rustc here: {first_line(['rustc', '--version'])}; "
+        f"distribution's: {first_line(['/usr/bin/rustc', '--version'])}; "
+        f"libclang: {'found' if libclang_found() else 'none'}"
+    )
 
 
 def machine() -> str:
@@ -172,13 +198,19 @@ def write_table(cells: list[Cell], parts: dict[str, list[str]], started: str, wh
     by = {(f"{c.crate} {c.version}", c.target): c for c in cells}
     green = sum(c.ok for c in cells)
     shares = [(c.seconds - c.cargo_seconds) / c.cargo_seconds for c in cells if c.ok and c.cargo_seconds > 0]
+    dates = sorted(c.measured for c in cells if c.measured)
+    span = f"cells built from {dates[0]} to {dates[-1]}" if dates else f"last run started {started}"
+    tools = sorted({c.machine for c in cells if c.machine})
     lines = [
         "# The wide real-crate corpus",
         "",
-        f"Made by `python3 bench/realworld.py` on {started} ({where}). Each crate at the pinned version, "
+        f"Made by `python3 bench/realworld.py` ({where}; {span}; rows from before each cell's date was kept "
+        f"are from earlier runs, the earliest on 2026-12-06). Each crate at the pinned version, "
         "its shipped Cargo.lock, built with `toolchain build --target T` in its own folder with default "
         "settings, then `toolchain smoke` (native, qemu or wine; macOS binaries are checked statically).",
         "",
+        *(f"Tools: {t}." for t in tools),
+        *([""] if tools else []),
         f"**{green} of {len(cells)} cells green.** Time outside cargo, median over the green cells: "
         + (f"{statistics.median(shares) * 100:.2f} % of cargo's time." if shares else "n/a."),
         "",
@@ -242,6 +274,8 @@ def main() -> None:
             print(f"[realworld] {name} {target}: {verdict} ({cell.seconds:.0f} s)", flush=True)
             if not args.no_write:  # after every cell: a run stopped half-way keeps what it measured
                 write(cells, parts, started, where, rows)
+    if not args.no_write:  # the table again, also when every cell was kept (--resume)
+        write(cells, parts, started, where, rows)
     print(write_table(cells, parts, started, where))
 
 
