@@ -93,3 +93,18 @@ def test_a_members_own_rust_version_is_named_without_a_cargo_update_hint(tmp_pat
     (line,) = [x for x in result.stderr.splitlines() if x.startswith("error:")]
     assert "older than the crate graph needs: app 0.3.1 needs rustc 1.300" in line, line
     assert "cargo update" not in line
+
+
+def test_on_a_route_that_leaves_it_to_cargo_its_refusal_is_one_line_and_exit_5(tmp_path: Path) -> None:
+    """The host's route has no std to build first, so cargo's own rust-version check runs (in
+    about a second); its refusal lists the packages on the lines after `error:`, which the
+    one-line summary used to cut off (hyperfine 2.0.0 on x86_64 and aarch64 Linux, exit 6)."""
+    manifest = _app(tmp_path)
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    result = run_invoke("build", "--out-dir", str(tmp_path / "dist"), cwd=manifest.parent, env=env)
+    assert result.returncode == 5, result.stderr[-2000:]
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]  # cargo's own comes first
+    assert "older than the crate graph needs" in line, line
+    assert "newer 0.2.0 needs rustc 1.250" in line, line
+    assert "builder 0.2.0 needs rustc 1.251" in line, line
+    assert "cargo update NAME@VERSION --precise OLDER" in line, line

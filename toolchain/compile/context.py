@@ -49,6 +49,11 @@ class CargoContext:
             missing = _MISSING_TOOLCHAIN.search(result.stderr)
             if missing:
                 raise self._missing_toolchain(missing.group(1))
+            refused = _RUST_VERSION_REFUSED.search(result.stderr)
+            if refused:
+                needs = [(need[1], need[2], need[3]) for need in _NEEDS.finditer(refused.group(2))]
+                hold_back = "or, where it is a dependency, hold it back: `cargo update NAME@VERSION --precise OLDER`"
+                raise too_old_error(f"rustc {refused.group(1)}", needs, hold_back=hold_back)
             kept = {k: kwargs[k] for k in ("error", "what", "tee_stderr") if k in kwargs}
             proc.require_success(result, **kept)
         return result
@@ -94,6 +99,26 @@ HERE = CargoContext()
 
 # rustup's proxy, when the toolchain a folder pins is not installed (and not installed on first use).
 _MISSING_TOOLCHAIN = re.compile(r"toolchain '([^']+)' is not installed")
+
+
+# cargo's refusal of a package whose rust-version is newer than the compiler (any route).
+_RUST_VERSION_REFUSED = re.compile(
+    r"rustc (\S+) is not supported by the following packages?:\n((?:[ \t]+\S+@\S+ requires rustc \S+\n?)+)"
+)
+_NEEDS = re.compile(r"[ \t]+(\S+)@(\S+) requires rustc (\S+)")
+
+
+def too_old_error(compiler: str, needs: Sequence[tuple[str, str, str]], *, hold_back: str | None) -> MissingToolError:
+    """The one wording of "this rustc is older than the graph needs". compiler: what to call
+    it ("rustc 1.95.0"); needs: (package, or its chain joined by ' -> ', version,
+    rust-version); hold_back: the `cargo update` hint's wording, None for none."""
+    shown = "; ".join(f"{package} {version} needs rustc {rust_version}" for package, version, rust_version in needs[:3])
+    more = f" (and {len(needs) - 3} more)" if len(needs) > 3 else ""
+    hint = "build with a newer Rust (point RUSTC at one, or `rustup update`)"
+    return MissingToolError(
+        f"{compiler} is older than the crate graph needs: {shown}{more}",
+        hint=f"{hint}, {hold_back}" if hold_back else hint,
+    )
 
 
 def _pinned_channel(pin: Path) -> str | None:

@@ -13,10 +13,10 @@ import re
 from dataclasses import dataclass
 
 from toolchain.compile.cargo import Project, Selection, chain_to, reachable, target_metadata
+from toolchain.compile.context import too_old_error
 from toolchain.compile.routes import Route, rustc_version
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
-from toolchain.errors import MissingToolError
 
 _NUMBERS = re.compile(r"(\d+)(?:\.(\d+))?(?:\.(\d+))?")
 
@@ -69,15 +69,11 @@ def require_rust_version(
     found = too_new(target, project, selections, settings, rustc)
     if not found:
         return
-    shown = "; ".join(f"{' -> '.join(t.chain)} {t.version} needs rustc {t.rust_version}" for t in found[:3])
-    more = f" (and {len(found) - 3} more)" if len(found) > 3 else ""
-    hint = "build with a newer Rust (point RUSTC at one, or `rustup update`)"
     dependencies = [t for t in found if len(t.chain) > 1]  # a member's own rust-version is its author's call
+    hold_back = None
     if dependencies:
         first = dependencies[0]
-        hint += f", or pick an older dependency: `cargo update {first.chain[-1]}@{first.version} --precise OLDER`"
-    compiler = rustc.split(" (")[0]
-    raise MissingToolError(
-        f"{target.triple}: {compiler} ({route.name} route) is older than the crate graph needs: {shown}{more}",
-        hint=hint,
-    )
+        hold_back = f"or pick an older dependency: `cargo update {first.chain[-1]}@{first.version} --precise OLDER`"
+    needs = [(" -> ".join(t.chain), t.version, t.rust_version) for t in found]
+    compiler = f"{target.triple}: {rustc.split(' (')[0]} ({route.name} route)"
+    raise too_old_error(compiler, needs, hold_back=hold_back)
