@@ -16,8 +16,9 @@ from toolchain.compile.context import CargoContext
 from toolchain.compile.routes import ProjectSources
 from toolchain.compile.vendor import project_sources
 from toolchain.config.schema import did_you_mean, load_toml
-from toolchain.config.settings import Settings
+from toolchain.config.settings import BuildSettings, Settings
 from toolchain.errors import ProjectError, UsageError
+from toolchain.log import log
 
 
 def cargo_program() -> str:
@@ -32,6 +33,10 @@ class Package:
     binaries: tuple[str, ...]
     license_files: tuple[Path, ...]
     readme: Path | None
+    # [features] table (feature -> what it turns on) and each binary's required-features, both as
+    # cargo metadata gives them; binaries without required features are not listed.
+    features: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    required_features: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def root(self) -> Path:
@@ -196,6 +201,12 @@ def load_project(manifest_path: Path) -> Project:
                 binaries=binaries,
                 license_files=_license_files(root, raw.get("license_file")),
                 readme=(root / raw["readme"]) if raw.get("readme") else _first_existing(root, ("README.md", "README")),
+                features=tuple((name, tuple(items)) for name, items in sorted(raw.get("features", {}).items())),
+                required_features=tuple(
+                    (t["name"], tuple(t["required-features"]))
+                    for t in raw["targets"]
+                    if "bin" in t["kind"] and t.get("required-features")
+                ),
             )
         )
     if not packages:
@@ -233,8 +244,12 @@ def _license_files(root: Path, declared: str | None) -> tuple[Path, ...]:
     return tuple(found)
 
 
-def select(project: Project, package: str | None, binaries: list[str]) -> list[Selection]:
-    """Which packages and binaries to build: all by default."""
+def select(
+    project: Project, package: str | None, binaries: list[str], build: BuildSettings | None = None
+) -> list[Selection]:
+    """Which packages and binaries to build: all by default, but for a binary whose
+    required-features the build's features (`build`, None: cargo's defaults) leave off,
+    which cargo would refuse to build by name."""
     packages = list(project.packages)
     if package:
         names = [p.name for p in packages]
@@ -244,9 +259,6 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
                 hint="pass one of the workspace's binary packages to --package",
             )
         packages = [p for p in packages if p.name == package]
-    if not binaries:
-        return unique_binaries([Selection(p, p.binaries) for p in packages])
-    selections = []
     known = sorted({b for p in packages for b in p.binaries})
     for name in binaries:
         if name not in known:
@@ -254,11 +266,82 @@ def select(project: Project, package: str | None, binaries: list[str]) -> list[S
                 f"no binary named '{name}'; {did_you_mean(name, known)}",
                 hint="pass a binary of the selected package(s) to --bin",
             )
+    selections, left_off = [], []
     for p in packages:
-        chosen = tuple(b for b in p.binaries if b in binaries)
+        missing = _missing_features(p, build)
+        for name in binaries:
+            if name in missing and name in p.binaries:
+                raise UsageError(
+                    f"binary '{name}' of {p.name} needs the feature {', '.join(missing[name])}, "
+                    "which this build does not turn on",
+                    hint=f'pass --features {missing[name][0]}, or set [build] features = ["{missing[name][0]}"] '
+                    "in toolchain.toml",
+                )
+        wanted = [b for b in p.binaries if (b in binaries if binaries else True)]
+        chosen = tuple(b for b in wanted if b not in missing)
+        left_off += [(p.name, b, missing[b]) for b in wanted if b in missing]
         if chosen:
             selections.append(Selection(p, chosen))
+    if not selections:
+        gated = "; ".join(f"{b} needs {', '.join(f)}" for _, b, f in left_off)
+        raise UsageError(
+            f"no binary of {', '.join(p.name for p in packages)} is built with this build's features ({gated})",
+            hint=f'turn one on: --features {left_off[0][2][0]}, or [build] features = ["{left_off[0][2][0]}"] '
+            "in toolchain.toml",
+        )
+    for package_name, binary, features in left_off:
+        log.info(f"{package_name}: binary {binary} is not built: it needs the feature {', '.join(features)}")
     return unique_binaries(selections)
+
+
+def _missing_features(package: Package, build: BuildSettings | None) -> dict[str, tuple[str, ...]]:
+    """Binary -> the required features the build leaves off, for each such binary."""
+    if not package.required_features:
+        return {}
+    if build is not None and build.all_features:
+        return {}
+    enabled = enabled_features(package, build)
+    table = dict(package.features)
+    missing = {}
+    for binary, required in package.required_features:
+        # "dep/feature": cargo wants the dependency on; an optional one is a feature of this package.
+        off = tuple(f for f in required if (f.split("/")[0] if "/" in f else f) in table.keys() - enabled)
+        off += tuple(f for f in required if "/" not in f and f not in table)  # not a feature at all
+        if off:
+            missing[binary] = off
+    return missing
+
+
+def enabled_features(package: Package, build: BuildSettings | None) -> set[str]:
+    """The package's features that cargo turns on for a build of it: the default ones (unless
+    no-default-features), the requested ones (`name` or `package/name`), and what those turn on."""
+    table = dict(package.features)
+    requested: list[str] = []
+    if build is None or not build.no_default_features:
+        requested.append("default")
+    for item in build.features if build is not None else ():
+        for name in item.replace(",", " ").split():
+            owner, _, feature = name.rpartition("/")
+            if not owner or owner == package.name:
+                requested.append(feature)
+            else:
+                requested.append(owner)  # dependency/feature: turns the (optional) dependency on
+    enabled: set[str] = set()
+    while requested:
+        name = requested.pop()
+        if name in enabled or name not in table:
+            continue
+        enabled.add(name)
+        for item in table[name]:
+            if item.startswith("dep:"):
+                continue  # a dependency, not a feature of this package
+            if "/" in item:
+                owner = item.split("/")[0]
+                if not owner.endswith("?"):  # "dep?/feature" leaves the dependency as it is
+                    requested.append(owner)
+            else:
+                requested.append(item)
+    return enabled
 
 
 def unique_binaries(selections: list[Selection]) -> list[Selection]:

@@ -173,7 +173,7 @@ def build(options: BuildOptions, settings: Settings | None = None) -> BuildRepor
     manifest = options.manifest_path or settings.manifest(demo=options.demo)
     ask_sysroot_ahead(CargoContext.of(manifest))
     project = load_project(manifest)
-    selections = select(project, options.package, list(options.binaries))
+    selections = select(project, options.package, list(options.binaries), settings.build)
     out_dir = usable_out_dir(options.out_dir or settings.out_dir_for(project.manifest_path))
     if settings.authenticode.configured and any(t.os == "windows" for t in targets):
         from toolchain.release import authenticode

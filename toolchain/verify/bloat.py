@@ -87,7 +87,7 @@ def attribute(
     target = settings.catalog.target(triple or settings.catalog.host_triple())
     profile = unstripped(settings.catalog.profile(profile_name or settings.build.profile))
     project = load_project(manifest_path or settings.manifest())
-    selections = select(project, None, [])
+    selections = select(project, None, [], settings.build)
     compiled = compile_target(project, selections, target, profile, settings, force_profile=True)
     results = []
     for name, path in sorted(compiled.executables.items()):
