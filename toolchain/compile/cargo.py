@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -141,6 +142,16 @@ def chain_to(package_id: str, parent: dict[str, str | None], metadata: dict[str,
     while (up := parent[chain[-1]]) is not None:
         chain.append(up)
     return tuple(names[p] for p in reversed(chain))
+
+
+def locked_names(lockfile: Path) -> set[str]:
+    """The package names a Cargo.lock holds (empty when it cannot be read): a check that
+    needs the crate graph only when one of a few crates is in it asks this first."""
+    try:
+        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return set()
+    return {p["name"] for p in lock.get("package", []) if isinstance(p, dict) and "name" in p}
 
 
 def _manifest_file(manifest_path: Path) -> Path:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
-import tomllib
 from pathlib import Path
 
 from toolchain import proc
-from toolchain.compile.cargo import Project, Selection, chain_to, reachable, target_metadata
+from toolchain.compile.cargo import Project, Selection, chain_to, locked_names, reachable, target_metadata
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError
@@ -55,17 +54,9 @@ def libclang_found() -> bool:
     return any(_holds_libclang(folder) for folder in folders)
 
 
-def _locked_names(lockfile: Path) -> set[str]:
-    try:
-        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return set()
-    return {p["name"] for p in lock.get("package", []) if isinstance(p, dict) and "name" in p}
-
-
 def require_libclang(target: Target, project: Project, selections: list[Selection], settings: Settings) -> None:
     """Stop before cargo when the graph built for the target runs bindgen and no libclang is found."""
-    if project.lockfile.is_file() and "bindgen" not in _locked_names(project.lockfile):
+    if project.lockfile.is_file() and "bindgen" not in locked_names(project.lockfile):
         return
     if libclang_found():
         return

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from toolchain import __version__, proc
+from toolchain.compile.c_libraries import require_c_libraries
 from toolchain.compile.cargo import Project, Selection
 from toolchain.compile.context import HERE, CargoContext
 from toolchain.compile.libclang import require_libclang
@@ -68,6 +69,7 @@ def compile_target(
         log.info(f"runner: {choice.runner.name} ({choice.reason})")
         require_sdk(target, project, selections, settings)
         require_libclang(target, project, selections, settings)
+        require_c_libraries(target, project, selections, settings, choice.runner.name, host)
         route = choice.runner.route(target, project)
         log.info(f"toolchain route: {route.name} ({route.detail})")
         require_rust_version(target, project, selections, settings, route)
