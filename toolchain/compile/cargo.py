@@ -38,6 +38,9 @@ class Package:
     # cargo metadata gives them; binaries without required features are not listed.
     features: tuple[tuple[str, tuple[str, ...]], ...] = ()
     required_features: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # one of the members a plain `cargo build` in the workspace builds: default-members, or the
+    # root package of a workspace that has one, or every member of a virtual workspace
+    default_member: bool = True
 
     @property
     def root(self) -> Path:
@@ -188,6 +191,7 @@ def load_project(manifest_path: Path) -> Project:
     result = asked.result() if asked is not None else _metadata(manifest_path)
     metadata = json.loads(result.stdout)
     members = set(metadata["workspace_members"])
+    defaults = set(metadata.get("workspace_default_members") or members)  # cargo 1.71 and later
     packages = []
     registry_dependencies = set()
     member_manifests, build_script_roots = [], []
@@ -218,6 +222,7 @@ def load_project(manifest_path: Path) -> Project:
                     for t in raw["targets"]
                     if "bin" in t["kind"] and t.get("required-features")
                 ),
+                default_member=raw["id"] in defaults,
             )
         )
     if not packages:
@@ -258,9 +263,11 @@ def _license_files(root: Path, declared: str | None) -> tuple[Path, ...]:
 def select(
     project: Project, package: str | None, binaries: list[str], build: BuildSettings | None = None
 ) -> list[Selection]:
-    """Which packages and binaries to build: all by default, but for a binary whose
-    required-features the build's features (`build`, None: cargo's defaults) leave off,
-    which cargo would refuse to build by name."""
+    """Which packages and binaries to build: by default every binary of the members a plain
+    `cargo build` builds (the workspace's default members; all members when none of those has
+    a binary), but for a binary whose required-features the build's features (`build`, None:
+    cargo's defaults) leave off, which cargo would refuse to build by name. A binary named
+    with `--bin` is looked for in every member."""
     packages = list(project.packages)
     if package:
         names = [p.name for p in packages]
@@ -277,6 +284,12 @@ def select(
                 f"no binary named '{name}'; {did_you_mean(name, known)}",
                 hint="pass a binary of the selected package(s) to --bin",
             )
+    if not package and not binaries and any(p.default_member for p in packages):
+        # as a plain `cargo build` in the workspace: its default members (an xtask stays home)
+        others = ", ".join(sorted(p.name for p in packages if not p.default_member))
+        if others:
+            log.info(f"not built, not a default member of the workspace: {others} (--package NAME builds one)")
+        packages = [p for p in packages if p.default_member]
     selections, left_off = [], []
     for p in packages:
         missing = _missing_features(p, build)
