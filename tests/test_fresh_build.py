@@ -546,3 +546,24 @@ def test_a_noop_build_the_next_day_renews_latest_json(
     renewed = dates()
     assert renewed[0][:10] == dated.utc_day() != today[0][:10] and renewed[1] > today[1]
     assert build()[0] is True and dates() == renewed
+
+
+def test_the_machines_link_scan_cache_that_the_build_wrote_is_not_an_input(project: Path) -> None:
+    """A macOS build's SDK check reads the machine-wide scan cache and adds the packages it
+    scanned (keyed by checksum: what it says of one package never changes). That write said
+    "link-scan.json changed while the build ran", so the build after it ran cargo again."""
+    from toolchain.compile.links import ScanCache
+
+    class Scanning(Command):
+        def run(self) -> fresh.FreshResult:
+            cache = ScanCache()  # read, as the SDK check reads it
+            cache.entries[f"package {self.runs}#checksum"] = []
+            cache.changed = True
+            cache.save()
+            return super().run()
+
+    ScanCache().path.parent.mkdir(parents=True, exist_ok=True)
+    ScanCache().path.write_text('{"schema": 0, "packages": {}}')
+    command = Scanning(project)
+    assert command() is False
+    assert command() is True, "the next build ran again"

@@ -387,7 +387,10 @@ def save(key: str, reads: Reads, started_ns: int, result: dict[str, Any], watche
     reads.stop()
     workspace_root, target_directory, out_dir = watched.workspace_root, watched.target_directory, watched.out_dir
     manifests, binaries = watched.manifests, watched.binaries
-    outputs = {str(target_directory), str(out_dir), str(store_dir())}
+    from toolchain.compile.links import cache_file  # here: a no-op build never saves
+
+    # what the build writes: cargo's and the release's folders, and the toolkit's own caches
+    outputs = {str(target_directory), str(out_dir), str(store_dir()), str(cache_file())}
 
     def is_output(path: str) -> bool:
         return any(path == o or path.startswith(o + os.sep) for o in outputs)

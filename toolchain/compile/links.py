@@ -204,7 +204,9 @@ def scan_package(package: dict[str, object]) -> list[LinkLine]:
 # --- the cache ------------------------------------------------------------------------
 
 
-def _cache_file() -> Path:
+def cache_file() -> Path:
+    """The machine's scan cache. Not an input of any build (the fresh check leaves it out): an
+    entry is of one package at one checksum, so what any build adds says nothing new of another."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "toolchain" / "link-scan.json"
 
 
@@ -212,7 +214,7 @@ class ScanCache:
     """Scans of registry packages, by `id#checksum` (their sources never change)."""
 
     def __init__(self) -> None:
-        self.path = _cache_file()
+        self.path = cache_file()
         self.entries: dict[str, list[list[object]]] = {}
         self.changed = False
         try:
