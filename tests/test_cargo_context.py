@@ -131,3 +131,26 @@ def test_a_pinned_toolchain_rustup_lacks_is_named_with_the_fix(tmp_path: Path) -
     assert f"{crate / 'rust-toolchain.toml'} pins Rust 1.42.99" in line, line
     assert "rustup toolchain install 1.42.99" in line and "RUSTUP_TOOLCHAIN" in line, line
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("target", ["x86_64-unknown-linux-gnu", "x86_64-apple-darwin"])
+def test_a_lock_file_behind_its_cargo_toml_is_named_with_the_fix(tmp_path: Path, target: str) -> None:
+    """Releases build --locked, which the user did not type: cargo's "cannot update the lock
+    file because --locked was passed" (from the build, or from the metadata a macOS target's
+    checks read first) is said as what it means, exit 4."""
+    from conftest import make_crate
+
+    (tmp_path / "dep" / "src").mkdir(parents=True)
+    (tmp_path / "dep" / "src" / "lib.rs").write_text("pub fn f() {}\n")
+    (tmp_path / "dep" / "Cargo.toml").write_text('[package]\nname = "dep"\nversion = "0.1.0"\nedition = "2021"\n')
+    manifest = make_crate(tmp_path / "app", "app")
+    lock = 'version = 4\n\n[[package]]\nname = "app"\nversion = "0.3.1"\n'
+    (manifest.parent / "Cargo.lock").write_text(lock)
+    manifest.write_text(manifest.read_text().replace("[dependencies]\n", '[dependencies]\ndep = { path = "../dep" }\n'))
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    result = run_invoke("build", "--target", target, "--out-dir", str(tmp_path / "dist"), cwd=manifest.parent, env=env)
+    assert result.returncode == 4, result.stderr[-2000:]
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
+    assert f"{manifest.parent / 'Cargo.lock'} does not match Cargo.toml" in line, line
+    assert "cargo update --workspace" in line and "--no-locked" in line, line
+    assert (manifest.parent / "Cargo.lock").read_text() == lock  # left as committed

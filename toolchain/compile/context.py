@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.errors import MissingToolError
+from toolchain.errors import MissingToolError, ProjectError
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,13 @@ class CargoContext:
             missing = _MISSING_TOOLCHAIN.search(result.stderr)
             if missing:
                 raise self._missing_toolchain(missing.group(1))
+            stale = _LOCK_BEHIND.search(result.stderr)
+            if stale:
+                raise ProjectError(
+                    f"{stale.group(1)} does not match Cargo.toml (a release is built from the lock file as "
+                    "committed: --locked)",
+                    hint="update it with `cargo update --workspace` and commit it, or build with --no-locked",
+                )
             refused = _RUST_VERSION_REFUSED.search(result.stderr)
             if refused:
                 needs = [(need[1], need[2], need[3]) for need in _NEEDS.finditer(refused.group(2))]
@@ -100,6 +107,9 @@ HERE = CargoContext()
 # rustup's proxy, when the toolchain a folder pins is not installed (and not installed on first use).
 _MISSING_TOOLCHAIN = re.compile(r"toolchain '([^']+)' is not installed")
 
+
+# cargo, when the lock file would have to change under --locked (which the toolkit adds)
+_LOCK_BEHIND = re.compile(r"cannot update the lock file (.+?) because --locked was passed")
 
 # cargo's refusal of a package whose rust-version is newer than the compiler (any route).
 _RUST_VERSION_REFUSED = re.compile(
