@@ -8,7 +8,7 @@ export DEBIAN_FRONTEND=noninteractive
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
     dpkg --add-architecture arm64
 fi
-packages="rustc-web cargo-web rust-web-src rust-web-llvm libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64
+packages="rustc-web cargo-web rust-web-src rust-web-llvm libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu gcc-mingw-w64-x86-64 g++-mingw-w64-x86-64
     qemu-user wine64 shellcheck minisign busybox curl git xz-utils osslsigncode sqlite3 wixl msitools rpm lintian"
 # shellcheck disable=SC2086 # a list of package names
 if dpkg-query -W -f='${Status}\n' $packages 2>/dev/null | grep -vq "install ok installed" \

@@ -49,6 +49,8 @@ class Case:
 CASES = {
     "cli": Case("cli", (), {"corpus-cli": (["sum", "1", "2", "3", "--json"], '{"sum":6}')}),
     "zstd": Case("zstd", (), {"corpus-zstd": (["selftest"], "ok ")}),
+    # C++ through cc-rs: zig's libc++ (Linux, macOS), mingw's libstdc++ linked into the exe (windows-gnu)
+    "cpp": Case("cpp", (), {"corpus-cpp": (["selftest"], "ok apple,fig,pear")}),
     "workspace": Case(
         "workspace",
         ("corpus-alpha/loud",),

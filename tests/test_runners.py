@@ -93,6 +93,21 @@ def test_native_adds_the_cross_linker_only_for_foreign_targets() -> None:
     assert not any(a.startswith("target.") for a in host.argv)
 
 
+def test_windows_gnu_links_mingws_cxx_runtime_into_the_exe_unless_the_user_chose(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """cc-rs links C++ sources with -lstdc++, a DLL no Windows has (libstdc++-6.dll); the
+    target's build-env asks cc-rs for the static library instead (tests/test_corpus.py runs
+    corpus-cpp under wine). A CXXSTDLIB the user set, in any spelling cc-rs reads, is kept."""
+    env = NativeRunner().invocation(job_for("x86_64-pc-windows-gnu")).env
+    assert env["CXXSTDLIB_x86_64_pc_windows_gnu"] == "static:-bundle=stdc++"
+    assert not [k for k in NativeRunner().invocation(job_for("aarch64-unknown-linux-gnu")).env if "CXXSTDLIB" in k]
+    for name in ("CXXSTDLIB", "TARGET_CXXSTDLIB", "CXXSTDLIB_x86_64-pc-windows-gnu", "CXXSTDLIB_x86_64_pc_windows_gnu"):
+        with monkeypatch.context() as patch:
+            patch.setenv(name, "c++")
+            assert not [k for k in NativeRunner().invocation(job_for("x86_64-pc-windows-gnu")).env if "CXX" in k]
+
+
 def test_build_std_route_arguments_reach_cargo() -> None:
     route = Route("build-std", "/usr/bin/rustc", {"RUSTC_BOOTSTRAP": "1"}, ("-Zbuild-std=std,panic_abort",))
     invocation = NativeRunner().invocation(job_for("x86_64-pc-windows-gnu", route))

@@ -202,6 +202,12 @@ def tool_checks(known: Catalog) -> list[Check]:
             seen.add(linker)
             fix = f"apt-get install {target.toolchain.linker_package}" if target.toolchain.linker_package else None
             checks.append(_tool(f"linker {linker}", [linker, "--version"], fix or f"install {linker}"))
+        compiler = target.toolchain.cxx_compiler
+        if compiler and compiler not in seen and f"{target.os}-{target.arch}" != host_platform():
+            seen.add(compiler)
+            fix = f"apt-get install {target.toolchain.cxx_package}" if target.toolchain.cxx_package else None
+            label = f"C++ compiler {compiler} (crates with C++ sources)"
+            checks.append(_tool(label, [compiler, "--version"], fix or f"install {compiler}"))
     return checks
 
 

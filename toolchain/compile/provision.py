@@ -30,8 +30,8 @@ def offline_packages(target: Target) -> list[str]:
         packages.append(target.toolchain.std_package)
     elif target.toolchain.build_std:
         packages.append("rust-web-src")
-    if target.toolchain.linker_package and f"{target.os}-{target.arch}" != host_platform():
-        packages.append(target.toolchain.linker_package)
+    if f"{target.os}-{target.arch}" != host_platform():
+        packages += [p for p in (target.toolchain.linker_package, target.toolchain.cxx_package) if p]
     return packages
 
 

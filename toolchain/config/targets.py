@@ -51,6 +51,11 @@ class TargetToolchain(Model, frozen=True):
 
     linker: str | None = None  # C linker the native runner uses from a foreign host
     linker_package: str | None = None  # Debian package that provides the linker
+    cxx_compiler: str | None = None  # C++ compiler cc-rs runs for the target's C++ sources (native runner)
+    cxx_package: str | None = None  # Debian package that provides it
+    # Variables for the target's C build scripts (cc-rs, pkg-config), each set as NAME_<triple> unless
+    # the user set NAME in any spelling those crates read.
+    build_env: dict[str, str] = {}  # noqa: RUF012 - msgspec copies defaults
     std_package: str | None = None  # Debian package with a prebuilt std for the target
     build_std: bool = False  # the offline route builds std from rust-src
     abi: Literal["gnu", "msvc"] | None = None  # which C runtime ABI

@@ -5,7 +5,9 @@ cargo arguments they all pass."""
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -141,6 +143,19 @@ def parse_executables(stdout: str) -> dict[str, Path]:
     if not found:
         raise BuildError("cargo reported no executable", hint="check --package/--bin")
     return found
+
+
+def target_build_env(target: Target, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The target's [toolchain] build-env for its C build scripts, each as NAME_<triple> (the
+    spelling cc-rs and pkg-config read first, and one that reaches no other target); a NAME the
+    user set in any spelling they read is left to the user."""
+    environ = os.environ if environ is None else environ
+    triple, underscored = target.triple, target.triple.replace("-", "_")
+    chosen = {}
+    for name, value in target.toolchain.build_env.items():
+        if not any(s in environ for s in (f"{name}_{triple}", f"{name}_{underscored}", f"TARGET_{name}", name)):
+            chosen[f"{name}_{underscored}"] = value
+    return chosen
 
 
 def cargo_build_args(job: BuildJob) -> list[str]:

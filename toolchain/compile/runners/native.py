@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 from toolchain.compile.cargo import cargo_program
-from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args, target_build_env
 from toolchain.config.targets import Target, host_platform
 
 
@@ -36,4 +36,4 @@ class NativeRunner(CommandRunner):
         args = [cargo_program(), "build", *cargo_build_args(job)]
         if _linker_needed(job.target, host_platform()):
             args += ["--config", f'target.{job.target.triple}.linker="{job.target.toolchain.linker}"']
-        return CargoInvocation(tuple(args), dict(job.route.env))
+        return CargoInvocation(tuple(args), {**job.route.env, **target_build_env(job.target)})

@@ -14,7 +14,7 @@ import sysconfig
 from pathlib import Path
 
 from toolchain import proc
-from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
+from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args, target_build_env
 from toolchain.config.targets import Target
 from toolchain.errors import BuildError
 from toolchain.log import log
@@ -89,6 +89,7 @@ class ZigRunner(CommandRunner):
             # Without it zig stamps its own (newest) macOS into the binary.
             env["MACOSX_DEPLOYMENT_TARGET"] = target.compat.macos
         env.update(no_machine_pkg_config(target.triple))
+        env.update(target_build_env(target))
         return CargoInvocation(tuple(args), env)
 
 
