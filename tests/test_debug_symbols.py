@@ -344,3 +344,33 @@ def test_merged_build_folders_keep_their_debug_archives(release: Release, tmp_pa
         assert (merged / f"{name}.sha256").is_file()
     stale = [p.name for p in stale_files(release.folder, load_record(release.folder))]
     assert not [name for name in stale if "-debug." in name], stale
+
+
+@pytest.mark.parametrize("split", ["packed", "unpacked"])
+def test_a_profile_that_splits_its_own_debug_info_still_ships_all_of_it(tmp_path: Path, split: str) -> None:
+    """`split-debuginfo = "packed"` (or "unpacked") in the crate's profile leaves the DWARF of its
+    own code in a .dwp (or .dwo files) beside cargo's output, and only skeletons in the binary:
+    the debug archive held those skeletons, and a crash address of the crate's own code had no
+    file or line. The split after the link needs all of it in the linked binary."""
+    crate = tmp_path / "crate"
+    shutil.copytree(CRATE, crate, ignore=shutil.ignore_patterns("target"))
+    manifest = crate / "Cargo.toml"
+    manifest.write_text(manifest.read_text() + f'split-debuginfo = "{split}"\n')
+    folder = tmp_path / "dist"
+    host = LINUX[0]
+    report = build(BuildOptions(targets=(host,), manifest_path=manifest, out_dir=folder))
+    assert report.ok, [r.entry.error for r in report.results]
+    package_release(folder, signing.generate(), "https://downloads.example/symbols/0.1.0", crate)
+    (archive,) = folder.glob("*-debug.tar.xz")
+    with tarfile.open(archive) as tarred:
+        tarred.extractall(tmp_path / "debug", filter="data")
+    debug = next((tmp_path / "debug").glob(f"*/{APP}.debug"))
+    address = function_address(debug, "corpus_checksum")
+    result = run_invoke(
+        "symbolicate", "--target", host, "--release-folder", str(folder), "--address", f"0x{address:x}", "--json"
+    )
+    assert result.returncode == 0, result.stderr
+    outer = json.loads(result.stdout)["frames"][0]["locations"][-1]
+    assert outer["function"] == "corpus_symbols::corpus_checksum"
+    assert outer["file"].endswith("src/main.rs"), outer
+    assert outer["line"] in range(source_line("fn corpus_checksum"), source_line("fn load_base")), outer

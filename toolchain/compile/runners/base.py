@@ -179,6 +179,10 @@ def cargo_build_args(job: BuildJob) -> list[str]:
             # rustc keeps the objects the binary's debug map names, for our dsymutil to link (rustc's
             # own "packed" run needs a `dsymutil` on PATH, which LLVM's versioned packages lack).
             args += ["--config", f'profile.{job.profile.name}.split-debuginfo="unpacked"']
+        else:
+            # All of it in the linked binary: a crate's own "packed" or "unpacked" would leave its
+            # code's DWARF in a .dwp or .dwo files beside cargo's output, and skeletons in the binary.
+            args += ["--config", f'profile.{job.profile.name}.split-debuginfo="off"']
     for selection in job.selections:
         args += ["--package", selection.package.name]
         for binary in selection.binaries:
