@@ -64,6 +64,16 @@ def test_a_root_package_is_built_without_its_members_unless_one_is_named(tmp_pat
     assert _built(manifest, binaries=("xtask",)) == ["xtask"]  # --bin looks in every member
 
 
+def test_a_members_own_cargo_toml_builds_that_member(tmp_path: Path) -> None:
+    """As `cargo build --manifest-path ws/xtask/Cargo.toml` (or cargo in that folder) does:
+    cargo metadata names that member as the default one."""
+    manifest = _virtual(tmp_path / "ws", 'default-members = ["cli"]\n')
+    assert _built(manifest.parent / "xtask" / "Cargo.toml") == ["xtask"]
+    assert _built(manifest.parent / "cli" / "Cargo.toml") == ["cli"]
+    root = _root_package_with_xtask(tmp_path / "app")
+    assert _built(root.parent / "xtask" / "Cargo.toml") == ["xtask"]
+
+
 @pytest.mark.slow
 def test_the_release_holds_the_root_package_and_the_log_names_what_stayed_home(tmp_path: Path) -> None:
     manifest = _root_package_with_xtask(tmp_path / "app")

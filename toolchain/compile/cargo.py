@@ -191,7 +191,8 @@ def load_project(manifest_path: Path) -> Project:
     result = asked.result() if asked is not None else _metadata(manifest_path)
     metadata = json.loads(result.stdout)
     members = set(metadata["workspace_members"])
-    defaults = set(metadata.get("workspace_default_members") or members)  # cargo 1.71 and later
+    # cargo 1.71 and later; from a member's own Cargo.toml, cargo names that member
+    defaults = set(metadata.get("workspace_default_members") or members)
     packages = []
     registry_dependencies = set()
     member_manifests, build_script_roots = [], []
