@@ -92,7 +92,7 @@ def bare_command(
 
 
 def phase_seconds(out_dir: Path, triple: str) -> dict[str, float]:
-    """The phases (cargo, verify, package) of the last build's record for `triple`."""
+    """The phases (prepare, cargo, verify, package) of the last build's record for `triple`."""
     record = json.loads((out_dir / RECORD_NAME).read_text())
     return {name: float(seconds) for name, seconds in record["targets"][triple]["phases"]}
 
@@ -157,7 +157,7 @@ def main() -> None:
 
             fresh: dict[str, list[Timed]] = {"bare": [], "toolkit": []}
             outside: list[float] = []  # a toolkit run's wall seconds outside its own cargo phase
-            after_cargo: dict[str, list[float]] = {"verify": [], "package": []}
+            after_cargo: dict[str, list[float]] = {"prepare": [], "verify": [], "package": []}
             for run in range(options.runs):
                 # Alternate the order so neither side always gets a warmer cache.
                 order = [("bare", bare, env), ("toolkit", toolkit, base_env)]
@@ -196,12 +196,13 @@ def main() -> None:
                 f"immune to cargo's run-to-run spread): {statistics.median(outside):+.2f} s (goal <= 0.5 s)"
             )
             start, verify = median(listing).wall, statistics.median(after_cargo["verify"])
-            package = statistics.median(after_cargo["package"])
-            rest = statistics.median(outside) - verify - package
+            package, prepare = statistics.median(after_cargo["package"]), statistics.median(after_cargo["prepare"])
+            rest = statistics.median(outside) - verify - package - prepare
             print(
-                f"  of which after cargo: verify {verify:.2f} s, package {package:.2f} s (tar, xz -6, checksums); "
-                f"the rest {rest:.2f} s (Python and invoke starting, the fresh check, the release folder, "
-                "settings, cargo metadata, the pipeline's modules, fingerprint, exit)"
+                f"  of which before cargo, once the crate graph is known: prepare {prepare:.2f} s (runner, "
+                f"pre-cargo checks, route, profile); after cargo: verify {verify:.2f} s, package {package:.2f} s "
+                f"(tar, xz -6, checksums); the rest {rest:.2f} s (Python and invoke starting, the fresh check, "
+                "the release folder, settings, cargo metadata, the pipeline's modules, fingerprint, exit)"
             )
             print(f"  for reference, `invoke --list` alone (Python, invoke, the task modules): {start:.2f} s")
             print(

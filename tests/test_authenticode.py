@@ -89,7 +89,7 @@ def test_the_archived_exe_is_signed_and_verifies_against_the_ca(signed_build: Si
     (result,) = signed_build.report.results
     (binary,) = result.binaries
     assert binary.path.parent.name == "authenticode", "the record must point at the signed copy"
-    assert [name for name, _ in result.entry.phases] == ["cargo", "verify", "sign", "package"]
+    assert [name for name, _ in result.entry.phases] == ["prepare", "cargo", "verify", "sign", "package"]
     verdict = next(v for v in binary.verdicts if v.rule == "authenticode")
     assert verdict.ok and "Toolkit Test Signer" in verdict.found
     (artifact,) = result.artifacts

@@ -103,7 +103,7 @@ def test_packaging_of_one_target_runs_while_cargo_builds_the_next(
     assert [r.triple for r in report.results] == list(TARGETS)
     assert set(load_record(out).targets) == set(TARGETS)
     for result in report.results:
-        assert [name for name, _ in result.entry.phases] == ["cargo", "verify", "package"]
+        assert [name for name, _ in result.entry.phases] == ["prepare", "cargo", "verify", "package"]
         assert (out / f"overlapped-{result.triple}.tar.xz").is_file()
     stderr = capsys.readouterr().err
     for triple in TARGETS:

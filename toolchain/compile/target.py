@@ -4,6 +4,7 @@ pipeline's (toolchain/pipeline/)."""
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ class Compiled:
     versions: Future[dict[str, str | None]] | None = None  # toolchain_versions(route), asked while cargo ran
     split_debug: bool = False  # linked with its debug info, to split off (compile/debuginfo.py)
     strip_symbols: bool = False  # the split copy loses its symbol table too (strip = "symbols")
+    # the toolkit's own time before the runner's build (runner, checks that read the crate graph,
+    # route, sources, profile): the build record's "prepare" phase, not counted as cargo's
+    prepare_seconds: float = 0.0
 
 
 def compile_target(
@@ -63,6 +67,7 @@ def compile_target(
             for c in target.components
         ]
         return join_components(project, target, profile, parts)
+    started = time.monotonic()
     host = host_platform()
     with log.group(f"build {target.triple} ({profile.name} profile)"):
         choice = choose_runner(settings.build.runner, target, host)
@@ -112,11 +117,12 @@ def compile_target(
         )
         # two version probes, off the path after cargo
         versions = proc.soon(lambda: toolchain_versions(route, project.context), "toolchain-probe")
+        prepared = time.monotonic() - started
         executables = choice.runner.build(job)
     strip = split_debug and strips_symbols(profile, project.manifest_profiles, define)
     return Compiled(
         executables, choice.runner.name, choice.reason, route, profile_source, profile_settings, versions,
-        split_debug, strip,
+        split_debug, strip, prepared,
     )  # fmt: skip
 
 
@@ -136,7 +142,7 @@ def join_components(project: Project, target: Target, profile: Profile, parts: l
     reason = f"components {', '.join(target.components)} joined into one fat Mach-O"
     return Compiled(
         joined, first.runner, reason, first.route, first.profile_source, first.profile_settings, first.versions,
-        first.split_debug, first.strip_symbols,
+        first.split_debug, first.strip_symbols, sum(part.prepare_seconds for part in parts),
     )  # fmt: skip
 
 

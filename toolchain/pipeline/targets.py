@@ -472,7 +472,8 @@ def cargo_stage(plan: Plan, target: Target) -> CargoStage:
         from toolchain.report.cargo_timings import keep_cargo_timings
 
         keep_cargo_timings(project.target_directory, target.triple, wall, plan.out_dir)
-    phases = (("cargo", time.monotonic() - started),)
+    spent = time.monotonic() - started
+    phases = (("prepare", compiled.prepare_seconds), ("cargo", spent - compiled.prepare_seconds))
     return CargoStage(target, compiled, started, started_on, phases, compile_cache.stats)
 
 

@@ -28,7 +28,7 @@ DPI = 100
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22")
 REGRESSION = "#d62728"
 SHRINK = "#2ca02c"
-PHASE_COLOURS = {"cargo": "#4c72b0", "verify": "#dd8452", "package": "#55a868", "sign": "#8172b3"}
+PHASE_COLOURS = {"prepare": "#937860", "cargo": "#4c72b0", "verify": "#dd8452", "package": "#55a868", "sign": "#8172b3"}
 TOP_CRATES = 10
 
 
@@ -326,8 +326,8 @@ def crate_sizes(rows: Sequence[CrateChartRow], top: int = TOP_CRATES) -> Figure:
 
 
 def build_timeline(record: BuildRecord) -> Figure:
-    """One bar per target, split into the phases it ran (cargo, verify, package,
-    sign) with their seconds, as cargo's --timings shows units."""
+    """One bar per target, split into the phases it ran (prepare, cargo, verify,
+    package, sign) with their seconds, as cargo's --timings shows units."""
     from matplotlib.patches import Patch
 
     entries = sorted((e for e in record.targets.values() if e.ok), key=lambda e: (e.started, e.target))
