@@ -108,6 +108,30 @@ def test_windows_gnu_links_mingws_cxx_runtime_into_the_exe_unless_the_user_chose
             assert not [k for k in NativeRunner().invocation(job_for("x86_64-pc-windows-gnu")).env if "CXX" in k]
 
 
+def test_the_distros_rustc_is_driven_by_the_distros_cargo() -> None:
+    """What cargo hands rustc changes between releases: with ouch 0.8.3's rust-toolchain.toml
+    (1.93.0), rustup's cargo 1.93 passed -Zremap-path-scope to Debian's rustc 1.96, which no
+    longer knows it ("unknown unstable option"), on the build-std route for windows-gnu."""
+    from toolchain.compile.routes import DISTRO_CARGO, DISTRO_RUSTC, candidate_routes
+
+    if not (DISTRO_RUSTC.is_file() and DISTRO_CARGO.is_file()):
+        assert not on_ci(), "setup installs rustc-web and cargo-web"
+        pytest.skip("no distribution Rust here")
+    windows = load_catalog().target("x86_64-pc-windows-gnu")
+    build_std = next(r for r in candidate_routes(windows) if r.name == "build-std")
+    assert build_std.env["CARGO"] == str(DISTRO_CARGO)
+    assert NativeRunner().invocation(job_for(windows.triple, build_std)).argv[0] == str(DISTRO_CARGO)
+    mac = load_catalog().target("x86_64-apple-darwin")
+    mac_route = next(r for r in candidate_routes(mac) if r.name == "build-std")
+    # cargo-zigbuild runs the CARGO it is given
+    assert ZigRunner().invocation(job_for(mac.triple, mac_route)).env["CARGO"] == str(DISTRO_CARGO)
+    from toolchain import proc
+    from toolchain.compile.target import toolchain_versions
+
+    # the build record names the cargo that ran
+    assert toolchain_versions(build_std)["cargo"] == proc.output([str(DISTRO_CARGO), "--version"])
+
+
 def test_build_std_route_arguments_reach_cargo() -> None:
     route = Route("build-std", "/usr/bin/rustc", {"RUSTC_BOOTSTRAP": "1"}, ("-Zbuild-std=std,panic_abort",))
     invocation = NativeRunner().invocation(job_for("x86_64-pc-windows-gnu", route))

@@ -26,6 +26,7 @@ from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError, ToolchainError
 
 DISTRO_RUSTC = Path("/usr/bin/rustc")
+DISTRO_CARGO = Path("/usr/bin/cargo")
 DISTRO_SYSROOT = Path("/usr")
 VENDORED_STD_SOURCES = Path("/usr/lib/rustlib/src/rust/library/vendor")
 
@@ -94,6 +95,11 @@ def candidate_routes(
         routes.append(Route(name, rustc, detail=f"std from {sysroot}"))
     if DISTRO_RUSTC.is_file():
         distro_env = {"RUSTC": str(DISTRO_RUSTC)}
+        if DISTRO_CARGO.is_file():
+            # The cargo of the same release: what cargo hands rustc changes between releases (with a
+            # rust-toolchain.toml pin, rustup's cargo 1.93 passed -Zremap-path-scope, which rustc 1.96
+            # no longer knows). cargo-zigbuild runs the CARGO it is given; the native runner runs it.
+            distro_env["CARGO"] = str(DISTRO_CARGO)
         if str(DISTRO_RUSTC) != rustc and has_std(DISTRO_SYSROOT, target.triple):
             routes.append(Route("distro", str(DISTRO_RUSTC), distro_env, detail="prebuilt std from /usr/lib/rustlib"))
         if target.toolchain.build_std and VENDORED_STD_SOURCES.is_dir():

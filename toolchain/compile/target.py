@@ -150,7 +150,9 @@ def toolchain_versions(route: Route, context: CargoContext = HERE) -> dict[str, 
     """The route's compiler versions; cargo's is asked once per build (with_cargo)."""
     if route.versions:
         return {**dict(route.versions), "route": route.name, "route_detail": route.detail, "toolkit": __version__}
+    cargo = route.env.get("CARGO")  # a route that runs its own cargo names it; else with_cargo adds the build's
     return {
+        **({"cargo": context.output([cargo, "--version"])} if cargo else {}),
         "rustc": rustc_version(route.rustc, context),
         "route": route.name,
         "route_detail": route.detail,

@@ -745,7 +745,7 @@ def package_debug_info(plan: Plan, target: Target, binaries: list[BuiltBinary]) 
 
 def with_cargo(versions: dict[str, str | None], route: Route, plan: Plan) -> dict[str, str | None]:
     """The versions with the build's one `cargo --version` (a route that names its own keeps it)."""
-    return versions if route.versions else {"cargo": plan.cargo_version, **versions}
+    return versions if route.versions or "cargo" in versions else {"cargo": plan.cargo_version, **versions}
 
 
 def write_record(

@@ -33,7 +33,7 @@ class NativeRunner(CommandRunner):
         return None
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
-        args = [cargo_program(), "build", *cargo_build_args(job)]
+        args = [job.route.env.get("CARGO") or cargo_program(), "build", *cargo_build_args(job)]
         if _linker_needed(job.target, host_platform()):
             args += ["--config", f'target.{job.target.triple}.linker="{job.target.toolchain.linker}"']
         return CargoInvocation(tuple(args), {**job.route.env, **target_build_env(job.target)})
