@@ -100,6 +100,8 @@ def test_on_a_route_that_leaves_it_to_cargo_its_refusal_is_one_line_and_exit_5(t
     about a second); its refusal lists the packages on the lines after `error:`, which the
     one-line summary used to cut off (hyperfine 2.0.0 on x86_64 and aarch64 Linux, exit 6)."""
     manifest = _app(tmp_path)
+    # the member needs a newer rustc too: cargo lists it once for its build script, once for its binary
+    manifest.write_text(manifest.read_text().replace('edition = "2021"', 'edition = "2021"\nrust-version = "1.300"'))
     env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
     result = run_invoke("build", "--out-dir", str(tmp_path / "dist"), cwd=manifest.parent, env=env)
     assert result.returncode == 5, result.stderr[-2000:]
@@ -108,3 +110,4 @@ def test_on_a_route_that_leaves_it_to_cargo_its_refusal_is_one_line_and_exit_5(t
     assert "newer 0.2.0 needs rustc 1.250" in line, line
     assert "builder 0.2.0 needs rustc 1.251" in line, line
     assert "cargo update NAME@VERSION --precise OLDER" in line, line
+    assert line.count("app 0.3.1 needs rustc 1.300") == 1, line  # cargo lists a package once per unit

@@ -58,7 +58,8 @@ class CargoContext:
                 )
             refused = _RUST_VERSION_REFUSED.search(result.stderr)
             if refused:
-                needs = [(need[1], need[2], need[3]) for need in _NEEDS.finditer(refused.group(2))]
+                # one line per unit (a package's library, binary, build script): each package once
+                needs = list(dict.fromkeys((n[1], n[2], n[3]) for n in _NEEDS.finditer(refused.group(2))))
                 hold_back = "or, where it is a dependency, hold it back: `cargo update NAME@VERSION --precise OLDER`"
                 raise too_old_error(f"rustc {refused.group(1)}", needs, hold_back=hold_back)
             kept = {k: kwargs[k] for k in ("error", "what", "tee_stderr") if k in kwargs}
