@@ -107,6 +107,24 @@ def run_invoke(
 DAY_TURNED = "made again: day changed"
 
 
+def host_build(manifest: Path, out_dir: Path) -> tuple[str, list[str], list[str]]:
+    """`build --profile fast --json` of this host's target in the crate's folder, as a user runs
+    it: its log, the binaries the report names, and the file names its archive holds."""
+    import json
+    import tarfile
+
+    result = run_invoke(
+        "build", "--target", "x86_64-unknown-linux-gnu", "--profile", "fast", "--out-dir", str(out_dir), "--json",
+        cwd=manifest.parent,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (target,) = json.loads(result.stdout)["targets"]
+    (archive,) = out_dir.glob("*.tar.xz")
+    with tarfile.open(archive) as opened:
+        members = sorted(Path(name).name for name in opened.getnames() if "/" in name)
+    return result.stderr, sorted(b["name"] for b in target["binaries"]), members
+
+
 def unless_the_day_turned(run: Callable[[], subprocess.CompletedProcess[str]]) -> subprocess.CompletedProcess[str]:
     """run(), and once more if its release folder was made again only for a new UTC day."""
     first = run()

@@ -7,12 +7,10 @@ plugin members) released its developer tools beside the app."""
 
 from __future__ import annotations
 
-import json
-import tarfile
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, run_invoke
+from conftest import host_build, make_crate
 
 from toolchain.compile.cargo import load_project, select
 
@@ -76,15 +74,7 @@ def test_a_members_own_cargo_toml_builds_that_member(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_the_release_holds_the_root_package_and_the_log_names_what_stayed_home(tmp_path: Path) -> None:
-    manifest = _root_package_with_xtask(tmp_path / "app")
-    result = run_invoke(
-        "build", "--target", LINUX, "--profile", "fast", "--out-dir", str(tmp_path / "dist"), "--json",
-        cwd=manifest.parent,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "not built, not a default member of the workspace: xtask (--package NAME builds one)" in result.stderr
-    (target,) = json.loads(result.stdout)["targets"]
-    assert [b["name"] for b in target["binaries"]] == ["app"]
-    (archive,) = (tmp_path / "dist").glob("*.tar.xz")
-    with tarfile.open(archive) as opened:
-        assert not [n for n in opened.getnames() if "xtask" in n]
+    log, binaries, archived = host_build(_root_package_with_xtask(tmp_path / "app"), tmp_path / "dist")
+    assert "not built, not a default member of the workspace: xtask (--package NAME builds one)" in log
+    assert binaries == ["app"]
+    assert "app" in archived and "xtask" not in archived
