@@ -8,6 +8,7 @@ where the engine must be there (.ci/run starts it)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -55,6 +56,40 @@ def project(tmp_path: Path, name: str = "tally") -> tuple[Path, dict[str, str]]:
 def leftover_containers() -> list[str]:
     engine = container.client()
     return [box.id for box in engine.containers.list(all=True, filters={"label": container.LABEL})]
+
+
+def dead_pid() -> int:
+    """A process id that no process has now (a run killed before it could remove its container)."""
+    pid = os.getpid() + 100_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except PermissionError:
+            pass
+        pid += 1
+
+
+def test_a_killed_runs_containers_are_removed_by_the_next_run(image: str) -> None:
+    """A run killed with SIGKILL (or a machine that lost power) cannot remove its
+    containers; the next run on this machine removes the stopped ones whose run is
+    gone, and leaves alone the ones of a live run and of other machines."""
+    engine = container.client()
+    gone = engine.containers.create(image, command=["true"], labels={container.LABEL: str(dead_pid())})
+    elsewhere = engine.containers.create(
+        image, command=["true"], labels={container.LABEL: f"{dead_pid()}@another-host"}
+    )
+    alive = engine.containers.create(image, command=["true"], labels={container.LABEL: str(os.getpid())})
+    try:
+        container.run_quick(image, ["true"])
+        left = {box.id for box in engine.containers.list(all=True, filters={"label": container.LABEL})}
+        assert gone.id not in left, "a dead run's container was left behind"
+        assert {elsewhere.id, alive.id} <= left
+    finally:
+        for box in (gone, elsewhere, alive):
+            with contextlib.suppress(Exception):
+                box.remove(force=True)
 
 
 def test_image_is_not_rebuilt_when_unchanged(image: str) -> None:

@@ -18,6 +18,7 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
+from toolchain.compile import routes
 from toolchain.config.settings import load_settings
 from toolchain.config.targets import Target
 from toolchain.errors import VerificationError
@@ -257,7 +258,14 @@ def test_what_every_target_shares_is_asked_once_per_build(
         "cargo --version",
     ):
         assert lines.count(asked) == 1, (asked, lines)
-    assert all(t["toolchain"]["cargo"] == report["targets"][0]["toolchain"]["cargo"] for t in report["targets"])
+    # Each target records the cargo that ran it: the build's, or the distro cargo that a
+    # distro rustc route runs (asked once per build too, outside the shimmed PATH).
+    versions = {t["toolchain"]["route"]: t["toolchain"]["cargo"] for t in report["targets"]}
+    build_cargo = subprocess.run(["cargo", "--version"], capture_output=True, text=True).stdout.strip()
+    for route, version in versions.items():
+        driven_by_distro = route in ("distro", "build-std") and routes.DISTRO_CARGO.is_file()
+        expected = subprocess.run([str(routes.DISTRO_CARGO), "--version"], capture_output=True, text=True).stdout
+        assert version == (expected.strip() if driven_by_distro else build_cargo), (route, version)
     provenance = json.loads((tmp_path / "out" / "provenance.intoto.json").read_text())
     head = subprocess.run(["git", "-C", str(crate), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     assert json.dumps(provenance).count(head.strip()) >= 1

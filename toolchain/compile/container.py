@@ -2,8 +2,9 @@
 
 The image is built from Dockerfile.build and tagged with a digest of the
 Dockerfile and its build arguments, so an unchanged image is not rebuilt.
-Containers the toolkit starts are labelled and always removed, also on
-Ctrl-C."""
+Containers the toolkit starts are labelled with their run (process id and
+host) and always removed, also on Ctrl-C; the stopped containers of a run that
+was killed outright (SIGKILL, a lost machine) are removed by the next run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -152,6 +154,38 @@ def run_quick(tag: str, command: list[str], user: str | None = None, volumes: di
     return str(output)
 
 
+def run_label() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _run_is_gone(label: str) -> bool:
+    """Whether the run that labelled a container is no longer alive on this host (a label
+    without a host is an older release's, which only ever ran on a local engine)."""
+    pid_text, _, host = label.partition("@")
+    if (host and host != socket.gethostname()) or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's live process
+        return False
+    return False
+
+
+def remove_stale_containers(engine: Any) -> None:
+    """Remove the stopped containers of runs killed before they could (one list call).
+    Running ones and those of live runs or other hosts are never touched."""
+    stale = engine.containers.list(all=True, filters={"label": LABEL, "status": ["created", "exited", "dead"]})
+    for box in stale:
+        if _run_is_gone(box.labels.get(LABEL, "")):
+            try:
+                box.remove(force=True)
+                log.info(f"removed container {box.short_id} left by a killed run")
+            except Exception as exc:
+                log.warn(f"could not remove container {box.short_id} left by a killed run: {exc}")
+
+
 @contextmanager
 def started(
     engine: Any,
@@ -165,6 +199,7 @@ def started(
     working_dir: str = "/project",
 ) -> Iterator[Any]:
     """A started container that is removed whatever happens (Ctrl-C included)."""
+    remove_stale_containers(engine)
     box = engine.containers.create(
         tag,
         command=command,
@@ -173,7 +208,7 @@ def started(
         environment=environment,
         network_mode=network,
         working_dir=working_dir,
-        labels={LABEL: str(os.getpid())},
+        labels={LABEL: run_label()},
         detach=True,
     )
     try:
