@@ -44,14 +44,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def _build(crate: Path, cache: Path, target_dir: Path, out: Path, force: bool = True) -> subprocess.Popen[str]:
+def _build(
+    crate: Path, cache: Path, target_dir: Path, out: Path, force: bool = True, profile: str = "fast"
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "XDG_CACHE_HOME": str(cache),
         "CARGO_TARGET_DIR": str(target_dir),
         "PYTHONPATH": str(REPO_ROOT),
     }
-    argv = ["nice", "-n", "10", *TOOLCHAIN, "build", "--target", WINDOWS, "--profile", "fast"]
+    argv = ["nice", "-n", "10", *TOOLCHAIN, "build", "--target", WINDOWS, "--profile", profile]
     argv += ["--manifest-path", str(crate), "--out-dir", str(out), *(["--force"] if force else [])]
     return subprocess.Popen(
         argv, cwd=crate.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -183,3 +185,22 @@ def test_a_build_through_the_cache_is_fresh_the_next_time(std_root: Path, two_at
     outputs = [_finish(_build(crate, std_root.parent.parent, target_dir, out, force=False)) for _ in range(3)]
     assert "fresh: nothing changed" in outputs[-1], outputs[-1][-2000:]
     assert not any("changed while the build ran" in o for o in outputs[1:]), outputs
+
+
+def test_a_dependency_that_is_also_a_cdylib_links_against_the_cached_std(tmp_path: Path) -> None:
+    # With LTO, cargo builds std as bitcode only when every crate of the graph is linked by
+    # LTO; a dependency with crate-type cdylib is linked by the plain linker and needs std's
+    # object code too. The cached std serves every graph, so it holds both.
+    plugin = make_crate(
+        tmp_path / "plugin", "plugin", main_rs=None, lib_rs="pub fn add(a: u32, b: u32) -> u32 { a + b }\n"
+    )
+    plugin.write_text(plugin.read_text() + '[lib]\ncrate-type = ["cdylib", "rlib"]\n')
+    main_rs = MAIN.replace("fn main() {", "fn main() {\n    assert_eq!(plugin::add(2, 3), 5);")
+    crate = make_crate(tmp_path / "app", "app", main_rs=main_rs, manifest_extra='plugin = { path = "../plugin" }')
+    # Thin LTO at opt-level 0 keeps std's build short while cargo still asks for LTO.
+    crate.write_text(crate.read_text() + '[profile.release]\nopt-level = 0\nlto = "thin"\nstrip = "symbols"\n')
+    output = _finish(_build(crate, tmp_path / "cache", tmp_path / "target", tmp_path / "dist", profile="release"))
+    assert "from the machine's cache" in output or "building it once" in output, output[-2000:]
+    exe = tmp_path / "target" / WINDOWS / "release" / "app.exe"
+    result = smoke_binary(load_catalog().target(WINDOWS), exe, "app 0.3.1", [["a"]])
+    assert result.ok, result

@@ -49,7 +49,7 @@ from toolchain.log import log
 if TYPE_CHECKING:
     from toolchain.compile.runners.base import BuildJob, CommandRunner
 
-KEY_FORMAT = 1
+KEY_FORMAT = 2  # 2: std holds object code beside bitcode (the probe's cdylib)
 MANIFEST = "manifest.json"
 PROBE = "toolchain-std-probe"
 # Environment variables std's own build reads (its build scripts, the linker's view of the OS).
@@ -237,12 +237,20 @@ def _toml(value: Any) -> str:
 
 def _probe_crate(folder: Path, profiles: dict[str, dict[str, Any]]) -> Path:
     (folder / "src").mkdir(parents=True)
-    (folder / "src" / "main.rs").write_text("fn main() {}\n", encoding="utf-8")
+    # With LTO, cargo builds std as bitcode only when every crate is linked by LTO; a library
+    # that is also a cdylib (some dependencies are) is linked by the plain linker and needs std's
+    # object code. The probe has one, so the cached std holds both and serves every graph.
+    (folder / "src" / "lib.rs").write_text("pub fn probe() {}\n", encoding="utf-8")
+    crate = PROBE.replace("-", "_")
+    (folder / "src" / "main.rs").write_text(f"fn main() {{ {crate}::probe() }}\n", encoding="utf-8")
     lines = [
         "[package]",
         f'name = "{PROBE}"',
         'version = "0.0.0"',
         'edition = "2021"',
+        "",
+        "[lib]",
+        'crate-type = ["cdylib", "rlib"]',
         "",
         "[workspace]",
         "",
