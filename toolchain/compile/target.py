@@ -13,6 +13,7 @@ from toolchain import __version__, proc
 from toolchain.compile.c_libraries import require_c_libraries
 from toolchain.compile.cargo import Project, Selection
 from toolchain.compile.context import HERE, CargoContext
+from toolchain.compile.header_case import header_links_env
 from toolchain.compile.libclang import require_libclang
 from toolchain.compile.routes import Route, rustc_version
 from toolchain.compile.runners import BuildJob, choose_runner
@@ -75,6 +76,7 @@ def compile_target(
         require_sdk(target, project, selections, settings)
         require_libclang(target, project, selections, settings)
         require_c_libraries(target, project, selections, settings, choice.runner.name, host)
+        header_env = header_links_env(target, project, selections, settings) if choice.runner.remaps_host_paths else {}
         route = choice.runner.route(target, project)
         log.info(f"toolchain route: {route.name} ({route.detail})")
         require_rust_version(target, project, selections, settings, route)
@@ -114,6 +116,7 @@ def compile_target(
             cache_env=dict(cache_env or {}),
             timings=settings.build.timings,
             split_debug=split_debug,
+            header_env=header_env,
         )
         # two version probes, off the path after cargo
         versions = proc.soon(lambda: toolchain_versions(route, project.context), "toolchain-probe")

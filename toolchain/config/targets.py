@@ -56,6 +56,9 @@ class TargetToolchain(Model, frozen=True):
     # Variables for the target's C build scripts (cc-rs, pkg-config), each set as NAME_<triple> unless
     # the user set NAME in any spelling those crates read.
     build_env: dict[str, str] = {}  # noqa: RUF012 - msgspec copies defaults
+    # The folder the target's C compiler takes the OS's headers from, where sources may spell them in
+    # another case (windows-gnu: mingw's lower-case names; compile/header_case.py).
+    header_folder: str | None = None
     std_package: str | None = None  # Debian package with a prebuilt std for the target
     build_std: bool = False  # the offline route builds std from rust-src
     abi: Literal["gnu", "msvc"] | None = None  # which C runtime ABI

@@ -44,6 +44,8 @@ class BuildJob:
     timings: bool = False  # cargo writes its timings page (cargo-timings/ in the target folder)
     # The profile keeps debug info: linked unstripped, split and stripped after (compile/debuginfo.py).
     split_debug: bool = False
+    # CFLAGS/CXXFLAGS for the target's C compiles that find headers as the sources spell them (compile/header_case.py).
+    header_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class CargoInvocation:
 
 class Runner(Protocol):
     name: str
+    remaps_host_paths: bool  # the build runs on this host's paths (a container sees its own)
 
     def problem(self, target: Target, host: str) -> str | None:
         """Why this runner cannot build `target` on `host` (with the fix), or None."""
@@ -97,6 +100,8 @@ class CommandRunner(ABC):
         env = dict(invocation.env)
         if self.uses_compile_cache:
             env.update(job.cache_env)
+        if self.remaps_host_paths:
+            env.update(job.header_env)  # after the std cache's key: std compiles no such C
         if self.remaps_host_paths and not job.route.trim_paths:
             project = job.project
             env["CARGO_ENCODED_RUSTFLAGS"] = encoded_rustflags(

@@ -50,6 +50,7 @@ def _user(settings: Settings) -> str:
 
 class ContainerRunner:
     name = "container"
+    remaps_host_paths = False  # the container sees the project at its own paths
 
     def problem(self, target: Target, host: str) -> str | None:
         if target.triple.endswith("-msvc"):

@@ -3,6 +3,12 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#ifdef _WIN32
+// Spelled as the Windows SDK spells them (code written for MSVC does); mingw-w64 has
+// them in lower case, on a case-sensitive file system.
+#include <Windows.h>
+#include <PowrProf.h>
+#endif
 
 extern "C" int corpus_sorted_words(char *out, int size) {
     std::vector<std::string> words = {"pear", "apple", "fig"};
