@@ -202,6 +202,16 @@ MACHINE_CAUSES = {
         "starts a thread can be run here"
     ),
 }
+# Causes checked by reading a crate's own sources, for the one cell they explain (a reason's
+# words alone, such as a failed link, say nothing of which crate is at fault).
+CRATE_CAUSES = {
+    ("ouch", "0.8.3", "x86_64-pc-windows-gnu"): (
+        "the crate's: unrar-ng-sys 0.7.6's build.rs picks unrar's Windows sources (isnt.cpp, motw.cpp) with "
+        "cfg!(windows), the build machine's OS, so cross-compiled from Linux they are left out and the link "
+        "misses WinNT() and MarkOfTheWeb; the headers it includes in the Windows SDK's spelling (PowrProf.h, "
+        "Sddl.h, Wbemidl.h) the toolkit now finds"
+    ),
+}
 
 
 def write_table(cells: list[Cell], parts: dict[str, list[str]], started: str, where: str) -> str:
@@ -245,6 +255,7 @@ def write_table(cells: list[Cell], parts: dict[str, list[str]], started: str, wh
         lines += ["", "## Why each red cell is red", ""]
         for c in reds:
             causes = [cause for key, cause in MACHINE_CAUSES.items() if key in c.reason]
+            causes += [CRATE_CAUSES[key] for key in [(c.crate, c.version, c.target)] if key in CRATE_CAUSES]
             lines.append(f"- {c.crate} {c.version}, {c.target}: {c.reason.replace('|', '/')}")
             lines += [f"  (checked: {cause})" for cause in causes]
     return "\n".join(lines) + "\n"
