@@ -9,7 +9,8 @@ and C++ sources of every package of the target's graph that has a build script a
 read for what they include, and each name the folder has only in another case gets
 a link of that spelling in a folder of the target folder, which the target's C and
 C++ compiles search last (`-idirafter`: it holds no name the compiler finds
-elsewhere). A build whose sources include no such name is given nothing."""
+elsewhere). A build whose sources include no such name is given nothing, and one
+whose Cargo.lock holds none of cc, cmake and cxx-build is not read at all."""
 
 from __future__ import annotations
 
@@ -18,13 +19,15 @@ import os
 import re
 from pathlib import Path
 
-from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
+from toolchain.compile.cargo import Project, Selection, locked_names, reachable, target_metadata
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.log import log
 
 SOURCE_SUFFIXES = frozenset({".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".hxx", ".inl", ".rc"})
 SKIPPED_FOLDERS = frozenset({"target", ".git", "tests", "test", "docs", "doc", "examples"})
+# The crates build scripts compile C and C++ with.
+C_BUILDERS = frozenset({"cc", "cmake", "cxx-build"})
 INCLUDE = re.compile(rb'^[ \t]*#[ \t]*include[ \t]*[<"]([^>"\n]+)[>"]', re.MULTILINE)
 
 
@@ -75,6 +78,8 @@ def header_links_env(
     header_folder = target.toolchain.header_folder
     if not header_folder or not Path(header_folder).is_dir():
         return {}
+    if project.lockfile.is_file() and not C_BUILDERS & locked_names(project.lockfile):
+        return {}  # cheap first: no crate that compiles C for a build script, no graph to read
     folder = Path(header_folder)
     metadata = target_metadata(project, target.triple, settings)
     packages = {p["id"]: p for p in metadata["packages"]}
