@@ -349,6 +349,23 @@ def test_installs_with_each_downloader_and_a_short_timeout(
     assert version.stdout == "tally 0.1.0\n"
 
 
+@pytest.mark.parametrize("shell", sorted(SHELLS))
+def test_a_download_watchdog_stopped_early_leaves_the_installer_alone(
+    release: Path, server: str, tmp_path: Path, shell: str
+) -> None:
+    # Each download's watchdog runs in the background and is stopped with TERM when the download
+    # ends. bash forks it with the installer's traps, and under load the TERM can come before the
+    # watchdog resets them: cleanup then ran in the watchdog and deleted the live installer's
+    # temporary folder and lock (a CI run: "download failed" after awk could not open a file of
+    # the deleted folder). The test hook runs cleanup in every watchdog, as that race does.
+    home = tmp_path / "home"
+    result = run_installer(release, shell, home, server, env={"TALLY_INSTALLER_TEST_CLEANUP_IN_WATCHDOG": "1"})
+    assert result.returncode == 0, result.stderr
+    version = subprocess.run([home / "bin" / "tally", "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout == "tally 0.1.0\n"
+    assert not (home / ".config" / "tally" / "install.lock").exists()
+
+
 @pytest.mark.parametrize("value", ["abc", "0", "-5", "1.5", "030", "100000"])
 def test_refuses_a_bad_download_timeout(release: Path, server: str, tmp_path: Path, value: str) -> None:
     home = fresh_home(tmp_path)
