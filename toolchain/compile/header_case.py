@@ -21,7 +21,7 @@ from pathlib import Path
 
 from toolchain.compile.cargo import Project, Selection, locked_names, reachable, target_metadata
 from toolchain.config.settings import Settings
-from toolchain.config.targets import Target
+from toolchain.config.targets import Target, c_build_env_names
 from toolchain.log import log
 
 SOURCE_SUFFIXES = frozenset({".c", ".cc", ".cpp", ".cxx", ".h", ".hh", ".hpp", ".hxx", ".inl", ".rc"})
@@ -110,11 +110,10 @@ def header_links_env(
 
 def search_folder_flags(triple: str, links: Path) -> dict[str, str]:
     """CFLAGS and CXXFLAGS for the target with the folder searched last, on top of the value
-    cc-rs would read (the first of NAME_<triple>, NAME_<triple_with_underscores>, TARGET_NAME, NAME)."""
-    underscored = triple.replace("-", "_")
+    cc-rs would read (c_build_env_names)."""
     env = {}
     for name in ("CFLAGS", "CXXFLAGS"):
-        spellings = (f"{name}_{triple}", f"{name}_{underscored}", f"TARGET_{name}", name)
+        spellings = c_build_env_names(name, triple)
         current = next((os.environ[s] for s in spellings if s in os.environ), "")
         chosen = spellings[0] if spellings[0] in os.environ else spellings[1]
         env[chosen] = f"{current} -idirafter {links}".strip()

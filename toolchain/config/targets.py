@@ -101,6 +101,12 @@ class Target(TargetFile, frozen=True, kw_only=True):
         return self.runners.get(host, ())
 
 
+def c_build_env_names(name: str, triple: str) -> tuple[str, str, str, str]:
+    """The spellings of a C build variable (CFLAGS, CXXSTDLIB...) that cc-rs and pkg-config read
+    for a target, first found wins: NAME_<triple>, NAME_<triple_with_underscores>, TARGET_NAME, NAME."""
+    return (f"{name}_{triple}", f"{name}_{triple.replace('-', '_')}", f"TARGET_{name}", name)
+
+
 def target_from_layers(name: str, layers: list[Layer]) -> Target:
     document = decode(TargetFile, layers)
     source = layers[-1].path

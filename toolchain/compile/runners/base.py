@@ -19,7 +19,7 @@ from toolchain.compile.routes import VENDORED_STD_SOURCES, Route, resolve_route
 from toolchain.compile.rustflags import encoded_rustflags
 from toolchain.config.profiles import Profile
 from toolchain.config.settings import Settings
-from toolchain.config.targets import Target
+from toolchain.config.targets import Target, c_build_env_names
 from toolchain.errors import BuildError
 
 
@@ -155,11 +155,11 @@ def target_build_env(target: Target, environ: Mapping[str, str] | None = None) -
     spelling cc-rs and pkg-config read first, and one that reaches no other target); a NAME the
     user set in any spelling they read is left to the user."""
     environ = os.environ if environ is None else environ
-    triple, underscored = target.triple, target.triple.replace("-", "_")
     chosen = {}
     for name, value in target.toolchain.build_env.items():
-        if not any(s in environ for s in (f"{name}_{triple}", f"{name}_{underscored}", f"TARGET_{name}", name)):
-            chosen[f"{name}_{underscored}"] = value
+        spellings = c_build_env_names(name, target.triple)
+        if not any(s in environ for s in spellings):
+            chosen[spellings[1]] = value
     return chosen
 
 
