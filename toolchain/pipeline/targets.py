@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 AFTER_CARGO = (
     "toolchain.compile.fat",
     "toolchain.compile.stale",
+    "toolchain.release.folder",
     "toolchain.release.package",
     "toolchain.verify.cache",
     "toolchain.verify.size",
