@@ -163,8 +163,14 @@ def main() -> None:
     invoke = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "build"]
     installed_python = None if options.skip_one else install_from_wheel(work / "venv")
     if installed_python is not None:
-        # Both sides of every comparison find the venv's cargo-zigbuild first: the same one.
-        base_env["PATH"] = f"{installed_python.parent}{os.pathsep}{base_env.get('PATH', '')}"
+        # One cargo-zigbuild and one zig for every side (the bare command this process builds, the
+        # checkout's toolkit, the installed one): the venv's. Another zig or cargo-zigbuild means
+        # other linker wrappers, and cargo would rebuild all that the last side built.
+        os.environ["PATH"] = f"{installed_python.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        ask_zig = "from toolchain.compile.runners.zig import zig_program; print(zig_program())"
+        zig = subprocess.run([str(installed_python), "-c", ask_zig], capture_output=True, text=True, check=True)
+        os.environ["CARGO_ZIGBUILD_ZIG_COMMAND"] = zig.stdout.strip()  # the toolkit keeps a value set here
+        base_env.update(PATH=os.environ["PATH"], CARGO_ZIGBUILD_ZIG_COMMAND=os.environ["CARGO_ZIGBUILD_ZIG_COMMAND"])
     settings = load_settings()
     try:
         if not options.skip_one:

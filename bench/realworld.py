@@ -52,6 +52,10 @@ CORPUS: tuple[tuple[str, str], ...] = (
     ("zoxide", "0.10.0"),
     ("git-delta", "0.20.1"),
     ("ouch", "0.8.3"),
+    ("eza", "0.23.5"),
+    ("difftastic", "0.72.0"),
+    ("watchexec-cli", "2.8.0"),
+    ("fnm", "1.39.0"),
 )
 TARGETS = (
     "x86_64-unknown-linux-gnu",
@@ -200,6 +204,12 @@ MACHINE_CAUSES = {
         "kernel (a C program that starts one thread, built with aarch64-linux-gnu-gcc -pthread, hangs the "
         "same way; so does a 3-line Rust program built with the native runner), so no aarch64 binary that "
         "starts a thread can be run here"
+    ),
+    "which rustup has not installed": (
+        "this machine's rustup: it cannot download a toolchain (its servers are unreachable here, and "
+        "RUSTUP_AUTO_INSTALL=0), so a crate that pins a Rust this machine lacks stops at rustup's refusal; "
+        "where rustup can download (and auto-install is on, its default), its proxy installs the pinned "
+        "toolchain on first use and the toolkit builds with it"
     ),
 }
 # Causes checked by reading a crate's own sources, for the one cell they explain (a reason's

@@ -13,6 +13,7 @@ from conftest import run_invoke
 from toolchain import REPO_ROOT
 from toolchain.compile.cargo import load_project, select
 from toolchain.compile.links import LinkLine, evaluate, scan_build_script, scan_rust
+from toolchain.compile.runners.zig import missing_sdk_header
 from toolchain.compile.sdk import sdk_needs
 from toolchain.config.settings import load_settings
 
@@ -162,3 +163,44 @@ def test_registry_scans_are_cached_by_id_and_checksum(tmp_path: Path, monkeypatc
     monkeypatch.setattr(links, "scan_package", counting)
     assert sdk_needs(target, project, select(project, None, []), settings) == first
     assert scanned == ["corpus-ctrlc"]  # the path package only: registry sources never change
+
+
+@pytest.mark.slow
+def test_a_c_header_only_the_sdk_has_stops_naming_it_and_sdkroot(tmp_path: Path, shared_target_dir: Path) -> None:
+    # jemalloc's shape (difftastic): a build script's C includes <sys/syscall.h>, which zig has
+    # for Linux and the BSDs and not for macOS. cargo fails in the build script; the toolkit says
+    # it is the SDK (exit 5), where before it was a failed build (exit 6) with the cause buried.
+    crate = tmp_path / "syscalls"
+    shutil.copytree(CORPUS / "cpp", crate, ignore=shutil.ignore_patterns("target", "src", "build.rs"))
+    (crate / "src").mkdir()
+    (crate / "src" / "syscalls.c").write_text(
+        "#ifdef __APPLE__\n#include <sys/syscall.h>\n#endif\nint corpus_syscalls(void) { return 1; }\n"
+    )
+    (crate / "build.rs").write_text('fn main() { cc::Build::new().file("src/syscalls.c").compile("syscalls"); }\n')
+    (crate / "src" / "main.rs").write_text(
+        'extern "C" { fn corpus_syscalls() -> i32; }\nfn main() { println!("{}", unsafe { corpus_syscalls() }); }\n'
+    )
+    env = {"SDKROOT": "", "CARGO_TARGET_DIR": str(shared_target_dir)}
+    args = ("build", "--profile", "fast", "--out-dir", str(tmp_path / "dist"))
+    result = run_invoke(*args, "--target", MAC, cwd=crate, env=env)
+    assert result.returncode == 5, result.stderr[-3000:]
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]  # cargo's come first
+    assert f"{MAC} needs the macOS SDK" in line
+    assert "corpus-cpp's C sources include <sys/syscall.h>, a system header that zig has" in line
+    assert "SDKROOT=" in line
+
+
+def test_a_header_no_system_has_or_an_sdkroot_leaves_cargos_words(monkeypatch: pytest.MonkeyPatch) -> None:
+    mac = load_settings().catalog.target(MAC)
+    syscall = "x.c:1:10: fatal error: 'sys/syscall.h' file not found\n"
+    monkeypatch.delenv("SDKROOT", raising=False)
+    assert missing_sdk_header(mac, syscall) is not None
+    # a library's own header (no system's set in zig has it): the crate's C needs that library
+    assert missing_sdk_header(mac, "x.c:1:10: fatal error: 'gmp.h' file not found\n") is None
+    # a header zig has for macOS too: not the SDK's to blame
+    assert missing_sdk_header(mac, "x.c:1:10: fatal error: 'stdio.h' file not found\n") is None
+    # gcc's wording, for a target with no SDK: Linux's headers are all there
+    linux = load_settings().catalog.target("x86_64-unknown-linux-gnu")
+    assert missing_sdk_header(linux, "x.c:1:10: fatal error: sys/syscall.h: No such file or directory\n") is None
+    monkeypatch.setenv("SDKROOT", "/sdk/MacOSX14.sdk")  # with an SDK the failure is the build's own
+    assert missing_sdk_header(mac, syscall) is None

@@ -16,13 +16,13 @@ import os
 import re
 import threading
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.errors import MissingToolError, ProjectError
+from toolchain.errors import MissingToolError, ProjectError, ToolchainError
 
 
 @dataclass(frozen=True)
@@ -38,14 +38,25 @@ class CargoContext:
         manifest_path = manifest_path.resolve()
         return cls(manifest_path if manifest_path.is_dir() else manifest_path.parent)
 
-    def run(self, argv: Sequence[str | Path], **kwargs: Any) -> proc.Result:
+    def run(
+        self,
+        argv: Sequence[str | Path],
+        *,
+        explain: Callable[[str], ToolchainError | None] | None = None,
+        **kwargs: Any,
+    ) -> proc.Result:
         """proc.run in this context's folder (the same keywords, no cwd of its own). A
-        failure because rustup lacks the toolchain the folder pins says so, with the fix."""
+        failure because rustup lacks the toolchain the folder pins says so, with the fix.
+        explain: the caller's reading of a failure's error output, asked first (what only
+        the caller knows, such as the target), None where it has nothing to say."""
         if "cwd" in kwargs:
             raise TypeError("a cargo context runs in its own folder")
         check = kwargs.pop("check", True)
         result = proc.run(argv, cwd=self.folder, check=False, **kwargs)
         if check and result.returncode != 0:
+            explained = explain(result.stderr) if explain is not None else None
+            if explained is not None:
+                raise explained
             missing = _MISSING_TOOLCHAIN.search(result.stderr)
             if missing:
                 raise self._missing_toolchain(missing.group(1))

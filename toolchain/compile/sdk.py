@@ -27,6 +27,10 @@ from toolchain.errors import MissingToolError
 from toolchain.log import log
 
 SDK_NAMES = {"macos": "the macOS SDK (MacOSX.sdk, from Xcode or the Command Line Tools)"}
+SDK_HINT = (
+    "set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
+    "or build this target on a macOS runner"
+)
 
 
 @dataclass(frozen=True)
@@ -178,6 +182,5 @@ def require_sdk(target: Target, project: Project, selections: list[Selection], s
     avoid = f"; or avoid it: {'; '.join(optional)}" if optional else ""
     raise MissingToolError(
         f"{target.triple} needs {SDK_NAMES.get(target.toolchain.sdk, target.toolchain.sdk)}: {shown}{more}",
-        hint="set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
-        f"or build this target on a macOS runner{avoid}",
+        hint=f"{SDK_HINT}{avoid}",
     )

@@ -20,7 +20,7 @@ from toolchain.compile.rustflags import encoded_rustflags
 from toolchain.config.profiles import Profile
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target, c_build_env_names
-from toolchain.errors import BuildError
+from toolchain.errors import BuildError, ToolchainError
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,11 @@ class CommandRunner(ABC):
     def route(self, target: Target, project: Project) -> Route:
         return resolve_route(target, project.sources, project.context)
 
+    def explain_failure(self, job: BuildJob, stderr: str) -> ToolchainError | None:
+        """What a failed build's error output means when this runner knows more than cargo
+        says (a header its compiler lacks for the target); None: cargo's own words stand."""
+        return None
+
     def build(self, job: BuildJob) -> dict[str, Path]:
         if stdcache.uses_cache(job):
             with stdcache.cached_sysroot(job, self, self.invocation(job).env) as sysroot:
@@ -119,6 +124,7 @@ class CommandRunner(ABC):
             )
         result = job.project.context.run(
             invocation.argv,
+            explain=lambda stderr: self.explain_failure(job, stderr),
             env=env,
             tee_stderr=True,
             error=BuildError,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import sysconfig
@@ -15,8 +16,9 @@ from pathlib import Path
 
 from toolchain import proc
 from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args, target_build_env
+from toolchain.compile.sdk import SDK_HINT, SDK_NAMES
 from toolchain.config.targets import Target
-from toolchain.errors import BuildError
+from toolchain.errors import BuildError, MissingToolError, ToolchainError
 from toolchain.log import log
 
 
@@ -69,6 +71,9 @@ class ZigRunner(CommandRunner):
         for path in executables.values():
             proc.run([program, "-x", path], error=BuildError, what=f"llvm-strip {path.name}")
         return executables
+
+    def explain_failure(self, job: BuildJob, stderr: str) -> ToolchainError | None:
+        return missing_sdk_header(job.target, stderr) if self.on_host else None
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
         program_name = cargo_zigbuild_program() if self.on_host else "cargo-zigbuild"
@@ -139,3 +144,52 @@ def llvm_strip() -> str | None:
 
 def strips_symbols(job: BuildJob) -> bool:
     return dict(job.profile.settings).get("strip") in ("symbols", True) and "strip" not in job.skip_keys
+
+
+# clang's (zig cc's) and gcc's words for an #include the compiler did not find, and cargo's for
+# the build script that ran it.
+_HEADER_NOT_FOUND = re.compile(r"fatal error: '?([\w./+-]+\.h(?:pp)?)'?(?: file not found|: No such file or directory)")
+_BUILD_SCRIPT_FAILED = re.compile(r"failed to run custom build command for `(\S+) v")
+# zig's header folders for macOS: any-macos-any (zig <= 0.15), any-darwin-any, x86_64-macos-none...
+ZIG_MACOS_FOLDER_MARKS = ("-macos-", "-darwin-")
+
+
+def missing_sdk_header(target: Target, stderr: str) -> MissingToolError | None:
+    """A failed build whose C compile stopped at a system header zig has for other systems
+    and lacks for this one (jemalloc's <sys/syscall.h> for macOS): the target's SDK is what
+    it needs, said as such (exit 5, SDKROOT) instead of as a failed build. None otherwise:
+    with SDKROOT set, for a header no system of zig's has (a library's own, such as gmp.h),
+    or when zig's headers cannot be read."""
+    if target.toolchain.sdk != "macos" or os.environ.get("SDKROOT"):
+        return None
+    found = _HEADER_NOT_FOUND.search(stderr)
+    include_root = zig_include_root()
+    if found is None or include_root is None:
+        return None
+    header = found.group(1)
+    folders = [f for f in include_root.iterdir() if f.is_dir()]
+    macos = [f for f in folders if any(mark in f"-{f.name}-" for mark in ZIG_MACOS_FOLDER_MARKS)]
+    others = [f for f in folders if f not in macos]
+    if any((f / header).is_file() for f in macos) or not any((f / header).is_file() for f in others):
+        return None
+    package = _BUILD_SCRIPT_FAILED.search(stderr)
+    who = f"{package.group(1)}'s C sources include" if package else "a C source includes"
+    return MissingToolError(
+        f"{target.triple} needs {SDK_NAMES['macos']}: {who} <{header}>, a system header that zig has "
+        "for other systems and not for macOS (the SDK holds macOS's own)",
+        hint=SDK_HINT,
+    )
+
+
+def zig_include_root() -> Path | None:
+    """zig's folder of C library headers, one subfolder per system (any-darwin-any,
+    generic-glibc...): the ziglang wheel's, else that of the zig on PATH."""
+    program = zig_program()
+    if program is None:
+        return None
+    beside = Path(program).parent / "lib" / "libc" / "include"
+    if beside.is_dir():
+        return beside
+    listed = re.search(r'lib_dir"?\s*[:=]\s*"([^"]+)"', proc.output([program, "env"], timeout=30) or "")
+    root = Path(listed.group(1)) / "libc" / "include" if listed else None
+    return root if root is not None and root.is_dir() else None
