@@ -6,6 +6,7 @@ is that copy's Cargo.toml), never in the repository's demo/."""
 
 from __future__ import annotations
 
+import atexit
 import http.server
 import os
 import shutil
@@ -29,6 +30,9 @@ from toolchain.pipeline.targets import BuildOptions, BuildReport, build
 
 DEMO_COPY = Path(tempfile.mkdtemp(prefix="toolchain-tests-demo-")) / "demo"
 shutil.copytree(REPO_ROOT / "demo", DEMO_COPY, ignore=shutil.ignore_patterns("target"))
+# Removed when the process exits (each xdist worker and the controller make one): the
+# builds in it grow it to 60-200 MB, and a machine that runs the suite often keeps none.
+atexit.register(shutil.rmtree, DEMO_COPY.parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", autouse=True)
