@@ -36,6 +36,7 @@ from pathlib import Path, PurePosixPath
 
 from toolchain import proc
 from toolchain.compile.cargo import Project
+from toolchain.compile.container import ENGINE_FIX
 from toolchain.compile.routes import DISTRO_RUSTC, Route, candidate_routes, default_rustc, rustc_sysroot
 from toolchain.compile.runners.base import BuildJob, CargoInvocation, CommandRunner, cargo_build_args
 from toolchain.config.settings import Settings, load_settings
@@ -112,8 +113,7 @@ def engine_problem(program: str) -> str | None:
         return None
     lines = (result.stderr or result.stdout).strip().splitlines()
     return (
-        f"cross's container engine ({program}) is not reachable ({lines[-1] if lines else 'no answer'}); start it "
-        "(as root: dockerd --storage-driver=vfs --iptables=false --bridge=none &, or systemctl start docker)"
+        f"cross's container engine ({program}) is not reachable ({lines[-1] if lines else 'no answer'}); {ENGINE_FIX}"
     )
 
 
@@ -145,7 +145,7 @@ def registry_reachable(image: str) -> bool:
 def image_toolchain(program: str, identifier: str, image: str) -> tuple[tuple[str, str], ...]:
     """rustc and cargo versions of an image that brings its own Rust (none for
     cross's own images). Read once per image id; cached on disk, because
-    starting a container is slow with the vfs storage driver."""
+    starting a container costs seconds (a minute with docker's vfs storage driver)."""
     cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "toolchain" / f"cross-{identifier}.json"
     try:
         return tuple((str(k), str(v)) for k, v in json.loads(cache.read_text()))
