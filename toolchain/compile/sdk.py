@@ -10,17 +10,12 @@ linker get it from the environment."""
 
 from __future__ import annotations
 
-import itertools
 import os
-import time
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
-from toolchain.compile.links import LinkLine, ScanCache, evaluate, selects_target
-from toolchain.compile.routes import default_rustc
+from toolchain.compile.cargo import Project, Selection
+from toolchain.compile.link_needs import LinkNeed, link_needs
+from toolchain.compile.links import LinkLine, evaluate, selects_target
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.errors import MissingToolError
@@ -31,43 +26,6 @@ SDK_HINT = (
     "set SDKROOT to an unpacked MacOSX.sdk folder (e.g. SDKROOT=$HOME/sdk/MacOSX14.sdk), "
     "or build this target on a macOS runner"
 )
-
-
-@dataclass(frozen=True)
-class SdkNeed:
-    """One package of the graph that links what only the SDK has, and how it is reached."""
-
-    chain: tuple[str, ...]  # package names, from the built package to the linking one
-    libraries: tuple[str, ...]  # as a user knows them: "libobjc", "Foundation"
-    optional: tuple[str, ...] = ()  # edges of the chain a feature choice would drop
-    certain: bool = True  # False: only compiling would tell (a build script's line, an unknown cfg)
-
-
-def target_cfg(target: Target, project: Project) -> tuple[dict[str, set[str]], set[str]]:
-    """rustc's cfg values for the target (`key="value"` pairs and bare names); empty when
-    rustc cannot say (every predicate on the target is then taken as unknown)."""
-    text = project.context.output([default_rustc(), "--print", "cfg", "--target", target.triple]) or ""
-    pairs: dict[str, set[str]] = {}
-    bare: set[str] = set()
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            pairs.setdefault(key.strip(), set()).add(value.strip().strip('"'))
-        elif line.strip():
-            bare.add(line.strip())
-    return pairs, bare
-
-
-def _checksums(lockfile: Path) -> dict[tuple[str, str, str], str]:
-    try:
-        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return {}
-    return {
-        (p["name"], p["version"], p.get("source", "")): p["checksum"]
-        for p in lock.get("package", [])
-        if isinstance(p, dict) and "checksum" in p and "name" in p and "version" in p
-    }
 
 
 def _needs_sdk(
@@ -91,67 +49,14 @@ def _needs_sdk(
     return True if None not in values else None
 
 
-def _optional_edges(chain: list[str], packages: dict[str, dict[str, Any]]) -> tuple[str, ...]:
-    """For each edge of the chain that is an optional dependency, which feature turns it on."""
-    notes = []
-    for parent_id, child_id in itertools.pairwise(chain):
-        parent, child = packages[parent_id], packages[child_id]
-        for dep in parent.get("dependencies", []):
-            if dep.get("name") != child["name"] or not dep.get("optional"):
-                continue
-            key = dep.get("rename") or dep["name"]
-            features = parent.get("features") or {}
-            enabling = sorted(
-                feature
-                for feature, items in features.items()
-                if feature != "default"
-                and any(i in (key, f"dep:{key}") or i.startswith((f"{key}/", f"{key}?/")) for i in items)
-            )
-            defaults = set(features.get("default", []))
-            shown = ", ".join(f"'{f}'" + (" (on by default)" if f in defaults else "") for f in enabling)
-            notes.append(f"{parent['name']} -> {child['name']} is optional, behind {parent['name']}'s feature {shown}")
-            break
-    return tuple(notes)
-
-
-def sdk_needs(target: Target, project: Project, selections: list[Selection], settings: Settings) -> list[SdkNeed]:
+def sdk_needs(target: Target, project: Project, selections: list[Selection], settings: Settings) -> list[LinkNeed]:
     """Every package cargo would build for the target that links what only the SDK has,
     with the shortest chain from a selected package to it."""
-    started = time.monotonic()
-    metadata = target_metadata(project, target.triple, settings)
-    packages = {p["id"]: p for p in metadata["packages"]}
-    nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
-    # Normal edges only: build-dependencies run on the build machine. Another member's deps do not count.
-    parent = reachable(metadata, {s.package.name for s in selections}, build_dependencies=False)
-    cfg, bare = target_cfg(target, project)
-    checksums = _checksums(Path(metadata["workspace_root"]) / "Cargo.lock")
-    cache = ScanCache()
-    needs = []
-    for pid in parent:
-        package = packages[pid]
-        checksum = checksums.get((package["name"], package["version"], package.get("source") or ""))
-        features = set(nodes[pid].get("features", []))
-        found: dict[bool, list[str]] = {True: [], False: []}  # certain -> libraries
-        for line in cache.lines(package, checksum):
-            verdict = _needs_sdk(line, target, features, cfg, bare)
-            if verdict is False:
-                continue
-            shown = line.name if line.kind == "framework" else f"lib{line.name}"
-            if shown not in found[verdict is True]:
-                found[verdict is True].append(shown)
-        for certain, libraries in found.items():
-            if not libraries or (not certain and found[True]):
-                continue
-            chain = [pid]
-            while (up := parent[chain[-1]]) is not None:
-                chain.append(up)
-            chain.reverse()
-            names = tuple(packages[p]["name"] for p in chain)
-            needs.append(SdkNeed(names, tuple(libraries), _optional_edges(chain, packages), certain))
-    cache.save()
-    seconds = time.monotonic() - started
-    log.info(f"{target.triple}: {len(parent)} packages checked for what only the SDK links, in {seconds:.2f} s")
-    return sorted(needs, key=lambda n: (len(n.chain), n.chain))
+
+    def verdict(line: LinkLine, features: set[str], cfg: dict[str, set[str]], bare: set[str]) -> bool | None:
+        return _needs_sdk(line, target, features, cfg, bare)
+
+    return link_needs(target, project, selections, settings, verdict, "what only the SDK links")
 
 
 def require_sdk(target: Target, project: Project, selections: list[Selection], settings: Settings) -> None:

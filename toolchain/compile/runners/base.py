@@ -89,8 +89,11 @@ class CommandRunner(ABC):
 
     def explain_failure(self, job: BuildJob, stderr: str) -> ToolchainError | None:
         """What a failed build's error output means when this runner knows more than cargo
-        says (a header its compiler lacks for the target); None: cargo's own words stand."""
-        return None
+        says (a library its linker could not find, a header its compiler lacks for the
+        target); None: cargo's own words stand."""
+        from toolchain.compile.missing_library import explain_missing_library  # a failed build's path only
+
+        return explain_missing_library(job.target, job.project, list(job.selections), job.settings, stderr)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         if stdcache.uses_cache(job):

@@ -73,7 +73,8 @@ class ZigRunner(CommandRunner):
         return executables
 
     def explain_failure(self, job: BuildJob, stderr: str) -> ToolchainError | None:
-        return missing_sdk_header(job.target, stderr) if self.on_host else None
+        header = missing_sdk_header(job.target, stderr) if self.on_host else None
+        return header or super().explain_failure(job, stderr)
 
     def invocation(self, job: BuildJob) -> CargoInvocation:
         program_name = cargo_zigbuild_program() if self.on_host else "cargo-zigbuild"
