@@ -28,11 +28,13 @@ def app_linking_a_library_through_a_dependency(root: Path) -> Path:
             "pub fn answer() -> i32 { unsafe { tc_missing_answer() } }\n"
         ),
     )  # fmt: skip
-    return make_crate(
+    manifest = make_crate(
         root / "app", "app",
         main_rs='fn main() { println!("{}", capture::answer()); }\n',
-        manifest_extra='capture = { path = "../capture" }',
+        manifest_extra='capture = { path = "../capture", optional = true }',
     )  # fmt: skip
+    manifest.write_text(manifest.read_text() + '\n[features]\ndefault = ["pcap"]\npcap = ["dep:capture"]\n')
+    return manifest
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,7 @@ def test_a_library_the_linker_cannot_find_is_named_with_who_links_it(tmp_path: P
     assert "haikuonly" not in line
     assert f"lib{LIBRARY}.so or lib{LIBRARY}.a built for {triple}" in line, line
     assert f'[target.{triple}] rustflags = ["-L", "native=FOLDER"]' in line, line
+    assert line.endswith("or avoid it: app -> capture is optional, behind app's feature 'pcap' (on by default)"), line
 
     if triple == "x86_64-unknown-linux-gnu":
         # The hint is the fix: the library in a folder, that folder on the link search path.

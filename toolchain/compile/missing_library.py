@@ -62,11 +62,13 @@ def explain_missing_library(
     more = f" (and {len(needs) - 3} more)" if len(needs) > 3 else ""
     files = _FILES.get(target.os, _DEFAULT_FILES)
     wanted = ", ".join(files.format(name=name) for name in names)
+    optional = sorted({note for n in needs for note in n.optional})
+    avoid = f"; or avoid it: {'; '.join(optional)}" if optional else ""
     return MissingToolError(
         f"{target.triple}: the linker cannot find {_listing(names)}" + (f" ({linked_by}{more})" if linked_by else ""),
         hint=f"put {wanted} built for {target.triple} in a folder and pass it to the linker: "
         f'[target.{target.triple}] rustflags = ["-L", "native=FOLDER"] in .cargo/config.toml, '
-        'or RUSTFLAGS="-L native=FOLDER"',
+        f'or RUSTFLAGS="-L native=FOLDER"{avoid}',
     )
 
 
