@@ -56,6 +56,9 @@ CORPUS: tuple[tuple[str, str], ...] = (
     ("difftastic", "0.72.0"),
     ("watchexec-cli", "2.8.0"),
     ("fnm", "1.39.0"),
+    ("gitui", "0.28.1"),
+    ("bandwhich", "0.23.1"),
+    ("bottom", "0.15.0"),
 )
 TARGETS = (
     "x86_64-unknown-linux-gnu",
@@ -65,7 +68,18 @@ TARGETS = (
     "x86_64-pc-windows-gnu",
 )
 # -sys crates worth naming in the table: the C parts a cross build has to compile.
-C_PARTS = ("tikv-jemalloc-sys", "aws-lc-sys", "ring", "libgit2-sys", "zstd-sys", "openssl-sys", "bzip2-sys", "lzma-sys")
+C_PARTS = (
+    "tikv-jemalloc-sys",
+    "aws-lc-sys",
+    "ring",
+    "libgit2-sys",
+    "zstd-sys",
+    "openssl-sys",
+    "bzip2-sys",
+    "lzma-sys",
+    "libssh2-sys",
+    "openssl-src",
+)
 
 
 @dataclass
@@ -220,6 +234,11 @@ CRATE_CAUSES = {
         "cfg!(windows), the build machine's OS, so cross-compiled from Linux they are left out and the link "
         "misses WinNT() and MarkOfTheWeb; the headers it includes in the Windows SDK's spelling (PowrProf.h, "
         "Sddl.h, Wbemidl.h) the toolkit now finds"
+    ),
+    ("bandwhich", "0.23.1", "x86_64-pc-windows-gnu"): (
+        "the crate's: pnet_datalink 0.34.0's src/bindings/winpcap.rs has #[link(name = \"Packet\")], the import "
+        "library of the Npcap (or WinPcap) SDK, which a Windows build machine has only where someone installed "
+        "that SDK (bandwhich's README asks Windows users to install npcap)"
     ),
 }
 
