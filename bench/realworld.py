@@ -213,12 +213,6 @@ def machine() -> str:
 # What a red reason means when the cause is this machine rather than the crate or the toolkit,
 # each checked by hand (the table says so beside every red cell whose reason holds the key).
 MACHINE_CAUSES = {
-    "qemu-aarch64 did not finish": (
-        "this machine's emulator: Debian 12's qemu-user 7.2 spins in glibc's pthread_create on this "
-        "kernel (a C program that starts one thread, built with aarch64-linux-gnu-gcc -pthread, hangs the "
-        "same way; so does a 3-line Rust program built with the native runner), so no aarch64 binary that "
-        "starts a thread can be run here"
-    ),
     "which rustup has not installed": (
         "this machine's rustup: it cannot download a toolchain (its servers are unreachable here, and "
         "RUSTUP_AUTO_INSTALL=0), so a crate that pins a Rust this machine lacks stops at rustup's refusal; "

@@ -23,6 +23,8 @@ import pytest
 from conftest import make_crate, run_invoke
 
 from toolchain import REPO_ROOT
+from toolchain.config.catalog import load_catalog
+from toolchain.config.targets import host_platform
 from toolchain.digest import sha256_file
 from toolchain.errors import ConfigError, ProjectError, ReleaseCheckError, ToolchainError
 from toolchain.pipeline.targets import BuildOptions, build
@@ -33,7 +35,7 @@ from toolchain.release.channels.nfpm import LINTIAN_ACCEPTED
 from toolchain.release.channels.sbom import validate_sbom
 from toolchain.release.folder import MANIFEST_NAME, SUMS_NAME, package_release, verify_release
 from toolchain.release.signing import SecretKey, generate, sign_file
-from toolchain.verify.smoke import WINE, wine_prefix
+from toolchain.verify.smoke import WINE, launcher, wine_prefix
 
 pytestmark = pytest.mark.slow
 
@@ -129,7 +131,7 @@ def test_the_deb_installs_with_dpkg_into_a_throwaway_root_and_runs(release: Rele
             "-i", release.folder / name)  # fmt: skip
         assert "ii  tally" in run("dpkg", f"--admindir={admin}", "-l", "tally")
         binary = root / "usr" / "bin" / "tally"
-        prefix = ["qemu-aarch64", "-L", "/usr/aarch64-linux-gnu"] if triple.startswith("aarch64") else []
+        _, prefix, _ = launcher(load_catalog().target(triple), host_platform())  # qemu for aarch64, as smoke runs it
         assert run(*prefix, binary, "--version").strip() == "tally 0.1.0"
         docs = root / "usr" / "share" / "doc" / "tally"
         assert sorted(p.name for p in docs.iterdir()) == ["README.md", "changelog.gz", "copyright"]

@@ -106,7 +106,11 @@ def launcher(target: Target, host: str) -> tuple[str, list[str], dict[str, str]]
                 f"no {target.arch} C library for {emulator} at {sysroot}",
                 hint=f"apt-get install {target.toolchain.linker_package or 'libc6-' + target.arch + '-cross'}",
             )
-        return how, [emulator, "-L", str(sysroot)], {}
+        # The sysroot's libraries ahead of ld.so's cache: the cache is the build machine's and
+        # names Debian's libc6:arm64 when it is installed, another glibc than the sysroot's ld.so
+        # (a mix on which the first pthread_create spins for ever). A guest path: under -L.
+        search = ":".join(f"/{d}" for d in ("lib", "lib64", "usr/lib") if (sysroot / d).is_dir())
+        return how, [emulator, "-L", str(sysroot), "-E", f"LD_LIBRARY_PATH={search or '/lib'}"], {}
     if how == "wine":
         if not Path(WINE).is_file():
             raise MissingToolError("wine64 is not installed", hint="apt-get install wine64")
@@ -126,7 +130,10 @@ def smoke_binary(
     results = []
     runs = [(["--version"], f"prints {version}"), *((list(c), "exits 0") for c in checks)]
     for args, expectation in runs:
-        result = proc.run([*prefix, binary, *args], env=env, check=False, timeout=120)
+        command = f"{binary.name} {' '.join(args)}" + (f" under {Path(prefix[0]).name}" if prefix else "")
+        result = proc.run(
+            [*prefix, binary, *args], env=env, check=False, timeout=120, error=VerificationError, what=command
+        )
         output = (result.stdout + result.stderr).strip()
         ok = result.returncode == 0 and (version in result.stdout if args == ["--version"] else True)
         results.append(SmokeCheck(tuple(args), ok, result.returncode, output[-2000:], expectation))
