@@ -11,7 +11,7 @@ import itertools
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,14 @@ class LinkNeed:
 def target_cfg(target: Target, project: Project) -> tuple[dict[str, set[str]], set[str]]:
     """rustc's cfg values for the target (`key="value"` pairs and bare names); empty when
     rustc cannot say (every predicate on the target is then taken as unknown)."""
-    text = project.context.output([default_rustc(), "--print", "cfg", "--target", target.triple]) or ""
+    return rustc_cfg(project, target.triple)
+
+
+def rustc_cfg(project: Project, triple: str | None) -> tuple[dict[str, set[str]], set[str]]:
+    """rustc's cfg values for a triple, or for the machine rustc runs on (None): what a build
+    script's own `cfg!` sees."""
+    chosen = ["--target", triple] if triple else []
+    text = project.context.output([default_rustc(), "--print", "cfg", *chosen]) or ""
     pairs: dict[str, set[str]] = {}
     bare: set[str] = set()
     for line in text.splitlines():
@@ -67,6 +74,16 @@ def _checksums(lockfile: Path) -> dict[tuple[str, str, str], str]:
         for p in lock.get("package", [])
         if isinstance(p, dict) and "checksum" in p and "name" in p and "version" in p
     }
+
+
+def chain_to(package_id: str, parent: dict[str, str | None], packages: dict[str, dict[str, Any]]) -> LinkNeed:
+    """The shortest chain of dependencies from a selected package to this one (`reachable`'s
+    parents), with the edges a feature choice would drop; no libraries yet."""
+    chain = [package_id]
+    while (up := parent.get(chain[-1])) is not None:
+        chain.append(up)
+    chain.reverse()
+    return LinkNeed(tuple(packages[p]["name"] for p in chain), (), _optional_edges(chain, packages))
 
 
 def _optional_edges(chain: list[str], packages: dict[str, dict[str, Any]]) -> tuple[str, ...]:
@@ -129,12 +146,7 @@ def link_needs(
         for certain, libraries in found.items():
             if not libraries or (not certain and found[True]):
                 continue
-            chain = [pid]
-            while (up := parent[chain[-1]]) is not None:
-                chain.append(up)
-            chain.reverse()
-            names = tuple(packages[p]["name"] for p in chain)
-            needs.append(LinkNeed(names, tuple(libraries), _optional_edges(chain, packages), certain))
+            needs.append(replace(chain_to(pid, parent, packages), libraries=tuple(libraries), certain=certain))
     cache.save()
     seconds = time.monotonic() - started
     log.info(f"{target.triple}: {len(parent)} packages checked for {purpose}, in {seconds:.2f} s")

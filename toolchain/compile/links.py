@@ -50,13 +50,14 @@ _DASH_FRAMEWORK = re.compile(r"""-framework(?:["'\s,=]|\)\s*\.\s*\w+\s*\()+([A-Z
 
 
 def _strip_comments(text: str) -> str:
-    # Strings are kept whole (a URL's `//` is not a comment); comments become blanks.
+    # Strings are kept whole (a URL's `//` is not a comment); comments become blanks, keeping
+    # their line breaks (a line number read after this is the file's).
     out, pos = [], 0
     pattern = re.compile(r'"(?:[^"\\]|\\.)*"|/\*.*?\*/|//[^\n]*', re.DOTALL)
     for match in pattern.finditer(text):
         out.append(text[pos : match.start()])
         token = match.group(0)
-        out.append(token if token.startswith('"') else " ")
+        out.append(token if token.startswith('"') else " " + "\n" * token.count("\n"))
         pos = match.end()
     out.append(text[pos:])
     return "".join(out)
@@ -166,6 +167,22 @@ def scan_build_script(text: str) -> list[LinkLine]:
     text = _strip_comments(text)
     names = {m.group(1) for m in _BUILD_FRAMEWORK.finditer(text)} | {m.group(1) for m in _DASH_FRAMEWORK.finditer(text)}
     return [LinkLine(name, "framework", (), True, from_build_script=True) for name in sorted(names)]
+
+
+_CFG_USE = re.compile(r"\bcfg!\s*\(|#!?\[\s*cfg\s*\(")
+
+
+def cfg_predicates(text: str) -> list[tuple[str, int]]:
+    """Every `cfg!(...)` and `#[cfg(...)]` predicate of a Rust file, with its line number."""
+    text = _strip_comments(text)
+    found = []
+    for match in _CFG_USE.finditer(text):
+        opening = match.end() - 1
+        end = _balanced(text, opening, "(", ")")
+        if end != -1:
+            predicate = " ".join(text[opening + 1 : end - 1].split())
+            found.append((predicate, text.count("\n", 0, match.start()) + 1))
+    return found
 
 
 def scan_package(package: dict[str, object]) -> list[LinkLine]:
@@ -321,6 +338,8 @@ def evaluate(predicate: str, cfg: dict[str, set[str]], bare: set[str], features:
             return value in cfg[word] if word in cfg else None
         if word in bare:
             return True
+        if word in ("unix", "windows") and bare:
+            return False  # rustc names the one of the two a target is (a target of neither, neither)
         if word in ("test", "doc", "docsrs", "miri", "debug_assertions"):
             return False if word != "debug_assertions" else None
         return None

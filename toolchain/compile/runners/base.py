@@ -89,11 +89,14 @@ class CommandRunner(ABC):
 
     def explain_failure(self, job: BuildJob, stderr: str) -> ToolchainError | None:
         """What a failed build's error output means when this runner knows more than cargo
-        says (a library its linker could not find, a header its compiler lacks for the
-        target); None: cargo's own words stand."""
-        from toolchain.compile.missing_library import explain_missing_library  # a failed build's path only
+        says (a library its linker could not find, a build script that tested the build machine
+        where it meant the target, a header its compiler lacks); None: cargo's own words stand."""
+        # Imported on a failed build's path only.
+        from toolchain.compile.host_cfg import explain_host_cfg
+        from toolchain.compile.missing_library import explain_missing_library
 
-        return explain_missing_library(job.target, job.project, list(job.selections), job.settings, stderr)
+        found = (job.target, job.project, list(job.selections), job.settings, stderr)
+        return explain_missing_library(*found) or explain_host_cfg(*found)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         if stdcache.uses_cache(job):
