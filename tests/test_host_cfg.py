@@ -99,6 +99,30 @@ def test_the_build_script_line_that_asked_the_build_machine_is_named(tmp_path: P
     assert subprocess.run([binary], capture_output=True, text=True, check=True).stdout == "42\n"
 
 
+def test_a_library_a_build_script_asks_for_by_the_build_machines_os_is_not_sent_looking_for(tmp_path: Path) -> None:
+    """`cfg!(unix)` holds on Linux, so the script asks for libdl for Windows too: supplying a
+    libdl.a is not the fix (the missing-library line would say that), the script is."""
+    parts = tmp_path / "parts"
+    make_crate(parts, "parts", main_rs=None, lib_rs="pub fn answer() -> i32 { 42 }\n")
+    (parts / "build.rs").write_text(
+        'fn main() {\n    if cfg!(unix) {\n        println!("cargo:rustc-link-lib=dl");\n    }\n}\n'
+    )
+    manifest = make_crate(
+        tmp_path / "app", "app", main_rs='fn main() { println!("{}", parts::answer()); }\n',
+        manifest_extra='parts = { path = "../parts" }',
+    )  # fmt: skip
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    out = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast")
+    result = run_invoke("build", "--target", WINDOWS, *out, cwd=manifest.parent, env=env)
+    assert result.returncode == 6, result.stderr[-3000:]
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
+    assert (
+        f"parts's build script tests the build machine, not the target: `unix` (build.rs line 2) is true on this "
+        f"linux machine and false for {WINDOWS}, so it asks the linker for -ldl, which it cannot find for {WINDOWS} "
+        "(app -> parts); build x86_64-pc-windows-gnu on a windows machine;"
+    ) in line, line
+
+
 def test_other_link_failures_are_left_to_cargo(tmp_path: Path) -> None:
     """A symbol no build script left out (a plain missing definition) keeps cargo's words."""
     manifest = make_crate(

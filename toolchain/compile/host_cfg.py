@@ -7,9 +7,13 @@ RAR support) compiles unrar's isnt.cpp and motw.cpp only `#[cfg(windows)]`, and 
 x86_64-pc-windows-gnu stops at "undefined reference to `WinNT()'". cargo says "linking with
 `x86_64-w64-mingw32-gcc` failed"; this names the package, the line and the way out.
 
-Read after a link fails with undefined symbols only: the packages whose objects hold them
-(the rlibs the linker names), and a predicate in their build script that holds for one of
-the build machine and the target but not for the other."""
+The other way round, a script that asks for a library when `cfg!(unix)` holds asks for it on
+Linux for Windows too, and the linker cannot find it there (it is not a library to supply).
+
+Read after a link fails only: the packages whose objects use the undefined symbols (the rlibs
+the linker names) or whose build script asks for the library the linker could not find, and a
+predicate in that build script that holds for one of the build machine and the target but not
+for the other."""
 
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from typing import Any
 from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
 from toolchain.compile.link_needs import chain_to, rustc_cfg
 from toolchain.compile.links import cfg_predicates, evaluate
+from toolchain.compile.missing_library import missing_libraries
 from toolchain.config.settings import Settings
 from toolchain.config.targets import Target
 from toolchain.errors import BuildError, ToolchainError
@@ -89,32 +94,43 @@ def host_tests(
 def explain_host_cfg(
     target: Target, project: Project, selections: list[Selection], settings: Settings, stderr: str
 ) -> ToolchainError | None:
-    """A failed link read for undefined symbols from a package whose build script tests the
-    build machine's cfg where the target's differs: the one-line error naming it, or None."""
+    """A failed link read for what a build script that tests the build machine's cfg (where the
+    target's differs) left out or put in: the symbols it left undefined in its own crate's
+    objects, or a library it asked the linker for that the target lacks. The one-line error
+    naming it, or None."""
     undefined = undefined_symbols(stderr)
-    if undefined is None or not undefined.crates:
+    libraries = missing_libraries(stderr)
+    if (undefined is None or not undefined.crates) and not libraries:
         return None
     try:
         metadata = target_metadata(project, target.triple, settings)
     except ToolchainError:
         return None  # the graph could not be read again: cargo's words stand
-    packages = {p["id"]: p for p in metadata["packages"]}
-    nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
-    by_crate = {_crate_name(p): pid for pid, p in packages.items() if _crate_name(p)}
     host, wanted = rustc_cfg(project, None), rustc_cfg(project, target.triple)
     if not host[1] or not wanted[1]:
         return None  # rustc could not say either side
-    for crate in undefined.crates:
-        pid = by_crate.get(crate)
-        script = _build_script(packages[pid]) if pid else None
-        if pid is None or script is None:
+    packages = {p["id"]: p for p in metadata["packages"]}
+    nodes = {n["id"]: n for n in (metadata.get("resolve") or {}).get("nodes", [])}
+    # (package id, what the script's choice did): users of the undefined symbols first, then
+    # every script that asks for a library the linker did not find.
+    suspects: list[tuple[str, str]] = []
+    if undefined is not None and undefined.crates:
+        by_crate = {_crate_name(p): pid for pid, p in packages.items() if _crate_name(p)}
+        symbols = ", ".join(f"`{s}`" for s in undefined.symbols[:3]) + (
+            " and more" if len(undefined.symbols) > 3 else ""
+        )
+        effect = f"so the code it built leaves {symbols} undefined"
+        suspects += [(by_crate[c], effect) for c in undefined.crates if c in by_crate]
+    for pid in packages:
+        asked = [name for name in libraries if _asks_for(_script_text(packages[pid]), name)]
+        if asked:
+            flags = ", ".join(f"-l{name}" for name in asked)
+            suspects.append((pid, f"so it asks the linker for {flags}, which it cannot find for {target.triple}"))
+    for pid, effect in suspects:
+        script, text = _build_script(packages[pid]), _script_text(packages[pid])
+        if script is None or not text:
             continue
-        try:
-            text = script.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            continue
-        features = set(nodes.get(pid, {}).get("features", []))
-        tests = host_tests(text, features, host, wanted)
+        tests = host_tests(text, set(nodes.get(pid, {}).get("features", [])), host, wanted)
         if not tests:
             continue
         predicate, _, on_host, for_target = tests[0]
@@ -124,14 +140,20 @@ def explain_host_cfg(
         parent = reachable(metadata, {s.package.name for s in selections}, build_dependencies=False)
         need = chain_to(pid, parent, packages) if pid in parent else None
         chain, optional = (need.chain, need.optional) if need else ((test.package,), ())
-        return _error(target, test, undefined, chain, optional)
+        return _error(target, test, effect, chain, optional)
     return None
 
 
+def _asks_for(script_text: str, library: str) -> bool:
+    """Whether a build script's text asks the linker for this library (`rustc-link-lib=[KIND=]NAME`
+    or `-lNAME` in `rustc-flags`)."""
+    name = re.escape(library)
+    return bool(re.search(rf"rustc-link-lib=(?:[\w:+,-]+=)?{name}\b|-l{name}\b", script_text))
+
+
 def _error(
-    target: Target, test: HostTest, undefined: Undefined, chain: tuple[str, ...], optional: tuple[str, ...]
+    target: Target, test: HostTest, effect: str, chain: tuple[str, ...], optional: tuple[str, ...]
 ) -> BuildError:
-    symbols = ", ".join(f"`{s}`" for s in undefined.symbols[:3]) + (" and more" if len(undefined.symbols) > 3 else "")
     via = f" ({' -> '.join(chain)})" if len(chain) > 1 else ""
     avoid = f"; or avoid it: {'; '.join(optional)}" if optional else ""
     shown = [str(n) for n in test.lines[:4]]
@@ -140,8 +162,7 @@ def _error(
     return BuildError(
         f"{target.triple}: {test.package}'s build script tests the build machine, not the target: "
         f"`{test.predicate}` ({where}) is {str(test.on_host).lower()} on this {test.machine} machine "
-        f"and {str(test.for_target).lower()} for {target.triple}, so the code it built leaves {symbols} "
-        f"undefined{via}",
+        f"and {str(test.for_target).lower()} for {target.triple}, {effect}{via}",
         hint=f"build {target.triple} on a {target.os} machine{avoid}; the crate's own fix is to read "
         "CARGO_CFG_TARGET_OS (and the other CARGO_CFG_* variables cargo sets for the target) in its build script",
     )
@@ -152,6 +173,14 @@ def _crate_name(package: dict[str, Any]) -> str | None:
         if set(item.get("kind", [])) & {"lib", "rlib", "staticlib", "dylib"}:
             return str(item["name"]).replace("-", "_")
     return None
+
+
+def _script_text(package: dict[str, Any]) -> str:
+    script = _build_script(package)
+    try:
+        return script.read_text(encoding="utf-8", errors="replace") if script else ""
+    except OSError:
+        return ""
 
 
 def _build_script(package: dict[str, Any]) -> Path | None:

@@ -96,7 +96,8 @@ class CommandRunner(ABC):
         from toolchain.compile.missing_library import explain_missing_library
 
         found = (job.target, job.project, list(job.selections), job.settings, stderr)
-        return explain_missing_library(*found) or explain_host_cfg(*found)
+        # A build script's wrong choice first: the library it asked for is then not the thing to supply.
+        return explain_host_cfg(*found) or explain_missing_library(*found)
 
     def build(self, job: BuildJob) -> dict[str, Path]:
         if stdcache.uses_cache(job):
