@@ -23,12 +23,16 @@ BUILD_RS = """use std::{env, path::PathBuf, process::Command};
 
 fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());
-    let windows = env::var("TARGET").unwrap().contains("windows");
-    let (cc, ar) = if windows { ("x86_64-w64-mingw32-gcc", "x86_64-w64-mingw32-ar") } else { ("cc", "ar") };
+    let target = env::var("TARGET").unwrap();
+    let (cc, ar) = match target.as_str() {
+        "x86_64-pc-windows-gnu" => ("x86_64-w64-mingw32-gcc", "x86_64-w64-mingw32-ar"),
+        "aarch64-unknown-linux-gnu" => ("aarch64-linux-gnu-gcc", "aarch64-linux-gnu-ar"),
+        _ => ("cc", "ar"),
+    };
     let files = [
         "common",
-        #[cfg(windows)]
-        "windows_part",
+        #[cfg(PREDICATE)]
+        "target_part",
     ];
     let mut objects = Vec::new();
     for name in files {
@@ -42,26 +46,27 @@ fn main() {
     println!("cargo:rustc-link-lib=static=tcpart");
 }
 """
-COMMON_C = """#ifdef _WIN32
-int tc_windows_part(void);
-int tc_common(void) { return tc_windows_part(); }
+COMMON_C = """#if defined(_WIN32) || defined(__aarch64__)
+int tc_target_part(void);
+int tc_common(void) { return tc_target_part(); }
 #else
 int tc_common(void) { return 42; }
 #endif
 """
 
 
-def app_with_a_host_testing_build_script(root: Path) -> Path:
-    """app -> parts (a path dependency behind app's feature `rar`) with the build script above."""
+def app_with_a_host_testing_build_script(root: Path, predicate: str = "windows") -> Path:
+    """app -> parts (a path dependency behind app's feature `rar`) with the build script above,
+    keeping the target's own C file behind `#[cfg(predicate)]`."""
     parts = root / "parts"
     make_crate(
         parts, "parts", main_rs=None,
         lib_rs='extern "C" { fn tc_common() -> i32; }\npub fn answer() -> i32 { unsafe { tc_common() } }\n',
     )  # fmt: skip
-    (parts / "build.rs").write_text(BUILD_RS)
+    (parts / "build.rs").write_text(BUILD_RS.replace("PREDICATE", predicate))
     (parts / "c").mkdir()
     (parts / "c" / "common.c").write_text(COMMON_C)
-    (parts / "c" / "windows_part.c").write_text("int tc_windows_part(void) { return 42; }\n")
+    (parts / "c" / "target_part.c").write_text("int tc_target_part(void) { return 42; }\n")
     manifest = make_crate(
         root / "app", "app",
         main_rs='fn main() { println!("{}", parts::answer()); }\n',
@@ -79,13 +84,13 @@ def test_the_build_script_line_that_asked_the_build_machine_is_named(tmp_path: P
     assert result.returncode == 6, result.stderr[-3000:]
     line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]  # cargo's come first
     assert (
-        f"{WINDOWS}: parts's build script tests the build machine, not the target: `windows` (build.rs line 9) "
-        f"is false on this linux machine and true for {WINDOWS}, so the code it built leaves `tc_windows_part` "
+        f"{WINDOWS}: parts's build script tests the build machine, not the target: `windows` (build.rs line 13) "
+        f"is false on this linux x86_64 machine and true for {WINDOWS}, so the code it built leaves `tc_target_part` "
         "undefined (app -> parts)"
     ) in line, line
     assert (
-        f"build {WINDOWS} on a windows machine; or avoid it: app -> parts is optional, behind app's feature 'rar'"
-        in line
+        f"build {WINDOWS} on a windows x86_64 machine; "
+        "or avoid it: app -> parts is optional, behind app's feature 'rar'" in line
     )
     assert line.endswith(
         "read CARGO_CFG_TARGET_OS (and the other CARGO_CFG_* variables cargo sets for the target) in its build script"
@@ -97,6 +102,22 @@ def test_the_build_script_line_that_asked_the_build_machine_is_named(tmp_path: P
     assert host.returncode == 0, host.stderr[-3000:]
     (binary,) = (tmp_path / "target").glob(f"{LINUX}/fast/app")
     assert subprocess.run([binary], capture_output=True, text=True, check=True).stdout == "42\n"
+
+
+def test_zigs_linker_and_an_architecture_predicate_are_read_the_same_way(tmp_path: Path) -> None:
+    """aarch64 through cargo-zigbuild (lld's words), the file kept behind the build machine's arch."""
+    triple = "aarch64-unknown-linux-gnu"
+    manifest = app_with_a_host_testing_build_script(tmp_path, 'target_arch = "aarch64"')
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    args = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast", "--runner", "zig")
+    result = run_invoke("build", "--target", triple, *args, cwd=manifest.parent, env=env)
+    assert result.returncode == 6, result.stderr[-3000:]
+    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
+    assert (
+        f'parts\'s build script tests the build machine, not the target: `target_arch = "aarch64"` (build.rs line 13) '
+        f"is false on this linux x86_64 machine and true for {triple}, so the code it built leaves `tc_target_part` "
+        f"undefined (app -> parts); build {triple} on a linux aarch64 machine;"
+    ) in line, line
 
 
 def test_a_library_a_build_script_asks_for_by_the_build_machines_os_is_not_sent_looking_for(tmp_path: Path) -> None:
@@ -118,8 +139,8 @@ def test_a_library_a_build_script_asks_for_by_the_build_machines_os_is_not_sent_
     line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
     assert (
         f"parts's build script tests the build machine, not the target: `unix` (build.rs line 2) is true on this "
-        f"linux machine and false for {WINDOWS}, so it asks the linker for -ldl, which it cannot find for {WINDOWS} "
-        "(app -> parts); build x86_64-pc-windows-gnu on a windows machine;"
+        f"linux x86_64 machine and false for {WINDOWS}, so it asks the linker for -ldl, which it cannot find for "
+        f"{WINDOWS} (app -> parts); build {WINDOWS} on a windows x86_64 machine;"
     ) in line, line
 
 

@@ -56,7 +56,7 @@ class HostTest:
     """A build script's predicate that answers differently on the build machine and for the target."""
 
     package: str
-    machine: str  # the build machine's OS, as rustc names it ("linux")
+    machine: str  # the build machine's OS and architecture, as rustc names them ("linux x86_64")
     script: Path
     lines: tuple[int, ...]  # every line of the script with this predicate
     predicate: str
@@ -135,7 +135,7 @@ def explain_host_cfg(
             continue
         predicate, _, on_host, for_target = tests[0]
         lines = tuple(line for p, line, _, _ in tests if p == predicate)
-        machine = min(host[0].get("target_os", set()), default="build")
+        machine = " ".join(min(host[0].get(key, set()), default="") for key in ("target_os", "target_arch")).strip()
         test = HostTest(packages[pid]["name"], machine, script, lines, predicate, on_host, for_target)
         parent = reachable(metadata, {s.package.name for s in selections}, build_dependencies=False)
         need = chain_to(pid, parent, packages) if pid in parent else None
@@ -161,9 +161,9 @@ def _error(
     where = f"{test.script.name} line{'s' if len(shown) > 1 else ''} {numbers}"
     return BuildError(
         f"{target.triple}: {test.package}'s build script tests the build machine, not the target: "
-        f"`{test.predicate}` ({where}) is {str(test.on_host).lower()} on this {test.machine} machine "
+        f"`{test.predicate}` ({where}) is {str(test.on_host).lower()} on this {test.machine or 'build'} machine "
         f"and {str(test.for_target).lower()} for {target.triple}, {effect}{via}",
-        hint=f"build {target.triple} on a {target.os} machine{avoid}; the crate's own fix is to read "
+        hint=f"build {target.triple} on a {target.os} {target.arch} machine{avoid}; the crate's own fix is to read "
         "CARGO_CFG_TARGET_OS (and the other CARGO_CFG_* variables cargo sets for the target) in its build script",
     )
 
