@@ -61,3 +61,53 @@ def test_a_threaded_aarch64_binary_runs_under_qemu_with_one_c_library(tmp_path: 
     (loader,) = [p for p in mapped if p.name.startswith("ld-linux-aarch64")]
     (libc,) = [p for p in mapped if p.name == "libc.so.6"]
     assert libc.parent == loader.parent, mapped  # one glibc, not the sysroot's ld.so with another's libc
+
+
+READS_INPUT_RS = """use std::io::Read;
+
+fn main() {
+    match std::env::args().nth(1).as_deref() {
+        Some("--version") => println!("reader {}", env!("CARGO_PKG_VERSION")),
+        // A health check that reads its input to the end, as a filter does.
+        Some("self-test") => {
+            let mut all = String::new();
+            std::io::stdin().read_to_string(&mut all).unwrap();
+            println!("read {} bytes", all.len());
+        }
+        _ => {}
+    }
+}
+"""
+
+
+def test_a_smoke_check_never_waits_on_the_callers_input(tmp_path: Path) -> None:
+    """`smoke` from a shell or a CI step whose input stays open: a check that reads its input
+    gets none and goes on (before, it waited for the caller's input until the 120 s timeout)."""
+    import subprocess
+    import sys
+
+    from toolchain import REPO_ROOT
+
+    manifest = make_crate(tmp_path / "reader", "reader", main_rs=READS_INPUT_RS)
+    (manifest.parent / "toolchain.toml").write_text('[smoke]\nchecks = [["self-test"]]\n')
+    out = tmp_path / "dist"
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    built = run_invoke(
+        "build", "--target", ARM, "--profile", "fast", "--out-dir", str(out), cwd=manifest.parent, env=env
+    )
+    assert built.returncode == 0, built.stderr[-3000:]
+    command = [sys.executable, "-m", "invoke", "--search-root", str(REPO_ROOT), "smoke", "--target", ARM]
+    log = tmp_path / "smoke.log"
+    with (
+        log.open("w") as output,
+        subprocess.Popen(
+            [*command, "--out-dir", str(out)], cwd=manifest.parent, stdin=subprocess.PIPE, stdout=output, stderr=output
+        ) as smoke,
+    ):  # the input stays open and empty until the run is over, as a terminal's would
+        try:
+            smoke.wait(timeout=300)
+        finally:
+            smoke.kill()
+    said = log.read_text()
+    assert smoke.returncode == 0, said[-3000:]
+    assert "ok   reader self-test (qemu)" in said, said[-3000:]

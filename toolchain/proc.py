@@ -40,6 +40,7 @@ def run(
     what: str | None = None,
     quiet: bool = False,
     timeout: float | None = None,
+    no_input: bool = False,
 ) -> Result:
     """Run argv; return its output.
 
@@ -48,6 +49,7 @@ def run(
         it, so a failure can quote the tool's own first error line.
     env: variables added to (not replacing) the current environment.
     check: on a non-zero exit raise `error` naming `what` failed.
+    no_input: its input is empty (/dev/null), not this process's terminal or pipe.
     """
     if isinstance(argv, str):
         raise TypeError("proc.run takes an argument list, never a shell string")
@@ -60,13 +62,14 @@ def run(
         full_env.update(env)
     try:
         if tee_stderr:
-            stdout, stderr_text, returncode = _tee(args, cwd, full_env, capture)
+            stdout, stderr_text, returncode = _tee(args, cwd, full_env, capture, no_input)
         else:
             completed = subprocess.run(
                 args,
                 cwd=cwd,
                 env=full_env,
                 capture_output=capture,
+                stdin=subprocess.DEVNULL if no_input else None,
                 text=True,
                 errors="replace",
                 timeout=timeout,
@@ -129,7 +132,9 @@ def run_to(
         raise error(f"{what} failed with exit code {completed.returncode}" + (f": {message[0]}" if message else ""))
 
 
-def _tee(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, capture: bool) -> tuple[str, str, int]:
+def _tee(
+    argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, capture: bool, no_input: bool = False
+) -> tuple[str, str, int]:
     """Run argv showing its error output line by line as it comes (cargo's progress) while
     keeping it; its standard output (when `capture`), error output and exit code. Standard
     output is read on a thread of its own, so neither pipe can fill and stall the tool."""
@@ -139,6 +144,7 @@ def _tee(argv: list[str], cwd: Path | None, env: Mapping[str, str] | None, captu
         env=dict(env) if env is not None else None,
         stdout=subprocess.PIPE if capture else None,
         stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL if no_input else None,
         text=True,
         errors="replace",
     )

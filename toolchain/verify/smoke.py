@@ -132,8 +132,9 @@ def smoke_binary(
     for args, expectation in runs:
         command = f"{binary.name} {' '.join(args)}" + (f" under {Path(prefix[0]).name}" if prefix else "")
         result = proc.run(
-            [*prefix, binary, *args], env=env, check=False, timeout=120, error=VerificationError, what=command
-        )
+            [*prefix, binary, *args], env=env, check=False, timeout=120, error=VerificationError, what=command,
+            no_input=True,  # a check that reads its input gets none, never the caller's terminal or CI step's
+        )  # fmt: skip
         output = (result.stdout + result.stderr).strip()
         ok = result.returncode == 0 and (version in result.stdout if args == ["--version"] else True)
         results.append(SmokeCheck(tuple(args), ok, result.returncode, output[-2000:], expectation))
