@@ -87,6 +87,22 @@ def make_crate(
     return root / "Cargo.toml"
 
 
+def app_using(root: Path, dependency: str, feature: str | None = None) -> Path:
+    """root/app, whose main prints `dependency::answer()` from the path crate root/DEPENDENCY;
+    with `feature`, the dependency is optional behind that feature of app's, on by default."""
+    optional = ", optional = true" if feature else ""
+    manifest = make_crate(
+        root / "app", "app",
+        main_rs=f'fn main() {{ println!("{{}}", {dependency}::answer()); }}\n',
+        manifest_extra=f'{dependency} = {{ path = "../{dependency}"{optional} }}',
+    )  # fmt: skip
+    if feature:
+        manifest.write_text(
+            manifest.read_text() + f'\n[features]\ndefault = ["{feature}"]\n{feature} = ["dep:{dependency}"]\n'
+        )
+    return manifest
+
+
 def run_invoke(
     *args: str, cwd: Path = DEMO_COPY, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:

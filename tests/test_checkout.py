@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import on_ci
 
 from toolchain import REPO_ROOT
 from toolchain.config.settings import load_settings
@@ -23,6 +24,7 @@ DEMO = REPO_ROOT / "demo"
 def git(*args: str) -> str:
     done = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, check=False)
     if done.returncode == 128:
+        assert not on_ci(), f"CI runs on a clean clone: {done.stderr.strip()}"
         pytest.skip(f"not a git checkout: {done.stderr.strip()}")
     return done.stdout
 

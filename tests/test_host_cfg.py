@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, run_invoke
+from conftest import app_using, make_crate, run_invoke
 
 from toolchain.compile.host_cfg import host_tests, undefined_symbols
 
@@ -67,22 +67,23 @@ def app_with_a_host_testing_build_script(root: Path, predicate: str = "windows")
     (parts / "c").mkdir()
     (parts / "c" / "common.c").write_text(COMMON_C)
     (parts / "c" / "target_part.c").write_text("int tc_target_part(void) { return 42; }\n")
-    manifest = make_crate(
-        root / "app", "app",
-        main_rs='fn main() { println!("{}", parts::answer()); }\n',
-        manifest_extra='parts = { path = "../parts", optional = true }',
-    )  # fmt: skip
-    manifest.write_text(manifest.read_text() + '\n[features]\ndefault = ["rar"]\nrar = ["dep:parts"]\n')
-    return manifest
+    return app_using(root, "parts", feature="rar")
+
+
+def failed_build(manifest: Path, triple: str, *extra: str) -> tuple[str, str]:
+    """`build --profile fast` of the app for the triple, which must fail with exit 6: the
+    toolkit's own error line (cargo's come first) and the whole error output."""
+    root = manifest.parent.parent
+    env = {"CARGO_TARGET_DIR": str(root / "target")}
+    args = ("--target", triple, "--out-dir", str(root / "dist"), "--profile", "fast", *extra)
+    result = run_invoke("build", *args, cwd=manifest.parent, env=env)
+    assert result.returncode == 6, result.stderr[-3000:]
+    return [x for x in result.stderr.splitlines() if x.startswith("error:")][-1], result.stderr
 
 
 def test_the_build_script_line_that_asked_the_build_machine_is_named(tmp_path: Path) -> None:
     manifest = app_with_a_host_testing_build_script(tmp_path)
-    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
-    out = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast")
-    result = run_invoke("build", "--target", WINDOWS, *out, cwd=manifest.parent, env=env)
-    assert result.returncode == 6, result.stderr[-3000:]
-    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]  # cargo's come first
+    line, _ = failed_build(manifest, WINDOWS)
     assert (
         f"{WINDOWS}: parts's build script tests the build machine, not the target: `windows` (build.rs line 13) "
         f"is false on this linux x86_64 machine and true for {WINDOWS}, so the code it built leaves `tc_target_part` "
@@ -98,7 +99,9 @@ def test_the_build_script_line_that_asked_the_build_machine_is_named(tmp_path: P
 
     # The same graph for this machine's own target: the script's answer is the target's, the link
     # succeeds, and nothing is said.
-    host = run_invoke("build", "--target", LINUX, *out, "--allow", "glibc-floor", cwd=manifest.parent, env=env)
+    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
+    out = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast", "--allow", "glibc-floor")
+    host = run_invoke("build", "--target", LINUX, *out, cwd=manifest.parent, env=env)
     assert host.returncode == 0, host.stderr[-3000:]
     (binary,) = (tmp_path / "target").glob(f"{LINUX}/fast/app")
     assert subprocess.run([binary], capture_output=True, text=True, check=True).stdout == "42\n"
@@ -108,11 +111,7 @@ def test_zigs_linker_and_an_architecture_predicate_are_read_the_same_way(tmp_pat
     """aarch64 through cargo-zigbuild (lld's words), the file kept behind the build machine's arch."""
     triple = "aarch64-unknown-linux-gnu"
     manifest = app_with_a_host_testing_build_script(tmp_path, 'target_arch = "aarch64"')
-    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
-    args = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast", "--runner", "zig")
-    result = run_invoke("build", "--target", triple, *args, cwd=manifest.parent, env=env)
-    assert result.returncode == 6, result.stderr[-3000:]
-    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
+    line, _ = failed_build(manifest, triple, "--runner", "zig")
     assert (
         f'parts\'s build script tests the build machine, not the target: `target_arch = "aarch64"` (build.rs line 13) '
         f"is false on this linux x86_64 machine and true for {triple}, so the code it built leaves `tc_target_part` "
@@ -128,15 +127,7 @@ def test_a_library_a_build_script_asks_for_by_the_build_machines_os_is_not_sent_
     (parts / "build.rs").write_text(
         'fn main() {\n    if cfg!(unix) {\n        println!("cargo:rustc-link-lib=dl");\n    }\n}\n'
     )
-    manifest = make_crate(
-        tmp_path / "app", "app", main_rs='fn main() { println!("{}", parts::answer()); }\n',
-        manifest_extra='parts = { path = "../parts" }',
-    )  # fmt: skip
-    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
-    out = ("--out-dir", str(tmp_path / "dist"), "--profile", "fast")
-    result = run_invoke("build", "--target", WINDOWS, *out, cwd=manifest.parent, env=env)
-    assert result.returncode == 6, result.stderr[-3000:]
-    line = [x for x in result.stderr.splitlines() if x.startswith("error:")][-1]
+    line, _ = failed_build(app_using(tmp_path, "parts"), WINDOWS)
     assert (
         f"parts's build script tests the build machine, not the target: `unix` (build.rs line 2) is true on this "
         f"linux x86_64 machine and false for {WINDOWS}, so it asks the linker for -ldl, which it cannot find for "
@@ -150,21 +141,9 @@ def test_other_link_failures_are_left_to_cargo(tmp_path: Path) -> None:
         tmp_path / "app", "app",
         main_rs='extern "C" { fn tc_nowhere() -> i32; }\nfn main() { println!("{}", unsafe { tc_nowhere() }); }\n',
     )  # fmt: skip
-    env = {"CARGO_TARGET_DIR": str(tmp_path / "target")}
-    result = run_invoke(
-        "build",
-        "--target",
-        WINDOWS,
-        "--out-dir",
-        str(tmp_path / "dist"),
-        "--profile",
-        "fast",
-        cwd=manifest.parent,
-        env=env,
-    )
-    assert result.returncode == 6, result.stderr[-3000:]
-    assert "tests the build machine" not in result.stderr
-    assert "failed with exit code 101" in result.stderr
+    _, said = failed_build(manifest, WINDOWS)
+    assert "tests the build machine" not in said
+    assert "failed with exit code 101" in said
 
 
 def test_every_linkers_wording_names_the_symbols_and_the_crates_using_them() -> None:

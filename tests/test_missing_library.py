@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import make_crate, run_invoke
+from conftest import app_using, make_crate, run_invoke
 
 from toolchain.compile.missing_library import missing_libraries
 
@@ -28,13 +28,7 @@ def app_linking_a_library_through_a_dependency(root: Path) -> Path:
             "pub fn answer() -> i32 { unsafe { tc_missing_answer() } }\n"
         ),
     )  # fmt: skip
-    manifest = make_crate(
-        root / "app", "app",
-        main_rs='fn main() { println!("{}", capture::answer()); }\n',
-        manifest_extra='capture = { path = "../capture", optional = true }',
-    )  # fmt: skip
-    manifest.write_text(manifest.read_text() + '\n[features]\ndefault = ["pcap"]\npcap = ["dep:capture"]\n')
-    return manifest
+    return app_using(root, "capture", feature="pcap")
 
 
 @pytest.mark.parametrize(

@@ -121,13 +121,14 @@ def explain_host_cfg(
         )
         effect = f"so the code it built leaves {symbols} undefined"
         suspects += [(by_crate[c], effect) for c in undefined.crates if c in by_crate]
-    for pid in packages:
-        asked = [name for name in libraries if _asks_for(_script_text(packages[pid]), name)]
+    scripts = {pid: _script_text(p) for pid, p in packages.items()}  # "" for a package without one
+    for pid, text in scripts.items():
+        asked = [name for name in libraries if _asks_for(text, name)]
         if asked:
             flags = ", ".join(f"-l{name}" for name in asked)
             suspects.append((pid, f"so it asks the linker for {flags}, which it cannot find for {target.triple}"))
     for pid, effect in suspects:
-        script, text = _build_script(packages[pid]), _script_text(packages[pid])
+        script, text = _build_script(packages[pid]), scripts[pid]
         if script is None or not text:
             continue
         tests = host_tests(text, set(nodes.get(pid, {}).get("features", [])), host, wanted)
