@@ -243,7 +243,9 @@ def test_wine_installs_the_msi_per_user_and_a_newer_one_replaces_it(
     assert wine("reg", "query", r"HKCU\Environment", "/v", "PATH").count(r"AppData\Local\tally\bin") == 1
 
 
-def cargo_tree(manifest: Path, triple: str, package: str, features: tuple[str, ...] = ()) -> set[str]:
+def cargo_tree(
+    manifest: Path, triple: str, package: str, features: tuple[str, ...] = (), depth: int | None = None
+) -> set[str]:
     argv: list[str | Path] = [
         "cargo",
         "tree",
@@ -257,6 +259,7 @@ def cargo_tree(manifest: Path, triple: str, package: str, features: tuple[str, .
         "none",
     ]
     argv += ["-p", package, "--locked", "-f", "{p}"] + (["--features", ",".join(features)] if features else [])
+    argv += ["--depth", str(depth)] if depth is not None else []
     lines = run(*argv).splitlines()
     # "name v1.2.3 (/path) (*)" -> "name@1.2.3"; the first line is the package itself.
     return {re.sub(r"^(\S+) v(\S+).*$", r"\1@\2", line) for line in lines[1:] if line.strip()}
@@ -277,6 +280,11 @@ def test_each_sbom_validates_and_lists_what_cargo_tree_lists(release: Release) -
         assert app["hashes"] == [{"alg": "SHA-256", "content": sha256_file(release.folder / described)}]
         components = {f"{c['name']}@{c['version']}" for c in document["components"]}
         assert components == cargo_tree(release.crate / "Cargo.toml", artifact["target"], "tally")
+        # Who depends on whom: an entry for the app and every crate; the app's are its direct dependencies.
+        graph = {d["ref"]: set(d.get("dependsOn", ())) for d in document["dependencies"]}
+        assert set(graph) == {app["bom-ref"]} | components
+        direct = cargo_tree(release.crate / "Cargo.toml", artifact["target"], "tally", depth=1)
+        assert graph[app["bom-ref"]] == direct and set().union(*graph.values()) == components
         for component in document["components"]:
             assert component["hashes"][0]["content"] == lock[(component["name"], component["version"])]
             assert component["licenses"] and component["purl"].startswith(f"pkg:cargo/{component['name']}@")

@@ -111,6 +111,7 @@ def render_sbom(
     from cyclonedx.model import HashAlgorithm, HashType, Property
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.model.dependency import Dependency
     from cyclonedx.output.json import JsonV1Dot6
 
     app = _component(resolved.root, "application")
@@ -132,14 +133,19 @@ def render_sbom(
         components[key].properties.add(Property(name=AUDITABLE_PROPERTY, value=package.kind))
     if embedded:
         app.properties.add(Property(name=AUDITABLE_PROPERTY, value=f"{len(set(embedded))} packages embedded"))
+    refs = {resolved.root.key: app, **components}
+    # One entry a crate, built here: Bom.register_dependency scans every entry on each call
+    # (0.15 s of 0.3 s on 225 crates).
+    dependencies = [
+        Dependency(ref=refs[c.key].bom_ref, dependencies=[Dependency(ref=refs[d].bom_ref) for d in c.dependencies])
+        for c in (resolved.root, *resolved.crates)
+    ]
     bom = Bom(
         serial_number=uuid.uuid5(SBOM_NAMESPACE, f"{artifact}:{artifact_sha256}"),
         metadata=metadata,
         components=components.values(),
+        dependencies=dependencies,
     )
-    refs = {resolved.root.key: app, **components}
-    for crate in (resolved.root, *resolved.crates):
-        bom.register_dependency(refs[crate.key], [refs[d] for d in crate.dependencies])
     text = JsonV1Dot6(bom).output_as_string(indent=2)
     # Sorted keys: the library keeps set order stable, this keeps the whole text stable.
     return json.dumps(json.loads(text), indent=2, sort_keys=True) + "\n"
