@@ -349,6 +349,39 @@ def test_the_sbom_query_asked_ahead_is_used_once_and_only_while_the_project_is_u
         resolve(manifest, "ahead", host, entry(host))
 
 
+def test_the_sbom_takes_the_graph_a_pre_cargo_check_asked_for_while_the_project_is_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pre-cargo check (the SDK, rust-version or C-library check) asks `cargo metadata` for the
+    target's graph; the SBOM reads that answer instead of asking again, and nothing is asked
+    ahead for it, until Cargo.toml or Cargo.lock changes."""
+    from toolchain.compile.cargo import load_project, read_lock, target_metadata
+    from toolchain.config.settings import load_settings
+    from toolchain.release.channels import crates
+
+    manifest = make_crate(tmp_path / "asked", "asked")
+    subprocess.run(["cargo", "generate-lockfile", "--manifest-path", manifest], check=True, capture_output=True)
+    monkeypatch.delenv("CARGO", raising=False)
+    host = "x86_64-unknown-linux-gnu"
+    project = load_project(manifest)
+    target_metadata(project, host, load_settings(manifest.parent))
+    crates.prefetch(project.manifest_path, project.lockfile, [host], (), False, False)
+    assert not [argv for argv in crates._ahead if str(project.manifest_path) in argv]
+    path = os.environ["PATH"]
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    for _ in range(2):  # the build's own answer, not used up
+        assert resolve(project.manifest_path, "asked", host, entry(host)).root.name == "asked"
+    # Cargo.lock read once while unchanged, again once it changes.
+    assert read_lock(project.lockfile) is read_lock(project.lockfile)
+    before = read_lock(project.lockfile)
+    project.lockfile.write_text(project.lockfile.read_text() + "\n")
+    assert read_lock(project.lockfile) is not before
+    with pytest.raises(ToolchainError, match="'cargo' is not installed"):
+        resolve(project.manifest_path, "asked", host, entry(host))
+    monkeypatch.setenv("PATH", path)
+    assert resolve(project.manifest_path, "asked", host, entry(host)).root.name == "asked"
+
+
 def test_the_homebrew_formula_and_scoop_manifest_point_at_the_archives(release: Release) -> None:
     formula = (release.folder / "tally.rb").read_text()
     for triple in LINUX:

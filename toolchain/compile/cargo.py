@@ -95,9 +95,24 @@ def resolution_args(
     return args
 
 
-# The crate graph for one target, by (Cargo.toml, target, resolution flags): asked once per build
-# by whichever pre-cargo check needs it first (the SDK check, the rust-version check).
-_target_graphs: dict[tuple[Path, str, tuple[str, ...]], dict[str, Any]] = {}
+def files_state(*paths: Path) -> tuple[object, ...]:
+    """What tells that files changed (mtime, size, inode; None when missing): an answer read
+    from them is used again only while this is the same."""
+
+    def one(path: Path) -> object:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    return tuple(one(path) for path in paths)
+
+
+# The crate graph for one target, by (Cargo.toml, target, resolution flags), with the state of
+# Cargo.toml and Cargo.lock before it was asked: asked once per build by whichever pre-cargo
+# check needs it first (the SDK check, the rust-version check), and taken by the SBOMs after cargo.
+_target_graphs: dict[tuple[Path, str, tuple[str, ...]], tuple[Path, tuple[object, ...], dict[str, Any]]] = {}
 
 
 def target_metadata(project: Project, triple: str, settings: Settings) -> dict[str, Any]:
@@ -105,15 +120,28 @@ def target_metadata(project: Project, triple: str, settings: Settings) -> dict[s
     with the build's own features and lock file."""
     build = settings.build
     resolution = resolution_args(project, build.features, build.all_features, build.no_default_features, build.locked)
-    key = (project.manifest_path, triple, tuple(resolution))
-    if key not in _target_graphs:
-        argv: list[str | Path] = [
-            cargo_program(), "metadata", "--format-version", "1",
-            "--manifest-path", project.manifest_path, "--filter-platform", triple, *resolution,
-        ]  # fmt: skip
-        result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {triple}", quiet=True)
-        _target_graphs[key] = json.loads(result.stdout)
-    return _target_graphs[key]
+    known = known_target_metadata(project.manifest_path, triple, resolution)
+    if known is not None:
+        return known
+    state = files_state(project.manifest_path, project.lockfile)
+    argv: list[str | Path] = [
+        cargo_program(), "metadata", "--format-version", "1",
+        "--manifest-path", project.manifest_path, "--filter-platform", triple, *resolution,
+    ]  # fmt: skip
+    result = project.context.run(argv, error=ProjectError, what=f"cargo metadata for {triple}", quiet=True)
+    document: dict[str, Any] = json.loads(result.stdout)
+    _target_graphs[(project.manifest_path, triple, tuple(resolution))] = (project.lockfile, state, document)
+    return document
+
+
+def known_target_metadata(manifest_path: Path, triple: str, resolution: list[str]) -> dict[str, Any] | None:
+    """The target's crate graph this process already asked for with these flags, while
+    Cargo.toml and Cargo.lock are as they were when it asked; None otherwise."""
+    found = _target_graphs.get((manifest_path, triple, tuple(resolution)))
+    if found is None:
+        return None
+    lockfile, state, document = found
+    return document if files_state(manifest_path, lockfile) == state else None
 
 
 def reachable(metadata: dict[str, Any], chosen: set[str], *, build_dependencies: bool) -> dict[str, str | None]:
@@ -147,14 +175,44 @@ def chain_to(package_id: str, parent: dict[str, str | None], metadata: dict[str,
     return tuple(names[p] for p in reversed(chain))
 
 
+@dataclass(frozen=True)
+class LockedPackage:
+    """One [[package]] of Cargo.lock."""
+
+    name: str
+    version: str
+    source: str | None  # None: a path package
+    checksum: str | None  # registry packages
+
+
+_locks: dict[Path, tuple[tuple[object, ...], tuple[LockedPackage, ...]]] = {}
+
+
+def read_lock(lockfile: Path) -> tuple[LockedPackage, ...]:
+    """Cargo.lock's packages, parsed once a process while the file is unchanged (the pre-cargo
+    checks, the link-line scan and the SBOMs all read it). Raises OSError, UnicodeDecodeError
+    or tomllib.TOMLDecodeError."""
+    state = files_state(lockfile)
+    found = _locks.get(lockfile)
+    if found is not None and found[0] == state:
+        return found[1]
+    lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+    packages = tuple(
+        LockedPackage(p["name"], p["version"], p.get("source"), p.get("checksum"))
+        for p in lock.get("package", [])
+        if isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("version"), str)
+    )
+    _locks[lockfile] = (state, packages)
+    return packages
+
+
 def locked_names(lockfile: Path) -> set[str]:
     """The package names a Cargo.lock holds (empty when it cannot be read): a check that
     needs the crate graph only when one of a few crates is in it asks this first."""
     try:
-        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+        return {p.name for p in read_lock(lockfile)}
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return set()
-    return {p["name"] for p in lock.get("package", []) if isinstance(p, dict) and "name" in p}
 
 
 def _manifest_file(manifest_path: Path) -> Path:

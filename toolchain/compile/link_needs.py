@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from toolchain.compile.cargo import Project, Selection, reachable, target_metadata
+from toolchain.compile.cargo import Project, Selection, reachable, read_lock, target_metadata
 from toolchain.compile.links import LinkLine, ScanCache
 from toolchain.compile.routes import default_rustc
 from toolchain.config.settings import Settings
@@ -66,14 +66,10 @@ def rustc_cfg(project: Project, triple: str | None) -> tuple[dict[str, set[str]]
 
 def _checksums(lockfile: Path) -> dict[tuple[str, str, str], str]:
     try:
-        lock = tomllib.loads(lockfile.read_text(encoding="utf-8"))
+        packages = read_lock(lockfile)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
-    return {
-        (p["name"], p["version"], p.get("source", "")): p["checksum"]
-        for p in lock.get("package", [])
-        if isinstance(p, dict) and "checksum" in p and "name" in p and "version" in p
-    }
+    return {(p.name, p.version, p.source or ""): p.checksum for p in packages if p.checksum}
 
 
 def chain_to(package_id: str, parent: dict[str, str | None], packages: dict[str, dict[str, Any]]) -> LinkNeed:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from toolchain import proc
-from toolchain.compile.cargo import cargo_program
+from toolchain.compile.cargo import cargo_program, files_state, known_target_metadata, read_lock
 from toolchain.compile.context import CargoContext
 from toolchain.errors import PackagingError, ToolchainError
 from toolchain.records.build_record import TargetEntry
@@ -89,17 +89,6 @@ _ahead: dict[tuple[str, ...], tuple[tuple[object, ...], Future[str]]] = {}
 _ahead_lock = threading.Lock()
 
 
-def _read_state(manifest: Path, lockfile: Path) -> tuple[object, ...]:
-    def one(path: Path) -> object:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
-    return (one(manifest), one(lockfile))
-
-
 def prefetch(
     manifest: Path,
     lockfile: Path,
@@ -110,15 +99,20 @@ def prefetch(
 ) -> None:
     """Run the `cargo metadata` queries resolve() will make for these triples on a
     thread, now: called while cargo compiles, the SBOMs then wait for none of them.
-    An answer is used once, and only if Cargo.toml and Cargo.lock are as they were."""
+    An answer is used once, and only if Cargo.toml and Cargo.lock are as they were.
+    A triple whose graph a pre-cargo check already asked for is not asked again."""
     chosen = _feature_args(features, all_features, no_default_features)
     jobs = []
     with _ahead_lock:
         for triple in triples:
+            if known_target_metadata(manifest, triple, [*chosen, "--locked"]) is not None:
+                continue
             argv = _metadata_argv(manifest, triple, chosen)
             future: Future[str] = Future()
-            _ahead[argv] = (_read_state(manifest, lockfile), future)
+            _ahead[argv] = (files_state(manifest, lockfile), future)
             jobs.append((argv, future))
+    if not jobs:
+        return
 
     def run() -> None:
         for argv, future in jobs:
@@ -130,7 +124,13 @@ def prefetch(
     threading.Thread(target=run, name="toolchain-metadata", daemon=True).start()
 
 
-def _metadata(argv: tuple[str, ...], manifest: Path) -> dict[str, Any]:
+def _metadata(manifest: Path, triple: str, features: list[str]) -> dict[str, Any]:
+    """The graph resolve() reads: the build's own (same flags, files unchanged), else the
+    answer asked ahead, else asked now."""
+    known = known_target_metadata(manifest, triple, [*features, "--locked"])
+    if known is not None:
+        return known
+    argv = _metadata_argv(manifest, triple, features)
     with _ahead_lock:
         ahead = _ahead.pop(argv, None)
     if ahead is not None:
@@ -139,7 +139,7 @@ def _metadata(argv: tuple[str, ...], manifest: Path) -> dict[str, Any]:
             text = future.result()
             document: dict[str, Any] = json.loads(text)
             lockfile = Path(document["workspace_root"]) / "Cargo.lock"
-            if _read_state(manifest, lockfile) == state:
+            if files_state(manifest, lockfile) == state:
                 return document
         except (ToolchainError, ValueError, KeyError, TypeError):
             pass  # asked again below: a failure is reported from there
@@ -149,12 +149,10 @@ def _metadata(argv: tuple[str, ...], manifest: Path) -> dict[str, Any]:
 
 def _lock_checksums(lockfile: Path) -> dict[tuple[str, str, str | None], str]:
     try:
-        lock = tomllib.loads(lockfile.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        packages = read_lock(lockfile)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PackagingError(f"cannot read {lockfile}: {exc}", hint="run `cargo generate-lockfile`") from exc
-    return {
-        (p["name"], p["version"], p.get("source")): p["checksum"] for p in lock.get("package", []) if "checksum" in p
-    }
+    return {(p.name, p.version, p.source): p.checksum for p in packages if p.checksum}
 
 
 def _app_info(raw: dict[str, Any]) -> AppInfo:
@@ -183,7 +181,7 @@ def resolve(manifest: Path, app: str, triple: str, entry: TargetEntry) -> Resolv
             f"{manifest} (the Cargo.toml the build record names) does not exist",
             hint="run `invoke package` in the checkout that built the release",
         )
-    metadata = _metadata(_metadata_argv(manifest, triple, feature_args(entry)), manifest)
+    metadata = _metadata(manifest, triple, feature_args(entry))
     packages = {p["id"]: p for p in metadata["packages"]}
     members = set(metadata["workspace_members"])
     root_ids = [i for i in members if packages[i]["name"] == app]
