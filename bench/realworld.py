@@ -11,8 +11,10 @@ Not CI: a full run is 10+ crates x 5 targets, hours on 2 cores.
 
     python3 bench/realworld.py [--crates ripgrep,fd-find] [--targets x86_64-unknown-linux-gnu]
                                [--cache /var/tmp/toolchain-realworld] [--timeout 2400] [--no-write]
-                               [--resume]
+                               [--resume [--redo]]
 
+--resume keeps the cells the JSON has and builds the rest; with --redo the chosen crates and
+targets are built again in their rows (a cell measured on an older tree or a busier machine).
 While CACHE/pause exists the run waits between cells (for a bench that needs a quiet machine).
 """
 
