@@ -135,7 +135,7 @@ def render_sbom(
         app.properties.add(Property(name=AUDITABLE_PROPERTY, value=f"{len(set(embedded))} packages embedded"))
     refs = {resolved.root.key: app, **components}
     # One entry a crate, built here: Bom.register_dependency scans every entry on each call
-    # (0.15 s of 0.3 s on 225 crates).
+    # (0.12 s of 0.30 s on 225 crates).
     dependencies = [
         Dependency(ref=refs[c.key].bom_ref, dependencies=[Dependency(ref=refs[d].bom_ref) for d in c.dependencies])
         for c in (resolved.root, *resolved.crates)
